@@ -1,0 +1,79 @@
+# relops.release: the two commands a newcomer runs are `make demo` and `make test`.
+# Both set everything up first (idempotently), so a fresh clone needs nothing else.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := build/relops-release-$(VERSION).tar.gz
+COLLECTIONS := build/collections
+INSTALLED := $(COLLECTIONS)/ansible_collections/relops/release/MANIFEST.json
+SOURCES := $(shell git ls-files -co --exclude-standard -- galaxy.yml meta plugins roles playbooks README.md 2>/dev/null)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+SOURCE_LINK := build/src/ansible_collections/relops/release
+
+.PHONY: help setup system-packages python-packages install source-link demo test unit lint sanity integration bench clean
+
+help:
+	@echo "make demo    set up, then run a governed release of the demo app on this machine"
+	@echo "make test    set up, then run unit, lint, sanity and integration tests"
+	@echo "make setup   system packages, .venv, Python packages, collection built and installed"
+	@echo "make unit | lint | sanity | integration | bench | install | clean"
+
+setup: system-packages python-packages install source-link
+
+system-packages:
+	@bash tests/setup/system_packages.sh
+
+python-packages: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+install: $(INSTALLED)
+
+$(INSTALLED): $(SOURCES) | python-packages
+	@mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build . >/dev/null
+	@rm -rf $(COLLECTIONS)/ansible_collections/relops/release
+	$(BIN)/ansible-galaxy collection install --force --offline -p $(COLLECTIONS) $(TARBALL) >/dev/null
+	@echo "installed relops.release $(VERSION) into $(COLLECTIONS)"
+
+# Unit tests and mypy import the checkout itself as ansible_collections.relops.release.
+source-link:
+	@mkdir -p $(dir $(SOURCE_LINK))
+	@ln -sfn $(CURDIR) $(SOURCE_LINK)
+
+demo: setup
+	$(BIN)/ansible-playbook -i inventories/local/hosts.yml playbooks/release.yml
+	$(BIN)/ansible-playbook -i inventories/local/hosts.yml playbooks/ledger_status.yml
+
+test: setup unit lint sanity integration
+
+unit: source-link
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+lint: source-link
+	$(BIN)/ruff check plugins tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/ansible-lint --profile production --offline
+
+sanity:
+	bash tests/sanity/run_sanity.sh
+
+integration: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 tests/integration
+
+bench: setup
+	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

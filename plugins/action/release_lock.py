@@ -1,0 +1,180 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for relops.release.release_lock (documentation in plugins/modules/release_lock.py)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, Optional
+
+from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, now_timestamp, utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff, poll_until
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
+    Ledger,
+    LedgerError,
+    LockState,
+    ensure_holder,
+    ensure_releasable,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "default": "acquired", "choices": ["acquired", "released", "heartbeat", "status"]},
+    "ttl": {"type": "int", "default": 1800},
+    "wait_timeout": {"type": "int", "default": 0},
+    "force": {"type": "bool", "default": False},
+    **LEDGER_ARGUMENT_SPEC,
+}
+
+
+class ActionModule(RelopsActionBase):
+    argument_spec = ARGUMENT_SPEC
+
+    def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        _check_numbers(args)
+        if self.check_mode:
+            # Check mode neither creates the ledger nor notes the run: it only reads.
+            existing = self.open_task_ledger_readonly(args)
+            before = existing.get_lock(args["name"]) if existing else None
+            if existing:
+                existing.close()
+            result = self._handle(None, args, before)
+        else:
+            with self.open_task_ledger(args) as ledger:
+                before = ledger.get_lock(args["name"])
+                result = self._handle(ledger, args, before)
+        result["run_id"] = self.actor.run_id
+        if self.diff_mode:
+            result["diff"] = {
+                "before": _holder_text(before),
+                "after": _holder_text(_lock_or_none(result.get("lock"))),
+                "before_header": "lock %s" % args["name"],
+                "after_header": "lock %s" % args["name"],
+            }
+        return result
+
+    def _handle(self, ledger: Optional[Ledger], args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
+        """Run the state's handler; ``ledger`` is None in check mode, where nothing is written."""
+        if args["state"] == "acquired":
+            return self._acquire(ledger, args, before) if ledger else self._predict_acquire(args, before)
+        if args["state"] == "released":
+            return self._release(ledger, args, before)
+        if args["state"] == "heartbeat":
+            lock = (
+                ledger.heartbeat_lock(args["name"], self.actor)
+                if ledger
+                else ensure_holder(before, args["name"], self.actor)
+            )
+            return {"changed": False, "outcome": "renewed", "lock": lock.as_dict()}
+        if before is None or before.expires_at <= now_timestamp():
+            return {"changed": False, "outcome": "free", "lock": before.as_dict() if before else None}
+        return {"changed": False, "outcome": "held", "lock": before.as_dict()}
+
+    def _acquire(self, ledger: Ledger, args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
+        del before
+        polled = poll_until(
+            lambda: ledger.try_lock(args["name"], self.actor, args["ttl"]),
+            lambda attempt: attempt.obtained,
+            Backoff(timeout=float(args["wait_timeout"])),
+        )
+        attempt = polled.value
+        timing = {"waited": round(polled.waited, 3), "attempts": polled.attempts}
+        if not attempt.obtained:
+            return {
+                "failed": True,
+                "changed": False,
+                "outcome": "held",
+                "lock": attempt.holder.as_dict() if attempt.holder else None,
+                "msg": _held_message(args["name"], attempt.holder, args["wait_timeout"]),
+                **timing,
+            }
+        result: Dict[str, Any] = {
+            "changed": attempt.outcome != "renewed",
+            "outcome": attempt.outcome,
+            "lock": attempt.lock.as_dict() if attempt.lock else None,
+            **timing,
+        }
+        if attempt.previous is not None:
+            result["previous_holder"] = attempt.previous.as_dict()
+            result["warnings"] = [
+                "lock %r had expired at %s and was taken over from %s"
+                % (args["name"], attempt.previous.expires_at, attempt.previous.describe_holder())
+            ]
+        return result
+
+    def _predict_acquire(self, args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
+        if before is None:
+            return {"changed": True, "outcome": "acquired", "lock": self._predicted_lock(args)}
+        if before.owner_run_id == self.actor.run_id:
+            return {"changed": False, "outcome": "renewed", "lock": before.as_dict()}
+        if before.expires_at <= now_timestamp():
+            return {
+                "changed": True,
+                "outcome": "taken_over",
+                "lock": self._predicted_lock(args),
+                "previous_holder": before.as_dict(),
+            }
+        return {
+            "changed": False,
+            "outcome": "held",
+            "lock": before.as_dict(),
+            "msg": "check mode: " + _held_message(args["name"], before, 0),
+        }
+
+    def _predicted_lock(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """The lock as this run would hold it, for check mode's result and diff."""
+        moment = utc_now()
+        now = format_timestamp(moment)
+        return LockState(
+            name=args["name"],
+            owner_run_id=self.actor.run_id,
+            owner=self.actor.as_dict(),
+            acquired_at=now,
+            heartbeat_at=now,
+            expires_at=format_timestamp(moment + datetime.timedelta(seconds=args["ttl"])),
+            ttl_seconds=args["ttl"],
+        ).as_dict()
+
+    def _release(self, ledger: Optional[Ledger], args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
+        if before is None:
+            return {"changed": False, "outcome": "not_held", "lock": None}
+        ensure_releasable(before, args["name"], self.actor, args["force"])
+        if ledger is not None:
+            ledger.release_lock(args["name"], self.actor, force=args["force"])
+        result: Dict[str, Any] = {"changed": True, "outcome": "released", "lock": None}
+        if before.owner_run_id != self.actor.run_id:
+            result["previous_holder"] = before.as_dict()
+        return result
+
+
+def _check_numbers(args: Dict[str, Any]) -> None:
+    if args["ttl"] < 1:
+        raise LedgerError("ttl %r is not a positive number of seconds; use e.g. ttl: 1800" % args["ttl"])
+    if args["wait_timeout"] < 0:
+        raise LedgerError(
+            "wait_timeout %r is negative; use 0 to try once or a number of seconds to wait" % args["wait_timeout"]
+        )
+
+
+def _held_message(name: str, holder: Optional[LockState], waited: int) -> str:
+    if holder is None:
+        return "lock %r could not be taken; try again" % name
+    return (
+        "lock %r is held by %s since %s and expires at %s (waited %ds); wait for that release to finish, "
+        "raise wait_timeout, or release it with force: true if that run is dead"
+        % (name, holder.describe_holder(), holder.acquired_at, holder.expires_at, waited)
+    )
+
+
+def _holder_text(lock: Optional[LockState]) -> str:
+    if lock is None:
+        return "free\n"
+    return "held by %s until %s\n" % (lock.describe_holder(), lock.expires_at)
+
+
+def _lock_or_none(document: Any) -> Optional[LockState]:
+    if not isinstance(document, dict):
+        return None
+    return LockState(**document)

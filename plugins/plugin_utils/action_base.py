@@ -1,0 +1,76 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The base of relops.release's controller-side action plugins.
+
+It validates the task's arguments against the plugin's one argument spec (the
+same spec the documentation describes), turns the collection's own errors into
+a failed task with the message intact, and opens the ledger the task names.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Dict, Optional
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
+    Ledger,
+    LedgerError,
+    open_existing_ledger,
+    open_ledger,
+    resolve_ledger_url,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor, playbook_paths
+
+
+class RelopsActionBase(ActionBase):
+    """Controller-side action: no connection to the target is needed."""
+
+    _requires_connection = False
+    argument_spec: Dict[str, Dict[str, Any]] = {}
+
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        task_vars = task_vars or {}
+        result: Dict[str, Any] = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=self.argument_spec)
+        self.task_vars = task_vars
+        self.actor = current_actor(task_vars)
+        try:
+            result.update(self.execute(args))
+        except LedgerError as exc:
+            result.update(failed=True, msg=str(exc))
+        return result
+
+    @abc.abstractmethod
+    def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """Do the plugin's work; return the result keys."""
+
+    @property
+    def check_mode(self) -> bool:
+        return bool(self._task.check_mode)
+
+    @property
+    def diff_mode(self) -> bool:
+        return bool(self._task.diff)
+
+    def open_task_ledger(self, args: Dict[str, Any], touch: bool = True) -> Ledger:
+        """Open the ledger this task names, creating or upgrading it on first use, and note the run."""
+        url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
+        ledger = open_ledger(url, applied_by=self.actor.display())
+        if touch:
+            self.touch_run(ledger)
+        return ledger
+
+    def open_task_ledger_readonly(self, args: Dict[str, Any]) -> Optional[Ledger]:
+        """Open the task's ledger without creating or upgrading it; None when it does not exist yet."""
+        return open_existing_ledger(resolve_ledger_url(args.get("ledger_url"), self.task_vars))
+
+    def touch_run(self, ledger: Ledger) -> None:
+        playbooks = playbook_paths()
+        ledger.touch_run(
+            self.actor,
+            playbook=", ".join(playbooks) if playbooks else None,
+            play=self.task_vars.get("ansible_play_name"),
+        )

@@ -1,0 +1,125 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Who is running what: the run id and the actor of the current ansible-playbook.
+
+Every ledger row and audit event names the run that wrote it and the person or
+job behind it. Action plugins execute in worker processes forked from the
+``ansible-playbook`` process, one per task and host, so the run id must be
+derivable identically in each of them without shared state.
+"""
+
+from __future__ import annotations
+
+import getpass
+import multiprocessing
+import os
+import socket
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Optional
+
+RUN_ID_ENV = "RELOPS_RUN_ID"
+# A fixed namespace so the same controller process always maps to the same id.
+_RUN_NAMESPACE = uuid.UUID("6f1d2a3c-5b7e-4c1a-9d2e-8a4b3c2d1e0f")
+_AWX_VARS = ("awx_user_name", "awx_user_id", "awx_job_id", "awx_job_template_name", "awx_schedule_name")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The run and the identity behind a write to the ledger or the audit trail."""
+
+    run_id: str
+    user: str
+    host: str
+    sudo_user: Optional[str] = None
+    awx_user_name: Optional[str] = None
+    awx_user_id: Optional[str] = None
+    awx_job_id: Optional[str] = None
+    awx_job_template_name: Optional[str] = None
+    awx_schedule_name: Optional[str] = None
+
+    def as_dict(self) -> "dict[str, Any]":
+        """Return the actor as a plain dict without empty fields."""
+        return {key: value for key, value in asdict(self).items() if value not in (None, "")}
+
+    def display(self) -> str:
+        """Return a short human form: user@host (run id)."""
+        who = self.awx_user_name or self.sudo_user or self.user
+        return "%s@%s (run %s)" % (who, self.host, self.run_id)
+
+
+def controller_pid() -> int:
+    """Return the pid of the ansible-playbook process this code runs under.
+
+    Ansible's task workers are multiprocessing children of the main process, so
+    a worker's parent is the run; in the main process itself (callbacks) there
+    is no multiprocessing parent.
+    """
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+
+
+def _process_start_ticks(pid: int) -> str:
+    """Return the process start time in clock ticks, so a reused pid gets a new run id."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def current_run_id(environ: Optional[Mapping[str, str]] = None) -> str:
+    """Return the id of the current run.
+
+    ``RELOPS_RUN_ID`` wins when set (the audit callback sets it at playbook
+    start, and AWX or a wrapper script may set it). Otherwise the id is derived
+    from this host, the ansible-playbook pid and that process's start time.
+    """
+    env = os.environ if environ is None else environ
+    explicit = env.get(RUN_ID_ENV, "").strip()
+    if explicit:
+        return explicit
+    pid = controller_pid()
+    seed = "%s/%d/%s" % (socket.gethostname(), pid, _process_start_ticks(pid))
+    return str(uuid.uuid5(_RUN_NAMESPACE, seed))
+
+
+def playbook_paths(pid: Optional[int] = None) -> "list[str]":
+    """Return the playbook files the ansible-playbook process was started with (Linux /proc)."""
+    try:
+        with open("/proc/%d/cmdline" % (pid or controller_pid()), "rb") as handle:
+            arguments = handle.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return []
+    return [os.path.abspath(argument) for argument in arguments[1:] if argument.endswith((".yml", ".yaml"))]
+
+
+def current_actor(task_vars: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None) -> Actor:
+    """Return the actor for this run, with AWX's job context when the vars carry it."""
+    env = os.environ if environ is None else environ
+    variables = task_vars or {}
+    awx = {name: _text_or_none(variables.get(name)) for name in _AWX_VARS}
+    run_id = current_run_id(env)
+    if not env.get(RUN_ID_ENV) and awx["awx_job_id"]:
+        run_id = "awx-job-%s" % awx["awx_job_id"]
+    return Actor(
+        run_id=run_id,
+        user=_login_name(),
+        host=socket.gethostname(),
+        sudo_user=env.get("SUDO_USER") or None,
+        **awx,
+    )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "uid-%d" % os.getuid()
+
+
+def _text_or_none(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    return str(value)

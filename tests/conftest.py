@@ -1,0 +1,21 @@
+"""Shared test setup: make the checkout importable as ansible_collections.relops.release,
+and offer the PostgreSQL and ledger fixtures to every test layer."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE_ROOT = os.path.join(REPO, "build", "src")
+_LINK = os.path.join(SOURCE_ROOT, "ansible_collections", "relops", "release")
+
+if not os.path.islink(_LINK):
+    os.makedirs(os.path.dirname(_LINK), exist_ok=True)
+    os.symlink(REPO, _LINK)
+if SOURCE_ROOT not in sys.path:
+    sys.path.insert(0, SOURCE_ROOT)
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+pytest_plugins = ["fixtures.postgres", "fixtures.playbooks"]

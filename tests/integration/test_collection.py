@@ -1,0 +1,39 @@
+"""The collection as a user gets it: built, installed, documented."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from fixtures.playbooks import Ansible
+
+MODULES = ["release_lock", "ledger_info", "ledger_run"]
+
+
+def test_the_installed_collection_is_listed(ansible: Ansible) -> None:
+    manifest = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release", "MANIFEST.json")
+    with open(manifest, encoding="utf-8") as handle:
+        info = json.load(handle)["collection_info"]
+    assert (info["namespace"], info["name"], info["version"]) == ("relops", "release", "0.1.0")
+    assert info["license"] == ["GPL-3.0-or-later"]
+    installed = os.listdir(os.path.join(ansible.collections_path, "ansible_collections", "relops", "release"))
+    assert "tests" not in installed and "benchmarks" not in installed and ".venv" not in installed
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders_a_full_page_with_examples(ansible: Ansible, module: str) -> None:
+    page = ansible.doc("relops.release.%s" % module)
+    assert page.returncode == 0, page.output
+    assert "EXAMPLES:" in page.stdout and "RETURN VALUES:" in page.stdout
+    assert "ledger_url" in page.stdout
+    data = json.loads(ansible.doc("--json", "relops.release.%s" % module).stdout)["relops.release.%s" % module]
+    assert data["examples"].strip().startswith("- name:")
+    assert data["doc"]["attributes"]["check_mode"]["support"] == "full"
+
+
+def test_ansible_doc_lists_every_module(ansible: Ansible) -> None:
+    listing = ansible.doc("--list", "relops.release")
+    assert listing.returncode == 0, listing.output
+    for module in MODULES:
+        assert "relops.release.%s" % module in listing.stdout

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
+    LedgerURLError,
+    parse_ledger_url,
+    resolve_ledger_url,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.url import redact_url
+
+
+def test_sqlite_url_gives_an_absolute_path() -> None:
+    url = parse_ledger_url("sqlite:///var/lib/relops/ledger.db")
+    assert (url.dialect, url.path) == ("sqlite", "/var/lib/relops/ledger.db")
+
+
+def test_sqlite_url_expands_home() -> None:
+    assert parse_ledger_url("sqlite:///~/ledger.db").path == os.path.expanduser("~/ledger.db")
+
+
+def test_postgresql_url_is_kept_whole() -> None:
+    url = parse_ledger_url("postgresql://relops@db.example.com:5432/relops")
+    assert (url.dialect, url.raw) == ("postgresql", "postgresql://relops@db.example.com:5432/relops")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("mysql://db/relops", "unsupported scheme 'mysql'"),
+        ("/var/lib/ledger.db", "unsupported scheme '(none)'"),
+        ("sqlite://host/ledger.db", "write three slashes"),
+        ("sqlite:///", "no file path"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("postgresql:///relops", "names no host"),
+        ("postgresql://db:port/relops", "port that is not a number"),
+        ("postgresql://db:5432/", "names no database"),
+        ("", "is empty"),
+    ],
+)
+def test_bad_urls_name_the_value_and_the_fix(text: str, fragment: str) -> None:
+    with pytest.raises(LedgerURLError) as error:
+        parse_ledger_url(text)
+    message = str(error.value)
+    assert fragment in message
+    assert "sqlite:///" in message or "postgresql://" in message or "file" in message
+
+
+def test_password_never_appears_in_errors() -> None:
+    with pytest.raises(LedgerURLError) as error:
+        parse_ledger_url("postgresql://relops:hunter2@db:notaport/relops")
+    assert "hunter2" not in str(error.value)
+    assert "***" in str(error.value)
+
+
+@given(st.text(alphabet="0123456789!$&+-=_~", min_size=4, max_size=20))
+def test_redaction_hides_any_password(password: str) -> None:
+    # The alphabet shares no character with the rest of the URL, so any leak shows.
+    redacted = redact_url("postgresql://user:%s@dbhost/relops" % password)
+    assert password not in redacted
+    assert redacted == "postgresql://user:***@dbhost/relops"
+
+
+def test_resolution_order_option_then_variable_then_environment_then_default() -> None:
+    env = {"RELOPS_LEDGER_URL": "sqlite:///env.db", "XDG_STATE_HOME": "/state"}
+    variables = {"relops_ledger_url": "sqlite:///var.db"}
+    assert resolve_ledger_url("sqlite:///opt.db", variables, env).path == "/opt.db"
+    assert resolve_ledger_url(None, variables, env).path == "/var.db"
+    assert resolve_ledger_url(None, {}, env).path == "/env.db"
+    assert resolve_ledger_url(None, {}, {"XDG_STATE_HOME": "/state"}).path == "/state/relops/ledger.db"
