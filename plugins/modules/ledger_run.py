@@ -38,21 +38,14 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger
+  - relops.release.attributes.controller
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Reports whether the run record would change, without writing.
   diff_mode:
     support: full
     details: Shows the run's status before and after.
-  platform:
-    platforms: all
 seealso:
   - module: relops.release.ledger_info
   - module: relops.release.release_lock

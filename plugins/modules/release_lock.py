@@ -64,21 +64,14 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger
+  - relops.release.attributes.controller
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Reports whether the lock would be taken or released without writing to the ledger.
   diff_mode:
     support: full
     details: Shows the lock holder before and after.
-  platform:
-    platforms: all
 notes:
   - The run id is E(RELOPS_RUN_ID) when set; otherwise it is derived from the controller host and the
     C(ansible-playbook) process, so every task of one run shares it. Under AWX it is C(awx-job-<id>).
