@@ -27,8 +27,13 @@ help:
 
 setup: system-packages python-packages install source-link
 
+# demo needs fewer system packages than test; each goal sets which it needs.
+PACKAGE_SET ?= test
+demo: PACKAGE_SET := demo
+test: PACKAGE_SET := test
+
 system-packages:
-	@bash tests/setup/system_packages.sh
+	@bash tests/setup/system_packages.sh $(PACKAGE_SET) $(PYTHON)
 
 python-packages: $(VENV)/.installed
 

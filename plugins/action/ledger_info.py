@@ -26,7 +26,7 @@ class ActionModule(RelopsActionBase):
         if args["limit"] < 1:
             raise LedgerError("limit %r must be at least 1; use e.g. limit: 10" % args["limit"])
         url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
-        ledger = self.open_task_ledger_readonly(args)
+        ledger = self.open_task_ledger_readonly(args, allow_older=True)
         if ledger is None:
             return {
                 "changed": False,
@@ -36,6 +36,7 @@ class ActionModule(RelopsActionBase):
                     "exists": False,
                     "schema_version": None,
                     "latest_schema_version": latest_version(url.dialect),
+                    "upgrade_needed": False,
                 },
                 "runs": [],
                 "deployments": [],
@@ -51,6 +52,7 @@ class ActionModule(RelopsActionBase):
                 "exists": True,
                 "schema_version": summary.schema_version,
                 "latest_schema_version": summary.latest_schema_version,
+                "upgrade_needed": (summary.schema_version or 0) < summary.latest_schema_version,
             },
             "runs": summary.runs,
             "deployments": summary.deployments,

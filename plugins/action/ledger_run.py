@@ -32,7 +32,8 @@ class ActionModule(RelopsActionBase):
             before = self._read_run(args)
             after: Dict[str, Any] = dict(before or {"run_id": self.actor.run_id, "actor": self.actor.as_dict()})
             changed = _differs(before, args)
-            after["status"] = args["status"] or "running"
+            if args["state"] == "finished" or before is None:
+                after["status"] = args["status"] or "running"
             if args["state"] == "finished":
                 after["summary"] = args["summary"]
         else:

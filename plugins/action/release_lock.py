@@ -34,17 +34,8 @@ class ActionModule(RelopsActionBase):
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         _check_numbers(args)
-        if self.check_mode:
-            # Check mode neither creates the ledger nor notes the run: it only reads.
-            existing = self.open_task_ledger_readonly(args)
-            before = existing.get_lock(args["name"]) if existing else None
-            if existing:
-                existing.close()
-            result = self._handle(None, args, before)
-        else:
-            with self.open_task_ledger(args) as ledger:
-                before = ledger.get_lock(args["name"])
-                result = self._handle(ledger, args, before)
+        before = self._read_current_lock(args)
+        result = self._decide(args, before)
         result["run_id"] = self.actor.run_id
         if self.diff_mode:
             result["diff"] = {
@@ -55,25 +46,36 @@ class ActionModule(RelopsActionBase):
             }
         return result
 
-    def _handle(self, ledger: Optional[Ledger], args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
-        """Run the state's handler; ``ledger`` is None in check mode, where nothing is written."""
-        if args["state"] == "acquired":
-            return self._acquire(ledger, args, before) if ledger else self._predict_acquire(args, before)
-        if args["state"] == "released":
-            return self._release(ledger, args, before)
-        if args["state"] == "heartbeat":
-            lock = (
-                ledger.heartbeat_lock(args["name"], self.actor)
-                if ledger
-                else ensure_holder(before, args["name"], self.actor)
-            )
-            return {"changed": False, "outcome": "renewed", "lock": lock.as_dict()}
-        if before is None or before.expires_at <= now_timestamp():
-            return {"changed": False, "outcome": "free", "lock": before.as_dict() if before else None}
-        return {"changed": False, "outcome": "held", "lock": before.as_dict()}
+    def _read_current_lock(self, args: Dict[str, Any]) -> Optional[LockState]:
+        """Read the lock without creating the ledger or recording a run."""
+        existing = self.open_task_ledger_readonly(args)
+        if existing is None:
+            return None
+        with existing:
+            return existing.get_lock(args["name"])
 
-    def _acquire(self, ledger: Ledger, args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
-        del before
+    def _decide(self, args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
+        """Answer from what was read when nothing needs writing; otherwise write (outside check mode)."""
+        state = args["state"]
+        if state == "status":
+            return _status(before)
+        if state == "released" and not _needs_release(before, self.actor.run_id):
+            return {"changed": False, "outcome": "not_held", "lock": None}
+        if state == "released" and before is not None:
+            ensure_releasable(before, args["name"], self.actor, args["force"])
+        if state == "heartbeat":
+            ensure_holder(before, args["name"], self.actor)
+        if self.check_mode:
+            return self._predict(args, before)
+        with self.open_task_ledger(args) as ledger:
+            if state == "acquired":
+                return self._acquire(ledger, args)
+            if state == "released":
+                return self._release(ledger, args)
+            lock = ledger.heartbeat_lock(args["name"], self.actor)
+            return {"changed": False, "outcome": "renewed", "lock": lock.as_dict()}
+
+    def _acquire(self, ledger: Ledger, args: Dict[str, Any]) -> Dict[str, Any]:
         polled = poll_until(
             lambda: ledger.try_lock(args["name"], self.actor, args["ttl"]),
             lambda attempt: attempt.obtained,
@@ -104,23 +106,43 @@ class ActionModule(RelopsActionBase):
             ]
         return result
 
-    def _predict_acquire(self, args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
+    def _release(self, ledger: Ledger, args: Dict[str, Any]) -> Dict[str, Any]:
+        released = ledger.release_lock(args["name"], self.actor, force=args["force"])
+        if released is None:
+            return {"changed": False, "outcome": "not_held", "lock": None}
+        result: Dict[str, Any] = {"changed": True, "outcome": "released", "lock": None}
+        if released.owner_run_id != self.actor.run_id:
+            result["previous_holder"] = released.as_dict()
+        return result
+
+    def _predict(self, args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
+        """Check mode: what the write would do, from what was read."""
+        if args["state"] == "heartbeat":
+            return {"changed": False, "outcome": "renewed", "lock": before.as_dict() if before else None}
+        if args["state"] == "released":
+            result: Dict[str, Any] = {"changed": True, "outcome": "released", "lock": None}
+            if before is not None and before.owner_run_id != self.actor.run_id:
+                result["previous_holder"] = before.as_dict()
+            return result
+        timing = {"waited": 0.0, "attempts": 0}
         if before is None:
-            return {"changed": True, "outcome": "acquired", "lock": self._predicted_lock(args)}
+            return {"changed": True, "outcome": "acquired", "lock": self._predicted_lock(args), **timing}
         if before.owner_run_id == self.actor.run_id:
-            return {"changed": False, "outcome": "renewed", "lock": before.as_dict()}
+            return {"changed": False, "outcome": "renewed", "lock": before.as_dict(), **timing}
         if before.expires_at <= now_timestamp():
             return {
                 "changed": True,
                 "outcome": "taken_over",
                 "lock": self._predicted_lock(args),
                 "previous_holder": before.as_dict(),
+                **timing,
             }
         return {
             "changed": False,
             "outcome": "held",
             "lock": before.as_dict(),
             "msg": "check mode: " + _held_message(args["name"], before, 0),
+            **timing,
         }
 
     def _predicted_lock(self, args: Dict[str, Any]) -> Dict[str, Any]:
@@ -137,16 +159,18 @@ class ActionModule(RelopsActionBase):
             ttl_seconds=args["ttl"],
         ).as_dict()
 
-    def _release(self, ledger: Optional[Ledger], args: Dict[str, Any], before: Optional[LockState]) -> Dict[str, Any]:
-        if before is None:
-            return {"changed": False, "outcome": "not_held", "lock": None}
-        ensure_releasable(before, args["name"], self.actor, args["force"])
-        if ledger is not None:
-            ledger.release_lock(args["name"], self.actor, force=args["force"])
-        result: Dict[str, Any] = {"changed": True, "outcome": "released", "lock": None}
-        if before.owner_run_id != self.actor.run_id:
-            result["previous_holder"] = before.as_dict()
-        return result
+
+def _status(before: Optional[LockState]) -> Dict[str, Any]:
+    if before is None or before.expires_at <= now_timestamp():
+        return {"changed": False, "outcome": "free", "lock": before.as_dict() if before else None}
+    return {"changed": False, "outcome": "held", "lock": before.as_dict()}
+
+
+def _needs_release(before: Optional[LockState], run_id: str) -> bool:
+    """Whether a release has anything to do: another run's expired lock is already free."""
+    if before is None:
+        return False
+    return before.owner_run_id == run_id or before.expires_at > now_timestamp()
 
 
 def _check_numbers(args: Dict[str, Any]) -> None:
@@ -169,9 +193,10 @@ def _held_message(name: str, holder: Optional[LockState], waited: int) -> str:
 
 
 def _holder_text(lock: Optional[LockState]) -> str:
+    # The expiry is left out: a renewal moves it without changing who holds the lock.
     if lock is None:
         return "free\n"
-    return "held by %s until %s\n" % (lock.describe_holder(), lock.expires_at)
+    return "held by %s\n" % lock.describe_holder()
 
 
 def _lock_or_none(document: Any) -> Optional[LockState]:

@@ -12,7 +12,9 @@ short_description: Read the release ledger's schema version, recent runs, deploy
 version_added: 0.1.0
 description:
   - Reads the release ledger and reports what it holds. Never writes, never creates a ledger and
-    never upgrades one; a ledger that does not exist yet is reported with RV(ledger.exists=false).
+    never upgrades one; a ledger that does not exist yet is reported with RV(ledger.exists=false),
+    and one older than this collection with RV(ledger.upgrade_needed=true) (any task that writes
+    to the ledger upgrades it).
   - Runs on the controller, where the ledger is.
 author:
   - relops.release maintainers (@relops)
@@ -88,6 +90,9 @@ ledger:
       description: The newest schema version this collection knows.
       type: int
       sample: 1
+    upgrade_needed:
+      description: Whether the ledger is older than this collection; the next writing task upgrades it.
+      type: bool
 runs:
   description: The most recent runs, newest first.
   returned: always

@@ -63,9 +63,10 @@ class RelopsActionBase(ActionBase):
             self.touch_run(ledger)
         return ledger
 
-    def open_task_ledger_readonly(self, args: Dict[str, Any]) -> Optional[Ledger]:
+    def open_task_ledger_readonly(self, args: Dict[str, Any], allow_older: bool = False) -> Optional[Ledger]:
         """Open the task's ledger without creating or upgrading it; None when it does not exist yet."""
-        return open_existing_ledger(resolve_ledger_url(args.get("ledger_url"), self.task_vars))
+        url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
+        return open_existing_ledger(url, allow_older=allow_older)
 
     def touch_run(self, ledger: Ledger) -> None:
         playbooks = playbook_paths()

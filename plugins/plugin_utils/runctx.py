@@ -85,14 +85,16 @@ def current_run_id(environ: Optional[Mapping[str, str]] = None) -> str:
     return str(uuid.uuid5(_RUN_NAMESPACE, seed))
 
 
-def playbook_paths(pid: Optional[int] = None) -> "list[str]":
-    """Return the playbook files the ansible-playbook process was started with (Linux /proc)."""
+def playbook_paths() -> "list[str]":
+    """Return the playbook files of this ansible-playbook run (empty for other commands)."""
     try:
-        with open("/proc/%d/cmdline" % (pid or controller_pid()), "rb") as handle:
-            arguments = handle.read().decode("utf-8", "replace").split("\0")
-    except OSError:
+        from ansible import context  # noqa: PLC0415 - only meaningful inside an Ansible process
+    except ImportError:
         return []
-    return [os.path.abspath(argument) for argument in arguments[1:] if argument.endswith((".yml", ".yaml"))]
+    arguments = context.CLIARGS.get("args") or ()
+    if isinstance(arguments, str):
+        return []
+    return [os.path.abspath(str(argument)) for argument in arguments if os.path.isfile(str(argument))]
 
 
 def current_actor(task_vars: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None) -> Actor:

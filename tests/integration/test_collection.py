@@ -18,7 +18,8 @@ def test_the_installed_collection_is_listed(ansible: Ansible) -> None:
     assert (info["namespace"], info["name"], info["version"]) == ("relops", "release", "0.1.0")
     assert info["license"] == ["GPL-3.0-or-later"]
     installed = os.listdir(os.path.join(ansible.collections_path, "ansible_collections", "relops", "release"))
-    assert "tests" not in installed and "benchmarks" not in installed and ".venv" not in installed
+    for excluded in ("tests", "benchmarks", ".venv", ".hypothesis", "Makefile", "pyproject.toml", "build"):
+        assert excluded not in installed
 
 
 @pytest.mark.parametrize("module", MODULES)

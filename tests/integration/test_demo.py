@@ -37,8 +37,17 @@ def test_release_playbook_fails_cleanly_while_another_run_holds_the_lock(ansible
     assert run.returncode != 0
     assert "release of demo-app failed at 'Take the release lock for demo-app'" in run.output
     assert "held by run earlier-run (bob@ctl9)" in run.output
+    assert "failed=1" in run.output, "only the lock task fails; the lock of the other run is left alone"
+    assert "not by this run" not in run.output
     with open_ledger(parse_ledger_url("sqlite:///" + default_ledger.lstrip("/"))) as ledger:
         latest = ledger.list_runs()[0]
         assert latest["status"] == "failed" and latest["summary"]["failed_task"] == "Take the release lock for demo-app"
         lock = ledger.get_lock("demo-app")
         assert lock is not None and lock.owner_run_id == "earlier-run", "the other run's lock must stay"
+
+
+def test_release_playbook_in_check_mode_writes_nothing(ansible: Ansible) -> None:
+    run = ansible.playbook(os.path.join(REPO, "playbooks", "release.yml"), "--check", "--diff")
+    assert run.returncode == 0, run.output
+    assert "holds the lock demo-app (acquired, waited 0.0s)" in run.output
+    assert not os.path.exists(os.path.join(ansible.workdir, "state", "relops")), "check mode created the ledger"

@@ -183,3 +183,21 @@ def test_module_defaults_group_sets_the_ledger_for_every_task(ansible: Ansible, 
     assert run.returncode == 0, run.output
     assert os.path.exists(path)
     assert not os.path.exists(os.path.join(ansible.workdir, "state", "relops", "ledger.db"))
+
+
+def test_info_reports_an_older_ledger_instead_of_failing(ansible: Ansible, tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(str(tmp_path), "old.db")
+    url = "sqlite:///" + path.lstrip("/")
+    with open_ledger(parse_ledger_url(url)) as ledger:
+        ledger.touch_run(Actor(run_id="old-run", user="carol", host="ctl3"))
+    with sqlite3.connect(path) as raw:
+        # Make the ledger look as if it predates the newest schema version.
+        raw.execute(
+            "DELETE FROM relops_schema_version WHERE version = (SELECT max(version) FROM relops_schema_version)"
+        )
+        raw.execute("INSERT INTO relops_schema_version VALUES (0, 'older', 'V0__older.sql', 'x', 'now', 'test')")
+    code, info, output = _info(ansible, url)
+    assert code == 0, output
+    assert info["ledger"]["upgrade_needed"] is True
+    assert info["ledger"]["schema_version"] < info["ledger"]["latest_schema_version"]
+    assert [run["run_id"] for run in info["runs"]] == ["old-run"]

@@ -193,7 +193,11 @@ def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_
     with open(result_file, encoding="utf-8") as handle:
         outcome = json.load(handle)
     assert outcome["outcome"] == "acquired"
-    assert outcome["waited"] >= 2.5 and outcome["attempts"] >= 2
+    assert outcome["waited"] > 0 and outcome["attempts"] >= 2
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        events = list(reversed(ledger.lock_events("payments")))
+    assert [event["event"] for event in events] == ["acquired", "released", "acquired"]
+    assert events[2]["run_id"] == outcome["run_id"] and events[2]["at"] >= events[1]["at"]
 
 
 def test_a_second_run_times_out_naming_the_holder(ansible: Ansible, ledger_url: str) -> None:
@@ -217,3 +221,23 @@ def test_a_second_run_times_out_naming_the_holder(ansible: Ansible, ledger_url: 
             pass
         holder.communicate(timeout=120)
     assert holder.returncode == 0
+
+
+def test_status_and_releasing_a_free_lock_leave_no_trace(ansible: Ansible, tmp_path: os.PathLike[str]) -> None:
+    ledger_file = os.path.join(str(tmp_path), "quiet", "ledger.db")
+    url = "sqlite:///" + ledger_file.lstrip("/")
+    code, status, output = _run_lock(ansible, url, "-e", "lock_state=status")
+    assert code == 0, output
+    assert (status["changed"], status["outcome"]) == (False, "free")
+    code, released, output = _run_lock(ansible, url, "-e", "lock_state=released")
+    assert code == 0, output
+    assert (released["changed"], released["outcome"]) == (False, "not_held")
+    assert not os.path.exists(os.path.dirname(ledger_file)), "reading a lock created the ledger"
+
+    code, taken, output = _run_lock(ansible, url)
+    assert code == 0, output
+    code, status, output = _run_lock(ansible, url, "-e", "lock_state=status")
+    assert code == 0, output
+    assert status["outcome"] == "held" and status["lock"]["owner_run_id"] == taken["run_id"]
+    with open_ledger(parse_ledger_url(url)) as ledger:
+        assert [run["run_id"] for run in ledger.list_runs()] == [taken["run_id"]], "status recorded a run"

@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests and the demo need, only when missing,
-# so that `make setup` is idempotent and works on a fresh Debian machine.
+# Installs the system packages that `make demo` (set "demo") or `make test`
+# (set "test", a superset) need, only when missing, so `make setup` is
+# idempotent and works on a fresh Debian machine.
+#   bash tests/setup/system_packages.sh [demo|test] [python]
 set -euo pipefail
 
+set_name=${1:-test}
+python=${2:-python3}
 missing=()
-have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null; }
-have_postgres || missing+=(postgresql)
-command -v psql >/dev/null || missing+=(postgresql-client)
+
+# Both sets: git (the Makefile lists sources with it) and a Python that can make a venv.
 command -v git >/dev/null || missing+=(git)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-# ansible-test sanity skips its shellcheck test, silently, without the program.
-command -v shellcheck >/dev/null || missing+=(shellcheck)
+"$python" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+
+if [ "$set_name" = test ]; then
+  have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null; }
+  have_postgres || missing+=(postgresql)
+  command -v psql >/dev/null || missing+=(postgresql-client)
+  command -v sqlite3 >/dev/null || missing+=(sqlite3)
+  # The lab fleet (tests/lab): network namespaces with their own sshd.
+  command -v ip >/dev/null || missing+=(iproute2)
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  # ansible-test sanity skips its shellcheck test, silently, without the program.
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+elif [ "$set_name" != demo ]; then
+  echo "unknown package set '$set_name'; use demo or test" >&2
+  exit 2
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
-  echo "missing system packages: ${missing[*]}; install them (e.g. sudo apt-get install ${missing[*]}) and run make again" >&2
+  echo "missing system packages: ${missing[*]}; install them (sudo apt-get install ${missing[*]}) and run make again" >&2
   exit 1
 fi
 echo "installing system packages: ${missing[*]}"

@@ -123,7 +123,7 @@ def test_heartbeat_needs_the_lock(ledger: Ledger) -> None:
     first = ledger.try_lock("demo", actor("a"), 60).lock
     assert first is not None
     beat = ledger.heartbeat_lock("demo", actor("a"))
-    assert beat.expires_at >= first.expires_at
+    assert beat.expires_at > first.expires_at and beat.heartbeat_at > first.heartbeat_at
 
 
 def _contend(url: str, run_id: str, start_at: float, queue: "multiprocessing.Queue[str]") -> None:
@@ -150,6 +150,89 @@ def test_concurrent_contenders_from_separate_processes_get_one_holder(ledger_url
     with open_ledger(parse_ledger_url(ledger_url)) as check:
         lock = check.get_lock("contended")
         assert lock is not None and lock.owner_run_id == winners[0].split(":")[0]
+
+
+def _race_for_expired(url: str, run_id: str, start_at: float, queue: "multiprocessing.Queue[str]") -> None:
+    with open_ledger(parse_ledger_url(url)) as own:
+        while time.time() < start_at:
+            time.sleep(0.001)
+        queue.put("%s:%s" % (run_id, own.try_lock("expired", actor(run_id), 60).outcome))
+
+
+def test_racing_for_an_expired_lock_while_its_owner_renews_leaves_one_holder(ledger_url: str) -> None:
+    with open_ledger(parse_ledger_url(ledger_url)) as setup:
+        setup.try_lock("expired", actor("old"), 1)
+    time.sleep(1.1)
+    context = multiprocessing.get_context("spawn")
+    queue: "multiprocessing.Queue[str]" = context.Queue()
+    start_at = time.time() + 2.0
+    names = ["old"] + ["new%d" % n for n in range(6)]
+    workers = [context.Process(target=_race_for_expired, args=(ledger_url, name, start_at, queue)) for name in names]
+    for worker in workers:
+        worker.start()
+    outcomes = dict(queue.get(timeout=60).split(":") for _worker in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    winners = [name for name, outcome in outcomes.items() if outcome in ("renewed", "taken_over", "acquired")]
+    assert len(winners) == 1, outcomes
+    with open_ledger(parse_ledger_url(ledger_url)) as check:
+        lock = check.get_lock("expired")
+        assert lock is not None and lock.owner_run_id == winners[0]
+        takeovers = [event for event in check.lock_events("expired") if event["event"] == "taken_over"]
+        assert len(takeovers) == (0 if winners[0] == "old" else 1)
+
+
+def test_releasing_another_runs_expired_lock_changes_nothing(ledger: Ledger) -> None:
+    ledger.try_lock("demo", actor("gone"), 1)
+    time.sleep(1.1)
+    assert ledger.release_lock("demo", actor("tidy")) is None
+    lock = ledger.get_lock("demo")
+    assert lock is not None and lock.owner_run_id == "gone"
+    assert ledger.try_lock("demo", actor("tidy"), 60).outcome == "taken_over"
+
+
+def test_a_changed_schema_file_is_refused_naming_it(ledger_url: str, tmp_path: os.PathLike[str]) -> None:
+    url = parse_ledger_url(ledger_url)
+    folder = _schema_dir(tmp_path, 2)
+    open_ledger(url, schema_directory=folder).close()
+    for dialect in ("sqlite", "postgresql"):
+        with open(os.path.join(folder, dialect, "V2__extra_2.sql"), "a", encoding="utf-8") as handle:
+            handle.write("CREATE TABLE sneaky (id INTEGER);\n")
+    with pytest.raises(LedgerSchemaError, match=r"schema file V2__extra_2\.sql was changed after .* applied it"):
+        open_ledger(url, schema_directory=folder)
+
+
+@pytest.mark.postgres
+def test_an_up_to_date_ledger_needs_no_ddl_rights(postgres_database: str) -> None:
+    open_ledger(parse_ledger_url(postgres_database)).close()
+    with psycopg.connect(postgres_database, autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS relops_app")
+        admin.execute("CREATE ROLE relops_app LOGIN")
+        admin.execute("GRANT USAGE ON SCHEMA relops TO relops_app")
+        admin.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA relops TO relops_app")
+        admin.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA relops TO relops_app")
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        database = postgres_database.rsplit("/", 1)[1]
+        admin.execute("REVOKE CREATE ON DATABASE %s FROM PUBLIC" % database)
+    app_url = postgres_database.replace("postgresql://postgres@", "postgresql://relops_app@")
+    try:
+        with open_ledger(parse_ledger_url(app_url)) as ledger:
+            assert ledger.try_lock("payments", actor("app"), 60).outcome == "acquired"
+    finally:
+        with psycopg.connect(postgres_database, autocommit=True) as admin:
+            admin.execute("DROP OWNED BY relops_app")
+            admin.execute("DROP ROLE relops_app")
+
+
+def test_database_errors_become_ledger_errors_naming_the_ledger(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(str(tmp_path), "ledger.db")
+    url = parse_ledger_url("sqlite:///" + path.lstrip("/"))
+    with open_ledger(url) as first, sqlite3.connect(path, timeout=0) as blocker:
+        blocker.execute("BEGIN EXCLUSIVE")
+        first.backend._connection.execute("PRAGMA busy_timeout = 100")  # type: ignore[attr-defined]
+        with pytest.raises(LedgerConnectionError, match=r"SQLite ledger .*ledger\.db failed: database is locked"):
+            first.try_lock("demo", actor("a"), 60)
+        blocker.execute("ROLLBACK")
 
 
 def _write_many(url: str, run_id: str, count: int) -> None:

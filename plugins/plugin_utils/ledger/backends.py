@@ -18,7 +18,7 @@ import sqlite3
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence
 
 from .errors import LedgerConnectionError, LedgerSchemaError
-from .url import LedgerURL
+from .url import LedgerURL, scrub
 
 Row = Dict[str, Any]
 SQLITE_BUSY_TIMEOUT_MS = 30000
@@ -48,6 +48,8 @@ class Backend(Protocol):
 
     dialect: str
     description: str
+    # Appended to a SELECT inside a write transaction to lock the rows it reads.
+    row_lock: str
 
     def transaction(self, write: bool) -> contextlib.AbstractContextManager[Cursor]:
         """Open a short transaction; a write one takes the write lock at once."""
@@ -93,6 +95,8 @@ class SQLiteBackend:
     """The embedded ledger: one SQLite file in WAL mode."""
 
     dialect = "sqlite"
+    # BEGIN IMMEDIATE already excludes every other writer for the whole transaction.
+    row_lock = ""
 
     def __init__(self, url: LedgerURL, create: bool = True) -> None:
         if url.path is None:
@@ -135,13 +139,20 @@ class SQLiteBackend:
 
     @contextlib.contextmanager
     def transaction(self, write: bool) -> Iterator[Cursor]:
-        self._connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield _SQLiteCursor(self._connection)
-        except BaseException:
-            self._connection.execute("ROLLBACK")
-            raise
-        self._connection.execute("COMMIT")
+            self._connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _SQLiteCursor(self._connection)
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise LedgerConnectionError(
+                "%s failed: %s; if it is locked, another process holds a write transaction for over %ds; "
+                "if it is read-only, fix the file's permissions or choose another ledger_url"
+                % (self.description, exc, SQLITE_BUSY_TIMEOUT_MS // 1000)
+            ) from None
 
     def table_names(self) -> List[str]:
         rows = self._connection.execute(
@@ -192,6 +203,8 @@ class PostgresBackend:
     """The shared ledger: a PostgreSQL database, tables in the ``relops`` schema."""
 
     dialect = "postgresql"
+    # Under read committed, a row read without FOR UPDATE can change before our UPDATE lands.
+    row_lock = " FOR UPDATE"
 
     def __init__(self, url: LedgerURL, connect_timeout: int = 10) -> None:
         self.description = "PostgreSQL ledger %s" % url.redacted()
@@ -216,7 +229,7 @@ class PostgresBackend:
                 application_name="relops.release",
             )
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = scrub(str(exc).strip().splitlines()[0], url.raw) if str(exc).strip() else type(exc).__name__
             raise LedgerConnectionError(
                 "cannot connect to the %s: %s; check that the server is running and reachable, and the user, "
                 "password (PGPASSWORD or ~/.pgpass) and database in ledger_url" % (self.description, reason)
@@ -226,8 +239,17 @@ class PostgresBackend:
 
     @contextlib.contextmanager
     def transaction(self, write: bool) -> Iterator[Cursor]:
-        with self._connection.transaction(), self._connection.cursor() as cursor:
-            yield _PostgresCursor(cursor)
+        import psycopg  # noqa: PLC0415 - loaded already by _connect; imported here for the error class
+
+        try:
+            with self._connection.transaction(), self._connection.cursor() as cursor:
+                yield _PostgresCursor(cursor)
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LedgerConnectionError(
+                "%s failed: %s; check that the ledger's user may read and write the %s schema "
+                "(a new ledger also needs CREATE on the database)" % (self.description, reason, POSTGRES_SCHEMA)
+            ) from None
 
     def table_names(self) -> List[str]:
         rows = self._connection.execute(

@@ -15,7 +15,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import now_timestamp
 
@@ -108,8 +108,17 @@ def pending_scripts(backend: Backend, directory: str = SCHEMA_DIRECTORY) -> List
 def upgrade(backend: Backend, applied_by: str, directory: str = SCHEMA_DIRECTORY) -> List[SchemaScript]:
     """Apply every missing schema version in one transaction; return what was applied."""
     scripts = load_scripts(backend.dialect, directory)
-    check_is_ledger(backend)
+    is_ledger = check_is_ledger(backend)
     backend.prepare_for_writes()
+    if is_ledger:
+        with backend.transaction(write=False) as cursor:
+            applied_rows = cursor.all("SELECT version, script, checksum FROM relops_schema_version ORDER BY version")
+        verify_checksums(backend, scripts, applied_rows)
+        newest = int(applied_rows[-1]["version"]) if applied_rows else 0
+        _refuse_newer(backend, newest, len(scripts))
+        if newest == len(scripts):
+            # Up to date: no lock and no DDL, so a least-privilege database role can use the ledger.
+            return []
     with backend.transaction(write=True) as cursor:
         backend.lock_schema(cursor)
         cursor.execute(_VERSION_TABLE_SQL)
@@ -132,6 +141,19 @@ def read_version(backend: Backend) -> Optional[int]:
         return None
     with backend.transaction(write=False) as cursor:
         return current_version(cursor)
+
+
+def verify_checksums(backend: Backend, scripts: List[SchemaScript], applied: List[Dict[str, Any]]) -> None:
+    """Fail when an applied schema file has changed since: fix forward with a new version instead."""
+    known = {script.version: script for script in scripts}
+    for row in applied:
+        script = known.get(int(row["version"]))
+        if script is not None and script.checksum != row["checksum"]:
+            raise LedgerSchemaError(
+                "schema file %s was changed after %s applied it (recorded %s, file has %s); restore the file "
+                "and put the change in a new version"
+                % (script.script, backend.description, row["checksum"], script.checksum)
+            )
 
 
 def _refuse_newer(backend: Backend, version: int, known: int) -> None:

@@ -270,7 +270,7 @@ class Ledger:
         owner = _dump(actor.as_dict())
         with self.backend.transaction(write=True) as cursor:
             self._touch_run(cursor, actor, now)
-            current = _lock_from_row(cursor.one("SELECT * FROM locks WHERE name = ?", (name,)))
+            current = self._locked_row(cursor, name)
             if current is None:
                 inserted = cursor.execute(
                     "INSERT INTO locks (name, owner_run_id, owner, acquired_at, heartbeat_at, expires_at, ttl_seconds)"
@@ -279,17 +279,17 @@ class Ledger:
                 )
                 if inserted == 0:
                     # Another process inserted between our read and write (PostgreSQL, read committed).
-                    return LockAttempt(
-                        "held", holder=_lock_from_row(cursor.one("SELECT * FROM locks WHERE name = ?", (name,)))
-                    )
+                    return LockAttempt("held", holder=self._read_lock(cursor, name))
                 self._lock_event(cursor, name, "acquired", actor, now)
                 return LockAttempt("acquired", lock=self._read_lock(cursor, name))
             if current.owner_run_id == actor.run_id:
-                cursor.execute(
+                renewed = cursor.execute(
                     "UPDATE locks SET heartbeat_at = ?, expires_at = ?, ttl_seconds = ?"
                     " WHERE name = ? AND owner_run_id = ?",
                     (now, expires, ttl_seconds, name, actor.run_id),
                 )
+                if renewed == 0:
+                    return LockAttempt("held", holder=self._read_lock(cursor, name))
                 return LockAttempt("renewed", lock=self._read_lock(cursor, name))
             if current.expires_at > now:
                 return LockAttempt("held", holder=current)
@@ -300,9 +300,7 @@ class Ledger:
                 (actor.run_id, owner, now, now, expires, ttl_seconds, name, current.owner_run_id, current.expires_at),
             )
             if swapped == 0:
-                return LockAttempt(
-                    "held", holder=_lock_from_row(cursor.one("SELECT * FROM locks WHERE name = ?", (name,)))
-                )
+                return LockAttempt("held", holder=self._read_lock(cursor, name))
             self._lock_event(cursor, name, "taken_over", actor, now, previous=current)
             return LockAttempt("taken_over", lock=self._read_lock(cursor, name), previous=current)
 
@@ -318,15 +316,24 @@ class Ledger:
         return attempt.lock
 
     def release_lock(self, name: str, actor: Actor, force: bool = False) -> Optional[LockState]:
-        """Release a lock this run holds (or any holder's, with ``force``); return what was released."""
+        """Release a lock this run holds (or any holder's, with ``force``); return what was released.
+
+        Another run's lock whose time has run out is already free: releasing it
+        changes nothing and returns None, with or without ``force``.
+        """
         now = now_timestamp()
         with self.backend.transaction(write=True) as cursor:
-            self._touch_run(cursor, actor, now)
-            current = _lock_from_row(cursor.one("SELECT * FROM locks WHERE name = ?", (name,)))
-            if current is None:
+            current = self._locked_row(cursor, name)
+            if current is None or (current.owner_run_id != actor.run_id and current.expires_at <= now):
                 return None
             ensure_releasable(current, name, actor, force)
-            cursor.execute("DELETE FROM locks WHERE name = ? AND owner_run_id = ?", (name, current.owner_run_id))
+            self._touch_run(cursor, actor, now)
+            deleted = cursor.execute(
+                "DELETE FROM locks WHERE name = ? AND owner_run_id = ? AND expires_at = ?",
+                (name, current.owner_run_id, current.expires_at),
+            )
+            if deleted == 0:
+                raise LedgerError("lock %r changed hands while it was being released; run the task again" % name)
             event = "released" if current.owner_run_id == actor.run_id else "force_released"
             self._lock_event(cursor, name, event, actor, now, previous=current if event == "force_released" else None)
         return current
@@ -348,6 +355,10 @@ class Ledger:
 
     def _read_lock(self, cursor: Cursor, name: str) -> Optional[LockState]:
         return _lock_from_row(cursor.one("SELECT * FROM locks WHERE name = ?", (name,)))
+
+    def _locked_row(self, cursor: Cursor, name: str) -> Optional[LockState]:
+        """Read a lock row and hold it until the transaction ends, so it cannot change under us."""
+        return _lock_from_row(cursor.one("SELECT * FROM locks WHERE name = ?" + self.backend.row_lock, (name,)))
 
     def _lock_event(
         self, cursor: Cursor, name: str, event: str, actor: Actor, now: str, previous: Optional[LockState] = None
@@ -416,8 +427,14 @@ def open_ledger(
     return Ledger(url, backend)
 
 
-def open_existing_ledger(url: LedgerURL, schema_directory: str = schema.SCHEMA_DIRECTORY) -> Optional[Ledger]:
-    """Open a ledger for reading without creating or upgrading it; None when there is none yet."""
+def open_existing_ledger(
+    url: LedgerURL, schema_directory: str = schema.SCHEMA_DIRECTORY, allow_older: bool = False
+) -> Optional[Ledger]:
+    """Open a ledger for reading without creating or upgrading it; None when there is none yet.
+
+    An older ledger is refused unless ``allow_older`` (for readers that only
+    use the tables every version has, such as ledger_info).
+    """
     if url.dialect == "sqlite" and url.path is not None and not os.path.exists(url.path):
         return None
     backend = open_backend(url, create=False)
@@ -429,7 +446,7 @@ def open_existing_ledger(url: LedgerURL, schema_directory: str = schema.SCHEMA_D
     except BaseException:
         backend.close()
         raise
-    if pending:
+    if pending and not allow_older:
         backend.close()
         raise LedgerError(
             "%s is at an older schema (needs %s); run any writing relops.release task (or this one outside check "

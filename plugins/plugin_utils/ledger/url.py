@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, List, Mapping, Optional
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import LedgerURLError
 
@@ -37,16 +37,49 @@ class LedgerURL:
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a URL (``postgresql://user:***@host/db``)."""
+    """Hide the password of a URL, in the user part and in a ``password=`` parameter."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = userinfo.split(":", 1)[0] + ":***@" + host
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = parts.query
+    if any(key.lower() == "password" for key, _value in pairs):
+        query = urlencode([(key, "***" if key.lower() == "password" else value) for key, value in pairs], safe="*")
+    if netloc == parts.netloc and query == parts.query:
+        # Nothing to hide: keep the text exactly as the user wrote it, so messages quote it faithfully.
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = (parts.username or "") + ":***"
-    return urlunsplit((parts.scheme, userinfo + "@" + netloc[-1], parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def secret_texts(url: str) -> List[str]:
+    """Every form in which a URL's password could appear in a driver's message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    secrets: List[str] = []
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        if ":" in userinfo:
+            raw = userinfo.split(":", 1)[1]
+            secrets.extend([raw, unquote(raw)])
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key.lower() == "password":
+            secrets.append(value)
+    return sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+
+
+def scrub(message: str, url: str) -> str:
+    """Replace any form of the URL's password in a message with ***."""
+    for secret in secret_texts(url):
+        message = message.replace(secret, "***")
+    return message
 
 
 def default_ledger_path(environ: Optional[Mapping[str, str]] = None) -> str:
@@ -107,7 +140,23 @@ def _parse_postgresql(text: str, parts: Any) -> LedgerURL:
         raise LedgerURLError(
             "ledger_url %r names no database; append it: postgresql://user@host:port/dbname" % redact_url(text)
         )
+    _check_conninfo(text)
     return LedgerURL(dialect="postgresql", raw=text)
+
+
+def _check_conninfo(text: str) -> None:
+    """Let libpq's own parser judge the URL, so a bad escape fails here with the fix, not at connect time."""
+    try:
+        from psycopg import conninfo  # noqa: PLC0415 - optional: only PostgreSQL ledgers need psycopg
+    except ImportError:
+        return
+    try:
+        conninfo.conninfo_to_dict(text)
+    except Exception as exc:
+        raise LedgerURLError(
+            "ledger_url %r is malformed (%s); percent-encode special characters in the user and password "
+            "(for example @ as %%40 and %% as %%25)" % (redact_url(text), scrub(str(exc).strip(), text))
+        ) from None
 
 
 def resolve_ledger_url(

@@ -1,0 +1,42 @@
+"""execution-environment.yml gives a working ansible-builder context for AWX."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from fixtures.playbooks import REPO
+
+BIN = os.path.dirname(sys.executable)
+
+
+def test_ansible_builder_context_carries_the_collection_and_its_dependencies(tmp_path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("execution-environment.yml", "requirements.txt", "requirements.yml", "bindep.txt"):
+        shutil.copy(os.path.join(REPO, name), source / name)
+    (source / "build").mkdir()
+    subprocess.run(
+        [os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(source / "build"), REPO],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    context = tmp_path / "context"
+    done = subprocess.run(
+        [os.path.join(BIN, "ansible-builder"), "create", "-f", "execution-environment.yml", "-c", str(context)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    build = context / "_build"
+    assert (build / "requirements.txt").read_text().count("psycopg") == 1
+    assert "postgresql-client" in (build / "bindep.txt").read_text()
+    assert [path.name for path in (build / "collection").iterdir()] == ["relops-release-0.1.0.tar.gz"]
+    containerfile = (context / "Dockerfile").read_text()
+    assert "COPY _build/collection/ /tmp/collection/" in containerfile
+    assert "ansible-galaxy collection install /tmp/collection/*.tar.gz" in containerfile
