@@ -9,6 +9,9 @@ have_postgres || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v git >/dev/null || missing+=(git)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+# The lab fleet (tests/lab): network namespaces with their own sshd.
+command -v ip >/dev/null || missing+=(iproute2)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 # ansible-test sanity skips its shellcheck test, silently, without the program.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 
