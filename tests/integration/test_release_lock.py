@@ -161,6 +161,24 @@ def _wait_for_file(path: str, process: "object", seconds: float = 90) -> None:
         time.sleep(0.1)
 
 
+def _wait_until_refused_once(ledger_url: str, known_runs: set, waiter: "object", seconds: float = 120) -> None:
+    """Wait until the waiter's run has tried the lock at least once while it was held.
+
+    Opening the ledger records the run (started_at == last_seen_at); every
+    attempt to take the lock refreshes last_seen_at, so a later last_seen_at
+    proves an attempt was made, and refused, since the holder still holds it.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert waiter.poll() is None, waiter.communicate()  # type: ignore[attr-defined]
+        with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+            runs = [run for run in ledger.list_runs(limit=20) if run["run_id"] not in known_runs]
+        if runs and runs[0]["last_seen_at"] > runs[0]["started_at"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the waiting run never tried the lock")
+
+
 def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_url: str) -> None:
     holding, release = os.path.join(ansible.workdir, "holding"), os.path.join(ansible.workdir, "release")
     holder = ansible.start_playbook(
@@ -172,6 +190,8 @@ def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
     _wait_for_file(holding, holder)
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        holder_runs = {run["run_id"] for run in ledger.list_runs()}
     result_file = os.path.join(ansible.workdir, "waiter.json")
     waiter = ansible.start_playbook(
         ansible.write_playbook(LOCK_PLAY, "lock.yml"),
@@ -181,9 +201,7 @@ def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_
         "result_file=%s" % result_file,
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
-    # The waiter must be blocked while the holder runs; let it poll a few times.
-    time.sleep(3)
-    assert waiter.poll() is None, waiter.communicate()
+    _wait_until_refused_once(ledger_url, holder_runs, waiter)
     with open(release, "w", encoding="utf-8"):
         pass
     holder_out = holder.communicate(timeout=120)
