@@ -13,7 +13,9 @@ from fixtures.migrations import ScriptFolder, start_migration
 
 from ansible_collections.relops.release.plugins.module_utils import migrations as m
 
-SQLITE_SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT count(*) FROM c;"
+SQLITE_SLOW = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT count(*) FROM c;"
+)
 
 
 def migrator(url: str, folder: ScriptFolder, **options: object) -> m.Migrator:
@@ -85,11 +87,11 @@ def test_checksum_is_a_signed_java_int() -> None:
 
 def test_versions_order_numerically_part_by_part() -> None:
     ordered = ["1", "1.1", "1.2", "1.10", "2", "2.0.1", "10", "2024.01.05"]
-    assert sorted(reversed(ordered), key=m.version_key) == ordered
+    assert sorted(["10", "1.10", "2024.01.05", "1.2", "2", "1", "2.0.1", "1.1"], key=m.version_key) == ordered
     assert m.version_key("1.0") == m.version_key("1") == m.version_key("1_0_0")
     assert m.version_key("1_1") == m.version_key("1.1")
     assert m.display_version("1_1") == "1.1"
-    with pytest.raises(m.MigrationError, match="1.a"):
+    with pytest.raises(m.MigrationError, match=r"1\.a"):
         m.parse_version("1.a")
 
 
@@ -102,7 +104,7 @@ def test_file_names_follow_flyway() -> None:
     repeatable = m.parse_script("R__refresh_views.sql", "SELECT 1;")
     assert repeatable is not None and repeatable.version is None and repeatable.description == "refresh views"
     assert m.parse_script("README.md", "") is None
-    with pytest.raises(m.MigrationError, match="V__oops.sql"):
+    with pytest.raises(m.MigrationError, match=r"V__oops\.sql"):
         m.parse_script("V__oops.sql", "")
 
 
@@ -143,7 +145,9 @@ def test_statements_split_on_top_level_semicolons_only() -> None:
     assert statements[0].sql == "INSERT INTO t VALUES ('a;b');" and statements[0].line == 2
     assert "$body$ SELECT 1; $body$" in statements[1].sql
     assert statements[1].line == 4 and statements[2].line == 5
-    trigger = "CREATE TRIGGER trg AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 1;\n  UPDATE t SET y = 2;\nEND;\nSELECT 1;"
+    trigger = (
+        "CREATE TRIGGER trg AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 1;\n  UPDATE t SET y = 2;\nEND;\nSELECT 1;"
+    )
     assert [s.line for s in m.split_statements(trigger, "sqlite")] == [1, 5]
 
 
@@ -159,7 +163,9 @@ def five_migrations(scripts: ScriptFolder, third: str) -> None:
 
 
 def test_third_of_five_fails_then_fix_and_rerun_completes(db_url: str, scripts: ScriptFolder) -> None:
-    broken = "CREATE TABLE invoices (id INT);\nINSERT INTO invoices VALUES (1);\n\nINSERT INTO no_such_table VALUES (1);\n"
+    broken = (
+        "CREATE TABLE invoices (id INT);\nINSERT INTO invoices VALUES (1);\n\nINSERT INTO no_such_table VALUES (1);\n"
+    )
     five_migrations(scripts, broken)
     outcome = migrator(db_url, scripts).migrate()
     assert [a["script"] for a in outcome.applied] == ["V1__customers.sql", "V2__orders.sql"]
@@ -178,7 +184,11 @@ def test_third_of_five_fails_then_fix_and_rerun_completes(db_url: str, scripts: 
     assert rerun.failure is None and rerun.repaired == ["V3__invoices.sql"]
     assert [a["version"] for a in rerun.applied] == ["3", "4", "5"]
     assert [(r.version, r.success) for r in migrator(db_url, scripts).history()] == [
-        ("1", True), ("2", True), ("3", True), ("4", True), ("5", True)
+        ("1", True),
+        ("2", True),
+        ("3", True),
+        ("4", True),
+        ("5", True),
     ]
     assert migrator(db_url, scripts).migrate().applied == []
 
@@ -189,8 +199,16 @@ def test_history_has_flyway_layout(db_url: str, scripts: ScriptFolder) -> None:
     engine.migrate()
     row = engine.history()[0]
     assert row.as_dict().keys() == {
-        "installed_rank", "version", "description", "type", "script", "checksum",
-        "installed_by", "installed_on", "execution_time", "success",
+        "installed_rank",
+        "version",
+        "description",
+        "type",
+        "script",
+        "checksum",
+        "installed_by",
+        "installed_on",
+        "execution_time",
+        "success",
     }
     assert (row.installed_rank, row.version, row.description, row.type) == (1, "1.1", "first table", "SQL")
     assert row.checksum == m.flyway_checksum("CREATE TABLE first_table (id INT);\n")
@@ -247,7 +265,7 @@ def test_checksum_drift_is_refused_naming_script_and_checksums(db_url: str, scri
     with pytest.raises(m.MigrationError) as caught:
         engine.validate()
     assert "V1__t.sql" in str(caught.value) and str(old) in str(caught.value) and str(new) in str(caught.value)
-    with pytest.raises(m.MigrationError, match="V1__t.sql"):
+    with pytest.raises(m.MigrationError, match=r"V1__t\.sql"):
         engine.migrate()
     assert m.info(engine)["drift"] == [
         {"script": "V1__t.sql", "version": "1", "applied_checksum": old, "current_checksum": new}
@@ -295,7 +313,7 @@ def test_out_of_order_off_refuses_and_on_applies(db_url: str, scripts: ScriptFol
     scripts.write("V3__c.sql", "CREATE TABLE c (id INT);\n")
     migrator(db_url, scripts).migrate()
     scripts.write("V2__b.sql", "CREATE TABLE b (id INT);\n")
-    with pytest.raises(m.MigrationError, match="V2__b.sql.*out_of_order"):
+    with pytest.raises(m.MigrationError, match=r"V2__b\.sql.*out_of_order"):
         migrator(db_url, scripts).migrate()
     assert not has_table(db_url, "b")
     outcome = migrator(db_url, scripts, out_of_order=True).migrate()
@@ -316,7 +334,7 @@ def test_target_baseline_and_missing_scripts(db_url: str, scripts: ScriptFolder)
     assert (baseline.type, baseline.version, baseline.script) == ("BASELINE", "2", "<< Flyway Baseline >>")
     migrator(db_url, scripts).migrate()
     scripts.remove("V3__t3.sql")
-    with pytest.raises(m.MigrationError, match="version 3.*missing"):
+    with pytest.raises(m.MigrationError, match=r"version 3.*missing"):
         migrator(db_url, scripts).validate()
 
 
