@@ -21,6 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
 
 try:
+    import psycopg  # noqa: F401 - only tells whether PostgreSQL databases can be opened
+
+    HAS_PSYCOPG = True
+except ImportError:
+    HAS_PSYCOPG = False
+
+try:
     import fcntl
 
     HAS_FCNTL = True
@@ -1037,3 +1044,40 @@ def info(migrator: Migrator) -> Dict[str, Any]:
         "drift": migrator.drift(state),
         "problem": problem,
     }
+
+
+# ---------------------------------------------------------------------------
+# What the db_migrate modules share
+
+
+def connection_argument_spec() -> Dict[str, Any]:
+    """Options every db_migrate* module takes (documented in doc_fragments/migrations.py)."""
+    return {
+        "db_url": {"type": "str", "required": True},
+        "migrations_dir": {"type": "path", "required": True},
+        "table": {"type": "str", "default": DEFAULT_TABLE},
+        "schema": {"type": "str"},
+        "placeholders": {"type": "dict", "default": {}},
+        "out_of_order": {"type": "bool", "default": False},
+        "lock_timeout": {"type": "int", "default": 300},
+    }
+
+
+def needs_psycopg(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://")) and not HAS_PSYCOPG
+
+
+def open_migrator(params: Mapping[str, Any], target: Optional[str] = None, phase: Optional[str] = None) -> Migrator:
+    """Open the database and read the scripts the module parameters name."""
+    placeholders = {str(key): str(value) for key, value in (params.get("placeholders") or {}).items()}
+    scripts = load_scripts(str(params["migrations_dir"]), placeholders)
+    options = Options(
+        table=str(params.get("table") or DEFAULT_TABLE),
+        placeholders=placeholders,
+        target=target,
+        out_of_order=bool(params.get("out_of_order")),
+        installed_by=params.get("installed_by"),
+        lock_timeout=float(params.get("lock_timeout") or 300),
+        phase=phase,
+    )
+    return Migrator(open_database(str(params["db_url"]), schema=params.get("schema")), scripts, options)
