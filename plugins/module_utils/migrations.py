@@ -1040,7 +1040,7 @@ def info(migrator: Migrator) -> Dict[str, Any]:
         "current_version": state.current,
         "pending": pending,
         "applied": [row.as_dict() for row in state.rows if row.success],
-        "failed": [row.as_dict() for row in state.failed.values()],
+        "failed_migrations": [row.as_dict() for row in state.failed.values()],
         "drift": migrator.drift(state),
         "problem": problem,
     }

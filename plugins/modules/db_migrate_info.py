@@ -62,8 +62,8 @@ applied:
   returned: always
   type: list
   elements: dict
-failed:
-  description: Versions whose latest attempt failed, as history rows.
+failed_migrations:
+  description: Versions whose latest attempt failed, as history rows (not named C(failed), which Ansible reads as the task failing).
   returned: always
   type: list
   elements: dict
