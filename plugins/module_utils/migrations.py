@@ -742,6 +742,7 @@ class Migrator:
         self.versioned = sorted((s for s in scripts if s.kind == "V"), key=lambda s: s.key or ())
         self.undo_scripts = {s.key: s for s in scripts if s.kind == "U"}
         self.repeatable = sorted((s for s in scripts if s.kind == "R"), key=lambda s: s.description)
+        self._lock_depth = 0
 
     # -- reading ------------------------------------------------------------
 
@@ -848,11 +849,21 @@ class Migrator:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
+        """Hold the migration lock (re-entrant: a caller may wrap several steps in one hold)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         self.db.acquire_lock(self.options.table, self.options.lock_timeout)
+        self._lock_depth = 1
         try:
             self._ensure_history_table()
             yield
         finally:
+            self._lock_depth = 0
             self.db.release_lock()
 
     def migrate(self) -> Outcome:

@@ -409,7 +409,7 @@ def open_ledger(
     """Open (and on first use create or upgrade) the ledger a URL names."""
     backend = open_backend(url, create=True)
     try:
-        schema.upgrade(backend, applied_by, schema_directory)
+        schema.upgrade(backend, url, applied_by, schema_directory)
     except BaseException:
         backend.close()
         raise
