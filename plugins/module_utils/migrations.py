@@ -1030,6 +1030,68 @@ class Migrator:
         )
 
 
+@dataclass
+class Compatibility:
+    """Whether the schema suits an application version, and the undo that would make it so."""
+
+    current: Optional[str]
+    minimum: Optional[str]
+    maximum: Optional[str]
+    undo_to: Optional[str]
+    scripts: List[Script]
+
+    @property
+    def compatible(self) -> bool:
+        return self.undo_to is None
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "current": self.current,
+            "supported": {"min": self.minimum, "max": self.maximum},
+            "compatible": self.compatible,
+            "undo_to": self.undo_to,
+            "undo_scripts": [script.script for script in self.scripts],
+        }
+
+
+def plan_compatibility(
+    migrator: Migrator, minimum: Optional[str], maximum: Optional[str], app: str = "the application"
+) -> Compatibility:
+    """Check that the schema suits an application supporting versions minimum..maximum (inclusive).
+
+    Nothing to do when the current version is in range. Above the range, plan the undo down to the
+    highest applied version within it; refuse, before anything changes, when an undo script is missing
+    or when the range lies above the current version (an undo cannot raise a schema).
+    """
+    state = migrator.state()
+    current = state.current
+    if minimum is not None and (current is None or version_key(current) < version_key(minimum)):
+        raise MigrationError(
+            "%s needs schema version %s or newer but %s is at %s; an undo cannot raise a schema: "
+            "migrate forward to %s first, or roll back to an application version that supports %s"
+            % (app, minimum, migrator.db.description, current or "no version", minimum, current or "an empty schema")
+        )
+    if maximum is None or current is None or version_key(current) <= version_key(maximum):
+        return Compatibility(current, minimum, maximum, None, [])
+    below = [row.version for key, row in state.applied.items() if key <= version_key(maximum)]
+    if state.baseline is not None and version_key(state.baseline.version or "0") <= version_key(maximum):
+        below.append(state.baseline.version)
+    landing = max(below, key=lambda version: version_key(version or "0")) if below else None
+    if minimum is not None and (landing is None or version_key(landing) < version_key(minimum)):
+        raise MigrationError(
+            "%s supports schema versions %s to %s but no applied version of %s lies in that range; "
+            "it cannot be reached by undoing, roll forward instead" % (app, minimum, maximum, migrator.db.description)
+        )
+    try:
+        scripts = migrator.undo_plan(maximum, state)
+    except MigrationError as exc:
+        raise MigrationError(
+            "%s supports schema versions up to %s but %s is at %s, and %s"
+            % (app, maximum, migrator.db.description, current, exc)
+        ) from None
+    return Compatibility(current, minimum, maximum, landing or maximum, scripts)
+
+
 def _failure_dict(failure: MigrationFailed) -> Dict[str, Any]:
     return {
         "script": failure.script,

@@ -37,8 +37,13 @@ options:
         its script, and that no unapplied script is older than the current version (unless O(out_of_order)).
       - V(baselined) records O(baseline_version) as the starting point of a database that has no history yet;
         scripts up to that version are then never applied.
+      - V(compatible) makes the schema fit an application version that supports the schema versions in
+        O(supported) (used when rolling an application back). Nothing changes when the current version is in
+        range. Above the range, the C(U) scripts of every version above O(supported.max) are applied, newest
+        first. When an undo script is missing, or the range lies above the current version, the task fails with
+        a message naming the versions, before anything changes.
     type: str
-    choices: [migrated, undone, validated, baselined]
+    choices: [migrated, undone, validated, baselined, compatible]
     default: migrated
   target:
     description:
@@ -57,6 +62,22 @@ options:
       - With O(state=baselined), the version the existing schema corresponds to.
     type: str
     default: "1"
+  supported:
+    description:
+      - With O(state=compatible), the schema versions the application supports, as its release manifest
+        declares them (C(migrations.schema_versions) in C(manifest.json)).
+    type: dict
+    suboptions:
+      min:
+        description: Oldest schema version the application works with; no lower bound when unset.
+        type: str
+      max:
+        description: Newest schema version the application works with; no upper bound when unset.
+        type: str
+  app_version:
+    description:
+      - With O(state=compatible), the application version being rolled back to, named in messages.
+    type: str
   installed_by:
     description:
       - Who the history records as having applied the scripts. The database user when unset.
@@ -113,6 +134,16 @@ EXAMPLES = r"""
     state: undone
     target: "7"
 
+- name: Before rolling the application back to 2.3.0, fit the schema to what 2.3.0 supports
+  relops.release.db_migrate:
+    db_url: postgresql://app@db.example.com/orders
+    migrations_dir: /opt/orders/releases/2.4.0/migrations
+    state: compatible
+    app_version: 2.3.0
+    supported:
+      min: "5"
+      max: "7"
+
 - name: Adopt an existing database at version 3
   relops.release.db_migrate:
     db_url: postgresql://app@db.example.com/orders
@@ -155,6 +186,12 @@ failure:
   returned: when a script failed
   type: dict
   sample: {"script": "V3__add_invoices.sql", "line": 4, "database_message": "no such table: custmers"}
+compatibility:
+  description: With O(state=compatible), the current version, the supported range and the undo planned.
+  returned: when O(state=compatible)
+  type: dict
+  sample: {"current": "9", "supported": {"min": "5", "max": "7"}, "compatible": false, "undo_to": "7",
+           "undo_scripts": ["U9__drop_totals.sql", "U8__add_totals.sql"]}
 repaired:
   description: Scripts whose earlier failed attempt was replaced in the history by this successful one.
   returned: when O(state=migrated)
@@ -173,6 +210,7 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
     connection_argument_spec,
     needs_psycopg,
     open_migrator,
+    plan_compatibility,
     version_key,
 )
 
@@ -180,7 +218,13 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
 def argument_spec() -> Dict[str, Any]:
     spec = connection_argument_spec()
     spec.update(
-        state={"type": "str", "choices": ["migrated", "undone", "validated", "baselined"], "default": "migrated"},
+        state={
+            "type": "str",
+            "choices": ["migrated", "undone", "validated", "baselined", "compatible"],
+            "default": "migrated",
+        },
+        supported={"type": "dict", "options": {"min": {"type": "str"}, "max": {"type": "str"}}},
+        app_version={"type": "str"},
         target={"type": "str"},
         phase={"type": "str", "choices": ["all", "expand", "contract"], "default": "all"},
         baseline_version={"type": "str", "default": "1"},
@@ -285,6 +329,34 @@ def baseline(module: AnsibleModule, migrator: Migrator, version: str) -> Dict[st
     }
 
 
+def make_compatible(module: AnsibleModule, migrator: Migrator) -> Dict[str, Any]:
+    supported = module.params["supported"] or {}
+    app = "application version %s" % module.params["app_version"] if module.params["app_version"] else "the application"
+    plan = plan_compatibility(migrator, supported.get("min"), supported.get("max"), app)
+    result: Dict[str, Any] = {"compatibility": plan.as_dict(), "version_before": plan.current}
+    if plan.compatible or module.check_mode:
+        after = plan.undo_to or plan.current
+        placeholders = migrator.options.placeholders
+        result.update(
+            changed=not plan.compatible,
+            applied=[],
+            pending=[script.as_dict(placeholders) for script in plan.scripts],
+            version_after=after,
+            diff=diff(plan.current, after),
+        )
+        return result
+    outcome = migrator.undo(str(supported.get("max")))
+    result.update(
+        changed=outcome.changed,
+        applied=outcome.applied,
+        version_after=outcome.after,
+        diff=diff(outcome.before, outcome.after),
+    )
+    if outcome.failure is not None:
+        module.fail_json(msg=outcome.failure["message"], failure=outcome.failure, **result)
+    return result
+
+
 def validate(migrator: Migrator) -> Dict[str, Any]:
     state = migrator.state()
     migrator.plan(state)
@@ -305,6 +377,8 @@ def run_module() -> None:
             result = migrate(module, migrator)
         elif state == "undone":
             result = undo(module, migrator, params["target"])
+        elif state == "compatible":
+            result = make_compatible(module, migrator)
         elif state == "baselined":
             result = baseline(module, migrator, params["baseline_version"])
         else:

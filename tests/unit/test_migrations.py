@@ -374,3 +374,24 @@ def test_lock_times_out_naming_the_database(db_url: str, scripts: ScriptFolder) 
     finally:
         holder.db.release_lock()
     assert migrator(db_url, scripts).migrate().after == "1"
+
+
+def test_rollback_compatibility_undoes_when_possible_and_refuses_otherwise(db_url: str, scripts: ScriptFolder) -> None:
+    for version in (1, 2, 3, 4):
+        scripts.write("V%d__t%d.sql" % (version, version), "CREATE TABLE t%d (id INT);\n" % version)
+    scripts.write("U4__t4.sql", "DROP TABLE t4;\n")
+    migrator(db_url, scripts).migrate()
+
+    fits = m.plan_compatibility(migrator(db_url, scripts), "2", "4", "app 2.0")
+    assert fits.compatible and fits.scripts == [] and fits.current == "4"
+
+    plan = m.plan_compatibility(migrator(db_url, scripts), "2", "3", "app 1.9")
+    assert not plan.compatible and plan.undo_to == "3" and [s.script for s in plan.scripts] == ["U4__t4.sql"]
+
+    with pytest.raises(
+        m.MigrationError, match=r"app 1\.5 supports schema versions up to 2 .*no undo script for version 3"
+    ):
+        m.plan_compatibility(migrator(db_url, scripts), "1", "2", "app 1.5")
+    with pytest.raises(m.MigrationError, match=r"app 3\.0 needs schema version 5 or newer .* an undo cannot raise"):
+        m.plan_compatibility(migrator(db_url, scripts), "5", None, "app 3.0")
+    assert migrator(db_url, scripts).state().current == "4" and has_table(db_url, "t4")
