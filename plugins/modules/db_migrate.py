@@ -397,4 +397,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -54,6 +54,7 @@ options:
     default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger
 attributes:
   action:

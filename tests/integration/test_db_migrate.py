@@ -87,7 +87,7 @@ def test_check_mode_lists_sql_then_migrate_is_idempotent(ansible: Ansible, db_ur
     assert report["current_version"] == "2" and report["pending"] == [] and report["drift"] == []
     assert [row["type"] for row in report["applied"]] == ["SQL", "SQL", "SQL"]
 
-    outcome, _, output = run(ansible, db_url, scripts, "-e", "suffix=eu")
+    outcome, _report, output = run(ansible, db_url, scripts, "-e", "suffix=eu")
     assert outcome["changed"] is False and outcome["applied"] == [], output
 
 
@@ -117,11 +117,11 @@ def test_undo_and_drift_through_playbooks(ansible: Ansible, db_url: str, scripts
     outcome, report, output = run(ansible, db_url, scripts, "-e", "db_state=undone", "-e", "target=1")
     assert outcome["changed"] is True and (outcome["version_before"], outcome["version_after"]) == ("2", "1"), output
     assert report["current_version"] == "1"
-    outcome, _, _ = run(ansible, db_url, scripts, "-e", "db_state=undone", "-e", "target=1")
+    outcome, _report, _output = run(ansible, db_url, scripts, "-e", "db_state=undone", "-e", "target=1")
     assert outcome["changed"] is False
 
     scripts.remove("U1__customers.sql")
-    outcome, _, output = run(ansible, db_url, scripts, "-e", "db_state=undone", "-e", "target=0")
+    outcome, _report, output = run(ansible, db_url, scripts, "-e", "db_state=undone", "-e", "target=0")
     assert outcome["failed"] is True and "no undo script for version 1" in outcome["msg"], output
 
     scripts.write("V1__customers.sql", "CREATE TABLE customers (id BIGINT PRIMARY KEY);\n")

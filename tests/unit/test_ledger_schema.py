@@ -131,7 +131,7 @@ def test_concurrent_first_opens_apply_the_schema_once(ledger_url: str) -> None:
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_once) for _ in range(4)]
+    threads = [threading.Thread(target=open_once) for _number in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

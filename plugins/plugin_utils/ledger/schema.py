@@ -230,4 +230,4 @@ def _refuse_newer(backend: Backend, state: SchemaState, scripts: List[Script]) -
 
 
 def _as_int(version: Optional[str]) -> int:
-    return int(str(version).split(".")[0]) if version else 0
+    return int(str(version).split(".", maxsplit=1)[0]) if version else 0
