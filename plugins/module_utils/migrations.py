@@ -743,6 +743,8 @@ class Migrator:
         self.undo_scripts = {s.key: s for s in scripts if s.kind == "U"}
         self.repeatable = sorted((s for s in scripts if s.kind == "R"), key=lambda s: s.description)
         self._lock_depth = 0
+        # Only the lock holder writes the history, so the next rank is read once per hold.
+        self._next_rank: Optional[int] = None
 
     # -- reading ------------------------------------------------------------
 
@@ -859,11 +861,13 @@ class Migrator:
             return
         self.db.acquire_lock(self.options.table, self.options.lock_timeout)
         self._lock_depth = 1
+        self._next_rank = None
         try:
             self._ensure_history_table()
             yield
         finally:
             self._lock_depth = 0
+            self._next_rank = None
             self.db.release_lock()
 
     def migrate(self) -> Outcome:
@@ -1011,8 +1015,10 @@ class Migrator:
         success: bool,
     ) -> None:
         table, param = self.options.table, self.db.param
-        rank_rows = self.db.query('SELECT max("installed_rank") FROM "%s"' % table)
-        rank = int(rank_rows[0][0] or 0) + 1
+        if self._next_rank is None:
+            rank_rows = self.db.query('SELECT max("installed_rank") FROM "%s"' % table)
+            self._next_rank = int(rank_rows[0][0] or 0) + 1
+        rank = self._next_rank
         self.db.execute(
             'INSERT INTO "%s" ("installed_rank", "version", "description", "type", "script", "checksum",'
             ' "installed_by", "execution_time", "success") VALUES (%s)' % (table, ", ".join([param] * 9)),
@@ -1023,11 +1029,17 @@ class Migrator:
                 kind,
                 script,
                 checksum,
-                (self.options.installed_by or self.db.current_user())[:100],
+                self._installer(),
                 elapsed,
                 success,
             ),
         )
+        self._next_rank = rank + 1
+
+    def _installer(self) -> str:
+        if not self.options.installed_by:
+            self.options.installed_by = self.db.current_user()
+        return self.options.installed_by[:100]
 
 
 @dataclass
