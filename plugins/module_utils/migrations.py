@@ -414,13 +414,15 @@ class SQLiteDatabase(Database):
     dialect = "sqlite"
     param = "?"
 
-    def __init__(self, path: str, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str, busy_timeout: float = 30.0, create: bool = True) -> None:
         self.path = path
         self.description = "SQLite database %s" % path
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise MigrationError("directory %s for %s does not exist; create it first" % (parent, path))
-        self._connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+        # A reader (check mode, info) must not create the file: a missing one reads as an empty database.
+        target = path if create or os.path.exists(path) else ":memory:"
+        self._connection = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
         self._connection.execute("PRAGMA busy_timeout = %d" % int(busy_timeout * 1000))
         self._lock_handle: Optional[Any] = None
 
@@ -488,7 +490,7 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     param = "%s"
 
-    def __init__(self, url: str, schema: Optional[str] = None, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, schema: Optional[str] = None, connect_timeout: int = 10, create: bool = True) -> None:
         try:
             import psycopg  # noqa: PLC0415 - optional dependency, only PostgreSQL needs it
         except ImportError:
@@ -516,7 +518,8 @@ class PostgresDatabase(Database):
         if schema:
             if not _IDENTIFIER.match(schema):
                 raise MigrationError("schema %r is not a plain identifier; use letters, digits and _" % schema)
-            self.execute("CREATE SCHEMA IF NOT EXISTS %s" % schema)
+            if create:
+                self.execute("CREATE SCHEMA IF NOT EXISTS %s" % schema)
             self.execute("SET search_path TO %s" % schema)
 
     def execute(self, sql: str, params: Optional[Sequence[Any]] = None) -> None:
@@ -585,12 +588,15 @@ class PostgresDatabase(Database):
         return "%s.%s" % (self.query("SELECT current_schema()")[0][0], table)
 
 
-def open_database(url: str, schema: Optional[str] = None) -> Database:
-    """Connect to ``sqlite:///path/to/file.db`` or ``postgresql://user@host:port/db``."""
+def open_database(url: str, schema: Optional[str] = None, create: bool = True) -> Database:
+    """Connect to ``sqlite:///path/to/file.db`` or ``postgresql://user@host:port/db``.
+
+    With create=False nothing is created: no SQLite file, no PostgreSQL schema.
+    """
     if url.startswith("sqlite:///"):
-        return SQLiteDatabase("/" + url[len("sqlite:///") :].lstrip("/"))
+        return SQLiteDatabase("/" + url[len("sqlite:///") :].lstrip("/"), create=create)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(url, schema=schema)
+        return PostgresDatabase(url, schema=schema, create=create)
     raise MigrationError(
         "db_url %s is neither sqlite:///path/to/file.db nor postgresql://user@host/database; fix db_url"
         % redact_url(url)
@@ -1152,8 +1158,10 @@ def needs_psycopg(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://")) and not HAS_PSYCOPG
 
 
-def open_migrator(params: Mapping[str, Any], target: Optional[str] = None, phase: Optional[str] = None) -> Migrator:
-    """Open the database and read the scripts the module parameters name."""
+def open_migrator(
+    params: Mapping[str, Any], target: Optional[str] = None, phase: Optional[str] = None, read_only: bool = False
+) -> Migrator:
+    """Open the database and read the scripts the module parameters name; a reader creates nothing."""
     placeholders = {str(key): str(value) for key, value in (params.get("placeholders") or {}).items()}
     scripts = load_scripts(str(params["migrations_dir"]), placeholders)
     options = Options(
@@ -1165,4 +1173,5 @@ def open_migrator(params: Mapping[str, Any], target: Optional[str] = None, phase
         lock_timeout=float(params.get("lock_timeout") or 300),
         phase=phase,
     )
-    return Migrator(open_database(str(params["db_url"]), schema=params.get("schema")), scripts, options)
+    database = open_database(str(params["db_url"]), schema=params.get("schema"), create=not read_only)
+    return Migrator(database, scripts, options)

@@ -372,7 +372,12 @@ def run_module() -> None:
     phase = None if params["phase"] == "all" else params["phase"]
     migrator: Optional[Migrator] = None
     try:
-        migrator = open_migrator(params, target=params["target"] if state == "migrated" else None, phase=phase)
+        migrator = open_migrator(
+            params,
+            target=params["target"] if state == "migrated" else None,
+            phase=phase,
+            read_only=module.check_mode or state == "validated",
+        )
         if state == "migrated":
             result = migrate(module, migrator)
         elif state == "undone":

@@ -99,7 +99,7 @@ def run_module() -> None:
         module.fail_json(msg=missing_required_lib("psycopg (version 3)"))
     migrator: Optional[Migrator] = None
     try:
-        migrator = open_migrator(module.params)
+        migrator = open_migrator(module.params, read_only=True)
         report = info(migrator)
     except MigrationError as exc:
         module.fail_json(msg=str(exc))

@@ -79,6 +79,9 @@ def test_check_mode_lists_sql_then_migrate_is_idempotent(ansible: Ansible, db_ur
     assert outcome["version_before"] is None and outcome["version_after"] == "2"
     assert "schema_version" in output  # the diff, shown by --diff
     assert report["current_version"] is None and len(report["pending"]) == 3
+    if db_url.startswith("sqlite:///"):
+        # Check mode and info only read: a database that does not exist yet is not created.
+        assert not os.path.exists("/" + db_url[len("sqlite:///") :])
 
     outcome, report, output = run(ansible, db_url, scripts, "--diff", "-e", "suffix=eu")
     assert outcome["changed"] is True and not outcome.get("failed"), output
@@ -134,6 +137,6 @@ def test_undo_and_drift_through_playbooks(ansible: Ansible, db_url: str, scripts
 
 
 def test_doc_pages_render(ansible: Ansible) -> None:
-    for module in ("relops.release.db_migrate", "relops.release.db_migrate_info"):
+    for module in ("relops.release.db_migrate", "relops.release.db_migrate_info", "relops.release.db_migrate_record"):
         page = ansible.doc(module)
         assert page.returncode == 0 and "EXAMPLES" in page.stdout and "db_url" in page.stdout, page.output

@@ -234,7 +234,7 @@ def test_kill_during_long_migration_frees_the_lock(db_url: str, scripts: ScriptF
     scripts.write("V1__base.sql", "CREATE TABLE base (id INT);\n")
     scripts.write("V2__long.sql", "CREATE TABLE long_one (id INT);\n" + slow)
     process = start_migration(db_url, scripts.path, {"rows": "60" if postgres else "400000000"})
-    wait_until_running(db_url, "long_one" if postgres else None, scripts)
+    wait_until_second_migration(db_url)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     rerun = migrator(db_url, scripts, placeholders={"rows": "0" if postgres else "1"}, lock_timeout=30)
@@ -244,7 +244,7 @@ def test_kill_during_long_migration_frees_the_lock(db_url: str, scripts: ScriptF
     assert outcome.after == "2" and has_table(db_url, "long_one")
 
 
-def wait_until_running(url: str, table: "str | None", scripts: ScriptFolder) -> None:
+def wait_until_second_migration(url: str) -> None:
     """Wait until the child holds the lock and is inside V2 (V1 recorded)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
