@@ -657,6 +657,7 @@ class SchemaState:
     failed: Dict[Tuple[int, ...], HistoryRow] = field(default_factory=dict)
     repeatables: Dict[str, HistoryRow] = field(default_factory=dict)
     baseline: Optional[HistoryRow] = None
+    _last: Optional[Dict[Tuple[str, Any], HistoryRow]] = None
 
     @property
     def current(self) -> Optional[str]:
@@ -667,6 +668,12 @@ class SchemaState:
         if not candidates:
             return None
         return max(candidates, key=lambda row: version_key(row.version or "0")).version
+
+    def last_attempts(self) -> Dict[Tuple[str, Any], HistoryRow]:
+        """The latest history row of every migration (by type and version, or description for repeatables)."""
+        if self._last is None:
+            self._last = {_identity(row.type, row.version, row.description): row for row in self.rows}
+        return self._last
 
     def is_below_baseline(self, key: Tuple[int, ...]) -> bool:
         return self.baseline is not None and key <= version_key(self.baseline.version or "0")
@@ -885,7 +892,7 @@ class Migrator:
             applied: List[Dict[str, Any]] = []
             repaired: List[str] = []
             for script in plan.scripts:
-                retried = state.failed.get(script.key) if script.key is not None else None
+                retried = last_failure(state, script, TYPE_SQL)
                 try:
                     elapsed = self._apply(script, TYPE_SQL, script.version, retried)
                 except MigrationFailed as failure:
@@ -917,7 +924,7 @@ class Migrator:
             applied: List[Dict[str, Any]] = []
             for script in self.undo_plan(target, state):
                 try:
-                    elapsed = self._apply(script, TYPE_UNDO, script.version, None)
+                    elapsed = self._apply(script, TYPE_UNDO, script.version, last_failure(state, script, TYPE_UNDO))
                 except MigrationFailed as failure:
                     return Outcome(applied, before, self.state().current, failure=_failure_dict(failure))
                 applied.append(dict(script.as_dict(), execution_time=elapsed))
@@ -965,11 +972,7 @@ class Migrator:
                 self.db.begin()
             if retried is not None:
                 # What `flyway repair` would do: the failed attempt gives way to the successful one.
-                self.db.execute(
-                    'DELETE FROM "%s" WHERE "version" = %s AND "success" = %s AND "type" = %s'
-                    % (self.options.table, self.db.param, self.db.param, self.db.param),
-                    (retried.version, False, TYPE_SQL),
-                )
+                self._delete_failures(script, kind)
             self._insert(version, script.description, kind, script.script, script.checksum, elapsed, True)
             self.db.commit()
             return elapsed
@@ -998,17 +1001,28 @@ class Migrator:
         elapsed = int((time.monotonic() - started) * 1000)
         self.db.begin()
         try:
-            if version is not None and kind == TYPE_SQL:
-                self.db.execute(
-                    'DELETE FROM "%s" WHERE "version" = %s AND "success" = %s AND "type" = %s'
-                    % (self.options.table, self.db.param, self.db.param, self.db.param),
-                    (version, False, TYPE_SQL),
-                )
+            self._delete_failures(script, kind)
             self._insert(version, script.description, kind, script.script, script.checksum, elapsed, False)
         except BaseException:
             self.db.rollback()
             raise
         self.db.commit()
+
+    def _delete_failures(self, script: Script, kind: str) -> None:
+        """Drop earlier failed attempts of the same migration, keeping one row per attempt outcome."""
+        table, param = self.options.table, self.db.param
+        if script.version is not None:
+            self.db.execute(
+                'DELETE FROM "%s" WHERE "type" = %s AND "success" = %s AND "version" = %s'
+                % (table, param, param, param),
+                (kind, False, script.version),
+            )
+        else:
+            self.db.execute(
+                'DELETE FROM "%s" WHERE "type" = %s AND "success" = %s AND "version" IS NULL AND "description" = %s'
+                % (table, param, param, param),
+                (kind, False, script.description),
+            )
 
     def _insert(
         self,
@@ -1108,6 +1122,16 @@ def plan_compatibility(
             % (app, maximum, migrator.db.description, current, exc)
         ) from None
     return Compatibility(current, minimum, maximum, landing or maximum, scripts)
+
+
+def last_failure(state: SchemaState, script: Script, kind: str) -> Optional[HistoryRow]:
+    """The failed row of the script's last attempt, or None when its last attempt (if any) succeeded."""
+    row = state.last_attempts().get(_identity(kind, script.version, script.description))
+    return row if row is not None and not row.success else None
+
+
+def _identity(kind: str, version: Optional[str], description: str) -> Tuple[str, Any]:
+    return (kind, version_key(version)) if version is not None else (kind, description)
 
 
 def _failure_dict(failure: MigrationFailed) -> Dict[str, Any]:

@@ -395,3 +395,27 @@ def test_rollback_compatibility_undoes_when_possible_and_refuses_otherwise(db_ur
     with pytest.raises(m.MigrationError, match=r"app 3\.0 needs schema version 5 or newer .* an undo cannot raise"):
         m.plan_compatibility(migrator(db_url, scripts), "5", None, "app 3.0")
     assert migrator(db_url, scripts).state().current == "4" and has_table(db_url, "t4")
+
+
+def test_failed_repeatable_and_undo_attempts_give_way_to_the_fixed_ones(db_url: str, scripts: ScriptFolder) -> None:
+    scripts.write("V1__t.sql", "CREATE TABLE t (id INT);\n")
+    scripts.write("U1__t.sql", "DROP TABLE no_such_table;\n")
+    scripts.write("R__seed.sql", "INSERT INTO missing VALUES (1);\n")
+    first = migrator(db_url, scripts).migrate()
+    assert first.failure is not None and first.failure["script"] == "R__seed.sql"
+    scripts.write("R__seed.sql", "INSERT INTO t VALUES (1);\n")
+    second = migrator(db_url, scripts).migrate()
+    assert second.failure is None and second.repaired == ["R__seed.sql"]
+
+    failed_undo = migrator(db_url, scripts).undo("0")
+    assert failed_undo.failure is not None and failed_undo.failure["script"] == "U1__t.sql"
+    assert [(r.type, r.success) for r in migrator(db_url, scripts).history()][-1] == ("UNDO_SQL", False)
+    scripts.write("U1__t.sql", "DROP TABLE t;\n")
+    assert migrator(db_url, scripts).undo("0").failure is None
+    rows = migrator(db_url, scripts).history()
+    assert [(r.type, r.version, r.success) for r in rows] == [
+        ("SQL", "1", True),
+        ("SQL", None, True),
+        ("UNDO_SQL", "1", True),
+    ]
+    assert not has_table(db_url, "t")
