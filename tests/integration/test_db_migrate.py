@@ -140,3 +140,37 @@ def test_doc_pages_render(ansible: Ansible) -> None:
     for module in ("relops.release.db_migrate", "relops.release.db_migrate_info", "relops.release.db_migrate_record"):
         page = ansible.doc(module)
         assert page.returncode == 0 and "EXAMPLES" in page.stdout and "db_url" in page.stdout, page.output
+
+
+def test_two_concurrent_playbooks_apply_each_migration_once(
+    ansible: Ansible, db_url: str, scripts: ScriptFolder
+) -> None:
+    slow = (
+        "SELECT pg_sleep(2);\n"
+        if db_url.startswith("postgresql")
+        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000)\n"
+        "SELECT count(*) FROM c;\n"
+    )
+    scripts.write("V1__slow.sql", "CREATE TABLE slow (id INT);\n" + slow)
+    scripts.write("V2__more.sql", "CREATE TABLE more (id INT);\n")
+    playbook = ansible.write_playbook(MIGRATE_PLAY, "migrate.yml")
+    processes, files = [], []
+    for number in range(2):
+        result_file = os.path.join(ansible.workdir, "concurrent-%d.json" % number)
+        files.append(result_file)
+        variables = {"db_url": db_url, "migrations_dir": scripts.path, "result_file": result_file}
+        processes.append(ansible.start_playbook(playbook, "-e", json.dumps(variables)))
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    outcomes = []
+    for result_file in files:
+        with open(result_file, encoding="utf-8") as handle:
+            outcomes.append(json.load(handle)["outcome"])
+    applied = sorted([a["script"] for a in outcome["applied"]] for outcome in outcomes)
+    assert applied == [[], ["V1__slow.sql", "V2__more.sql"]]
+    assert sorted(outcome["changed"] for outcome in outcomes) == [False, True]
+    db = m.open_database(db_url)
+    try:
+        assert db.query("SELECT count(*) FROM flyway_schema_history")[0][0] == 2
+    finally:
+        db.close()
