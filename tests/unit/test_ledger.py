@@ -23,8 +23,15 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     open_ledger,
     parse_ledger_url,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import SCHEMA_DIRECTORY, read_version
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import (
+    SCHEMA_DIRECTORY,
+    latest_version,
+    read_version,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
+
+# Schema files are added by several branches (V2, V3, V5, ...); tests count from the newest one.
+LATEST = latest_version("sqlite")
 
 
 def actor(run_id: str) -> Actor:
@@ -40,10 +47,10 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 def test_first_open_creates_the_schema_and_a_second_changes_nothing(ledger_url: str) -> None:
     url = parse_ledger_url(ledger_url)
     with open_ledger(url) as first:
-        assert first.summary().schema_version == 1
+        assert first.summary().schema_version == LATEST
     with open_ledger(url) as second:
         summary = second.summary()
-    assert (summary.schema_version, summary.latest_schema_version) == (1, 1)
+    assert (summary.schema_version, summary.latest_schema_version) == (LATEST, LATEST)
 
 
 def test_runs_are_recorded_once_and_finished(ledger: Ledger) -> None:
@@ -260,12 +267,12 @@ def test_concurrent_writers_lose_nothing_and_keep_the_file_sound(ledger_url: str
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def _schema_dir(tmp_path: "os.PathLike[str]", versions: int) -> str:
-    """A copy of the real schema files plus made-up later versions, to test upgrades."""
-    target = os.path.join(str(tmp_path), "schema%d" % versions)
+def _schema_dir(tmp_path: "os.PathLike[str]", extra: int) -> str:
+    """A copy of the real schema files plus `extra` made-up later versions, to test upgrades."""
+    target = os.path.join(str(tmp_path), "schema%d" % extra)
     shutil.copytree(SCHEMA_DIRECTORY, target)
     for dialect in ("sqlite", "postgresql"):
-        for version in range(2, versions + 1):
+        for version in range(LATEST + 1, LATEST + extra + 1):
             with open(
                 os.path.join(target, dialect, "V%d__extra_%d.sql" % (version, version)), "w", encoding="utf-8"
             ) as handle:
@@ -275,22 +282,23 @@ def _schema_dir(tmp_path: "os.PathLike[str]", versions: int) -> str:
 
 def test_an_older_ledger_is_upgraded_in_place(ledger_url: str, tmp_path: "os.PathLike[str]") -> None:
     url = parse_ledger_url(ledger_url)
-    with open_ledger(url, schema_directory=_schema_dir(tmp_path, 1)) as old:
+    with open_ledger(url, schema_directory=_schema_dir(tmp_path, 0)) as old:
         old.record_deployment(actor("r1"), "demo", "1.0.0", "prod", "successful")
-    newer = _schema_dir(tmp_path, 3)
+    newer = _schema_dir(tmp_path, 2)
     with pytest.raises(LedgerError, match="older schema"):
         open_existing_ledger(url, schema_directory=newer)
     with open_ledger(url, schema_directory=newer) as upgraded:
-        assert upgraded.backend.table_names().count("extra_3") == 1
+        assert upgraded.backend.table_names().count("extra_%d" % (LATEST + 2)) == 1
         assert len(upgraded.list_deployments()) == 1
-        assert read_version(upgraded.backend) == 3
+        assert read_version(upgraded.backend) == LATEST + 2
 
 
 def test_a_newer_ledger_is_refused_naming_both_versions(ledger_url: str, tmp_path: "os.PathLike[str]") -> None:
     url = parse_ledger_url(ledger_url)
-    open_ledger(url, schema_directory=_schema_dir(tmp_path, 2)).close()
+    open_ledger(url, schema_directory=_schema_dir(tmp_path, 1)).close()
     with pytest.raises(
-        LedgerSchemaError, match=r"schema version 2 but this relops\.release knows versions up to 1; upgrade"
+        LedgerSchemaError,
+        match=r"schema version %d but this relops\.release knows versions up to %d; upgrade" % (LATEST + 1, LATEST),
     ):
         open_ledger(url)
 

@@ -23,8 +23,6 @@ from .url import LedgerURL, scrub
 Row = Dict[str, Any]
 SQLITE_BUSY_TIMEOUT_MS = 30000
 POSTGRES_SCHEMA = "relops"
-# Serialises schema upgrades between processes sharing one PostgreSQL ledger.
-POSTGRES_SCHEMA_LOCK_KEY = 0x72656C6F  # "relo"
 
 
 class Cursor(Protocol):
@@ -38,9 +36,6 @@ class Cursor(Protocol):
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> List[Row]:
         """Run a query and return every row."""
-
-    def script(self, sql: str) -> None:
-        """Run a multi-statement SQL script (schema files)."""
 
 
 class Backend(Protocol):
@@ -59,9 +54,6 @@ class Backend(Protocol):
 
     def prepare_for_writes(self) -> None:
         """Set connection-level options once the database is known to be a ledger."""
-
-    def lock_schema(self, cursor: Cursor) -> None:
-        """Inside a write transaction, make this process the only one changing the schema."""
 
     def close(self) -> None:
         """Close the connection."""
@@ -83,12 +75,6 @@ class _SQLiteCursor:
     def all(self, sql: str, params: Sequence[Any] = ()) -> List[Row]:
         self._cursor.execute(sql, tuple(params))
         return [dict(row) for row in self._cursor.fetchall()]
-
-    def script(self, sql: str) -> None:
-        # executescript() would COMMIT the surrounding transaction first, so the
-        # statements run one by one inside it instead.
-        for statement in split_sql_statements(sql):
-            self._cursor.execute(statement)
 
 
 class SQLiteBackend:
@@ -160,9 +146,6 @@ class SQLiteBackend:
         ).fetchall()
         return [row[0] for row in rows]
 
-    def lock_schema(self, cursor: Cursor) -> None:
-        """BEGIN IMMEDIATE already holds SQLite's single write lock."""
-
     def close(self) -> None:
         self._connection.close()
 
@@ -193,10 +176,6 @@ class _PostgresCursor:
     def all(self, sql: str, params: Sequence[Any] = ()) -> List[Row]:
         self._cursor.execute(to_psycopg(sql), tuple(params))
         return [dict(row) for row in self._cursor.fetchall()]
-
-    def script(self, sql: str) -> None:
-        for statement in split_sql_statements(sql):
-            self._cursor.execute(statement)
 
 
 class PostgresBackend:
@@ -261,11 +240,6 @@ class PostgresBackend:
     def prepare_for_writes(self) -> None:
         """Nothing to set: PostgreSQL's defaults (read committed, autocommit outside transactions) fit."""
 
-    def lock_schema(self, cursor: Cursor) -> None:
-        """Take a transaction-scoped advisory lock so only one process upgrades the schema."""
-        cursor.execute("SELECT pg_advisory_xact_lock(%d)" % POSTGRES_SCHEMA_LOCK_KEY)
-        cursor.execute("CREATE SCHEMA IF NOT EXISTS %s" % POSTGRES_SCHEMA)
-
     def close(self) -> None:
         self._connection.close()
 
@@ -273,17 +247,6 @@ class PostgresBackend:
 def to_psycopg(sql: str) -> str:
     """Rewrite ``?`` placeholders to psycopg's ``%s``."""
     return sql.replace("?", "%s")
-
-
-def split_sql_statements(sql: str) -> List[str]:
-    """Split a schema file on ``;`` at line ends, dropping comments and blank parts.
-
-    Schema files keep one statement per ``;``-terminated block and never put a
-    semicolon inside a string, which is what makes this simple split exact.
-    """
-    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    statements = [part.strip() for part in "\n".join(lines).split(";\n")]
-    return [part.rstrip(";").strip() for part in statements if part.rstrip(";").strip()]
 
 
 def open_backend(url: LedgerURL, create: bool = True) -> Backend:

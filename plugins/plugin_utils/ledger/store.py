@@ -30,6 +30,7 @@ from .url import LedgerURL
 RUN_STATUSES = ("running", "successful", "failed", "aborted")
 DEPLOYMENT_STATUSES = ("in_progress", "successful", "failed", "rolled_back")
 DECISIONS = ("allow", "deny", "wait")
+SCHEMA_PHASES = ("all", "expand", "contract", "undo")
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,69 @@ class Ledger:
                 (*params, limit),
             )
         return [_decode_json_columns(row, ("details",)) for row in rows]
+
+    # Schema migrations
+
+    def latest_schema_migration(
+        self, service: str, environment: str, release: str, phase: str, database_url: str
+    ) -> Optional[Row]:
+        """The last schema version recorded for one release, phase and database, or None."""
+        with self.backend.transaction(write=False) as cursor:
+            row = cursor.one(
+                "SELECT * FROM schema_migrations WHERE service = ? AND environment = ? AND release = ?"
+                " AND phase = ? AND database_url = ? ORDER BY id DESC LIMIT 1",
+                (service, environment, release, phase, database_url),
+            )
+        return _decode_json_columns(row, ("applied",)) if row else None
+
+    def record_schema_migration(
+        self,
+        actor: Actor,
+        service: str,
+        environment: str,
+        release: str,
+        phase: str,
+        database_url: str,
+        version_before: Optional[str],
+        version_after: Optional[str],
+        applied: Sequence[str],
+    ) -> "tuple[Row, bool]":
+        """Record the schema version a release's migrations reached; return the row and whether it is new.
+
+        Once a release's phase is recorded for a database, a run that applied nothing (a later batch
+        under ``serial``, a rerun) adds nothing, so the record is made once per release; a run that
+        applied scripts (a failed run fixed and rerun) adds its own record.
+        """
+        _require_choice("phase", phase, SCHEMA_PHASES)
+        with self.backend.transaction(write=True) as cursor:
+            previous = cursor.one(
+                "SELECT * FROM schema_migrations WHERE service = ? AND environment = ? AND release = ?"
+                " AND phase = ? AND database_url = ? ORDER BY id DESC LIMIT 1",
+                (service, environment, release, phase, database_url),
+            )
+            if previous is not None and (previous["version_after"] == version_after or not applied):
+                return _decode_json_columns(previous, ("applied",)), False
+            now = now_timestamp()
+            self._touch_run(cursor, actor, now)
+            row = cursor.one(
+                "INSERT INTO schema_migrations (run_id, service, environment, release, phase, database_url,"
+                " version_before, version_after, applied, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING *",
+                (actor.run_id, service, environment, release, phase, database_url, version_before, version_after,
+                 _dump(list(applied)), now),
+            )
+        return _decode_json_columns(_must_exist(row, "the schema migration record"), ("applied",)), True
+
+    def list_schema_migrations(
+        self, service: Optional[str] = None, environment: Optional[str] = None, limit: int = 10
+    ) -> List[Row]:
+        clauses, params = _filters(service=service, environment=environment)
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT * FROM schema_migrations" + clauses + " ORDER BY recorded_at DESC, id DESC LIMIT ?",
+                (*params, limit),
+            )
+        return [_decode_json_columns(row, ("applied",)) for row in rows]
 
     # Decisions
 
@@ -420,7 +484,7 @@ def open_ledger(
     """Open (and on first use create or upgrade) the ledger a URL names."""
     backend = open_backend(url, create=True)
     try:
-        schema.upgrade(backend, applied_by, schema_directory)
+        schema.upgrade(backend, url, applied_by, schema_directory)
     except BaseException:
         backend.close()
         raise

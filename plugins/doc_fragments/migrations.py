@@ -1,0 +1,53 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  db_url:
+    description:
+      - The database to migrate, as seen from the host the task runs on.
+      - C(sqlite:///path/to/app.db) for SQLite (the file is created when missing).
+      - C(postgresql://user@host:port/dbname) for PostgreSQL; needs C(psycopg) (version 3) where the
+        task runs. Put the password in E(PGPASSWORD) or C(~/.pgpass) rather than in the URL; a password in
+        the URL is masked in messages.
+    type: str
+    required: true
+  migrations_dir:
+    description:
+      - Folder holding the migration scripts, named as Flyway names them
+        (C(V<version>__<description>.sql), C(U<version>__<description>.sql), C(R__<description>.sql)).
+      - Usually the C(migrations) folder of the unpacked release package on the host the task runs on.
+    type: path
+    required: true
+  table:
+    description:
+      - Name of the history table. Keep Flyway's default to share history with Flyway.
+    type: str
+    default: flyway_schema_history
+  schema:
+    description:
+      - PostgreSQL only. Schema holding the history table and the default for the scripts' objects
+        (C(search_path)); created when missing. The connection's default schema when not set.
+    type: str
+  placeholders:
+    description:
+      - Values for C(${name}) placeholders in the scripts. A placeholder without a value fails the task
+        naming it.
+    type: dict
+    default: {}
+  out_of_order:
+    description:
+      - Apply a versioned script older than the current version that was never applied (a hotfix merged
+        late). When false such a script fails the task, naming it.
+    type: bool
+    default: false
+  lock_timeout:
+    description:
+      - Seconds to wait for another process migrating the same database (and history table) before failing.
+    type: int
+    default: 300
+"""
