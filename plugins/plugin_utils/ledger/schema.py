@@ -111,8 +111,12 @@ def upgrade(backend: Backend, url: LedgerURL, applied_by: str, directory: str = 
     scripts = load_scripts(backend.dialect, directory)
     is_ledger = check_is_ledger(backend)
     backend.prepare_for_writes()
-    if is_ledger and _read_state(backend) is not None and not pending_scripts(backend, directory):
-        return []
+    state = _read_state(backend) if is_ledger else None
+    if state is not None:
+        verify_checksums(backend, state, scripts)
+        if not pending_scripts(backend, directory):
+            # Up to date: no lock and no DDL, so a least-privilege database role can use the ledger.
+            return []
     migrator = Migrator(
         _open_engine_database(url),
         scripts,
@@ -217,6 +221,18 @@ def _convert_legacy(migrator: Migrator, scripts: List[Script], applied_by: str) 
 def _flyway_time(rfc3339: str) -> str:
     """'2026-11-26T09:30:00.123456Z' -> '2026-11-26 09:30:00.123', the text both databases accept."""
     return rfc3339.replace("T", " ").rstrip("Z")[:23]
+
+
+def verify_checksums(backend: Backend, state: SchemaState, scripts: List[Script]) -> None:
+    """Fail when an applied schema file has changed since: fix forward with a new version instead."""
+    for script in scripts:
+        applied = state.applied.get(script.key or ())
+        if applied is not None and applied.checksum is not None and applied.checksum != script.checksum:
+            raise LedgerSchemaError(
+                "schema file %s was changed after %s applied it (recorded checksum %s, file has %s); restore the "
+                "file and put the change in a new version"
+                % (script.script, backend.description, applied.checksum, script.checksum)
+            )
 
 
 def _refuse_newer(backend: Backend, state: SchemaState, scripts: List[Script]) -> None:

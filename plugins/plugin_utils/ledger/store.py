@@ -267,8 +267,18 @@ class Ledger:
                 "INSERT INTO schema_migrations (run_id, service, environment, release, phase, database_url,"
                 " version_before, version_after, applied, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " RETURNING *",
-                (actor.run_id, service, environment, release, phase, database_url, version_before, version_after,
-                 _dump(list(applied)), now),
+                (
+                    actor.run_id,
+                    service,
+                    environment,
+                    release,
+                    phase,
+                    database_url,
+                    version_before,
+                    version_after,
+                    _dump(list(applied)),
+                    now,
+                ),
             )
         return _decode_json_columns(_must_exist(row, "the schema migration record"), ("applied",)), True
 
