@@ -18,8 +18,19 @@ from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
 
 FIELD_OPTIONS = (
-    "short_description", "description", "assignment_group", "risk", "impact", "priority", "category",
-    "start_date", "end_date", "implementation_plan", "backout_plan", "test_plan", "justification",
+    "short_description",
+    "description",
+    "assignment_group",
+    "risk",
+    "impact",
+    "priority",
+    "category",
+    "start_date",
+    "end_date",
+    "implementation_plan",
+    "backout_plan",
+    "test_plan",
+    "justification",
     "correlation_display",
 )
 
@@ -67,63 +78,84 @@ class ActionModule(ItsmActionBase):
         existing = _find(backend, args)
         if existing is None:
             _check_new_change(args)
-        if existing is None and self.check_mode:
-            after = dict(fields, type=args["type"], state=args["state"] or "new")
-            return {"changed": True, "change": after, "diff": {"before": {}, "after": after}, "states_passed": [], "created": True}
-        created = False
-        if existing is None:
-            change, created = backend.ensure_change(args["type"], fields, args.get("template"))
-            fields = {k: v for k, v in fields.items() if k != "correlation_id"}
-        else:
-            change = existing
-        before = public_change(change)
-        changed = created
-        delta = {k: v for k, v in fields.items() if str(change.get(k) or "") != v and k != "correlation_id"}
-        if delta:
-            changed = True
-            if not self.check_mode:
-                change = backend.write_change(change, delta)
-        changed = self._ensure_cis(backend, change, args["configuration_items"]) or changed
-        note = args.get("work_notes")
-        if note and not backend.has_work_note(change, note):
-            changed = True
-            if not self.check_mode:
-                backend.add_work_note(change, note)
-        if args.get("approval") and change.get("approval") != args["approval"]:
-            changed = True
-            if change["state"] != "authorize" or change.get("approval") != "requested":
-                raise ITSMError(
-                    "change %s cannot be %s: it is in %s with approval %s; move it to authorize first"
-                    % (change["number"], args["approval"], change["state"], change.get("approval"))
-                )
-            if not self.check_mode:
-                change = backend.decide_approval(change, args["approval"], args["approval_comments"])
-        passed: List[str] = []
-        target = args.get("state")
-        if target and change["state"] != target:
-            changed = True
-            closing = text_fields({"close_code": args.get("close_code"), "close_notes": args.get("close_notes")})
-            if target == "closed" and not (closing.get("close_code") or change.get("close_code")):
-                raise ITSMError(
-                    "closing change %s needs close_code (one of %s)" % (change["number"], ", ".join(model.CLOSE_CODES))
-                )
             if self.check_mode:
-                passed = backend.plan_moves(change, target)
-            else:
-                change, passed = backend.move_to(change, target, closing, wait=self._approval_waiter(backend, args))
+                after = dict(fields, type=args["type"], state=args["state"] or "new")
+                return {
+                    "changed": True,
+                    "created": True,
+                    "change": after,
+                    "states_passed": [],
+                    "diff": {"before": {}, "after": after},
+                }
+            change, created = backend.ensure_change(args["type"], fields, args.get("template"))
+        else:
+            change, created = existing, False
+        before = public_change(change)
+        delta = {k: v for k, v in fields.items() if str(change.get(k) or "") != v and k != "correlation_id"}
+        change = self._apply_fields(backend, change, delta)
+        cis_added = self._ensure_cis(backend, change, args["configuration_items"])
+        noted = self._apply_note(backend, change, args.get("work_notes"))
+        change, decided = self._apply_approval(backend, change, args)
+        change, passed, moved = self._apply_state(backend, change, args)
         wait = args.get("wait_for")
         if wait and not self.check_mode and (wait.get("state") or wait.get("approval")):
             change = backend.wait_for(change, wait.get("state"), wait.get("approval"), _backoff(wait))
-        result: Dict[str, Any] = {"changed": changed, "created": created, "states_passed": passed}
+        result: Dict[str, Any] = {
+            "changed": created or bool(delta) or cis_added or noted or decided or moved,
+            "created": created,
+            "states_passed": passed,
+        }
         if args["check_conflicts"]:
             result["conflicts"] = backend.conflicts(change)
         result["change"] = public_change(change)
-        result["change"]["configuration_items"] = backend.change_cis(change) if not self.check_mode or existing else []
+        result["change"]["configuration_items"] = backend.change_cis(change)
         if self.diff_mode:
-            after = dict(result["change"]) if not self.check_mode else dict(before, **delta, **({"state": target} if target else {}))
+            planned = dict(before, **delta, **({"state": args["state"]} if moved else {}))
+            after = planned if self.check_mode else dict(result["change"])
             after.pop("configuration_items", None)
             result["diff"] = {"before": {} if created else before, "after": after}
         return result
+
+    def _apply_fields(self, backend: ItsmBackend, change: Record, delta: Dict[str, str]) -> Record:
+        if delta and not self.check_mode:
+            return backend.write_change(change, delta)
+        return change
+
+    def _apply_note(self, backend: ItsmBackend, change: Record, note: Optional[str]) -> bool:
+        if not note or backend.has_work_note(change, note):
+            return False
+        if not self.check_mode:
+            backend.add_work_note(change, note)
+        return True
+
+    def _apply_approval(self, backend: ItsmBackend, change: Record, args: Dict[str, Any]) -> "tuple[Record, bool]":
+        decision = args.get("approval")
+        if not decision or change.get("approval") == decision:
+            return change, False
+        if change["state"] != "authorize" or change.get("approval") != "requested":
+            raise ITSMError(
+                "change %s cannot be %s: it is in %s with approval %s; move it to authorize first"
+                % (change["number"], decision, change["state"], change.get("approval"))
+            )
+        if self.check_mode:
+            return change, True
+        return backend.decide_approval(change, decision, args["approval_comments"]), True
+
+    def _apply_state(
+        self, backend: ItsmBackend, change: Record, args: Dict[str, Any]
+    ) -> "tuple[Record, List[str], bool]":
+        target = args.get("state")
+        if not target or change["state"] == target:
+            return change, [], False
+        closing = text_fields({"close_code": args.get("close_code"), "close_notes": args.get("close_notes")})
+        if target == "closed" and not (closing.get("close_code") or change.get("close_code")):
+            raise ITSMError(
+                "closing change %s needs close_code (one of %s)" % (change["number"], ", ".join(model.CLOSE_CODES))
+            )
+        if self.check_mode:
+            return change, backend.plan_moves(change, target), True
+        moved, passed = backend.move_to(change, target, closing, wait=self._approval_waiter(backend, args))
+        return moved, passed, True
 
     def _approval_waiter(self, backend: ItsmBackend, args: Dict[str, Any]) -> Optional[Any]:
         wait = args.get("wait_for")
@@ -186,11 +218,11 @@ def _resolve_ci(backend: ItsmBackend, item: str) -> str:
     found = backend.find_cis("cmdb_ci", {"sys_id": item}, limit=1) if len(item) == 32 else []
     found = found or backend.find_cis("cmdb_ci", {"name": item}, limit=2)
     if len(found) != 1:
-        raise ITSMError(
-            "configuration item %r matches %d CIs; give its sys_id, or a unique name" % (item, len(found))
-        )
+        raise ITSMError("configuration item %r matches %d CIs; give its sys_id, or a unique name" % (item, len(found)))
     return str(found[0]["sys_id"])
 
 
 def _backoff(wait: Dict[str, Any]) -> Backoff:
-    return Backoff(timeout=float(wait["timeout"]), initial=float(wait["interval"]), factor=1.5, maximum=float(wait["max_interval"]))
+    return Backoff(
+        timeout=float(wait["timeout"]), initial=float(wait["interval"]), factor=1.5, maximum=float(wait["max_interval"])
+    )

@@ -39,10 +39,7 @@ class ActionModule(ItsmActionBase):
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         with self.itsm_backend(args, write=True) as backend:
-            if args.get("items"):
-                result = self._upsert_many(backend, args)
-            else:
-                result = self._upsert_one(backend, args)
+            result = self._upsert_many(backend, args) if args.get("items") else self._upsert_one(backend, args)
         result["requests_sent"] = self.requests_sent
         return result
 
@@ -52,7 +49,9 @@ class ActionModule(ItsmActionBase):
             values["name"] = args["name"]
         ci_class = args["ci_class"]
         if args["use_ire"] and not isinstance(backend, ServiceNowBackend):
-            raise ITSMError("use_ire needs backend servicenow; the local backend identifies CIs by the identity columns")
+            raise ITSMError(
+                "use_ire needs backend servicenow; the local backend identifies CIs by the identity columns"
+            )
         ci, changed, before, after = backend.upsert_ci(ci_class, args["identity"], values, check_mode=True)
         operation = "NO_CHANGE" if not changed else ("INSERT" if ci is None else "UPDATE")
         if changed and not self.check_mode:
@@ -75,7 +74,9 @@ class ActionModule(ItsmActionBase):
 
     def _upsert_many(self, backend: ItsmBackend, args: Dict[str, Any]) -> Dict[str, Any]:
         if len(args["identity"]) != 1:
-            raise ITSMError("items needs exactly one identity column (e.g. identity: [name]); got %s" % args["identity"])
+            raise ITSMError(
+                "items needs exactly one identity column (e.g. identity: [name]); got %s" % args["identity"]
+            )
         outcomes = backend.upsert_many(args["ci_class"], args["identity"][0], args["items"], self.check_mode)
         cis = [ci or after for ci, _changed, _before, after in outcomes]
         changed = [bool(c) for _ci, c, _b, _a in outcomes]
@@ -84,7 +85,9 @@ class ActionModule(ItsmActionBase):
             result["diff"] = [{"before": b, "after": a} for _ci, c, b, a in outcomes if c]
         return result
 
-    def _relate(self, backend: ItsmBackend, ci: Optional[Record], wanted: List[Dict[str, Any]]) -> "tuple[bool, List[Record]]":
+    def _relate(
+        self, backend: ItsmBackend, ci: Optional[Record], wanted: List[Dict[str, Any]]
+    ) -> "tuple[bool, List[Record]]":
         if not wanted:
             return False, []
         known = backend.relation_types()
@@ -98,8 +101,16 @@ class ActionModule(ItsmActionBase):
                 changed = True
                 done.append({"type": relation["type"], "target": target["sys_id"], "direction": relation["direction"]})
                 continue
-            parent, child = (ci["sys_id"], target["sys_id"]) if relation["direction"] == "parent" else (target["sys_id"], ci["sys_id"])
-            existing = [r for r in backend.relations(parent, "downstream") if r["child"] == child and r["type"] == relation["type"]]
+            parent, child = (
+                (ci["sys_id"], target["sys_id"])
+                if relation["direction"] == "parent"
+                else (target["sys_id"], ci["sys_id"])
+            )
+            existing = [
+                r
+                for r in backend.relations(parent, "downstream")
+                if r["child"] == child and r["type"] == relation["type"]
+            ]
             if not existing:
                 changed = True
                 if not self.check_mode:
@@ -114,7 +125,8 @@ def _find_target(backend: ItsmBackend, relation: Dict[str, Any]) -> Record:
     found = found or backend.find_cis(relation["target_class"], {"name": target}, limit=2)
     if len(found) != 1:
         raise ITSMError(
-            "relation target %r matches %d CIs of class %s; create it first with relops.release.cmdb_ci, or give its sys_id"
+            "relation target %r matches %d CIs of class %s; create it first with relops.release.cmdb_ci, "
+            "or give its sys_id"
             % (target, len(found), relation["target_class"])
         )
     return found[0]

@@ -90,13 +90,22 @@ class ActionModule(ItsmActionBase):
             if self._already(ledger, args):
                 return None
             return ledger.record_deployment(
-                self.actor, args["service"], args["version"], args["environment"], args["status"],
-                change_id=args.get("change"), started_at=args.get("deployed_at") or now_timestamp(),
+                self.actor,
+                args["service"],
+                args["version"],
+                args["environment"],
+                args["status"],
+                change_id=args.get("change"),
+                started_at=args.get("deployed_at") or now_timestamp(),
                 details={"app_ci": app["sys_id"] if app else None, "hosts": [h["sys_id"] for h in hosts]},
             )
 
     def _already(self, ledger: Any, args: Dict[str, Any]) -> bool:
         for row in ledger.list_deployments(args["service"], args["environment"], limit=50):
-            if row["version"] == args["version"] and row["change_id"] == args.get("change") and row["status"] == args["status"]:
+            if (
+                row["version"] == args["version"]
+                and row["change_id"] == args.get("change")
+                and row["status"] == args["status"]
+            ):
                 return True
         return False

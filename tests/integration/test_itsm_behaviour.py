@@ -5,26 +5,46 @@ from __future__ import annotations
 
 import threading
 
+from fixtures.itsm_tasks import run_task
 from fixtures.playbooks import Ansible
 from fixtures.servicenow import ItsmWorld
-from fixtures.itsm_tasks import run_task
 
 
 def _register_estate(ansible: Ansible, itsm: ItsmWorld) -> dict:
-    host = run_task(ansible, itsm, "cmdb_ci", {
-        "ci_class": "cmdb_ci_linux_server", "name": "web01", "identity": ["serial_number"],
-        "attributes": {"serial_number": "VMW-1", "ip_address": "10.0.0.11"},
-    })
+    host = run_task(
+        ansible,
+        itsm,
+        "cmdb_ci",
+        {
+            "ci_class": "cmdb_ci_linux_server",
+            "name": "web01",
+            "identity": ["serial_number"],
+            "attributes": {"serial_number": "VMW-1", "ip_address": "10.0.0.11"},
+        },
+    )
     assert host["changed"] is True and host["operation"] == "INSERT", host
-    app = run_task(ansible, itsm, "cmdb_ci", {
-        "ci_class": "cmdb_ci_appl", "name": "payments-api", "attributes": {"version": "1.0.0"},
-        "relations": [{"type": "Runs on::Runs", "target": "web01"}],
-    })
+    app = run_task(
+        ansible,
+        itsm,
+        "cmdb_ci",
+        {
+            "ci_class": "cmdb_ci_appl",
+            "name": "payments-api",
+            "attributes": {"version": "1.0.0"},
+            "relations": [{"type": "Runs on::Runs", "target": "web01"}],
+        },
+    )
     assert app["changed"] is True, app
-    service = run_task(ansible, itsm, "cmdb_ci", {
-        "ci_class": "cmdb_ci_service", "name": "Payments",
-        "relations": [{"type": "Depends on::Used by", "target": "payments-api"}],
-    })
+    service = run_task(
+        ansible,
+        itsm,
+        "cmdb_ci",
+        {
+            "ci_class": "cmdb_ci_service",
+            "name": "Payments",
+            "relations": [{"type": "Depends on::Used by", "target": "payments-api"}],
+        },
+    )
     assert service["changed"] is True, service
     return host
 
@@ -32,8 +52,10 @@ def _register_estate(ansible: Ansible, itsm: ItsmWorld) -> dict:
 def test_change_lifecycle_is_idempotent_and_follows_the_state_model(ansible: Ansible, itsm: ItsmWorld) -> None:
     _register_estate(ansible, itsm)
     opening = {
-        "correlation_id": "payments-api-1.1.0", "short_description": "Deploy payments-api 1.1.0",
-        "configuration_items": ["web01"], "work_notes": "opened by the release pipeline",
+        "correlation_id": "payments-api-1.1.0",
+        "short_description": "Deploy payments-api 1.1.0",
+        "configuration_items": ["web01"],
+        "work_notes": "opened by the release pipeline",
     }
     planned = run_task(ansible, itsm, "change_request", dict(opening, state="assess"), "--check", "--diff")
     assert planned["changed"] is True and planned["created"] is True, planned
@@ -59,10 +81,17 @@ def test_change_lifecycle_is_idempotent_and_follows_the_state_model(ansible: Ans
 
     authorize = run_task(ansible, itsm, "change_request", {"number": change["number"], "state": "authorize"})
     assert authorize["change"]["approval"] == "requested", authorize
-    approve = run_task(ansible, itsm, "change_request", {
-        "number": change["number"], "approval": "approved", "approval_comments": "CAB ok",
-        "wait_for": {"approval": "approved", "timeout": 10, "interval": 0.2},
-    })
+    approve = run_task(
+        ansible,
+        itsm,
+        "change_request",
+        {
+            "number": change["number"],
+            "approval": "approved",
+            "approval_comments": "CAB ok",
+            "wait_for": {"approval": "approved", "timeout": 10, "interval": 0.2},
+        },
+    )
     assert approve["changed"] is True and approve["change"]["approval"] == "approved", approve
     assert approve["change"]["state"] == "scheduled"
 
@@ -79,9 +108,17 @@ def test_change_lifecycle_is_idempotent_and_follows_the_state_model(ansible: Ans
 
 
 def test_emergency_and_cancel(ansible: Ansible, itsm: ItsmWorld) -> None:
-    emergency = run_task(ansible, itsm, "change_request", {
-        "correlation_id": "hotfix-7", "type": "emergency", "short_description": "Hotfix", "state": "authorize",
-    })
+    emergency = run_task(
+        ansible,
+        itsm,
+        "change_request",
+        {
+            "correlation_id": "hotfix-7",
+            "type": "emergency",
+            "short_description": "Hotfix",
+            "state": "authorize",
+        },
+    )
     assert emergency["states_passed"] == ["authorize"], emergency
     info = run_task(ansible, itsm, "change_request_info", {"correlation_id": "hotfix-7"})
     assert set(info["records"][0]["next_states"]) == {"new", "canceled"}, info
@@ -90,16 +127,29 @@ def test_emergency_and_cancel(ansible: Ansible, itsm: ItsmWorld) -> None:
 
 
 def test_rejection_while_waiting_fails_with_the_approver_comment(ansible: Ansible, itsm: ItsmWorld) -> None:
-    opened = run_task(ansible, itsm, "change_request", {
-        "correlation_id": "risky-1", "short_description": "Risky", "state": "authorize",
-    })
+    opened = run_task(
+        ansible,
+        itsm,
+        "change_request",
+        {
+            "correlation_id": "risky-1",
+            "short_description": "Risky",
+            "state": "authorize",
+        },
+    )
     number = opened["change"]["number"]
     rejecter = threading.Timer(2.0, itsm.decide, (number, "rejected", "no backout plan"))
     rejecter.start()
     try:
-        waited = run_task(ansible, itsm, "change_request", {
-            "number": number, "wait_for": {"approval": "approved", "timeout": 60, "interval": 0.3},
-        })
+        waited = run_task(
+            ansible,
+            itsm,
+            "change_request",
+            {
+                "number": number,
+                "wait_for": {"approval": "approved", "timeout": 60, "interval": 0.3},
+            },
+        )
     finally:
         rejecter.join()
     assert waited["failed"] is True
@@ -107,10 +157,18 @@ def test_rejection_while_waiting_fails_with_the_approver_comment(ansible: Ansibl
 
 
 def test_wait_for_times_out_naming_the_state(ansible: Ansible, itsm: ItsmWorld) -> None:
-    run_task(ansible, itsm, "change_request", {"correlation_id": "slow-cab", "short_description": "x", "state": "authorize"})
-    waited = run_task(ansible, itsm, "change_request", {
-        "correlation_id": "slow-cab", "wait_for": {"approval": "approved", "timeout": 1.5, "interval": 0.3},
-    })
+    run_task(
+        ansible, itsm, "change_request", {"correlation_id": "slow-cab", "short_description": "x", "state": "authorize"}
+    )
+    waited = run_task(
+        ansible,
+        itsm,
+        "change_request",
+        {
+            "correlation_id": "slow-cab",
+            "wait_for": {"approval": "approved", "timeout": 1.5, "interval": 0.3},
+        },
+    )
     assert waited["failed"] is True
     assert "did not reach approval approved within 1.5s" in waited["msg"], waited["msg"]
 
@@ -127,18 +185,29 @@ def test_bad_change_inputs(ansible: Ansible, itsm: ItsmWorld) -> None:
 
 def test_cmdb_upsert_diff_relations_and_impact(ansible: Ansible, itsm: ItsmWorld) -> None:
     _register_estate(ansible, itsm)
-    same = run_task(ansible, itsm, "cmdb_ci", {
-        "ci_class": "cmdb_ci_linux_server", "name": "web01", "identity": ["serial_number"],
-        "attributes": {"serial_number": "VMW-1", "ip_address": "10.0.0.11"},
-    })
+    same = run_task(
+        ansible,
+        itsm,
+        "cmdb_ci",
+        {
+            "ci_class": "cmdb_ci_linux_server",
+            "name": "web01",
+            "identity": ["serial_number"],
+            "attributes": {"serial_number": "VMW-1", "ip_address": "10.0.0.11"},
+        },
+    )
     assert same["changed"] is False and same["operation"] == "NO_CHANGE", same
     moved = {
-        "ci_class": "cmdb_ci_linux_server", "name": "web01", "identity": ["serial_number"],
+        "ci_class": "cmdb_ci_linux_server",
+        "name": "web01",
+        "identity": ["serial_number"],
         "attributes": {"serial_number": "VMW-1", "ip_address": "10.0.0.12"},
     }
     planned = run_task(ansible, itsm, "cmdb_ci", moved, "--check", "--diff")
     assert planned["changed"] is True and planned["diff"] == {
-        "before": {"ip_address": "10.0.0.11"}, "after": {"ip_address": "10.0.0.12"}}, planned
+        "before": {"ip_address": "10.0.0.11"},
+        "after": {"ip_address": "10.0.0.12"},
+    }, planned
     updated = run_task(ansible, itsm, "cmdb_ci", moved)
     assert updated["changed"] is True and updated["operation"] == "UPDATE", updated
     assert itsm.ci_count("web01") == 1
@@ -156,17 +225,29 @@ def test_cmdb_upsert_diff_relations_and_impact(ansible: Ansible, itsm: ItsmWorld
 def test_bad_cmdb_inputs(ansible: Ansible, itsm: ItsmWorld) -> None:
     unknown = run_task(ansible, itsm, "cmdb_ci", {"ci_class": "cmdb_ci_toaster", "name": "t1"})
     assert unknown["failed"] is True and "cmdb_ci_toaster" in unknown["msg"] and "unknown" in unknown["msg"], unknown
-    relation = run_task(ansible, itsm, "cmdb_ci", {
-        "ci_class": "cmdb_ci_appl", "name": "a1", "relations": [{"type": "Eats::Eaten by", "target": "a1"}],
-    })
+    relation = run_task(
+        ansible,
+        itsm,
+        "cmdb_ci",
+        {
+            "ci_class": "cmdb_ci_appl",
+            "name": "a1",
+            "relations": [{"type": "Eats::Eaten by", "target": "a1"}],
+        },
+    )
     assert relation["failed"] is True and "Eats::Eaten by" in relation["msg"] and "Runs on::Runs" in relation["msg"]
 
 
 def test_deployment_is_recorded_once(ansible: Ansible, itsm: ItsmWorld) -> None:
     _register_estate(ansible, itsm)
     change = run_task(ansible, itsm, "change_request", {"correlation_id": "rel-9", "short_description": "Deploy"})
-    args = {"service": "payments-api", "version": "1.2.0", "environment": "production", "hosts": ["web01"],
-            "change": change["change"]["number"]}
+    args = {
+        "service": "payments-api",
+        "version": "1.2.0",
+        "environment": "production",
+        "hosts": ["web01"],
+        "change": change["change"]["number"],
+    }
     first = run_task(ansible, itsm, "cmdb_deployment", args)
     assert first["changed"] is True and isinstance(first["deployment_id"], int), first
     assert first["app"]["version"] == "1.2.0"

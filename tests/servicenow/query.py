@@ -78,10 +78,10 @@ def compile_query(encoded: str) -> Tuple[Callable[[Record], bool], List[Tuple[st
     groups: List[List[List[Callable[[Record], bool]]]] = [[]]
     for joiner, term in _split(encoded or ""):
         if term.startswith("ORDERBYDESC"):
-            order.append((term[len("ORDERBYDESC"):], True))
+            order.append((term[len("ORDERBYDESC") :], True))
             continue
         if term.startswith("ORDERBY"):
-            order.append((term[len("ORDERBY"):], False))
+            order.append((term[len("ORDERBY") :], False))
             continue
         condition = _condition(term)
         if joiner == "NQ":

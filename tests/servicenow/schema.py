@@ -16,17 +16,62 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-SYSTEM_COLUMNS = ("sys_id", "sys_class_name", "sys_created_on", "sys_created_by", "sys_updated_on", "sys_updated_by", "sys_mod_count")
+SYSTEM_COLUMNS = (
+    "sys_id",
+    "sys_class_name",
+    "sys_created_on",
+    "sys_created_by",
+    "sys_updated_on",
+    "sys_updated_by",
+    "sys_mod_count",
+)
 
 TASK_COLUMNS = (
-    "number", "short_description", "description", "state", "active", "approval", "assignment_group", "assigned_to",
-    "cmdb_ci", "correlation_id", "correlation_display", "priority", "impact", "urgency", "work_notes", "comments",
-    "opened_by", "opened_at", "closed_at", "close_notes", "parent",
+    "number",
+    "short_description",
+    "description",
+    "state",
+    "active",
+    "approval",
+    "assignment_group",
+    "assigned_to",
+    "cmdb_ci",
+    "correlation_id",
+    "correlation_display",
+    "priority",
+    "impact",
+    "urgency",
+    "work_notes",
+    "comments",
+    "opened_by",
+    "opened_at",
+    "closed_at",
+    "close_notes",
+    "parent",
 )
 CI_COLUMNS = (
-    "name", "short_description", "operational_status", "install_status", "ip_address", "fqdn", "serial_number",
-    "asset_tag", "environment", "category", "company", "location", "support_group", "managed_by", "owned_by",
-    "correlation_id", "discovery_source", "last_discovered", "used_for", "version", "comments", "attributes",
+    "name",
+    "short_description",
+    "operational_status",
+    "install_status",
+    "ip_address",
+    "fqdn",
+    "serial_number",
+    "asset_tag",
+    "environment",
+    "category",
+    "company",
+    "location",
+    "support_group",
+    "managed_by",
+    "owned_by",
+    "correlation_id",
+    "discovery_source",
+    "last_discovered",
+    "used_for",
+    "version",
+    "comments",
+    "attributes",
 )
 
 # table: (parent table, own columns)
@@ -35,9 +80,23 @@ TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
     "change_request": (
         "task",
         (
-            "type", "chg_model", "std_change_producer_version", "category", "risk", "start_date", "end_date",
-            "close_code", "implementation_plan", "backout_plan", "test_plan", "justification", "on_hold",
-            "on_hold_reason", "requested_by", "conflict_status", "conflict_last_run",
+            "type",
+            "chg_model",
+            "std_change_producer_version",
+            "category",
+            "risk",
+            "start_date",
+            "end_date",
+            "close_code",
+            "implementation_plan",
+            "backout_plan",
+            "test_plan",
+            "justification",
+            "on_hold",
+            "on_hold_reason",
+            "requested_by",
+            "conflict_status",
+            "conflict_last_run",
         ),
     ),
     "change_task": ("task", ("change_request", "change_task_type", "planned_start_date", "planned_end_date")),
@@ -65,12 +124,28 @@ TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
 }
 
 REFERENCE_COLUMNS = {
-    "assignment_group": "sys_user_group", "assigned_to": "sys_user", "cmdb_ci": "cmdb_ci", "parent": "cmdb_ci",
-    "child": "cmdb_ci", "type": "cmdb_rel_type", "approver": "sys_user", "sysapproval": "task",
-    "document_id": "task", "task": "task", "ci_item": "cmdb_ci", "std_change_producer_version": "std_change_producer_version",
-    "change_request": "change_request", "schedule": "cmn_schedule", "requested_by": "sys_user", "opened_by": "sys_user",
-    "configuration_item": "cmdb_ci", "conflicting_change": "change_request", "change": "change_request",
-    "caller_id": "sys_user", "manager": "sys_user", "support_group": "sys_user_group",
+    "assignment_group": "sys_user_group",
+    "assigned_to": "sys_user",
+    "cmdb_ci": "cmdb_ci",
+    "parent": "cmdb_ci",
+    "child": "cmdb_ci",
+    "type": "cmdb_rel_type",
+    "approver": "sys_user",
+    "sysapproval": "task",
+    "document_id": "task",
+    "task": "task",
+    "ci_item": "cmdb_ci",
+    "std_change_producer_version": "std_change_producer_version",
+    "change_request": "change_request",
+    "schedule": "cmn_schedule",
+    "requested_by": "sys_user",
+    "opened_by": "sys_user",
+    "configuration_item": "cmdb_ci",
+    "conflicting_change": "change_request",
+    "change": "change_request",
+    "caller_id": "sys_user",
+    "manager": "sys_user",
+    "support_group": "sys_user_group",
 }
 # Columns whose reference only applies on some tables.
 REFERENCE_EXCEPTIONS = {("cmdb_rel_type", "name"), ("task", "parent")}
@@ -78,7 +153,16 @@ REFERENCE_EXCEPTIONS = {("cmdb_rel_type", "name"), ("task", "parent")}
 NUMBER_PREFIX = {"change_request": "CHG", "change_task": "CTASK", "incident": "INC"}
 
 # Change request states (ServiceNow docs, "State model and transitions" for change management).
-CHANGE_STATES = {"-5": "New", "-4": "Assess", "-3": "Authorize", "-2": "Scheduled", "-1": "Implement", "0": "Review", "3": "Closed", "4": "Canceled"}
+CHANGE_STATES = {
+    "-5": "New",
+    "-4": "Assess",
+    "-3": "Authorize",
+    "-2": "Scheduled",
+    "-1": "Implement",
+    "0": "Review",
+    "3": "Closed",
+    "4": "Canceled",
+}
 CHANGE_TRANSITIONS: Dict[str, Dict[str, List[str]]] = {
     "normal": {"-5": ["-4"], "-4": ["-3", "-5"], "-3": ["-2", "-5"], "-2": ["-1"], "-1": ["0"], "0": ["3"]},
     "emergency": {"-5": ["-3"], "-3": ["-2", "-5"], "-2": ["-1"], "-1": ["0"], "0": ["3"]},

@@ -32,6 +32,7 @@ connection, so the client cannot know whether a write happened).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import random
@@ -125,12 +126,23 @@ class Instance:
 
     def insert(self, table: str, values: Record, who: str = "admin") -> Record:
         allowed = set(schema.columns(table))
-        record: Record = {column: "" for column in allowed}
-        record.update({key: _as_text(value) for key, value in values.items() if key in allowed and key not in schema.SYSTEM_COLUMNS})
+        record: Record = dict.fromkeys(allowed, "")
+        record.update(
+            {
+                key: _as_text(value)
+                for key, value in values.items()
+                if key in allowed and key not in schema.SYSTEM_COLUMNS
+            }
+        )
         stamp = now_text()
         record.update(
-            sys_id=uuid.uuid4().hex, sys_class_name=table, sys_created_on=stamp, sys_updated_on=stamp,
-            sys_created_by=who, sys_updated_by=who, sys_mod_count="0",
+            sys_id=uuid.uuid4().hex,
+            sys_class_name=table,
+            sys_created_on=stamp,
+            sys_updated_on=stamp,
+            sys_created_by=who,
+            sys_updated_by=who,
+            sys_mod_count="0",
         )
         record["work_notes"] = "" if "work_notes" in record else None
         prefix = next((p for t, p in schema.NUMBER_PREFIX.items() if schema.is_a(table, t)), None)
@@ -152,7 +164,9 @@ class Instance:
             matches, order = compile_query(query)
         except QueryError as exc:
             raise ApiError(400, "Invalid query", "cannot parse %r" % str(exc)) from None
-        found = [r for name in self.tables if schema.is_a(name, table) for r in self.tables[name].values() if matches(r)]
+        found = [
+            r for name in self.tables if schema.is_a(name, table) for r in self.tables[name].values() if matches(r)
+        ]
         found.sort(key=lambda r: r["sys_created_on"] + r["sys_id"])
         for column, descending in reversed(order):
             found.sort(key=lambda r, c=column: str(r.get(c, "")), reverse=descending)
@@ -160,12 +174,23 @@ class Instance:
 
     def update(self, table: str, record: Record, values: Record, who: str = "admin") -> Record:
         allowed = set(schema.columns(record["sys_class_name"]))
-        changes = {key: _as_text(value) for key, value in values.items() if key in allowed and key not in schema.SYSTEM_COLUMNS}
+        changes = {
+            key: _as_text(value) for key, value in values.items() if key in allowed and key not in schema.SYSTEM_COLUMNS
+        }
         if schema.is_a(record["sys_class_name"], "change_request"):
             self._check_change_update(record, changes)
         note = changes.pop("work_notes", None)
         if note:
-            self.insert("sys_journal_field", {"element_id": record["sys_id"], "element": "work_notes", "name": record["sys_class_name"], "value": note}, who)
+            self.insert(
+                "sys_journal_field",
+                {
+                    "element_id": record["sys_id"],
+                    "element": "work_notes",
+                    "name": record["sys_class_name"],
+                    "value": note,
+                },
+                who,
+            )
         record.update(changes)
         record["sys_updated_on"] = now_text()
         record["sys_updated_by"] = who
@@ -184,9 +209,10 @@ class Instance:
             raise ApiError(400, "Operation Failed", "Invalid state value %s for change_request" % target)
         if target not in self.next_states(record):
             raise ApiError(
-                403, "Operation Failed",
-                "State transition from %s to %s is not allowed for %s" % (
-                    schema.CHANGE_STATES[record["state"]], schema.CHANGE_STATES[target], record["number"]),
+                403,
+                "Operation Failed",
+                "State transition from %s to %s is not allowed for %s"
+                % (schema.CHANGE_STATES[record["state"]], schema.CHANGE_STATES[target], record["number"]),
             )
         if target == "3" and not (changes.get("close_code") or record.get("close_code")):
             raise ApiError(403, "Operation Failed", "Data Policy Exception: Close code is mandatory")
@@ -204,10 +230,16 @@ class Instance:
         if record["state"] == "-3":
             record["approval"] = "requested"
             approver = self.select("sys_user", "user_name=cab.manager")[0]
-            self.insert("sysapproval_approver", {
-                "sysapproval": record["sys_id"], "document_id": record["sys_id"], "source_table": "change_request",
-                "approver": approver["sys_id"], "state": "requested",
-            })
+            self.insert(
+                "sysapproval_approver",
+                {
+                    "sysapproval": record["sys_id"],
+                    "document_id": record["sys_id"],
+                    "source_table": "change_request",
+                    "approver": approver["sys_id"],
+                    "state": "requested",
+                },
+            )
         if record["state"] in ("3", "4"):
             record["active"] = "false"
             record["closed_at"] = now_text()
@@ -234,26 +266,46 @@ class Instance:
         found: List[Record] = []
         for span in self.select("cmn_schedule_span", ""):
             schedule = self.find("cmn_schedule", span["schedule"])
-            if schedule and schedule["sys_class_name"] == "cmn_schedule_blackout":
-                if span["start_date_time"] < end and start < span["end_date_time"]:
-                    found.append(self.insert("conflict", {
-                        "change": change["sys_id"], "type": "blackout", "schedule": schedule["sys_id"],
-                        "configuration_item": change.get("cmdb_ci", ""), "description": "Blackout %s" % schedule["name"],
-                    }))
+            blackout = schedule is not None and schedule["sys_class_name"] == "cmn_schedule_blackout"
+            if blackout and span["start_date_time"] < end and start < span["end_date_time"]:
+                found.append(
+                    self.insert(
+                        "conflict",
+                        {
+                            "change": change["sys_id"],
+                            "type": "blackout",
+                            "schedule": schedule["sys_id"],
+                            "configuration_item": change.get("cmdb_ci", ""),
+                            "description": "Blackout %s" % schedule["name"],
+                        },
+                    )
+                )
         if change.get("cmdb_ci"):
-            for other in self.select("change_request", "cmdb_ci=%s^active=true^sys_id!=%s" % (change["cmdb_ci"], change["sys_id"])):
+            for other in self.select(
+                "change_request", "cmdb_ci=%s^active=true^sys_id!=%s" % (change["cmdb_ci"], change["sys_id"])
+            ):
                 if other.get("start_date") and other["start_date"] < end and start < other.get("end_date", ""):
-                    found.append(self.insert("conflict", {
-                        "change": change["sys_id"], "type": "ci_already_scheduled", "conflicting_change": other["sys_id"],
-                        "configuration_item": change["cmdb_ci"], "description": "CI already scheduled by %s" % other["number"],
-                    }))
+                    found.append(
+                        self.insert(
+                            "conflict",
+                            {
+                                "change": change["sys_id"],
+                                "type": "ci_already_scheduled",
+                                "conflicting_change": other["sys_id"],
+                                "configuration_item": change["cmdb_ci"],
+                                "description": "CI already scheduled by %s" % other["number"],
+                            },
+                        )
+                    )
         change["conflict_status"] = "Conflict" if found else "No Conflict"
         change["conflict_last_run"] = now_text()
         return found
 
     # Output
 
-    def render(self, table: str, record: Record, fields: Optional[List[str]], display: str, exclude_links: bool, base: str) -> Record:
+    def render(
+        self, table: str, record: Record, fields: Optional[List[str]], display: str, exclude_links: bool, base: str
+    ) -> Record:
         out: Record = {}
         for column in fields or sorted(record):
             if column not in record:
@@ -261,7 +313,9 @@ class Instance:
             value = record[column]
             label = self._display(column, value, record)
             reference = schema.REFERENCE_COLUMNS.get(column)
-            if (record["sys_class_name"], column) in schema.REFERENCE_EXCEPTIONS or (column == "parent" and schema.is_a(record["sys_class_name"], "task")):
+            if (record["sys_class_name"], column) in schema.REFERENCE_EXCEPTIONS or (
+                column == "parent" and schema.is_a(record["sys_class_name"], "task")
+            ):
                 reference = None
             if display == "true":
                 out[column] = label
@@ -285,7 +339,10 @@ class Instance:
 
     def change_api_record(self, record: Record) -> Record:
         """Change Management API shape: every field as {value, display_value}."""
-        return {column: {"value": value, "display_value": self._display(column, value, record)} for column, value in sorted(record.items())}
+        return {
+            column: {"value": value, "display_value": self._display(column, value, record)}
+            for column, value in sorted(record.items())
+        }
 
 
 def _as_text(value: Any) -> str:
@@ -300,7 +357,7 @@ class Handler(BaseHTTPRequestHandler):
     server: "StandInServer"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the tests read the request log instead."""
 
     def do_GET(self) -> None:
@@ -331,7 +388,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault in ("429", "500", "502", "503", "504"):
             headers = {"Retry-After": "%g" % instance.faults.retry_after} if fault == "429" else {}
             message = "Too Many Requests" if fault == "429" else "Service Unavailable"
-            self._send(int(fault), {"error": {"message": message, "detail": "injected fault"}, "status": "failure"}, headers)
+            self._send(
+                int(fault), {"error": {"message": message, "detail": "injected fault"}, "status": "failure"}, headers
+            )
             return
         if fault == "reset":
             self._reset()
@@ -342,7 +401,11 @@ class Handler(BaseHTTPRequestHandler):
         try:
             status, body, headers = self._route(method, parts.path, query, raw)
         except ApiError as exc:
-            status, body, headers = exc.status, {"error": {"message": exc.message, "detail": exc.detail}, "status": "failure"}, {}
+            status, body, headers = (
+                exc.status,
+                {"error": {"message": exc.message, "detail": exc.detail}, "status": "failure"},
+                {},
+            )
         if fault == "reset_after":
             self._reset()
             return
@@ -374,8 +437,6 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(401, "User Not Authenticated", "Required to provide Auth information")
         header = self.headers.get("Authorization") or ""
         if header.startswith("Basic "):
-            import base64
-
             user, _sep, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
             if instance.users.get(user) == password:
                 return user
@@ -407,7 +468,17 @@ class Handler(BaseHTTPRequestHandler):
         token, refresh = uuid.uuid4().hex, uuid.uuid4().hex
         instance.tokens[token] = (owner, time.time() + instance.token_lifetime)
         instance.refresh_tokens[refresh] = owner
-        return 200, {"access_token": token, "refresh_token": refresh, "scope": "useraccount", "token_type": "Bearer", "expires_in": instance.token_lifetime}, {}
+        return (
+            200,
+            {
+                "access_token": token,
+                "refresh_token": refresh,
+                "scope": "useraccount",
+                "token_type": "Bearer",
+                "expires_in": instance.token_lifetime,
+            },
+            {},
+        )
 
     # Routes
 
@@ -420,14 +491,18 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(raw.decode("utf-8")) if raw else {}
         with instance.lock:
             if path.startswith("/api/now/table/"):
-                return self._table(method, path[len("/api/now/table/"):].strip("/").split("/"), query, body, user)
+                return self._table(method, path[len("/api/now/table/") :].strip("/").split("/"), query, body, user)
             if path.startswith("/api/sn_chg_rest/change") and instance.change_api:
-                return self._change(method, path[len("/api/sn_chg_rest/change"):].strip("/").split("/"), query, body, user)
+                return self._change(
+                    method, path[len("/api/sn_chg_rest/change") :].strip("/").split("/"), query, body, user
+                )
             if path == "/api/now/identifyreconcile" and method == "POST":
                 return self._ire(query, body, user)
         raise ApiError(400, "Requested URI does not represent any resource", path)
 
-    def _table(self, method: str, parts: List[str], query: Dict[str, str], body: Record, user: str) -> Tuple[int, Any, Dict[str, str]]:
+    def _table(
+        self, method: str, parts: List[str], query: Dict[str, str], body: Record, user: str
+    ) -> Tuple[int, Any, Dict[str, str]]:
         instance = self.server.instance
         table = parts[0]
         if table not in schema.TABLES:
@@ -442,7 +517,11 @@ class Handler(BaseHTTPRequestHandler):
             record = instance.insert(table, body, user)
             if schema.is_a(table, "change_request"):
                 _default_change(record)
-            return 201, {"result": instance.render(table, record, fields, display, exclude, base)}, {"Location": "%s/api/now/table/%s/%s" % (base, table, record["sys_id"])}
+            return (
+                201,
+                {"result": instance.render(table, record, fields, display, exclude, base)},
+                {"Location": "%s/api/now/table/%s/%s" % (base, table, record["sys_id"])},
+            )
         record = instance.find(table, parts[1]) if len(parts) > 1 else None
         if record is None:
             raise ApiError(404, "No Record found", "Record doesn't exist or ACL restricts the record retrieval")
@@ -456,12 +535,14 @@ class Handler(BaseHTTPRequestHandler):
             return 204, None, {}
         raise ApiError(405, "Method not Supported", method)
 
-    def _list(self, table: str, query: Dict[str, str], fields: Optional[List[str]], display: str, exclude: bool) -> Tuple[int, Any, Dict[str, str]]:
+    def _list(
+        self, table: str, query: Dict[str, str], fields: Optional[List[str]], display: str, exclude: bool
+    ) -> Tuple[int, Any, Dict[str, str]]:
         instance = self.server.instance
         records = instance.select(table, query.get("sysparm_query", ""))
         limit = int(query.get("sysparm_limit") or DEFAULT_LIMIT)
         offset = int(query.get("sysparm_offset") or 0)
-        page = records[offset:offset + limit]
+        page = records[offset : offset + limit]
         headers = {"X-Total-Count": str(len(records))}
         links = []
 
@@ -479,13 +560,19 @@ class Handler(BaseHTTPRequestHandler):
         result = [instance.render(table, r, fields, display, exclude, self.server.base_url) for r in page]
         return 200, {"result": result}, headers
 
-    def _change(self, method: str, parts: List[str], query: Dict[str, str], body: Record, user: str) -> Tuple[int, Any, Dict[str, str]]:
+    def _change(
+        self, method: str, parts: List[str], query: Dict[str, str], body: Record, user: str
+    ) -> Tuple[int, Any, Dict[str, str]]:
         instance = self.server.instance
         parts = [p for p in parts if p]
         if not parts and method == "GET":
             records = instance.select("change_request", query.get("sysparm_query", ""))
             limit = int(query.get("sysparm_limit") or DEFAULT_LIMIT)
-            return 200, {"result": [instance.change_api_record(r) for r in records[:limit]]}, {"X-Total-Count": str(len(records))}
+            return (
+                200,
+                {"result": [instance.change_api_record(r) for r in records[:limit]]},
+                {"X-Total-Count": str(len(records))},
+            )
         if method == "POST" and parts and parts[0] in ("normal", "emergency", "standard"):
             kind = parts[0]
             values = dict(body, **query)
@@ -493,8 +580,13 @@ class Handler(BaseHTTPRequestHandler):
             if kind == "standard":
                 template = instance.find("std_change_producer_version", parts[1]) if len(parts) > 1 else None
                 if template is None:
-                    raise ApiError(404, "No Record found", "Standard change template version %s not found" % (parts[1] if len(parts) > 1 else ""))
-                defaults = {k: v for k, v in (dict(p.split("=", 1) for p in template["template_value"].split("^") if "=" in p)).items()}
+                    raise ApiError(
+                        404,
+                        "No Record found",
+                        "Standard change template version %s not found" % (parts[1] if len(parts) > 1 else ""),
+                    )
+                pairs = (p.partition("=") for p in template["template_value"].split("^") if "=" in p)
+                defaults = {key: value for key, _sep, value in pairs}
                 values = dict(defaults, **values, std_change_producer_version=template["sys_id"])
             values["type"] = kind
             record = instance.insert("change_request", values, user)
@@ -511,7 +603,11 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"result": instance.change_api_record(record)}, {}
         if tail == "nextstates" and method == "GET":
             states = [record["state"], *instance.next_states(record)]
-            return 200, {"result": {"available_states": states, "state_label": {s: schema.CHANGE_STATES[s] for s in states}}}, {}
+            return (
+                200,
+                {"result": {"available_states": states, "state_label": {s: schema.CHANGE_STATES[s] for s in states}}},
+                {},
+            )
         if tail == "approvals" and method == "PATCH":
             state = str(body.get("state", ""))
             if state not in ("approved", "rejected"):
@@ -523,24 +619,47 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"result": {"request_status": {"status": "Completed"}}}, {}
         if tail == "conflict" and method == "GET":
             found = instance.select("conflict", "change=%s" % record["sys_id"])
-            return 200, {"result": {"conflicts": [instance.change_api_record(c) for c in found], "request_status": {"status": "Completed"}}}, {}
+            return (
+                200,
+                {
+                    "result": {
+                        "conflicts": [instance.change_api_record(c) for c in found],
+                        "request_status": {"status": "Completed"},
+                    }
+                },
+                {},
+            )
         raise ApiError(400, "Requested URI does not represent any resource", "/".join(parts))
 
     def _ire(self, query: Dict[str, str], body: Record, user: str) -> Tuple[int, Any, Dict[str, str]]:
         instance = self.server.instance
         source = query.get("sysparm_data_source", "")
         if source not in instance.ire_sources:
-            raise ApiError(400, "Invalid data source", "sysparm_data_source %r is not a registered discovery source" % source)
+            raise ApiError(
+                400, "Invalid data source", "sysparm_data_source %r is not a registered discovery source" % source
+            )
         results = []
         for item in body.get("items", []):
             class_name = item.get("className", "")
             values = item.get("values", {})
             if class_name not in schema.TABLES or not schema.is_a(class_name, "cmdb_ci"):
-                results.append({"className": class_name, "operation": "NO_CHANGE", "errors": [{"error": "INVALID_INPUT_DATA", "message": "Invalid className %s" % class_name}]})
+                results.append(
+                    {
+                        "className": class_name,
+                        "operation": "NO_CHANGE",
+                        "errors": [{"error": "INVALID_INPUT_DATA", "message": "Invalid className %s" % class_name}],
+                    }
+                )
                 continue
             identity = [c for c in ("serial_number", "fqdn", "name") if values.get(c)]
             if not identity:
-                results.append({"className": class_name, "operation": "NO_CHANGE", "errors": [{"error": "MISSING_MATCHING_ATTRIBUTES", "message": "no identifying attribute"}]})
+                results.append(
+                    {
+                        "className": class_name,
+                        "operation": "NO_CHANGE",
+                        "errors": [{"error": "MISSING_MATCHING_ATTRIBUTES", "message": "no identifying attribute"}],
+                    }
+                )
                 continue
             column = identity[0]
             found = instance.select(class_name, "%s=%s" % (column, str(values[column]).replace("^", "^^")))
@@ -553,7 +672,21 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 record = instance.insert(class_name, dict(values, discovery_source=source), user)
                 operation = "INSERT"
-            results.append({"className": class_name, "operation": operation, "sysId": record["sys_id"], "identifierEntrySysId": "", "identificationAttempts": [{"attributes": [column], "searchOnTable": class_name, "attemptResult": "MATCHED" if found else "NO_MATCH"}]})
+            results.append(
+                {
+                    "className": class_name,
+                    "operation": operation,
+                    "sysId": record["sys_id"],
+                    "identifierEntrySysId": "",
+                    "identificationAttempts": [
+                        {
+                            "attributes": [column],
+                            "searchOnTable": class_name,
+                            "attemptResult": "MATCHED" if found else "NO_MATCH",
+                        }
+                    ],
+                }
+            )
         return 200, {"result": {"items": results, "relations": [], "additionalCommittedItems": []}}, {}
 
 

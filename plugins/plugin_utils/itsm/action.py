@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Dict, Iterator, Mapping
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 
 from .backend import ItsmBackend, Record, as_text
@@ -38,10 +39,11 @@ class ItsmActionBase(RelopsActionBase):
                 self.requests_sent = client.requests_sent
                 client.session.close()
             return
-        if write and not self.check_mode:
-            ledger = self.open_task_ledger(dict(args))
-        else:
-            ledger = self.open_task_ledger_readonly(dict(args))
+        ledger: Optional[Ledger] = (
+            self.open_task_ledger(dict(args))
+            if write and not self.check_mode
+            else self.open_task_ledger_readonly(dict(args))
+        )
         try:
             yield LocalBackend(ledger, self.actor)
         finally:

@@ -101,7 +101,11 @@ class ItsmBackend(abc.ABC):
 
     @abc.abstractmethod
     def find_cis(
-        self, ci_class: str, match: Mapping[str, str], limit: Optional[int] = None, fields: Optional[Sequence[str]] = None
+        self,
+        ci_class: str,
+        match: Mapping[str, str],
+        limit: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
     ) -> List[Record]:
         """Return CIs of the class (and its subclasses) whose fields equal ``match``."""
 
@@ -211,8 +215,15 @@ class ItsmBackend(abc.ABC):
         while change["state"] != target:
             guard += 1
             if guard > len(model.STATE_VALUES) + 2:
-                raise ITSMError("change %s did not reach %s; it stays in %s" % (change.get("number"), target, change["state"]))
-            if change["state"] == "authorize" and change.get("approval") != "approved" and wait is not None and target != "canceled":
+                raise ITSMError(
+                    "change %s did not reach %s; it stays in %s" % (change.get("number"), target, change["state"])
+                )
+            if (
+                change["state"] == "authorize"
+                and change.get("approval") != "approved"
+                and wait is not None
+                and target != "canceled"
+            ):
                 change = wait(change)
                 if change["state"] == target:
                     break
@@ -223,7 +234,11 @@ class ItsmBackend(abc.ABC):
         return change, passed
 
     def wait_for(
-        self, change: Record, state: Optional[str], approval: Optional[str], backoff: Backoff,
+        self,
+        change: Record,
+        state: Optional[str],
+        approval: Optional[str],
+        backoff: Backoff,
         sleep: Optional[Callable[[float], None]] = None,
     ) -> Record:
         """Poll the change until it reaches a state or approval; fail on rejection or timeout."""
@@ -235,7 +250,9 @@ class ItsmBackend(abc.ABC):
         def done(current: Record) -> bool:
             if current.get("approval") == "rejected" and approval != "rejected":
                 return True
-            return (state is None or current["state"] == state) and (approval is None or current.get("approval") == approval)
+            return (state is None or current["state"] == state) and (
+                approval is None or current.get("approval") == approval
+            )
 
         kwargs: Dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
         result = poll_until(read, done, backoff, **kwargs)
@@ -249,9 +266,17 @@ class ItsmBackend(abc.ABC):
             )
         if not result.done:
             raise ITSMError(
-                "change %s did not reach %s within %gs (state %s, approval %s); raise wait_for.timeout or check the approvers"
-                % (number, " and ".join(x for x in ("state " + state if state else "", "approval " + approval if approval else "") if x),
-                   backoff.timeout, final["state"], final.get("approval"))
+                "change %s did not reach %s within %gs (state %s, approval %s); "
+                "raise wait_for.timeout or check the approvers"
+                % (
+                    number,
+                    " and ".join(
+                        x for x in ("state " + state if state else "", "approval " + approval if approval else "") if x
+                    ),
+                    backoff.timeout,
+                    final["state"],
+                    final.get("approval"),
+                )
             )
         return final
 
@@ -290,7 +315,12 @@ class ItsmBackend(abc.ABC):
         return self.update_ci(current, delta), True, before, delta
 
     def _create_ci_once(
-        self, ci_class: str, match: Mapping[str, str], wanted: Mapping[str, str], fields: Sequence[str], attempts: int = 5
+        self,
+        ci_class: str,
+        match: Mapping[str, str],
+        wanted: Mapping[str, str],
+        fields: Sequence[str],
+        attempts: int = 5,
     ) -> Record:
         """Create a CI; after an ambiguous failure look it up by identity before trying again."""
         for _attempt in range(attempts):
@@ -301,7 +331,10 @@ class ItsmBackend(abc.ABC):
                 if found:
                     delta = {k: v for k, v in wanted.items() if as_text(found[0].get(k)) != v}
                     return self.update_ci(found[0], delta) if delta else found[0]
-        raise ITSMError("creating the %s CI %s failed %d times; check the instance's health and retry" % (ci_class, dict(match), attempts))
+        raise ITSMError(
+            "creating the %s CI %s failed %d times; check the instance's health and retry"
+            % (ci_class, dict(match), attempts)
+        )
 
     def upsert_many(
         self, ci_class: str, identity: str, items: Sequence[Mapping[str, Any]], check_mode: bool, batch: int = 100
@@ -310,10 +343,13 @@ class ItsmBackend(abc.ABC):
         self.check_ci_class(ci_class)
         results: List[Tuple[Optional[Record], bool, Record, Record]] = []
         for start in range(0, len(items), batch):
-            chunk = [{key: as_text(value) for key, value in item.items()} for item in items[start:start + batch]]
+            chunk = [{key: as_text(value) for key, value in item.items()} for item in items[start : start + batch]]
             keys = [item.get(identity, "") for item in chunk]
             if not all(keys):
-                raise ITSMError("every item needs a value for the identity column %s; item %d has none" % (identity, start + keys.index("") + 1))
+                raise ITSMError(
+                    "every item needs a value for the identity column %s; item %d has none"
+                    % (identity, start + keys.index("") + 1)
+                )
             fields = sorted({"sys_id", "sys_class_name", "name", *(k for item in chunk for k in item)})
             existing: Dict[str, Record] = {}
             for ci in self.find_cis_by_values(ci_class, identity, keys, fields=fields):
@@ -321,7 +357,9 @@ class ItsmBackend(abc.ABC):
             for item in chunk:
                 current = existing.get(item[identity])
                 if current is None:
-                    created = None if check_mode else self._create_ci_once(ci_class, {identity: item[identity]}, item, fields)
+                    created = (
+                        None if check_mode else self._create_ci_once(ci_class, {identity: item[identity]}, item, fields)
+                    )
                     results.append((created, True, {}, dict(item, sys_class_name=ci_class)))
                     continue
                 delta = {k: v for k, v in item.items() if as_text(current.get(k)) != v}
@@ -332,13 +370,13 @@ class ItsmBackend(abc.ABC):
 
     def impact(self, sys_ids: Sequence[str], direction: str, depth: int) -> Tuple[List[Record], List[Record]]:
         """Breadth-first over relations to ``depth``; return the affected CIs and the business services."""
-        seen: Dict[str, int] = {sys_id: 0 for sys_id in sys_ids}
+        seen: Dict[str, int] = dict.fromkeys(sys_ids, 0)
         frontier = list(sys_ids)
         edges: List[Record] = []
         for level in range(1, depth + 1):
             following: List[str] = []
             for sys_id in frontier:
-                for way in (("downstream", "upstream") if direction == "both" else (direction,)):
+                for way in ("downstream", "upstream") if direction == "both" else (direction,):
                     for relation in self.relations(sys_id, way):
                         other = relation["child"] if way == "downstream" else relation["parent"]
                         edges.append(relation)

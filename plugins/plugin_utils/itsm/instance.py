@@ -124,7 +124,9 @@ def resolve_backend(backend: Optional[str], instance: Optional[Mapping[str, Any]
     return "servicenow" if host else "local"
 
 
-def resolve_instance(options: Optional[Mapping[str, Any]], environ: Optional[Mapping[str, str]] = None) -> InstanceConfig:
+def resolve_instance(
+    options: Optional[Mapping[str, Any]], environ: Optional[Mapping[str, str]] = None
+) -> InstanceConfig:
     """Merge task options with the SN_* environment fallbacks; the task wins."""
     env = os.environ if environ is None else environ
     given = dict(options or {})
@@ -145,10 +147,14 @@ def resolve_instance(options: Optional[Mapping[str, Any]], environ: Optional[Map
     try:
         timeout_value = float(timeout) if timeout not in (None, "") else 30.0
     except ValueError:
-        raise ITSMError("timeout %r is not a number of seconds; set SN_TIMEOUT or instance.timeout to e.g. 30" % timeout)
+        raise ITSMError(
+            "timeout %r is not a number of seconds; set SN_TIMEOUT or instance.timeout to e.g. 30" % timeout
+        ) from None
     grant = values.get("grant_type")
     if grant and grant not in GRANT_TYPES:
-        raise ITSMError("grant_type %r is not one of %s; fix SN_GRANT_TYPE or instance.grant_type" % (grant, ", ".join(GRANT_TYPES)))
+        raise ITSMError(
+            "grant_type %r is not one of %s; fix SN_GRANT_TYPE or instance.grant_type" % (grant, ", ".join(GRANT_TYPES))
+        )
     config = InstanceConfig(
         timeout=timeout_value,
         validate_certs=bool(given.get("validate_certs", True)),

@@ -48,7 +48,10 @@ class LocalBackend(ItsmBackend):
 
     def list_changes(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
         if query:
-            raise ITSMError("encoded queries need backend servicenow; on the local backend filter by number, state or correlation_id")
+            raise ITSMError(
+                "encoded queries need backend servicenow; "
+                "on the local backend filter by number, state or correlation_id"
+            )
         if self.ledger is None:
             return []
         columns = {k: v for k, v in filters.items() if k in ("number", "correlation_id", "type", "state")}
@@ -93,10 +96,15 @@ class LocalBackend(ItsmBackend):
     def has_work_note(self, change: Record, note: str) -> bool:
         if self.ledger is None:
             return False
-        return any(e["event"] == "work_note" and e["detail"].get("note") == note for e in self.ledger.itsm_change_events(change["sys_id"]))
+        return any(
+            e["event"] == "work_note" and e["detail"].get("note") == note
+            for e in self.ledger.itsm_change_events(change["sys_id"])
+        )
 
     def add_work_note(self, change: Record, note: str) -> None:
-        self._writable().itsm_update_change(self.actor, change["sys_id"], change["state"], {}, "work_note", {"note": note})
+        self._writable().itsm_update_change(
+            self.actor, change["sys_id"], change["state"], {}, "work_note", {"note": note}
+        )
 
     def next_states(self, change: Record) -> List[str]:
         return model.allowed_next_states(change["type"], change["state"], change["approval"])
@@ -109,13 +117,20 @@ class LocalBackend(ItsmBackend):
                 % (change["number"], change["state"], target, ", ".join(allowed) or "none")
             )
         if target == "closed" and not (fields.get("close_code") or change.get("close_code")):
-            raise ITSMError("closing change %s needs close_code (one of %s)" % (change["number"], ", ".join(model.CLOSE_CODES)))
+            raise ITSMError(
+                "closing change %s needs close_code (one of %s)" % (change["number"], ", ".join(model.CLOSE_CODES))
+            )
         values: Dict[str, Any] = {"state": target, "fields": dict(change["_fields"], **fields)}
         requesting = target == "authorize"
         if requesting:
             values["approval"] = "requested"
         row = self._writable().itsm_update_change(
-            self.actor, change["sys_id"], change["state"], values, "state", {"from": change["state"], "to": target},
+            self.actor,
+            change["sys_id"],
+            change["state"],
+            values,
+            "state",
+            {"from": change["state"], "to": target},
             approval_request=requesting,
         )
         return _change(row)
@@ -123,7 +138,9 @@ class LocalBackend(ItsmBackend):
     def decide_approval(self, change: Record, decision: str, comments: str) -> Record:
         approver = self.actor.awx_user_name or self.actor.sudo_user or self.actor.user
         after = "scheduled" if decision == "approved" else "new"
-        return _change(self._writable().itsm_decide_approval(self.actor, change["sys_id"], decision, approver, comments, after))
+        return _change(
+            self._writable().itsm_decide_approval(self.actor, change["sys_id"], decision, approver, comments, after)
+        )
 
     def approvals(self, change: Record) -> List[Record]:
         if self.ledger is None:
@@ -144,8 +161,19 @@ class LocalBackend(ItsmBackend):
             decoded = _change(other)
             if decoded["sys_id"] == change["sys_id"] or decoded["state"] in ("closed", "canceled"):
                 continue
-            if mine & set(decoded["_cis"]) and decoded.get("start_date") and decoded["start_date"] < end and start < decoded.get("end_date", ""):
-                found.append({"type": "ci_already_scheduled", "conflicting_change": decoded["number"], "description": "CI already scheduled by %s" % decoded["number"]})
+            if (
+                mine & set(decoded["_cis"])
+                and decoded.get("start_date")
+                and decoded["start_date"] < end
+                and start < decoded.get("end_date", "")
+            ):
+                found.append(
+                    {
+                        "type": "ci_already_scheduled",
+                        "conflicting_change": decoded["number"],
+                        "description": "CI already scheduled by %s" % decoded["number"],
+                    }
+                )
         return found
 
     # CMDB
@@ -154,7 +182,11 @@ class LocalBackend(ItsmBackend):
         return model.check_ci_class(ci_class)
 
     def find_cis(
-        self, ci_class: str, match: Mapping[str, str], limit: Optional[int] = None, fields: Optional[Sequence[str]] = None
+        self,
+        ci_class: str,
+        match: Mapping[str, str],
+        limit: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
     ) -> List[Record]:
         if self.ledger is None:
             return []
@@ -174,7 +206,9 @@ class LocalBackend(ItsmBackend):
 
     def create_ci(self, ci_class: str, values: Mapping[str, str]) -> Record:
         attributes = {k: v for k, v in values.items() if k != "name"}
-        return _ci(self._writable().itsm_save_ci(uuid.uuid4().hex, ci_class, values.get("name"), attributes, create=True))
+        return _ci(
+            self._writable().itsm_save_ci(uuid.uuid4().hex, ci_class, values.get("name"), attributes, create=True)
+        )
 
     def update_ci(self, ci: Record, values: Mapping[str, str]) -> Record:
         merged = {k: v for k, v in ci.items() if k not in ("sys_id", "sys_class_name", "name")}
@@ -188,7 +222,11 @@ class LocalBackend(ItsmBackend):
     def relations(self, sys_id: str, direction: str) -> List[Record]:
         if self.ledger is None:
             return []
-        rows = self.ledger.itsm_relations(parent=sys_id) if direction == "downstream" else self.ledger.itsm_relations(child=sys_id)
+        rows = (
+            self.ledger.itsm_relations(parent=sys_id)
+            if direction == "downstream"
+            else self.ledger.itsm_relations(child=sys_id)
+        )
         return [{"parent": r["parent"], "child": r["child"], "type": r["type"]} for r in rows]
 
     def add_relation(self, parent: str, child: str, type_name: str) -> bool:
@@ -199,9 +237,16 @@ def _change(row: Mapping[str, Any]) -> Record:
     fields: Dict[str, Any] = dict(row["fields"])
     change: Record = dict(fields)
     change.update(
-        sys_id=row["sys_id"], number=row["number"], type=row["type"], state=row["state"], approval=row["approval"],
-        correlation_id=row["correlation_id"] or "", sys_created_on=row["created_at"], sys_updated_on=row["updated_at"],
-        _fields=fields, _cis=list(row["cis"]),
+        sys_id=row["sys_id"],
+        number=row["number"],
+        type=row["type"],
+        state=row["state"],
+        approval=row["approval"],
+        correlation_id=row["correlation_id"] or "",
+        sys_created_on=row["created_at"],
+        sys_updated_on=row["updated_at"],
+        _fields=fields,
+        _cis=list(row["cis"]),
     )
     return change
 

@@ -128,9 +128,7 @@ def class_with_descendants(ci_class: str) -> List[str]:
 
 def check_ci_class(ci_class: str) -> str:
     if ci_class not in CI_CLASSES:
-        raise ITSMError(
-            "CI class %r is unknown; use one of %s" % (ci_class, ", ".join(sorted(CI_CLASSES)))
-        )
+        raise ITSMError("CI class %r is unknown; use one of %s" % (ci_class, ", ".join(sorted(CI_CLASSES))))
     return ci_class
 
 

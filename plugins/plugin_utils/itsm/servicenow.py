@@ -99,13 +99,21 @@ class ServiceNowClient:
     def _fetch_token(self) -> None:
         cfg = self.config
         grant = cfg.effective_grant_type()
-        form: Dict[str, str] = {"grant_type": grant, "client_id": cfg.client_id or "", "client_secret": cfg.client_secret or ""}
+        form: Dict[str, str] = {
+            "grant_type": grant,
+            "client_id": cfg.client_id or "",
+            "client_secret": cfg.client_secret or "",
+        }
         if self._refresh_token and (grant == "refresh_token" or self._token):
             form.update(grant_type="refresh_token", refresh_token=self._refresh_token)
         elif grant == "password":
             form.update(username=cfg.username or "", password=cfg.password or "")
         response = self._send_with_retries(
-            "POST", cfg.base_url + "/oauth_token.do", data=form, headers={"Content-Type": "application/x-www-form-urlencoded"}, auth=False
+            "POST",
+            cfg.base_url + "/oauth_token.do",
+            data=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            auth=False,
         )
         if response.status_code != 200 and form["grant_type"] == "refresh_token" and grant == "password":
             # The refresh token itself expired: start over with the password grant.
@@ -210,7 +218,8 @@ class ServiceNowClient:
         if response.status_code == 404:
             return ITSMNotFound("%s %s: %s" % (method, url.replace(self.config.base_url, ""), text))
         return ITSMError(
-            "ServiceNow %s %s failed with HTTP %d: %s" % (method, url.replace(self.config.base_url, ""), response.status_code, text)
+            "ServiceNow %s %s failed with HTTP %d: %s"
+            % (method, url.replace(self.config.base_url, ""), response.status_code, text)
         )
 
     # Table API
@@ -272,14 +281,16 @@ class ServiceNowClient:
         return response.json()["result"] if response is not None else None
 
     def create_record(self, table: str, values: Mapping[str, Any]) -> Dict[str, Any]:
-        response = self.request("POST", self.table_url(table), params={"sysparm_exclude_reference_link": "true"}, body=values)
-        return _result(response)
+        response = self.request(
+            "POST", self.table_url(table), params={"sysparm_exclude_reference_link": "true"}, body=values
+        )
+        return dict(_result(response))
 
     def update_record(self, table: str, sys_id: str, values: Mapping[str, Any]) -> Dict[str, Any]:
         response = self.request(
             "PATCH", self.table_url(table, sys_id), params={"sysparm_exclude_reference_link": "true"}, body=values
         )
-        return _result(response)
+        return dict(_result(response))
 
     def delete_record(self, table: str, sys_id: str) -> None:
         self.request("DELETE", self.table_url(table, sys_id), allow_missing=True)
@@ -291,7 +302,13 @@ class ServiceNowClient:
         response = self.request("GET", CHANGE_API, params={"sysparm_limit": 1}, allow_missing=True)
         return response is not None
 
-    def change_api(self, method: str, suffix: str, body: Optional[Mapping[str, Any]] = None, params: Optional[Mapping[str, Any]] = None) -> Any:
+    def change_api(
+        self,
+        method: str,
+        suffix: str,
+        body: Optional[Mapping[str, Any]] = None,
+        params: Optional[Mapping[str, Any]] = None,
+    ) -> Any:
         response = self.request(method, CHANGE_API + suffix, params=params, body=body)
         return flatten_change_api(_result(response))
 
@@ -332,7 +349,11 @@ def _error_text(response: requests.Response) -> str:
 
 def _never_sent(exc: Exception) -> bool:
     """Connection refused / DNS failures happen before the request reaches the instance."""
-    return isinstance(exc, requests.exceptions.ConnectTimeout) or "Connection refused" in str(exc) or "NameResolution" in str(exc)
+    return (
+        isinstance(exc, requests.exceptions.ConnectTimeout)
+        or "Connection refused" in str(exc)
+        or "NameResolution" in str(exc)
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -25,10 +25,33 @@ from .servicenow import ServiceNowClient
 
 _CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 CHANGE_FIELDS = (
-    "sys_id", "number", "type", "state", "approval", "correlation_id", "correlation_display", "short_description",
-    "description", "assignment_group", "cmdb_ci", "start_date", "end_date", "close_code", "close_notes", "risk",
-    "impact", "priority", "category", "implementation_plan", "backout_plan", "test_plan", "justification",
-    "std_change_producer_version", "chg_model", "sys_created_on", "sys_updated_on",
+    "sys_id",
+    "number",
+    "type",
+    "state",
+    "approval",
+    "correlation_id",
+    "correlation_display",
+    "short_description",
+    "description",
+    "assignment_group",
+    "cmdb_ci",
+    "start_date",
+    "end_date",
+    "close_code",
+    "close_notes",
+    "risk",
+    "impact",
+    "priority",
+    "category",
+    "implementation_plan",
+    "backout_plan",
+    "test_plan",
+    "justification",
+    "std_change_producer_version",
+    "chg_model",
+    "sys_created_on",
+    "sys_updated_on",
 )
 IN_BATCH = 100
 
@@ -64,7 +87,10 @@ class ServiceNowBackend(ItsmBackend):
         for column, value in filters.items():
             built.equals(column, model.state_value(value) if column == "state" else value)
         built.raw(query or "").order_by("sys_created_on", descending=True)
-        return [_change(r) for r in self.client.list_records("change_request", str(built), fields=CHANGE_FIELDS, limit=limit)]
+        return [
+            _change(r)
+            for r in self.client.list_records("change_request", str(built), fields=CHANGE_FIELDS, limit=limit)
+        ]
 
     def create_change(self, change_type: str, fields: Mapping[str, str], template: Optional[str]) -> Record:
         values = dict(fields)
@@ -100,7 +126,9 @@ class ServiceNowBackend(ItsmBackend):
         return self._reread(change["sys_id"])
 
     def change_cis(self, change: Record) -> List[str]:
-        records = self.client.list_records("task_ci", str(Query().equals("task", change["sys_id"])), fields=("ci_item",))
+        records = self.client.list_records(
+            "task_ci", str(Query().equals("task", change["sys_id"])), fields=("ci_item",)
+        )
         return [r["ci_item"] for r in records]
 
     def add_change_cis(self, change: Record, sys_ids: Sequence[str]) -> None:
@@ -137,24 +165,36 @@ class ServiceNowBackend(ItsmBackend):
 
     def decide_approval(self, change: Record, decision: str, comments: str) -> Record:
         if self.change_api:
-            self.client.change_api("PATCH", "/%s/approvals" % change["sys_id"], body={"state": decision, "comments": comments})
+            self.client.change_api(
+                "PATCH", "/%s/approvals" % change["sys_id"], body={"state": decision, "comments": comments}
+            )
             return self._reread(change["sys_id"])
         pending = self.client.list_records(
             "sysapproval_approver", str(Query().equals("sysapproval", change["sys_id"]).equals("state", "requested"))
         )
         if not pending:
-            raise ITSMError("change %s has no requested approval; move it to the authorize state first" % change["number"])
+            raise ITSMError(
+                "change %s has no requested approval; move it to the authorize state first" % change["number"]
+            )
         for approval in pending:
-            self.client.update_record("sysapproval_approver", approval["sys_id"], {"state": decision, "comments": comments})
+            self.client.update_record(
+                "sysapproval_approver", approval["sys_id"], {"state": decision, "comments": comments}
+            )
         return self._reread(change["sys_id"])
 
     def approvals(self, change: Record) -> List[Record]:
         records = self.client.list_records(
-            "sysapproval_approver", str(Query().equals("sysapproval", change["sys_id"])),
-            fields=("approver", "state", "comments"), display_value="all",
+            "sysapproval_approver",
+            str(Query().equals("sysapproval", change["sys_id"])),
+            fields=("approver", "state", "comments"),
+            display_value="all",
         )
         return [
-            {"approver": r["approver"]["display_value"], "state": r["state"]["value"], "comments": r["comments"]["value"]}
+            {
+                "approver": r["approver"]["display_value"],
+                "state": r["state"]["value"],
+                "comments": r["comments"]["value"],
+            }
             for r in records
         ]
 
@@ -166,17 +206,26 @@ class ServiceNowBackend(ItsmBackend):
         found = []
         for conflict in result.get("conflicts", []):
             flat = {k: (v.get("display_value") if isinstance(v, dict) else v) for k, v in conflict.items()}
-            found.append({k: flat.get(k, "") for k in ("type", "description", "conflicting_change", "schedule", "configuration_item")})
+            found.append(
+                {
+                    k: flat.get(k, "")
+                    for k in ("type", "description", "conflicting_change", "schedule", "configuration_item")
+                }
+            )
         return found
 
     # CMDB
 
     def check_ci_class(self, ci_class: str) -> str:
-        if not _CLASS_NAME.match(ci_class) or not (ci_class.startswith(("cmdb_ci", "u_cmdb_ci")) or ci_class.startswith("u_")):
-            raise ITSMError("CI class %r is not a CMDB table name; use e.g. cmdb_ci_linux_server or cmdb_ci_appl" % ci_class)
+        if not _CLASS_NAME.match(ci_class) or not ci_class.startswith(("cmdb_ci", "u_")):
+            raise ITSMError(
+                "CI class %r is not a CMDB table name; use e.g. cmdb_ci_linux_server or cmdb_ci_appl" % ci_class
+            )
         return ci_class
 
-    def _list_cis(self, ci_class: str, query: str, fields: Optional[Sequence[str]], limit: Optional[int]) -> List[Record]:
+    def _list_cis(
+        self, ci_class: str, query: str, fields: Optional[Sequence[str]], limit: Optional[int]
+    ) -> List[Record]:
         try:
             return self.client.list_records(ci_class, query, fields=fields, limit=limit)
         except ITSMError as exc:
@@ -188,7 +237,11 @@ class ServiceNowBackend(ItsmBackend):
             raise
 
     def find_cis(
-        self, ci_class: str, match: Mapping[str, str], limit: Optional[int] = None, fields: Optional[Sequence[str]] = None
+        self,
+        ci_class: str,
+        match: Mapping[str, str],
+        limit: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
     ) -> List[Record]:
         query = Query()
         for column, value in match.items():
@@ -201,7 +254,9 @@ class ServiceNowBackend(ItsmBackend):
         found: List[Record] = []
         plain = [v for v in values if "," not in v]
         for start in range(0, len(plain), IN_BATCH):
-            found.extend(self._list_cis(ci_class, str(Query().is_in(column, plain[start:start + IN_BATCH])), fields, None))
+            found.extend(
+                self._list_cis(ci_class, str(Query().is_in(column, plain[start : start + IN_BATCH])), fields, None)
+            )
         for value in (v for v in values if "," in v):
             found.extend(self.find_cis(ci_class, {column: value}, fields=fields))
         return found
@@ -229,7 +284,9 @@ class ServiceNowBackend(ItsmBackend):
 
     def relations(self, sys_id: str, direction: str) -> List[Record]:
         column = "parent" if direction == "downstream" else "child"
-        records = self.client.list_records("cmdb_rel_ci", str(Query().equals(column, sys_id)), fields=("parent", "child", "type"))
+        records = self.client.list_records(
+            "cmdb_rel_ci", str(Query().equals(column, sys_id)), fields=("parent", "child", "type")
+        )
         names = {value: key for key, value in self._types().items()}
         return [{"parent": r["parent"], "child": r["child"], "type": names.get(r["type"], r["type"])} for r in records]
 

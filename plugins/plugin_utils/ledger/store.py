@@ -492,7 +492,8 @@ class Ledger:
         self, cursor: Cursor, sys_id: str, event: str, detail: Mapping[str, Any], actor: Actor, now: str
     ) -> None:
         cursor.execute(
-            "INSERT INTO itsm_change_events (change_sys_id, event, detail, run_id, actor, at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO itsm_change_events (change_sys_id, event, detail, run_id, actor, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (sys_id, event, _dump(dict(detail)), actor.run_id, _dump(actor.as_dict()), now),
         )
 
