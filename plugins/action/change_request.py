@@ -145,7 +145,7 @@ class ActionModule(ItsmActionBase):
         self, backend: ItsmBackend, change: Record, args: Dict[str, Any]
     ) -> "tuple[Record, List[str], bool]":
         target = args.get("state")
-        if not target or change["state"] == target:
+        if not target or change["state"] == target or _already_past(change["state"], target):
             return change, [], False
         closing = text_fields({"close_code": args.get("close_code"), "close_notes": args.get("close_notes")})
         if target == "closed" and not (closing.get("close_code") or change.get("close_code")):
@@ -184,6 +184,12 @@ def _check_arguments(args: Dict[str, Any]) -> None:
         raise ITSMError("type standard needs template: the standard change template (std_change_producer_version) name")
     if args.get("close_code") and args.get("state") not in (None, "closed"):
         raise ITSMError("close_code only applies with state: closed; remove it or set state: closed")
+
+
+def _already_past(current: str, target: str) -> bool:
+    """A rerun asks for a state the change has since moved beyond; that request is already met."""
+    order = model.STATE_ORDER
+    return current in order and target in order and order.index(current) > order.index(target)
 
 
 def _check_new_change(args: Dict[str, Any]) -> None:

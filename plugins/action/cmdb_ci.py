@@ -126,7 +126,6 @@ def _find_target(backend: ItsmBackend, relation: Dict[str, Any]) -> Record:
     if len(found) != 1:
         raise ITSMError(
             "relation target %r matches %d CIs of class %s; create it first with relops.release.cmdb_ci, "
-            "or give its sys_id"
-            % (target, len(found), relation["target_class"])
+            "or give its sys_id" % (target, len(found), relation["target_class"])
         )
     return found[0]

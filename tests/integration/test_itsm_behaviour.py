@@ -103,8 +103,11 @@ def test_change_lifecycle_is_idempotent_and_follows_the_state_model(ansible: Ans
     rerun = run_task(ansible, itsm, "change_request", closing)
     assert rerun["changed"] is False, rerun
 
-    backwards = run_task(ansible, itsm, "change_request", {"number": change["number"], "state": "implement"})
-    assert backwards["failed"] is True and "cannot move from closed to implement" in backwards["msg"], backwards
+    rerun_earlier = run_task(ansible, itsm, "change_request", {"number": change["number"], "state": "implement"})
+    assert rerun_earlier["changed"] is False and rerun_earlier["change"]["state"] == "closed", rerun_earlier
+    cancel_closed = run_task(ansible, itsm, "change_request", {"number": change["number"], "state": "canceled"})
+    assert cancel_closed["failed"] is True, cancel_closed
+    assert "cannot move from closed to canceled" in cancel_closed["msg"], cancel_closed["msg"]
 
 
 def test_emergency_and_cancel(ansible: Ansible, itsm: ItsmWorld) -> None:
@@ -122,6 +125,8 @@ def test_emergency_and_cancel(ansible: Ansible, itsm: ItsmWorld) -> None:
     assert emergency["states_passed"] == ["authorize"], emergency
     info = run_task(ansible, itsm, "change_request_info", {"correlation_id": "hotfix-7"})
     assert set(info["records"][0]["next_states"]) == {"new", "canceled"}, info
+    assess = run_task(ansible, itsm, "change_request", {"correlation_id": "hotfix-7", "state": "scheduled"})
+    assert assess["failed"] is True and "must pass authorize" in assess["msg"], assess
     canceled = run_task(ansible, itsm, "change_request", {"correlation_id": "hotfix-7", "state": "canceled"})
     assert canceled["change"]["state"] == "canceled", canceled
 

@@ -191,6 +191,12 @@ class Instance:
                 },
                 who,
             )
+        decision = changes.get("state") if record["sys_class_name"] == "sysapproval_approver" else None
+        if decision in ("approved", "rejected") and record.get("state") == "requested":
+            # The approval engine's business rules carry an approver's decision to the change.
+            change = self.find("change_request", record["sysapproval"])
+            if change is not None:
+                self.decide(change, decision, changes.get("comments", ""), "cab.manager")
         record.update(changes)
         record["sys_updated_on"] = now_text()
         record["sys_updated_by"] = who

@@ -299,7 +299,13 @@ class ServiceNowClient:
 
     def change_api_available(self) -> bool:
         """Whether the instance has the Change Management API plugin (``sn_chg_rest``) active."""
-        response = self.request("GET", CHANGE_API, params={"sysparm_limit": 1}, allow_missing=True)
+        try:
+            response = self.request("GET", CHANGE_API, params={"sysparm_limit": 1}, allow_missing=True)
+        except ITSMError as exc:
+            # An instance without the plugin answers 400 "Requested URI does not represent any resource".
+            if "does not represent any resource" in str(exc):
+                return False
+            raise
         return response is not None
 
     def change_api(
@@ -339,9 +345,14 @@ def _result(response: Optional[requests.Response]) -> Any:
 def _error_text(response: requests.Response) -> str:
     """Return ServiceNow's {"error": {"message", "detail"}, "status": "failure"} as one line."""
     try:
-        error = response.json().get("error") or {}
+        body = response.json()
     except ValueError:
         return (response.text or response.reason or "").strip()[:200]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        # The OAuth endpoint answers {"error": ..., "error_description": ...} (RFC 6749 section 5.2).
+        return "%s (%s)" % (error, body.get("error_description")) if body.get("error_description") else error
+    error = error or {}
     message = str(error.get("message") or response.reason or "")
     detail = error.get("detail")
     return "%s (%s)" % (message, detail) if detail else message

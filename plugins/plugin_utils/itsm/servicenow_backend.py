@@ -165,9 +165,16 @@ class ServiceNowBackend(ItsmBackend):
 
     def decide_approval(self, change: Record, decision: str, comments: str) -> Record:
         if self.change_api:
-            self.client.change_api(
-                "PATCH", "/%s/approvals" % change["sys_id"], body={"state": decision, "comments": comments}
-            )
+            try:
+                self.client.change_api(
+                    "PATCH", "/%s/approvals" % change["sys_id"], body={"state": decision, "comments": comments}
+                )
+            except ITSMError:
+                # A retried PATCH whose first attempt was applied finds no approval left to decide.
+                current = self._reread(change["sys_id"])
+                if current.get("approval") != decision:
+                    raise
+                return current
             return self._reread(change["sys_id"])
         pending = self.client.list_records(
             "sysapproval_approver", str(Query().equals("sysapproval", change["sys_id"]).equals("state", "requested"))
