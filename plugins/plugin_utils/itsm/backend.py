@@ -187,13 +187,13 @@ class ItsmBackend(abc.ABC):
             "creating change %s failed %d times; check the instance's health and retry" % (correlation_id, attempts)
         )
 
-    def plan_moves(self, change: Record, target: str) -> List[str]:
-        """Return the states the change passes through to reach ``target``; fail when a step is not allowed."""
+    def plan_moves(self, change: Record, target: str, allowed: Optional[List[str]] = None) -> List[str]:
+        """Return the next state towards ``target``; fail when no allowed step leads there."""
         model.state_value(target)
         current = change["state"]
         if current == target:
             return []
-        allowed = self.next_states(change)
+        allowed = self.next_states(change) if allowed is None else allowed
         step = model.next_step(current, target, allowed)
         if step is None:
             hint = ""
@@ -209,7 +209,8 @@ class ItsmBackend(abc.ABC):
         self, change: Record, target: str, fields: Mapping[str, str], wait: Optional[Callable[[Record], Record]] = None
     ) -> Tuple[Record, List[str]]:
         """Walk a change to the target state one allowed step at a time; return it and the states passed."""
-        check_route(change, target, self.next_states(change), wait is not None)
+        allowed: Optional[List[str]] = self.next_states(change)
+        check_route(change, target, allowed or [], wait is not None)
         passed: List[str] = []
         guard = 0
         while change["state"] != target:
@@ -225,11 +226,13 @@ class ItsmBackend(abc.ABC):
                 and target != "canceled"
             ):
                 change = wait(change)
+                allowed = None
                 if change["state"] == target:
                     break
-            step = self.plan_moves(change, target)[0]
+            step = self.plan_moves(change, target, allowed)[0]
             extra = dict(fields) if step in ("closed", "canceled") else {}
             change = self.set_state(change, step, extra)
+            allowed = None
             passed.append(step)
         return change, passed
 

@@ -97,14 +97,12 @@ class ServiceNowBackend(ItsmBackend):
         template_record = self._template(template) if change_type == "standard" else None
         if self.change_api:
             suffix = "/standard/%s" % template_record["sys_id"] if template_record else "/" + change_type
-            created = self.client.change_api("POST", suffix, body=values)
-            return self._reread(created["sys_id"])
+            return _change(self.client.change_api("POST", suffix, body=values))
         if template_record:
             values = dict(_template_values(template_record), **values)
             values["std_change_producer_version"] = template_record["sys_id"]
         values["type"] = change_type
-        created = self.client.create_record("change_request", values)
-        return self._reread(created["sys_id"])
+        return _change(self.client.create_record("change_request", values))
 
     def _template(self, template: Optional[str]) -> Record:
         if not template:
@@ -122,8 +120,7 @@ class ServiceNowBackend(ItsmBackend):
         return self.require_change(sys_id=sys_id)
 
     def write_change(self, change: Record, fields: Mapping[str, str]) -> Record:
-        self.client.update_record("change_request", change["sys_id"], fields)
-        return self._reread(change["sys_id"])
+        return _change(self.client.update_record("change_request", change["sys_id"], fields))
 
     def change_cis(self, change: Record) -> List[str]:
         records = self.client.list_records(
@@ -158,16 +155,16 @@ class ServiceNowBackend(ItsmBackend):
     def set_state(self, change: Record, target: str, fields: Mapping[str, str]) -> Record:
         values = dict(fields, state=model.state_value(target))
         if self.change_api:
-            self.client.change_api("PATCH", "/%s" % change["sys_id"], body=values)
-        else:
-            self.client.update_record("change_request", change["sys_id"], values)
-        return self._reread(change["sys_id"])
+            return _change(self.client.change_api("PATCH", "/%s" % change["sys_id"], body=values))
+        return _change(self.client.update_record("change_request", change["sys_id"], values))
 
     def decide_approval(self, change: Record, decision: str, comments: str) -> Record:
         if self.change_api:
             try:
-                self.client.change_api(
-                    "PATCH", "/%s/approvals" % change["sys_id"], body={"state": decision, "comments": comments}
+                return _change(
+                    self.client.change_api(
+                        "PATCH", "/%s/approvals" % change["sys_id"], body={"state": decision, "comments": comments}
+                    )
                 )
             except ITSMError:
                 # A retried PATCH whose first attempt was applied finds no approval left to decide.
@@ -175,7 +172,6 @@ class ServiceNowBackend(ItsmBackend):
                 if current.get("approval") != decision:
                     raise
                 return current
-            return self._reread(change["sys_id"])
         pending = self.client.list_records(
             "sysapproval_approver", str(Query().equals("sysapproval", change["sys_id"]).equals("state", "requested"))
         )
