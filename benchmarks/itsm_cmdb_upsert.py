@@ -118,7 +118,7 @@ def main() -> None:
             {
                 "benchmark": "itsm_cmdb_upsert",
                 "cis": options.cis,
-                "changed_on_resync": sum(1 for a, b in zip(estate, resync) if a != b),
+                "changed_on_resync": sum(1 for a, b in zip(estate, resync, strict=True) if a != b),
                 "relops": batched,
                 "baseline_read_plus_write": baseline,
                 "resync_request_ratio": round(batched["resync_requests"] / baseline["resync_requests"], 4),
