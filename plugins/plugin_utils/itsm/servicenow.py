@@ -23,7 +23,12 @@ import random
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
 
-import requests
+try:
+    import requests
+
+    REQUESTS_IMPORT_ERROR: Optional[ImportError] = None
+except ImportError as exc:  # reported when a ServiceNow backend is opened, not when the local one is used
+    REQUESTS_IMPORT_ERROR = exc
 
 from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff
 
@@ -49,6 +54,11 @@ class ServiceNowClient:
         clock: Callable[[], float] = time.monotonic,
         rng: Optional[random.Random] = None,
     ) -> None:
+        if REQUESTS_IMPORT_ERROR is not None:
+            raise ITSMError(
+                "the servicenow backend needs the Python library requests on the controller (%s); "
+                "install it with pip install requests, or use backend: local" % REQUESTS_IMPORT_ERROR
+            )
         self.config = config
         self.session = session or requests.Session()
         self.requests_sent = 0
