@@ -37,6 +37,7 @@ import datetime
 import json
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -726,7 +727,11 @@ class ServiceNowStandIn:
         self.url = self.server.base_url
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "ServiceNowStandIn":
+    def start(self, tls: Optional[ssl.SSLContext] = None) -> "ServiceNowStandIn":
+        """Serve plain HTTP, or HTTPS with a server-side context (which may require client certificates)."""
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = self.server.base_url = self.url.replace("http://", "https://")
         self._thread.start()
         return self
 

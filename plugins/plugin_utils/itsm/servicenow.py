@@ -75,7 +75,9 @@ class ServiceNowClient:
         cfg = self.config
         self.session.headers.update({"Accept": "application/json", "Content-Type": "application/json"})
         self.session.headers.update(cfg.custom_headers)
-        self.session.verify = cfg.ca_path if (cfg.validate_certs and cfg.ca_path) else cfg.validate_certs
+        # Passed with every request as well: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self.verify: Any = cfg.ca_path if (cfg.validate_certs and cfg.ca_path) else cfg.validate_certs
+        self.session.verify = self.verify
         if cfg.client_certificate_file:
             self.session.cert = (cfg.client_certificate_file, cfg.client_key_file or cfg.client_certificate_file)
         if cfg.proxy:
@@ -185,7 +187,7 @@ class ServiceNowClient:
             response: Optional[requests.Response] = None
             try:
                 self.requests_sent += 1
-                response = self.session.request(method, url, timeout=self.config.timeout, **kwargs)
+                response = self.session.request(method, url, timeout=self.config.timeout, verify=self.verify, **kwargs)
             except requests.exceptions.SSLError as exc:
                 raise ITSMUnreachable(
                     "TLS with %s failed (%s); set instance.ca_path to the CA bundle, or fix the client certificate"
@@ -377,6 +379,15 @@ def _never_sent(exc: Exception) -> bool:
     )
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
+def _short(exc: BaseException) -> str:
+    """The innermost reason of a requests/urllib3 error, which wraps it in retry and pool errors."""
+    inner: BaseException = exc
+    for _depth in range(5):
+        nested = getattr(inner, "reason", None)
+        if not isinstance(nested, BaseException) and inner.args and isinstance(inner.args[0], BaseException):
+            nested = inner.args[0]
+        if not isinstance(nested, BaseException):
+            break
+        inner = nested
+    text = str(inner)
+    return text if len(text) < 300 else text[:300] + "..."
