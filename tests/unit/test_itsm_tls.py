@@ -105,7 +105,7 @@ def test_certificates_are_verified_by_default(tls_instance: tuple[ServiceNowStan
         "client_certificate_file": os.path.join(folder, "client.pem"),
         "client_key_file": os.path.join(folder, "client.key"),
     }
-    with pytest.raises(ITSMUnreachable, match="set instance.ca_path"):
+    with pytest.raises(ITSMUnreachable, match=r"set instance\.ca_path"):
         ServiceNowClient(resolve_instance(options, {})).list_records("sys_user", "")
 
 
