@@ -23,7 +23,11 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     open_ledger,
     parse_ledger_url,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import SCHEMA_DIRECTORY, read_version
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import (
+    SCHEMA_DIRECTORY,
+    latest_version,
+    read_version,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 
@@ -39,11 +43,12 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 
 def test_first_open_creates_the_schema_and_a_second_changes_nothing(ledger_url: str) -> None:
     url = parse_ledger_url(ledger_url)
+    latest = latest_version(url.dialect)
     with open_ledger(url) as first:
-        assert first.summary().schema_version == 1
+        assert first.summary().schema_version == latest
     with open_ledger(url) as second:
         summary = second.summary()
-    assert (summary.schema_version, summary.latest_schema_version) == (1, 1)
+    assert (summary.schema_version, summary.latest_schema_version) == (latest, latest)
 
 
 def test_runs_are_recorded_once_and_finished(ledger: Ledger) -> None:
@@ -177,12 +182,18 @@ def test_concurrent_writers_lose_nothing_and_keep_the_file_sound(ledger_url: str
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def _schema_dir(tmp_path: "os.PathLike[str]", versions: int) -> str:
-    """A copy of the real schema files plus made-up later versions, to test upgrades."""
-    target = os.path.join(str(tmp_path), "schema%d" % versions)
-    shutil.copytree(SCHEMA_DIRECTORY, target)
+def _schema_dir(tmp_path: "os.PathLike[str]", upto: int, extra: int = 0) -> str:
+    """The real schema files up to version ``upto``, plus ``extra`` made-up later versions, to test upgrades.
+
+    Versions are relative to the real latest one, so later schema versions need no change here.
+    """
+    target = os.path.join(str(tmp_path), "schema%d-%d" % (upto, extra))
     for dialect in ("sqlite", "postgresql"):
-        for version in range(2, versions + 1):
+        os.makedirs(os.path.join(target, dialect))
+        for name in os.listdir(os.path.join(SCHEMA_DIRECTORY, dialect)):
+            if name.startswith("V") and int(name[1:].split("__")[0]) <= upto:
+                shutil.copy(os.path.join(SCHEMA_DIRECTORY, dialect, name), os.path.join(target, dialect, name))
+        for version in range(upto + 1, upto + extra + 1):
             with open(
                 os.path.join(target, dialect, "V%d__extra_%d.sql" % (version, version)), "w", encoding="utf-8"
             ) as handle:
@@ -192,22 +203,25 @@ def _schema_dir(tmp_path: "os.PathLike[str]", versions: int) -> str:
 
 def test_an_older_ledger_is_upgraded_in_place(ledger_url: str, tmp_path: "os.PathLike[str]") -> None:
     url = parse_ledger_url(ledger_url)
+    latest = latest_version(url.dialect)
     with open_ledger(url, schema_directory=_schema_dir(tmp_path, 1)) as old:
         old.record_deployment(actor("r1"), "demo", "1.0.0", "prod", "successful")
-    newer = _schema_dir(tmp_path, 3)
+    newer = _schema_dir(tmp_path, latest, extra=1)
     with pytest.raises(LedgerError, match="older schema"):
         open_existing_ledger(url, schema_directory=newer)
     with open_ledger(url, schema_directory=newer) as upgraded:
-        assert upgraded.backend.table_names().count("extra_3") == 1
+        assert upgraded.backend.table_names().count("extra_%d" % (latest + 1)) == 1
         assert len(upgraded.list_deployments()) == 1
-        assert read_version(upgraded.backend) == 3
+        assert read_version(upgraded.backend) == latest + 1
 
 
 def test_a_newer_ledger_is_refused_naming_both_versions(ledger_url: str, tmp_path: "os.PathLike[str]") -> None:
     url = parse_ledger_url(ledger_url)
-    open_ledger(url, schema_directory=_schema_dir(tmp_path, 2)).close()
+    latest = latest_version(url.dialect)
+    open_ledger(url, schema_directory=_schema_dir(tmp_path, latest, extra=1)).close()
     with pytest.raises(
-        LedgerSchemaError, match=r"schema version 2 but this relops\.release knows versions up to 1; upgrade"
+        LedgerSchemaError,
+        match=r"schema version %d but this relops\.release knows versions up to %d; upgrade" % (latest + 1, latest),
     ):
         open_ledger(url)
 
