@@ -98,7 +98,8 @@ def test_runs_are_visible_through_info(ansible: Ansible, ledger_url: str) -> Non
     code, info, output = _info(ansible, ledger_url, "--check")
     assert code == 0, output
     assert info["changed"] is False
-    assert info["ledger"]["exists"] is True and info["ledger"]["schema_version"] == latest_version(info["ledger"]["dialect"])
+    assert info["ledger"]["exists"] is True
+    assert info["ledger"]["schema_version"] == latest_version(info["ledger"]["dialect"])
     assert [entry["status"] for entry in info["runs"]] == ["failed"]
     assert info["runs"][0]["summary"] == {"service": "demo", "reason": "smoke tests"}
     assert info["runs"][0]["play"] == "Record a run"
