@@ -8,7 +8,17 @@ import os
 import pytest
 from fixtures.playbooks import Ansible
 
-MODULES = ["release_lock", "ledger_info", "ledger_run"]
+MODULES = [
+    "release_lock",
+    "ledger_info",
+    "ledger_run",
+    "change_request",
+    "change_request_info",
+    "cmdb_ci",
+    "cmdb_ci_info",
+    "cmdb_deployment",
+    "cmdb_impact",
+]
 
 
 def test_the_installed_collection_is_listed(ansible: Ansible) -> None:

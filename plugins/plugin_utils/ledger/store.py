@@ -451,6 +451,192 @@ class Ledger:
             ),
         )
 
+    # ITSM (the local backend: plugin_utils/itsm/local.py holds the rules, these the storage)
+
+    def itsm_get_change(
+        self, sys_id: Optional[str] = None, number: Optional[str] = None, correlation_id: Optional[str] = None
+    ) -> Optional[Row]:
+        """Return one change by sys_id, number or correlation id, or None."""
+        clauses, params = _filters(sys_id=sys_id, number=number, correlation_id=correlation_id)
+        if not params:
+            return None
+        with self.backend.transaction(write=False) as cursor:
+            row = cursor.one("SELECT * FROM itsm_changes" + clauses, params)
+        return _decode_change(row) if row else None
+
+    def itsm_list_changes(self, limit: int = 100, **filters: Optional[str]) -> List[Row]:
+        clauses, params = _filters(**filters)
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all("SELECT * FROM itsm_changes" + clauses + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [_decode_change(row) for row in rows]
+
+    def itsm_create_change(self, actor: Actor, change: Mapping[str, Any]) -> "tuple[Row, bool]":
+        """Insert a change (number CHG + its id); an existing correlation id returns that change instead."""
+        now = now_timestamp()
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            if change.get("correlation_id"):
+                existing = cursor.one(
+                    "SELECT * FROM itsm_changes WHERE correlation_id = ?", (change["correlation_id"],)
+                )
+                if existing:
+                    return _decode_change(existing), False
+            row = cursor.one(
+                "INSERT INTO itsm_changes (sys_id, type, state, approval, correlation_id, fields, cis, run_id,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    change["sys_id"],
+                    change["type"],
+                    change["state"],
+                    change["approval"],
+                    change.get("correlation_id"),
+                    _dump(dict(change.get("fields") or {})),
+                    _dump(list(change.get("cis") or [])),
+                    actor.run_id,
+                    now,
+                    now,
+                ),
+            )
+            number = "CHG%07d" % (10000 + int(_must_exist(row, "the new change")["id"]))
+            cursor.execute("UPDATE itsm_changes SET number = ? WHERE sys_id = ?", (number, change["sys_id"]))
+            self._itsm_event(cursor, change["sys_id"], "created", {"number": number}, actor, now)
+            created = cursor.one("SELECT * FROM itsm_changes WHERE sys_id = ?", (change["sys_id"],))
+        return _decode_change(_must_exist(created, "change %s" % number)), True
+
+    def itsm_update_change(
+        self,
+        actor: Actor,
+        sys_id: str,
+        expected_state: str,
+        values: Mapping[str, Any],
+        event: str,
+        detail: Mapping[str, Any],
+        approval_request: bool = False,
+    ) -> Row:
+        """Update a change's columns if its state is still ``expected_state`` (a compare-and-swap)."""
+        now = now_timestamp()
+        allowed = ("state", "approval", "fields", "cis")
+        columns = [name for name in allowed if name in values]
+        encoded = [_dump(values[name]) if name in ("fields", "cis") else values[name] for name in columns]
+        assignments = "".join("%s = ?, " % name for name in columns)
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            changed = cursor.execute(
+                "UPDATE itsm_changes SET " + assignments + "updated_at = ? WHERE sys_id = ? AND state = ?",
+                (*encoded, now, sys_id, expected_state),
+            )
+            if changed == 0:
+                raise LedgerError(
+                    "change %s moved on from state %s while this task ran; re-run the task to act on its new state"
+                    % (sys_id, expected_state)
+                )
+            if approval_request:
+                cursor.execute(
+                    "INSERT INTO itsm_approvals (change_sys_id, state, requested_at) VALUES (?, 'requested', ?)",
+                    (sys_id, now),
+                )
+            self._itsm_event(cursor, sys_id, event, detail, actor, now)
+            row = cursor.one("SELECT * FROM itsm_changes WHERE sys_id = ?", (sys_id,))
+        return _decode_change(_must_exist(row, "change %s" % sys_id))
+
+    def itsm_decide_approval(
+        self, actor: Actor, sys_id: str, decision: str, approver: str, comments: str, state_after: str
+    ) -> Row:
+        """Record an approver's decision on a change's requested approval and move the change on."""
+        _require_choice("decision", decision, ("approved", "rejected"))
+        now = now_timestamp()
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            decided = cursor.execute(
+                "UPDATE itsm_approvals SET state = ?, approver = ?, comments = ?, decided_at = ?"
+                " WHERE change_sys_id = ? AND state = 'requested'",
+                (decision, approver, comments, now, sys_id),
+            )
+            if decided == 0:
+                raise LedgerError(
+                    "change %s has no requested approval; move it to the authorize state first" % sys_id
+                )
+            cursor.execute(
+                "UPDATE itsm_changes SET approval = ?, state = ?, updated_at = ? WHERE sys_id = ?",
+                (decision, state_after, now, sys_id),
+            )
+            self._itsm_event(cursor, sys_id, decision, {"approver": approver, "comments": comments}, actor, now)
+            row = cursor.one("SELECT * FROM itsm_changes WHERE sys_id = ?", (sys_id,))
+        return _decode_change(_must_exist(row, "change %s" % sys_id))
+
+    def itsm_approvals(self, sys_id: str) -> List[Row]:
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all("SELECT * FROM itsm_approvals WHERE change_sys_id = ? ORDER BY id", (sys_id,))
+
+    def itsm_change_events(self, sys_id: str) -> List[Row]:
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all("SELECT * FROM itsm_change_events WHERE change_sys_id = ? ORDER BY id", (sys_id,))
+        return [_decode_json_columns(row, ("detail", "actor")) for row in rows]
+
+    def _itsm_event(
+        self, cursor: Cursor, sys_id: str, event: str, detail: Mapping[str, Any], actor: Actor, now: str
+    ) -> None:
+        cursor.execute(
+            "INSERT INTO itsm_change_events (change_sys_id, event, detail, run_id, actor, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (sys_id, event, _dump(dict(detail)), actor.run_id, _dump(actor.as_dict()), now),
+        )
+
+    def itsm_find_cis(
+        self, classes: Sequence[str], name: Optional[str] = None, sys_ids: Optional[Sequence[str]] = None
+    ) -> List[Row]:
+        """Return the CIs of any of ``classes`` (optionally one name, or given sys_ids), oldest first."""
+        if not classes:
+            return []
+        sql = "SELECT * FROM itsm_cis WHERE class IN (%s)" % ", ".join("?" for _item in classes)
+        params: List[Any] = list(classes)
+        if name is not None:
+            sql += " AND name = ?"
+            params.append(name)
+        if sys_ids is not None:
+            if not sys_ids:
+                return []
+            sql += " AND sys_id IN (%s)" % ", ".join("?" for _item in sys_ids)
+            params.extend(sys_ids)
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(sql + " ORDER BY id", params)
+        return [_decode_json_columns(row, ("attributes",)) for row in rows]
+
+    def itsm_save_ci(
+        self, sys_id: str, ci_class: str, name: Optional[str], attributes: Mapping[str, Any], create: bool
+    ) -> Row:
+        """Insert a new CI or replace an existing CI's name and attributes."""
+        now = now_timestamp()
+        with self.backend.transaction(write=True) as cursor:
+            if create:
+                cursor.execute(
+                    "INSERT INTO itsm_cis (sys_id, class, name, attributes, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (sys_id, ci_class, name, _dump(dict(attributes)), now, now),
+                )
+            else:
+                cursor.execute(
+                    "UPDATE itsm_cis SET name = ?, attributes = ?, updated_at = ? WHERE sys_id = ?",
+                    (name, _dump(dict(attributes)), now, sys_id),
+                )
+            row = cursor.one("SELECT * FROM itsm_cis WHERE sys_id = ?", (sys_id,))
+        return _decode_json_columns(_must_exist(row, "CI %s" % sys_id), ("attributes",))
+
+    def itsm_relate(self, sys_id: str, parent: str, child: str, relation_type: str) -> bool:
+        """Relate two CIs; return False when the relation already existed."""
+        with self.backend.transaction(write=True) as cursor:
+            created = cursor.execute(
+                "INSERT INTO itsm_ci_relations (sys_id, parent, child, type, created_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (parent, child, type) DO NOTHING",
+                (sys_id, parent, child, relation_type, now_timestamp()),
+            )
+        return created == 1
+
+    def itsm_relations(self, parent: Optional[str] = None, child: Optional[str] = None) -> List[Row]:
+        clauses, params = _filters(parent=parent, child=child)
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all("SELECT * FROM itsm_ci_relations" + clauses + " ORDER BY id", params)
+
     # Overview
 
     def summary(
@@ -559,6 +745,10 @@ def _decode_json_columns(row: Row, columns: Sequence[str]) -> Row:
         if isinstance(decoded.get(column), str):
             decoded[column] = json.loads(decoded[column])
     return decoded
+
+
+def _decode_change(row: Row) -> Row:
+    return _decode_json_columns(row, ("fields", "cis"))
 
 
 def _decode_run(row: Row) -> Row:

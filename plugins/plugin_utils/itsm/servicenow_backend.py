@@ -1,0 +1,346 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``servicenow`` ITSM backend: the Change Management API where the instance has it, the Table API otherwise.
+
+Changes are created through ``/api/sn_chg_rest/change/{normal,emergency}`` and
+``/change/standard/{template}`` (complete, from the template's values), moved
+through the states the instance lists in ``/nextstates``, approved through
+``/approvals`` and checked with ``/conflict``. Without the plugin the same
+operations use the ``change_request``, ``std_change_producer_version`` and
+``sysapproval_approver`` tables and the local state model. CIs live in their
+class tables, relations in ``cmdb_rel_ci`` with types from ``cmdb_rel_type``,
+and ``use_ire`` sends CIs through ``/api/now/identifyreconcile``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from . import model
+from .backend import ItsmBackend, Record, as_text
+from .errors import ITSMAmbiguousWrite, ITSMError
+from .query import Query
+from .servicenow import ServiceNowClient
+
+_CLASS_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CHANGE_FIELDS = (
+    "sys_id",
+    "number",
+    "type",
+    "state",
+    "approval",
+    "correlation_id",
+    "correlation_display",
+    "short_description",
+    "description",
+    "assignment_group",
+    "cmdb_ci",
+    "start_date",
+    "end_date",
+    "close_code",
+    "close_notes",
+    "risk",
+    "impact",
+    "priority",
+    "category",
+    "implementation_plan",
+    "backout_plan",
+    "test_plan",
+    "justification",
+    "std_change_producer_version",
+    "chg_model",
+    "sys_created_on",
+    "sys_updated_on",
+)
+IN_BATCH = 100
+
+
+class ServiceNowBackend(ItsmBackend):
+    name = "servicenow"
+
+    def __init__(self, client: ServiceNowClient) -> None:
+        self.client = client
+        self._change_api: Optional[bool] = None
+        self._relation_types: Optional[Dict[str, str]] = None
+
+    @property
+    def change_api(self) -> bool:
+        if self._change_api is None:
+            self._change_api = self.client.change_api_available()
+        return self._change_api
+
+    # Changes
+
+    def get_change(
+        self, number: Optional[str] = None, sys_id: Optional[str] = None, correlation_id: Optional[str] = None
+    ) -> Optional[Record]:
+        query = Query()
+        for column, value in (("sys_id", sys_id), ("number", number), ("correlation_id", correlation_id)):
+            if value:
+                query.equals(column, value)
+        found = self.client.list_records("change_request", str(query), fields=CHANGE_FIELDS, limit=1)
+        return _change(found[0]) if found else None
+
+    def list_changes(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
+        built = Query()
+        for column, value in filters.items():
+            built.equals(column, model.state_value(value) if column == "state" else value)
+        built.raw(query or "").order_by("sys_created_on", descending=True)
+        return [
+            _change(r)
+            for r in self.client.list_records("change_request", str(built), fields=CHANGE_FIELDS, limit=limit)
+        ]
+
+    def create_change(self, change_type: str, fields: Mapping[str, str], template: Optional[str]) -> Record:
+        values = dict(fields)
+        template_record = self._template(template) if change_type == "standard" else None
+        if self.change_api:
+            suffix = "/standard/%s" % template_record["sys_id"] if template_record else "/" + change_type
+            return _change(self.client.change_api("POST", suffix, body=values))
+        if template_record:
+            values = dict(_template_values(template_record), **values)
+            values["std_change_producer_version"] = template_record["sys_id"]
+        values["type"] = change_type
+        return _change(self.client.create_record("change_request", values))
+
+    def _template(self, template: Optional[str]) -> Record:
+        if not template:
+            raise ITSMError("a standard change needs template: the name or sys_id of a std_change_producer_version")
+        query = Query().equals("name", template).or_equals("sys_id", template)
+        found = self.client.list_records("std_change_producer_version", str(query), limit=1)
+        if not found:
+            raise ITSMError(
+                "standard change template %r is not on %s; give the name or sys_id of a published "
+                "std_change_producer_version" % (template, self.client.config.host)
+            )
+        return found[0]
+
+    def _reread(self, sys_id: str) -> Record:
+        return self.require_change(sys_id=sys_id)
+
+    def write_change(self, change: Record, fields: Mapping[str, str]) -> Record:
+        return _change(self.client.update_record("change_request", change["sys_id"], fields))
+
+    def change_cis(self, change: Record) -> List[str]:
+        records = self.client.list_records(
+            "task_ci", str(Query().equals("task", change["sys_id"])), fields=("ci_item",)
+        )
+        return [r["ci_item"] for r in records]
+
+    def add_change_cis(self, change: Record, sys_ids: Sequence[str]) -> None:
+        for sys_id in sys_ids:
+            for _attempt in range(5):
+                try:
+                    self.client.create_record("task_ci", {"task": change["sys_id"], "ci_item": sys_id})
+                    break
+                except ITSMAmbiguousWrite:
+                    if sys_id in self.change_cis(change):
+                        break
+
+    def has_work_note(self, change: Record, note: str) -> bool:
+        query = Query().equals("element_id", change["sys_id"]).equals("element", "work_notes").equals("value", note)
+        return bool(self.client.list_records("sys_journal_field", str(query), fields=("sys_id",), limit=1))
+
+    def add_work_note(self, change: Record, note: str) -> None:
+        self.client.update_record("change_request", change["sys_id"], {"work_notes": note})
+
+    def next_states(self, change: Record) -> List[str]:
+        if not self.change_api:
+            return model.allowed_next_states(change["type"], change["state"], change["approval"])
+        result = self.client.change_api("GET", "/%s/nextstates" % change["sys_id"])
+        states = [model.state_name(value) for value in result.get("available_states", [])]
+        return [name for name in states if name != change["state"]]
+
+    def set_state(self, change: Record, target: str, fields: Mapping[str, str]) -> Record:
+        values = dict(fields, state=model.state_value(target))
+        if self.change_api:
+            return _change(self.client.change_api("PATCH", "/%s" % change["sys_id"], body=values))
+        return _change(self.client.update_record("change_request", change["sys_id"], values))
+
+    def decide_approval(self, change: Record, decision: str, comments: str) -> Record:
+        if self.change_api:
+            try:
+                return _change(
+                    self.client.change_api(
+                        "PATCH", "/%s/approvals" % change["sys_id"], body={"state": decision, "comments": comments}
+                    )
+                )
+            except ITSMError:
+                # A retried PATCH whose first attempt was applied finds no approval left to decide.
+                current = self._reread(change["sys_id"])
+                if current.get("approval") != decision:
+                    raise
+                return current
+        pending = self.client.list_records(
+            "sysapproval_approver", str(Query().equals("sysapproval", change["sys_id"]).equals("state", "requested"))
+        )
+        if not pending:
+            raise ITSMError(
+                "change %s has no requested approval; move it to the authorize state first" % change["number"]
+            )
+        for approval in pending:
+            self.client.update_record(
+                "sysapproval_approver", approval["sys_id"], {"state": decision, "comments": comments}
+            )
+        return self._reread(change["sys_id"])
+
+    def approvals(self, change: Record) -> List[Record]:
+        records = self.client.list_records(
+            "sysapproval_approver",
+            str(Query().equals("sysapproval", change["sys_id"])),
+            fields=("approver", "state", "comments"),
+            display_value="all",
+        )
+        return [
+            {
+                "approver": r["approver"]["display_value"],
+                "state": r["state"]["value"],
+                "comments": r["comments"]["value"],
+            }
+            for r in records
+        ]
+
+    def conflicts(self, change: Record) -> List[Record]:
+        if not self.change_api:
+            return []
+        self.client.change_api("POST", "/%s/conflict" % change["sys_id"])
+        result = self.client.change_api("GET", "/%s/conflict" % change["sys_id"])
+        found = []
+        for conflict in result.get("conflicts", []):
+            flat = {k: (v.get("display_value") if isinstance(v, dict) else v) for k, v in conflict.items()}
+            found.append(
+                {
+                    k: flat.get(k, "")
+                    for k in ("type", "description", "conflicting_change", "schedule", "configuration_item")
+                }
+            )
+        return found
+
+    # CMDB
+
+    def check_ci_class(self, ci_class: str) -> str:
+        if not _CLASS_NAME.match(ci_class) or not ci_class.startswith(("cmdb_ci", "u_")):
+            raise ITSMError(
+                "CI class %r is not a CMDB table name; use e.g. cmdb_ci_linux_server or cmdb_ci_appl" % ci_class
+            )
+        return ci_class
+
+    def _list_cis(
+        self, ci_class: str, query: str, fields: Optional[Sequence[str]], limit: Optional[int]
+    ) -> List[Record]:
+        try:
+            return self.client.list_records(ci_class, query, fields=fields, limit=limit)
+        except ITSMError as exc:
+            if "Invalid table" in str(exc):
+                raise ITSMError(
+                    "CI class %r is unknown to %s; use a CMDB class the instance has, e.g. cmdb_ci_linux_server"
+                    % (ci_class, self.client.config.host)
+                ) from None
+            raise
+
+    def find_cis(
+        self,
+        ci_class: str,
+        match: Mapping[str, str],
+        limit: Optional[int] = None,
+        fields: Optional[Sequence[str]] = None,
+    ) -> List[Record]:
+        query = Query()
+        for column, value in match.items():
+            query.equals(column, value)
+        return self._list_cis(ci_class, str(query), fields, limit)
+
+    def find_cis_by_values(
+        self, ci_class: str, column: str, values: Sequence[str], fields: Optional[Sequence[str]] = None
+    ) -> List[Record]:
+        found: List[Record] = []
+        plain = [v for v in values if "," not in v]
+        for start in range(0, len(plain), IN_BATCH):
+            found.extend(
+                self._list_cis(ci_class, str(Query().is_in(column, plain[start : start + IN_BATCH])), fields, None)
+            )
+        for value in (v for v in values if "," in v):
+            found.extend(self.find_cis(ci_class, {column: value}, fields=fields))
+        return found
+
+    def query_cis(self, ci_class: str, query: Optional[str], limit: Optional[int]) -> List[Record]:
+        return self._list_cis(ci_class, query or "", None, limit)
+
+    def get_cis(self, sys_ids: Sequence[str]) -> List[Record]:
+        return self.find_cis_by_values("cmdb_ci", "sys_id", list(sys_ids))
+
+    def create_ci(self, ci_class: str, values: Mapping[str, str]) -> Record:
+        return dict(self.client.create_record(ci_class, values))
+
+    def update_ci(self, ci: Record, values: Mapping[str, str]) -> Record:
+        return dict(self.client.update_record(ci.get("sys_class_name") or "cmdb_ci", ci["sys_id"], values))
+
+    def _types(self) -> Dict[str, str]:
+        if self._relation_types is None:
+            records = self.client.list_records("cmdb_rel_type", "", fields=("sys_id", "name"))
+            self._relation_types = {r["name"]: r["sys_id"] for r in records}
+        return self._relation_types
+
+    def relation_types(self) -> List[str]:
+        return sorted(self._types())
+
+    def relations(self, sys_id: str, direction: str) -> List[Record]:
+        column = "parent" if direction == "downstream" else "child"
+        records = self.client.list_records(
+            "cmdb_rel_ci", str(Query().equals(column, sys_id)), fields=("parent", "child", "type")
+        )
+        names = {value: key for key, value in self._types().items()}
+        return [{"parent": r["parent"], "child": r["child"], "type": names.get(r["type"], r["type"])} for r in records]
+
+    def add_relation(self, parent: str, child: str, type_name: str) -> bool:
+        type_id = self._types()[model.check_relation_type(type_name, self.relation_types())]
+        query = str(Query().equals("parent", parent).equals("child", child).equals("type", type_id))
+        for _attempt in range(5):
+            if self.client.list_records("cmdb_rel_ci", query, fields=("sys_id",), limit=1):
+                return False
+            try:
+                self.client.create_record("cmdb_rel_ci", {"parent": parent, "child": child, "type": type_id})
+                return True
+            except ITSMAmbiguousWrite:
+                continue
+        raise ITSMError("relating %s to %s failed 5 times; check the instance's health and retry" % (parent, child))
+
+    def identify_reconcile(self, ci_class: str, values: Mapping[str, Any], data_source: str) -> Record:
+        """Send one CI through the Identification and Reconciliation Engine; return its result item."""
+        body = {"items": [{"className": ci_class, "values": {k: as_text(v) for k, v in values.items()}}]}
+        for _attempt in range(5):
+            try:
+                response = self.client.request(
+                    "POST", "/api/now/identifyreconcile", params={"sysparm_data_source": data_source}, body=body
+                )
+                break
+            except ITSMAmbiguousWrite:
+                # IRE identifies before it writes, so sending the same item again is safe.
+                continue
+        else:
+            raise ITSMError("IRE did not answer after 5 attempts; check the instance's health and retry")
+        items = response.json()["result"]["items"] if response is not None else []
+        item: Record = items[0] if items else {}
+        if item.get("errors"):
+            raise ITSMError(
+                "IRE refused the %s CI: %s; fix the values or the identification rule"
+                % (ci_class, "; ".join(str(e.get("message")) for e in item["errors"]))
+            )
+        return item
+
+
+def _change(record: Mapping[str, Any]) -> Record:
+    change = dict(record)
+    change["state"] = model.state_name(record.get("state", ""))
+    return change
+
+
+def _template_values(template: Mapping[str, Any]) -> Dict[str, str]:
+    """A template's ``template_value`` is an encoded query of field=value pairs."""
+    values: Dict[str, str] = {}
+    for part in str(template.get("template_value") or "").split("^"):
+        if "=" in part and not part.startswith("EQ"):
+            key, _sep, value = part.partition("=")
+            values[key] = value
+    return values

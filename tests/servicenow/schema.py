@@ -1,0 +1,196 @@
+"""The tables, columns and change states the stand-in serves.
+
+Every column is one ServiceNow documents for that table (sources: the
+ServiceNow product documentation, "Change request table fields",
+"Configuration item [cmdb_ci] table", "CI Relationship [cmdb_rel_ci] table",
+"Approval [sysapproval_approver]", "Task CI [task_ci]", "Standard change
+template versions [std_change_producer_version]", "Blackout schedules
+[cmn_schedule_blackout]", "Schedule entry [cmn_schedule_span]", "Journal entry
+[sys_journal_field]", and the
+servicenow.itsm collection's change_request / configuration_item modules,
+which read and write the same columns). Writes of other columns are ignored,
+as the Table API does.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+SYSTEM_COLUMNS = (
+    "sys_id",
+    "sys_class_name",
+    "sys_created_on",
+    "sys_created_by",
+    "sys_updated_on",
+    "sys_updated_by",
+    "sys_mod_count",
+)
+
+TASK_COLUMNS = (
+    "number",
+    "short_description",
+    "description",
+    "state",
+    "active",
+    "approval",
+    "assignment_group",
+    "assigned_to",
+    "cmdb_ci",
+    "correlation_id",
+    "correlation_display",
+    "priority",
+    "impact",
+    "urgency",
+    "work_notes",
+    "comments",
+    "opened_by",
+    "opened_at",
+    "closed_at",
+    "close_notes",
+    "parent",
+)
+CI_COLUMNS = (
+    "name",
+    "short_description",
+    "operational_status",
+    "install_status",
+    "ip_address",
+    "fqdn",
+    "serial_number",
+    "asset_tag",
+    "environment",
+    "category",
+    "company",
+    "location",
+    "support_group",
+    "managed_by",
+    "owned_by",
+    "correlation_id",
+    "discovery_source",
+    "last_discovered",
+    "used_for",
+    "version",
+    "comments",
+    "attributes",
+)
+
+# table: (parent table, own columns)
+TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
+    "task": (None, TASK_COLUMNS),
+    "change_request": (
+        "task",
+        (
+            "type",
+            "chg_model",
+            "std_change_producer_version",
+            "category",
+            "risk",
+            "start_date",
+            "end_date",
+            "close_code",
+            "implementation_plan",
+            "backout_plan",
+            "test_plan",
+            "justification",
+            "on_hold",
+            "on_hold_reason",
+            "requested_by",
+            "conflict_status",
+            "conflict_last_run",
+        ),
+    ),
+    "change_task": ("task", ("change_request", "change_task_type", "planned_start_date", "planned_end_date")),
+    "incident": ("task", ("caller_id", "category", "subcategory", "severity", "resolved_at", "close_code")),
+    "cmdb_ci": (None, CI_COLUMNS),
+    "cmdb_ci_hardware": ("cmdb_ci", ("model_id", "manufacturer")),
+    "cmdb_ci_computer": ("cmdb_ci_hardware", ("os", "os_version", "cpu_count", "ram")),
+    "cmdb_ci_server": ("cmdb_ci_computer", ("classification",)),
+    "cmdb_ci_linux_server": ("cmdb_ci_server", ()),
+    "cmdb_ci_win_server": ("cmdb_ci_server", ()),
+    "cmdb_ci_appl": ("cmdb_ci", ("running_process_command", "tcp_port", "install_directory")),
+    "cmdb_ci_service": ("cmdb_ci", ("service_classification", "busines_criticality")),
+    "cmdb_rel_ci": (None, ("parent", "child", "type", "connection_strength", "port")),
+    "cmdb_rel_type": (None, ("name", "parent_descriptor", "child_descriptor")),
+    "sys_user": (None, ("user_name", "name", "first_name", "last_name", "email", "active")),
+    "sys_user_group": (None, ("name", "description", "active", "manager")),
+    "sysapproval_approver": (None, ("sysapproval", "document_id", "source_table", "approver", "state", "comments")),
+    "task_ci": (None, ("task", "ci_item")),
+    "std_change_producer_version": (None, ("name", "std_change_producer", "version", "template_value")),
+    "cmn_schedule": (None, ("name", "type", "time_zone", "description")),
+    "cmn_schedule_blackout": ("cmn_schedule", ()),
+    "cmn_schedule_span": (None, ("schedule", "name", "start_date_time", "end_date_time", "type")),
+    "sys_journal_field": (None, ("element_id", "element", "name", "value")),
+    "conflict": (None, ("change", "type", "configuration_item", "conflicting_change", "schedule", "description")),
+}
+
+REFERENCE_COLUMNS = {
+    "assignment_group": "sys_user_group",
+    "assigned_to": "sys_user",
+    "cmdb_ci": "cmdb_ci",
+    "parent": "cmdb_ci",
+    "child": "cmdb_ci",
+    "type": "cmdb_rel_type",
+    "approver": "sys_user",
+    "sysapproval": "task",
+    "document_id": "task",
+    "task": "task",
+    "ci_item": "cmdb_ci",
+    "std_change_producer_version": "std_change_producer_version",
+    "change_request": "change_request",
+    "schedule": "cmn_schedule",
+    "requested_by": "sys_user",
+    "opened_by": "sys_user",
+    "configuration_item": "cmdb_ci",
+    "conflicting_change": "change_request",
+    "change": "change_request",
+    "caller_id": "sys_user",
+    "manager": "sys_user",
+    "support_group": "sys_user_group",
+}
+# Columns whose reference only applies on some tables.
+REFERENCE_EXCEPTIONS = {("cmdb_rel_type", "name"), ("task", "parent")}
+
+NUMBER_PREFIX = {"change_request": "CHG", "change_task": "CTASK", "incident": "INC"}
+
+# Change request states (ServiceNow docs, "State model and transitions" for change management).
+CHANGE_STATES = {
+    "-5": "New",
+    "-4": "Assess",
+    "-3": "Authorize",
+    "-2": "Scheduled",
+    "-1": "Implement",
+    "0": "Review",
+    "3": "Closed",
+    "4": "Canceled",
+}
+CHANGE_TRANSITIONS: Dict[str, Dict[str, List[str]]] = {
+    "normal": {"-5": ["-4"], "-4": ["-3", "-5"], "-3": ["-2", "-5"], "-2": ["-1"], "-1": ["0"], "0": ["3"]},
+    "emergency": {"-5": ["-3"], "-3": ["-2", "-5"], "-2": ["-1"], "-1": ["0"], "0": ["3"]},
+    "standard": {"-5": ["-2"], "-2": ["-1"], "-1": ["0"], "0": ["3"]},
+}
+CANCELABLE = ("-5", "-4", "-3", "-2", "-1", "0")
+CHOICE_LABELS = {"state": CHANGE_STATES}
+
+
+def columns(table: str) -> Tuple[str, ...]:
+    """Every column of a table, its ancestors' included."""
+    found: List[str] = list(SYSTEM_COLUMNS)
+    current: Optional[str] = table
+    while current is not None:
+        parent, own = TABLES[current]
+        found.extend(own)
+        current = parent
+    return tuple(found)
+
+
+def ancestry(table: str) -> List[str]:
+    chain: List[str] = []
+    current: Optional[str] = table
+    while current is not None:
+        chain.append(current)
+        current = TABLES[current][0]
+    return chain
+
+
+def is_a(table: str, base: str) -> bool:
+    return base in ancestry(table)

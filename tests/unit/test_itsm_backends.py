@@ -1,0 +1,182 @@
+"""The ITSM backends' shared behaviour, directly through plugin_utils: local on SQLite and PostgreSQL,
+ServiceNow with and without the Change Management API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from servicenow.server import ServiceNowStandIn
+
+from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.instance import resolve_instance
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.local import LocalBackend
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.servicenow import ServiceNowClient
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.servicenow_backend import ServiceNowBackend
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError, open_ledger, parse_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor
+
+ACTOR = current_actor(environ={"RELOPS_RUN_ID": "unit-run"})
+
+
+@pytest.fixture(
+    params=[
+        "local-sqlite",
+        pytest.param("local-postgresql", marks=pytest.mark.postgres),
+        "servicenow",
+        "servicenow-table-api",
+    ]
+)
+def backend(request: pytest.FixtureRequest, tmp_path: "os.PathLike[str]") -> Iterator[ItsmBackend]:
+    if request.param.startswith("local"):
+        if request.param == "local-sqlite":
+            url = "sqlite:///" + os.path.join(str(tmp_path), "ledger.db").lstrip("/")
+        else:
+            url = str(request.getfixturevalue("postgres_database"))
+        with open_ledger(parse_ledger_url(url)) as ledger:
+            yield LocalBackend(ledger, ACTOR)
+        return
+    standin = ServiceNowStandIn().start()
+    standin.instance.change_api = request.param == "servicenow"
+    try:
+        config = resolve_instance({"host": standin.url, "username": "admin", "password": "admin-secret"}, {})
+        yield ServiceNowBackend(ServiceNowClient(config))
+    finally:
+        standin.stop()
+
+
+def test_change_walk_approval_and_close(backend: ItsmBackend) -> None:
+    change, created = backend.ensure_change("normal", {"correlation_id": "rel-1", "short_description": "x"}, None)
+    assert created and change["state"] == "new" and change["approval"] == "not requested"
+    again, created_again = backend.ensure_change("normal", {"correlation_id": "rel-1"}, None)
+    assert not created_again and again["sys_id"] == change["sys_id"]
+    change, passed = backend.move_to(change, "authorize", {})
+    assert passed == ["assess", "authorize"] and change["approval"] == "requested"
+    assert set(backend.next_states(change)) == {"new", "canceled"}
+    change = backend.decide_approval(change, "approved", "fine")
+    assert change["state"] == "scheduled" and change["approval"] == "approved"
+    with pytest.raises(ITSMError, match=r"close_code|Close code"):
+        backend.move_to(change, "closed", {})
+    change = backend.require_change(sys_id=change["sys_id"])
+    change, passed = backend.move_to(change, "closed", {"close_code": "successful", "close_notes": "ok"})
+    assert change["state"] == "closed" and change["close_code"] == "successful" and passed[-1] == "closed"
+    assert [a["state"] for a in backend.approvals(change)] == ["approved"]
+
+
+def test_work_notes_and_cis_are_added_once(backend: ItsmBackend) -> None:
+    host = backend.create_ci("cmdb_ci_linux_server", {"name": "db01"})
+    change, _created = backend.ensure_change("emergency", {"correlation_id": "hot-1"}, None)
+    assert not backend.has_work_note(change, "started")
+    backend.add_work_note(change, "started")
+    assert backend.has_work_note(change, "started")
+    change = backend.require_change(sys_id=change["sys_id"])
+    backend.add_change_cis(change, [host["sys_id"]])
+    change = backend.require_change(sys_id=change["sys_id"])
+    assert backend.change_cis(change) == [host["sys_id"]]
+
+
+def test_wait_for_reports_the_rejecting_comment(backend: ItsmBackend) -> None:
+    change, _created = backend.ensure_change("normal", {"correlation_id": "rej-1"}, None)
+    change, _passed = backend.move_to(change, "authorize", {})
+    backend.decide_approval(change, "rejected", "missing test plan")
+    with pytest.raises(ITSMError, match=r"rejected by .*: missing test plan"):
+        backend.wait_for(change, None, "approved", Backoff(timeout=1.0, initial=0.05), sleep=lambda _s: None)
+    assert backend.require_change(sys_id=change["sys_id"])["state"] == "new"
+
+
+def test_upsert_many_reads_in_batches_and_skips_unchanged(backend: ItsmBackend) -> None:
+    items = [{"name": "app%03d" % i, "version": "1"} for i in range(150)]
+    first = backend.upsert_many("cmdb_ci_appl", "name", items, check_mode=False)
+    assert sum(changed for _ci, changed, _b, _a in first) == 150
+    items[7]["version"] = "2"
+    second = backend.upsert_many("cmdb_ci_appl", "name", items, check_mode=False)
+    changed = [(after, before) for _ci, c, before, after in second if c]
+    assert changed == [({"version": "2"}, {"version": "1"})]
+    assert len(backend.find_cis("cmdb_ci_appl", {})) == 150
+
+
+def test_impact_walks_relations_to_depth(backend: ItsmBackend) -> None:
+    host = backend.create_ci("cmdb_ci_linux_server", {"name": "h1"})
+    app = backend.create_ci("cmdb_ci_appl", {"name": "a1"})
+    service = backend.create_ci("cmdb_ci_service", {"name": "s1"})
+    assert backend.add_relation(app["sys_id"], host["sys_id"], "Runs on::Runs")
+    assert not backend.add_relation(app["sys_id"], host["sys_id"], "Runs on::Runs")
+    backend.add_relation(service["sys_id"], app["sys_id"], "Depends on::Used by")
+    affected, services = backend.impact([host["sys_id"]], "upstream", 5)
+    assert [(c["name"], c["depth"]) for c in affected] == [("a1", 1), ("s1", 2)]
+    assert [s["name"] for s in services] == ["s1"]
+    down, _services = backend.impact([service["sys_id"]], "downstream", 1)
+    assert [c["name"] for c in down] == ["a1"]
+
+
+def test_local_change_update_is_a_compare_and_swap(ledger_url: str) -> None:
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        local = LocalBackend(ledger, ACTOR)
+        change, _created = local.ensure_change("normal", {"correlation_id": "cas-1"}, None)
+        local.set_state(change, "assess", {})
+        with pytest.raises(LedgerError, match="moved on from state new"):
+            local.set_state(change, "assess", {})
+        assert [e["event"] for e in ledger.itsm_change_events(change["sys_id"])] == ["created", "state"]
+
+
+def test_servicenow_standard_change_from_template_is_complete(servicenow: ServiceNowStandIn) -> None:
+    servicenow.insert(
+        "std_change_producer_version",
+        {
+            "name": "Restart web tier",
+            "template_value": "short_description=Restart web^implementation_plan=rolling^risk=4",
+        },
+    )
+    for change_api in (True, False):
+        servicenow.instance.change_api = change_api
+        config = resolve_instance({"host": servicenow.url, "username": "admin", "password": "admin-secret"}, {})
+        backend = ServiceNowBackend(ServiceNowClient(config))
+        change, _created = backend.ensure_change(
+            "standard", {"correlation_id": "std-%s" % change_api}, "Restart web tier"
+        )
+        assert change["type"] == "standard" and change["approval"] == "approved"
+        assert change["short_description"] == "Restart web" and change["implementation_plan"] == "rolling"
+        change, passed = backend.move_to(change, "implement", {})
+        assert passed == ["scheduled", "implement"]
+        with pytest.raises(ITSMError, match="template 'Nope' is not on"):
+            backend.ensure_change("standard", {"correlation_id": "std-x"}, "Nope")
+
+
+def test_servicenow_conflicts_with_blackouts(servicenow: ServiceNowStandIn) -> None:
+    schedule = servicenow.insert("cmn_schedule_blackout", {"name": "Year end freeze", "type": "blackout"})
+    servicenow.insert(
+        "cmn_schedule_span",
+        {
+            "schedule": schedule["sys_id"],
+            "start_date_time": "2026-12-20 00:00:00",
+            "end_date_time": "2027-01-03 00:00:00",
+        },
+    )
+    config = resolve_instance({"host": servicenow.url, "username": "admin", "password": "admin-secret"}, {})
+    backend = ServiceNowBackend(ServiceNowClient(config))
+    inside, _created = backend.ensure_change(
+        "normal",
+        {"correlation_id": "c-1", "start_date": "2026-12-24 10:00:00", "end_date": "2026-12-24 11:00:00"},
+        None,
+    )
+    outside, _created = backend.ensure_change(
+        "normal",
+        {"correlation_id": "c-2", "start_date": "2026-12-10 10:00:00", "end_date": "2026-12-10 11:00:00"},
+        None,
+    )
+    assert [c["type"] for c in backend.conflicts(inside)] == ["blackout"]
+    assert backend.conflicts(outside) == []
+
+
+def test_servicenow_ire_inserts_then_reports_no_change(servicenow: ServiceNowStandIn) -> None:
+    config = resolve_instance({"host": servicenow.url, "username": "admin", "password": "admin-secret"}, {})
+    backend = ServiceNowBackend(ServiceNowClient(config))
+    values = {"name": "web09", "serial_number": "SN-9"}
+    first = backend.identify_reconcile("cmdb_ci_linux_server", values, "ServiceNow")
+    second = backend.identify_reconcile("cmdb_ci_linux_server", values, "ServiceNow")
+    assert (first["operation"], second["operation"]) == ("INSERT", "NO_CHANGE") and first["sysId"] == second["sysId"]
+    with pytest.raises(ITSMError, match="Invalid data source"):
+        backend.identify_reconcile("cmdb_ci_linux_server", values, "Spreadsheet")
