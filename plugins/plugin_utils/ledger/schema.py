@@ -59,18 +59,25 @@ def load_scripts(dialect: str, directory: str = SCHEMA_DIRECTORY) -> List[Schema
         description = match.group("description").replace("_", " ")
         scripts.append(SchemaScript(int(match.group("version")), description, name, sql))
     scripts.sort(key=lambda script: script.version)
-    expected = list(range(1, len(scripts) + 1))
-    if [script.version for script in scripts] != expected:
+    versions = [script.version for script in scripts]
+    # Numbers are pre-assigned to parallel branches (V2 ITSM, V3 artifacts, ...), so a
+    # checkout may hold V3 without V2; only a repeated number is an error.
+    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
         raise LedgerSchemaError(
-            "schema files in %s are not numbered 1..%d without gaps: %s; fix the file names"
-            % (folder, len(scripts), [script.script for script in scripts])
+            "schema files in %s must start at V1 and use each version number once: %s; fix the file names"
+            % (folder, [script.script for script in scripts])
         )
     return scripts
 
 
 def latest_version(dialect: str, directory: str = SCHEMA_DIRECTORY) -> int:
     """Return the newest schema version this code knows for a dialect."""
-    return len(load_scripts(dialect, directory))
+    return load_scripts(dialect, directory)[-1].version
+
+
+def applied_versions(cursor: Cursor) -> List[int]:
+    """Return every version recorded in the version table."""
+    return [int(row["version"]) for row in cursor.all("SELECT version FROM relops_schema_version")]
 
 
 def current_version(cursor: Cursor) -> int:
@@ -101,8 +108,9 @@ def pending_scripts(backend: Backend, directory: str = SCHEMA_DIRECTORY) -> List
         return scripts
     with backend.transaction(write=False) as cursor:
         version = current_version(cursor)
-    _refuse_newer(backend, version, len(scripts))
-    return [script for script in scripts if script.version > version]
+        done = applied_versions(cursor)
+    _refuse_newer(backend, version, scripts[-1].version)
+    return [script for script in scripts if script.version not in done]
 
 
 def upgrade(backend: Backend, applied_by: str, directory: str = SCHEMA_DIRECTORY) -> List[SchemaScript]:
@@ -114,8 +122,9 @@ def upgrade(backend: Backend, applied_by: str, directory: str = SCHEMA_DIRECTORY
         backend.lock_schema(cursor)
         cursor.execute(_VERSION_TABLE_SQL)
         version = current_version(cursor)
-        _refuse_newer(backend, version, len(scripts))
-        applied = [script for script in scripts if script.version > version]
+        _refuse_newer(backend, version, scripts[-1].version)
+        done = applied_versions(cursor)
+        applied = [script for script in scripts if script.version not in done]
         for script in applied:
             cursor.script(script.sql)
             cursor.execute(

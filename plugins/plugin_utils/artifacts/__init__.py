@@ -1,0 +1,9 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side artifact logic: manifests, packages, attestations, verification, deltas, promotion."""
+
+from __future__ import annotations
+
+
+class ArtifactError(Exception):
+    """An artifact, manifest, key or repository problem; the message names the value and the fix."""
