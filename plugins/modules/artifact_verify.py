@@ -166,8 +166,8 @@ size:
   returned: always
   type: int
 digests:
-  description: Every digest the target computed, by algorithm (with O(remote_src=true)).
-  returned: when the target measured the file
+  description: Every digest computed in the one pass over the file, by algorithm.
+  returned: always
   type: dict
 signers:
   description: Key ids (fingerprints) of the trusted keys whose signatures verified.

@@ -63,9 +63,9 @@ def test_layout_metadata_and_sums(demo_tree: str, tmp_path: Any) -> None:
 
 def test_declared_templates_and_health_scripts_must_be_present(demo_tree: str) -> None:
     os.unlink(os.path.join(demo_tree, "bin", "healthcheck.sh"))
-    with pytest.raises(ArtifactError, match="health check 'script' script bin/healthcheck.sh"):
+    with pytest.raises(ArtifactError, match=r"health check 'script' script bin/healthcheck\.sh"):
         _build(demo_tree)
-    with pytest.raises(ArtifactError, match="config template config/missing.j2"):
+    with pytest.raises(ArtifactError, match=r"config template config/missing\.j2"):
         _build(demo_tree, config_templates=["config/missing.j2"], health_checks=demo_manifest()["health_checks"][:1])
 
 

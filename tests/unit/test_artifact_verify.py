@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import json
 import os
 from typing import Any, Optional
 
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fixtures.signing import KeyPair, demo_manifest, write_key_pair
 
 from ansible_collections.relops.release.plugins.module_utils.digests import ChecksumError, parse_sums_file
@@ -35,13 +37,15 @@ def _package(directory: str, manifest: Optional[dict] = None, name: str = "demo-
     return path
 
 
-def _sign(artifact: str, keys: list[KeyPair], name: Optional[str] = None, sha256: Optional[str] = None) -> bytes:
-    import hashlib
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
 
-    with open(artifact, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()
+
+def _sign(artifact: str, keys: list[KeyPair], name: Optional[str] = None, sha256: Optional[str] = None) -> bytes:
+    digest = hashlib.sha256(_read(artifact)).hexdigest()
     statement = build_statement(name or os.path.basename(artifact), sha256 or digest, demo_manifest(), {})
-    private = [load_private_key(open(key.private_path, "rb").read(), key.passphrase, key.private_path) for key in keys]
+    private = [load_private_key(_read(key.private_path), key.passphrase, key.private_path) for key in keys]
     return json.dumps(sign_envelope(statement, private)).encode()
 
 
@@ -51,9 +55,7 @@ def _keyring(keys: list[KeyPair], **extra: Any) -> Any:
 
 
 def _verify(artifact: str, envelope: Optional[bytes], keyring: Any, **options: Any) -> Any:
-    return verify_artifact(
-        VerifyRequest(path=artifact, envelope_text=envelope, keyring=keyring, now=NOW, **options)
-    )
+    return verify_artifact(VerifyRequest(path=artifact, envelope_text=envelope, keyring=keyring, now=NOW, **options))
 
 
 @pytest.fixture
@@ -82,8 +84,6 @@ def test_three_key_types_sign_one_envelope_and_verify(tmp_path: Any, keys: dict[
 
 
 def load_public(pair: KeyPair) -> Any:
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
     return load_pem_public_key(pair.public_pem.encode())
 
 
@@ -134,7 +134,7 @@ def test_sums_file_forms(tmp_path: Any) -> None:
     assert parse_sums_file("%s  dist/app-1.0.0.tar.gz\n" % hex_digest, "app-1.0.0.tar.gz") == ("sha256", hex_digest)
     assert parse_sums_file("%s *app-1.0.0.tar.gz\n" % ("b" * 128), "app-1.0.0.tar.gz")[0] == "sha512"
     assert parse_sums_file("SHA256 (app-1.0.0.tar.gz) = %s\n" % hex_digest, "app-1.0.0.tar.gz")[1] == hex_digest
-    with pytest.raises(ChecksumError, match="no line for app-2.0.0.tar.gz"):
+    with pytest.raises(ChecksumError, match=r"no line for app-2\.0\.0\.tar\.gz"):
         parse_sums_file("%s  app-1.0.0.tar.gz\n" % hex_digest, "app-2.0.0.tar.gz")
     with pytest.raises(ChecksumError, match="neither"):
         parse_sums_file("not a checksum line\n", "app-1.0.0.tar.gz")
@@ -148,7 +148,7 @@ def test_checksum_from_file_url(tmp_path: Any) -> None:
     assert _verify(artifact, None, None, checksum="file://%s" % sums).reasons == []
     sums.write_text("%s  demo-app-1.4.0.tar.gz\n" % ("0" * 64))
     assert "sha256 mismatch" in _verify(artifact, None, None, checksum=str(sums)).reasons[0]
-    with pytest.raises(ChecksumError, match="plain HTTP"):
+    with pytest.raises(ChecksumError, match=r"plain HTTP"):
         _verify(artifact, None, None, checksum="http://127.0.0.1/SHA256SUMS")
 
 
@@ -191,9 +191,7 @@ def test_too_few_signatures(tmp_path: Any, keys: dict[str, KeyPair]) -> None:
     artifact = _package(str(tmp_path))
     envelope = _sign(artifact, [keys["ed25519"], keys["rsa"]])
     report = _verify(artifact, envelope, _keyring(list(keys.values())), required_signatures=3)
-    assert report.reasons == [
-        "2 valid signature(s) from trusted keys, 3 required (%s)" % ", ".join(report.signers)
-    ]
+    assert report.reasons == ["2 valid signature(s) from trusted keys, 3 required (%s)" % ", ".join(report.signers)]
 
 
 def test_duplicate_signatures_by_one_key_count_once(tmp_path: Any, keys: dict[str, KeyPair]) -> None:
@@ -245,8 +243,11 @@ def test_malformed_envelope(tmp_path: Any, keys: dict[str, KeyPair], text: bytes
 def test_name_outside_convention_and_wrong_environment(tmp_path: Any, keys: dict[str, KeyPair]) -> None:
     artifact = _package(str(tmp_path), name="demo-app-latest.tar.gz")
     report = _verify(artifact, None, None, environment="qa")
-    assert any("breaks the naming convention" in reason and "demo-app-1.4.0.tar.gz" in r2
-               for reason in report.reasons for r2 in [reason])
+    assert any(
+        "breaks the naming convention" in reason and "demo-app-1.4.0.tar.gz" in r2
+        for reason in report.reasons
+        for r2 in [reason]
+    )
     assert any("environment 'qa' is not in the manifest's environments" in reason for reason in report.reasons)
 
 
@@ -265,8 +266,8 @@ def test_keyring_rejects_a_keyid_that_is_not_the_fingerprint(keys: dict[str, Key
 def test_unsupported_and_locked_keys(tmp_path: Any, keys: dict[str, KeyPair]) -> None:
     p384 = write_key_pair(str(tmp_path), "ecdsa-p384", "p384")
     with pytest.raises(ArtifactError, match="use P-256"):
-        load_private_key(open(p384.private_path, "rb").read(), None, p384.private_path)
+        load_private_key(_read(p384.private_path), None, p384.private_path)
     with pytest.raises(ArtifactError, match="give its passphrase"):
-        load_private_key(open(keys["ecdsa"].private_path, "rb").read(), None, "ec.pem")
+        load_private_key(_read(keys["ecdsa"].private_path), None, "ec.pem")
     with pytest.raises(ArtifactError, match="cannot be read"):
-        load_private_key(open(keys["ecdsa"].private_path, "rb").read(), "wrong", "ec.pem")
+        load_private_key(_read(keys["ecdsa"].private_path), "wrong", "ec.pem")

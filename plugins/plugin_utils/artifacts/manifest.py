@@ -124,9 +124,10 @@ def manifest_errors(manifest: Any) -> List[str]:
     validator = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)
     errors = sorted(validator.iter_errors(manifest), key=lambda error: (list(error.path), error.validator))
     messages = [message for error in errors for message in _describe(error)]
-    if isinstance(manifest, Mapping) and not messages:
+    if isinstance(manifest, Mapping):
         messages.extend(_convention_errors(manifest))
-    return messages
+    # jsonschema reports one "required" error per missing field, each listing them all.
+    return list(dict.fromkeys(messages))
 
 
 def check_manifest(manifest: Any, source: str = "manifest") -> Dict[str, Any]:
@@ -181,15 +182,18 @@ def _field_path(path: Any) -> str:
 
 
 def _convention_errors(manifest: Mapping[str, Any]) -> List[str]:
+    """Naming and version-scheme rules, for the fields that are present and are strings."""
     problems: List[str] = []
-    try:
-        check_name(manifest["name"])
-    except VersionError as exc:
-        problems.append("name: %s (rule: naming)" % exc)
-    try:
-        check_version(manifest["version"], version_scheme(manifest))
-    except VersionError as exc:
-        problems.append("version: %s (rule: version scheme)" % exc)
+    if isinstance(manifest.get("name"), str):
+        try:
+            check_name(manifest["name"])
+        except VersionError as exc:
+            problems.append("name: %s (rule: naming)" % exc)
+    if isinstance(manifest.get("version"), str) and manifest["version"]:
+        try:
+            check_version(manifest["version"], version_scheme(manifest))
+        except VersionError as exc:
+            problems.append("version: %s (rule: version scheme)" % exc)
     return problems
 
 

@@ -64,6 +64,7 @@ class VerifyReport:
     digest: str = ""
     sha256: str = ""
     size: int = 0
+    digests: Dict[str, str] = field(default_factory=dict)
     signers: List[str] = field(default_factory=list)
     manifest: Optional[Dict[str, Any]] = None
     reasons: List[str] = field(default_factory=list)
@@ -80,6 +81,7 @@ class VerifyReport:
             "digest": "%s:%s" % (self.algorithm, self.digest),
             "sha256": self.sha256,
             "size": self.size,
+            "digests": self.digests,
             "signers": self.signers,
             "manifest": self.manifest,
             "reasons": self.reasons,
@@ -149,7 +151,7 @@ def verify_artifact(request: VerifyRequest) -> VerifyReport:
     else:
         algorithms = [request.algorithm, "sha256"] + ([expected[0]] if expected else [])
         digests, report.size = file_digests(request.path, algorithms)
-    report.digest, report.sha256 = digests[request.algorithm], digests["sha256"]
+    report.digest, report.sha256, report.digests = digests[request.algorithm], digests["sha256"], dict(digests)
     if expected and not digests_equal(expected[1], digests[expected[0]]):
         report.reasons.append(
             "artifact %s: %s mismatch (expected %s, got %s); the file changed after it was checksummed"
