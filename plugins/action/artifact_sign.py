@@ -8,7 +8,7 @@ import base64
 import json
 import os
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.digests import file_digest
 from ansible_collections.relops.release.plugins.module_utils.unpack import read_member
@@ -16,7 +16,6 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts import Ar
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.action import ArtifactActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import (
     PAYLOAD_TYPE,
-    PrivateKey,
     build_statement,
     key_algorithm,
     key_id,
@@ -30,6 +29,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.manifest 
     check_manifest,
     load_manifest_text,
 )
+
+if TYPE_CHECKING:
+    from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import PrivateKey
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "artifact": {"type": "path", "required": True},

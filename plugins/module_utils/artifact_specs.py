@@ -16,7 +16,8 @@ ARTIFACT_VERIFY_SPEC: Dict[str, Dict[str, Any]] = {
     "algorithm": {"type": "str", "default": "sha256", "choices": ["sha256", "sha512"]},
     "checksum": {"type": "str"},
     "envelope": {"type": "path"},
-    "keyring": {"type": "raw"},
+    # Public keys only: nothing secret.
+    "keyring": {"type": "raw", "no_log": False},
     "required_signatures": {"type": "int", "default": 1},
     "check_manifest": {"type": "bool", "default": True},
     "name_pattern": {"type": "str", "default": "{name}-{version}.{ext}"},

@@ -22,12 +22,7 @@ import tarfile
 import tempfile
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional
 
-try:
-    import zstandard
-
-    HAS_ZSTANDARD = True
-except ImportError:
-    HAS_ZSTANDARD = False
+from ansible_collections.relops.release.plugins.module_utils.packformat import FormatError, decompressing, format_of
 
 
 class UnsafeArchiveError(ValueError):
@@ -36,19 +31,12 @@ class UnsafeArchiveError(ValueError):
 
 def open_members(archive: str) -> "Iterator[tarfile.TarFile]":
     """Yield the archive opened as a tar stream (gzip or zstd by file name)."""
-    if archive.endswith(".tar.zst"):
-        if not HAS_ZSTANDARD:
-            raise UnsafeArchiveError(
-                "%s is zstd-compressed but the Python zstandard package is missing on this host; install it "
-                "(pip install zstandard) or ship the .tar.gz form" % archive
-            )
-        with open(archive, "rb") as raw:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw)
-            with tarfile.open(fileobj=reader, mode="r|") as tar:
-                yield tar
-        return
-    with tarfile.open(archive, mode="r|*") as tar:
-        yield tar
+    try:
+        package_format = format_of(archive)
+        with open(archive, "rb") as raw, tarfile.open(fileobj=decompressing(raw, package_format), mode="r|") as tar:
+            yield tar
+    except FormatError as exc:
+        raise UnsafeArchiveError(str(exc)) from None
 
 
 def check_member(member: tarfile.TarInfo, dest: str) -> None:

@@ -15,7 +15,7 @@ description:
     and a release manifest. The archive holds C(manifest.json), C(SHA256SUMS) of every payload file,
     and the payload under C(payload/).
   - Reproducible. The same directory and manifest give byte-identical archives. Entries are sorted,
-    every mtime is the manifest's C(created) time (or O(mtime)), owner and group are 0 with no names,
+    every mtime is 1980-01-01 (or O(mtime)) so headers stay the same from one release to the next, owner and group are 0 with no names,
     modes are normalised to 0644 or 0755, and the compressed stream carries no host name or build time.
   - The manifest is validated against the collection's JSON Schema first; every missing or invalid field
     is named with the rule it breaks. Config templates and health check scripts the manifest declares
@@ -56,7 +56,7 @@ options:
     default: "{name}-{version}.{ext}"
   mtime:
     description:
-      - Seconds since the epoch stamped on every entry. Defaults to the manifest's C(created) time.
+      - Seconds since the epoch stamped on every entry. Defaults to 315532800 (1980-01-01T00:00:00Z).
     type: int
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes

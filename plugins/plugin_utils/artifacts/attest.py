@@ -15,15 +15,20 @@ import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+try:
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp
 
-from . import ArtifactError
+from . import ArtifactError, require_library
 from .manifest import canonical_json
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -33,8 +38,9 @@ BUILD_TYPE = "https://github.com/relops/release/package/v1"
 DEFAULT_BUILDER = "https://github.com/relops/release/builders/ansible-controller"
 MIN_RSA_BITS = 2048
 
-PrivateKey = Union[ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
-PublicKey = Union[ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
+if TYPE_CHECKING:
+    PrivateKey = Union[ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
+    PublicKey = Union[ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -64,7 +70,12 @@ def key_algorithm(key: Union[PrivateKey, PublicKey]) -> str:
     )
 
 
+def require_cryptography() -> None:
+    require_library(HAS_CRYPTOGRAPHY, "cryptography", "signing and verifying artifacts")
+
+
 def load_private_key(pem: bytes, passphrase: Optional[str], source: str) -> PrivateKey:
+    require_cryptography()
     try:
         key = serialization.load_pem_private_key(pem, password=passphrase.encode("utf-8") if passphrase else None)
     except TypeError as exc:
@@ -83,6 +94,7 @@ def load_private_key(pem: bytes, passphrase: Optional[str], source: str) -> Priv
 
 
 def load_public_key(pem: bytes, source: str) -> PublicKey:
+    require_cryptography()
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, UnsupportedAlgorithm) as exc:

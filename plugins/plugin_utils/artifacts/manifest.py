@@ -11,7 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional
 
-import jsonschema
+try:
+    import jsonschema
+
+    HAS_JSONSCHEMA = True
+except ImportError:
+    HAS_JSONSCHEMA = False
 
 from ansible_collections.relops.release.plugins.module_utils.versions import (
     VersionError,
@@ -19,7 +24,7 @@ from ansible_collections.relops.release.plugins.module_utils.versions import (
     check_version,
 )
 
-from . import ArtifactError
+from . import ArtifactError, require_library
 
 SCHEMA_ID = "https://relops.example/schemas/release-manifest/v1.json"
 MANDATORY_FIELDS = (
@@ -121,6 +126,7 @@ MANIFEST_SCHEMA: Dict[str, Any] = {
 
 def manifest_errors(manifest: Any) -> List[str]:
     """Return every schema and convention violation as 'field: rule' text (empty when valid)."""
+    require_library(HAS_JSONSCHEMA, "jsonschema", "validating a release manifest")
     validator = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)
     errors = sorted(validator.iter_errors(manifest), key=lambda error: (list(error.path), error.validator))
     messages = [message for error in errors for message in _describe(error)]
@@ -162,7 +168,7 @@ def load_manifest_text(text: str, source: str) -> Dict[str, Any]:
     return document
 
 
-def _describe(error: jsonschema.ValidationError) -> List[str]:
+def _describe(error: Any) -> List[str]:
     field = _field_path(error.absolute_path)
     if error.validator == "required":
         instance = error.instance if isinstance(error.instance, Mapping) else {}

@@ -3,15 +3,15 @@
 """Reproducible release packages: the same directory and manifest give byte-identical archives.
 
 Layout: ``manifest.json``, ``SHA256SUMS`` (of every payload file) and
-``payload/...``. Entries are sorted; mtime is one fixed value (the
-manifest's ``created`` unless given); owner and group are 0 with empty
-names; modes are normalised to 0644/0755; the gzip header carries no file
-name or time; zstd runs single-threaded at a fixed level.
+``payload/...``. Entries are sorted; mtime is one fixed value (1980-01-01
+unless given, so tar headers do not change between releases); owner and
+group are 0 with empty names; modes are normalised to 0644/0755; compression
+settings are fixed (module_utils/packformat.py) so a target can rebuild the
+exact bytes from the tar stream when it applies a delta.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -20,16 +20,12 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-import zstandard
-
-from ansible_collections.relops.release.plugins.module_utils.timestamps import parse_timestamp
+from ansible_collections.relops.release.plugins.module_utils.packformat import DEFAULT_MTIME, FormatError, compressing
 
 from . import ArtifactError
 from .manifest import manifest_bytes
 
 PAYLOAD_ROOT = "payload"
-ZSTD_LEVEL = 19
-GZIP_LEVEL = 9
 
 
 @dataclass
@@ -73,7 +69,7 @@ def plan_package(source: str, manifest: Mapping[str, Any], mtime: Optional[int] 
         entries=entries,
         sums=sums.encode("utf-8"),
         manifest=dict(manifest),
-        mtime=_fixed_mtime(manifest) if mtime is None else mtime,
+        mtime=DEFAULT_MTIME if mtime is None else mtime,
         files=len(digests),
         payload_bytes=total,
         digests=digests,
@@ -82,16 +78,11 @@ def plan_package(source: str, manifest: Mapping[str, Any], mtime: Optional[int] 
 
 def write_package(plan: PackagePlan, output: Any, compression: str) -> None:
     """Write the archive for the plan to an open binary stream."""
-    if compression == "tar.gz":
-        # filename='' and mtime=0 keep host names and build times out of the gzip header.
-        with gzip.GzipFile(filename="", mode="wb", fileobj=output, compresslevel=GZIP_LEVEL, mtime=0) as zipped:
-            _write_tar(plan, zipped)
-    elif compression == "tar.zst":
-        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_checksum=True)
-        with compressor.stream_writer(output, closefd=False) as zipped:
-            _write_tar(plan, zipped)
-    else:
-        raise ArtifactError("package format %r is not supported; use tar.gz or tar.zst" % compression)
+    try:
+        with compressing(output, compression) as stream:
+            _write_tar(plan, stream)
+    except FormatError as exc:
+        raise ArtifactError(str(exc)) from None
 
 
 def _write_tar(plan: PackagePlan, stream: Any) -> None:
@@ -186,8 +177,3 @@ def _check_declared_paths(manifest: Mapping[str, Any], entries: List[PayloadEntr
             "the manifest declares paths the payload does not hold: %s; add them to the source directory "
             "or fix the manifest" % ", ".join(missing)
         )
-
-
-def _fixed_mtime(manifest: Mapping[str, Any]) -> int:
-    # The manifest's creation time, so a rebuild of the same release gives the same bytes.
-    return int(parse_timestamp(str(manifest["created"])).timestamp())

@@ -16,8 +16,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-import requests
-
 from ansible_collections.relops.release.plugins.module_utils.digests import (
     ChecksumError,
     digests_equal,
@@ -121,6 +119,11 @@ def _read_file_url(url: str) -> str:
 
 
 def _fetch(url: str, validate_certs: bool, ca_path: Optional[str]) -> str:
+    # Imported here: only https:// checksums need it.
+    try:
+        import requests  # noqa: PLC0415
+    except ImportError:
+        raise ChecksumError("https:// checksum URLs need the Python package 'requests' on the controller") from None
     verify: Any = (ca_path or True) if validate_certs else False
     try:
         response = requests.get(url, timeout=30, verify=verify)

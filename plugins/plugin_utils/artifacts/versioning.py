@@ -8,7 +8,12 @@ import datetime
 import functools
 from typing import Any, List, Optional, Sequence, Tuple
 
-import semver
+try:
+    import semver
+
+    HAS_SEMVER = True
+except ImportError:
+    HAS_SEMVER = False
 
 from ansible_collections.relops.release.plugins.module_utils.versions import (
     CALVER_SPLIT,
@@ -29,6 +34,7 @@ def compare(left: str, right: str, scheme: str = "semver") -> int:
     check_version(left, scheme)
     check_version(right, scheme)
     if scheme_kind(scheme) == "semver":
+        _require_semver()
         return int(semver.Version.parse(left).compare(right))
     left_key, right_key = parse_calver(left, scheme), parse_calver(right, scheme)
     return (left_key > right_key) - (left_key < right_key)
@@ -59,7 +65,16 @@ def bump(
     return _bump_calver(version, part, scheme, today or datetime.datetime.now(datetime.timezone.utc).date())
 
 
+def _require_semver() -> None:
+    if not HAS_SEMVER:
+        raise VersionError(
+            "SemVer precedence needs the Python package 'semver' on the controller; install it "
+            "(pip install semver, or pip install -r requirements.txt from the collection)"
+        )
+
+
 def _bump_semver(version: str, part: str, token: Optional[str]) -> str:
+    _require_semver()
     parsed = semver.Version.parse(version)
     if part == "major":
         return str(parsed.bump_major())
