@@ -28,13 +28,16 @@ ARTIFACT_VERIFY_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 ARTIFACT_DELTA_SPEC: Dict[str, Dict[str, Any]] = {
+    "src": {"type": "path", "required": True},
     "base": {"type": "path", "required": True},
-    "artifact": {"type": "path", "required": True},
     "dest": {"type": "path", "required": True},
-    "base_sha256": {"type": "str"},
+    "remote_base": {"type": "path"},
     "sha256": {"type": "str"},
-    "delta": {"type": "path"},
-    "full": {"type": "path"},
     "level": {"type": "int", "default": 19},
-    "mode": {"type": "str", "default": "0644"},
+    "mode": {"type": "raw", "default": "0644"},
+    # Set by the action plugin when it calls the module on the target.
+    "step": {"type": "str", "default": "probe", "choices": ["probe", "apply", "full"]},
+    "base_sha256": {"type": "str"},
+    "delta_file": {"type": "path"},
+    "full_file": {"type": "path"},
 }

@@ -239,7 +239,9 @@ def test_filter_docs_render_and_filters_run(ansible: Ansible, name: str) -> None
               ansible.builtin.assert:
                 that:
                   - "'1.0.0-rc.1' | relops.release.version_compare('1.0.0') == -1"
-                  - "['1.10.0', '1.2.0', '1.0.0-alpha'] | relops.release.version_sort == ['1.0.0-alpha', '1.2.0', '1.10.0']"
+                  - >-
+                    ['1.10.0', '1.2.0', '1.0.0-alpha'] | relops.release.version_sort
+                    == ['1.0.0-alpha', '1.2.0', '1.10.0']
                   - "'1.4.2' | relops.release.version_bump('minor') == '1.5.0'"
             - name: Bad SemVer fails naming it
               ansible.builtin.debug:
