@@ -47,9 +47,8 @@ def test_rebuilds_byte_identical_gzip_package(tmp_path: Any, pair: tuple[str, st
 def test_wrong_base_names_both_digests(tmp_path: Any, pair: tuple[str, str]) -> None:
     old, new = pair
     info = create_delta(old, new, str(tmp_path / "d"))
-    with pytest.raises(
-        DeltaError, match="delta is against base sha256:%s but %s has sha256:%s" % (_sha(old), new, _sha(new))
-    ):
+    expected = "delta is against base sha256:%s but %s has sha256:%s" % (_sha(old), new, _sha(new))
+    with pytest.raises(DeltaError, match=re.escape(expected)):
         apply_delta(new, _sha(old), info.path, str(tmp_path / "out.tar.gz"), _sha(new))
     assert not (tmp_path / "out.tar.gz").exists()
 
