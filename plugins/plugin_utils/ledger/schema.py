@@ -107,9 +107,8 @@ def pending_scripts(backend: Backend, directory: str = SCHEMA_DIRECTORY) -> List
     if not check_is_ledger(backend):
         return scripts
     with backend.transaction(write=False) as cursor:
-        version = current_version(cursor)
         done = applied_versions(cursor)
-    _refuse_newer(backend, version, scripts[-1].version)
+    _refuse_unknown(backend, done, scripts)
     return [script for script in scripts if script.version not in done]
 
 
@@ -121,9 +120,8 @@ def upgrade(backend: Backend, applied_by: str, directory: str = SCHEMA_DIRECTORY
     with backend.transaction(write=True) as cursor:
         backend.lock_schema(cursor)
         cursor.execute(_VERSION_TABLE_SQL)
-        version = current_version(cursor)
-        _refuse_newer(backend, version, scripts[-1].version)
         done = applied_versions(cursor)
+        _refuse_unknown(backend, done, scripts)
         applied = [script for script in scripts if script.version not in done]
         for script in applied:
             cursor.script(script.sql)
@@ -143,10 +141,13 @@ def read_version(backend: Backend) -> Optional[int]:
         return current_version(cursor)
 
 
-def _refuse_newer(backend: Backend, version: int, known: int) -> None:
-    if version > known:
+def _refuse_unknown(backend: Backend, applied: List[int], scripts: List[SchemaScript]) -> None:
+    """Refuse a ledger holding a version this code lacks: a newer collection (or another branch) wrote it."""
+    known = {script.version for script in scripts}
+    unknown = sorted(set(applied) - known)
+    if unknown:
         raise LedgerSchemaError(
             "%s has schema version %d but this relops.release knows versions up to %d; "
             "upgrade the relops.release collection, or point ledger_url at another ledger"
-            % (backend.description, version, known)
+            % (backend.description, unknown[-1], max(known))
         )
