@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 from ansible_collections.relops.release.plugins.module_utils.artifact_specs import ARTIFACT_VERIFY_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts import ArtifactError
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.action import ArtifactActionBase
-from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import Keyring, load_keyring
+from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import Keyring
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.verify import (
     VerifyRequest,
     failure_message,
@@ -79,14 +79,7 @@ class ActionModule(ArtifactActionBase):
     def _keyring(self, value: Any) -> Optional[Keyring]:
         if value is None:
             return None
-        return load_keyring(self.load_document(value, "keyring"), self._read_key_file)
-
-    def _read_key_file(self, path: str) -> bytes:
-        try:
-            with open(self.local_path(path), "rb") as handle:
-                return handle.read()
-        except OSError as exc:
-            raise ArtifactError("keyring key file %s cannot be read (%s)" % (path, exc.strerror)) from None
+        return self.load_keyring_option(value)
 
     def _envelope(self, path: Optional[str]) -> Optional[bytes]:
         if path is None:

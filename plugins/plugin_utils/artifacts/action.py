@@ -13,6 +13,7 @@ from ansible_collections.relops.release.plugins.module_utils.versions import Ver
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 
 from . import ArtifactError
+from .attest import Keyring, load_keyring
 
 ARTIFACT_ERRORS = (ArtifactError, ChecksumError, VersionError, UnsafeArchiveError)
 
@@ -44,3 +45,14 @@ class ArtifactActionBase(RelopsActionBase):
                 return dict(document)
             raise ArtifactError("%s file %s does not hold a mapping; write it as a JSON or YAML object" % (what, value))
         raise ArtifactError("%s must be a mapping or the path of a JSON/YAML file, got %r" % (what, value))
+
+    def load_keyring_option(self, value: Any) -> Keyring:
+        """The keyring option (mapping or file); key files are resolved like other controller paths."""
+        return load_keyring(self.load_document(value, "keyring"), self._read_key_file)
+
+    def _read_key_file(self, path: str) -> bytes:
+        try:
+            with open(self.local_path(path), "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise ArtifactError("keyring key file %s cannot be read (%s)" % (path, exc.strerror)) from None
