@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Release deltas: the file format and their application on the target.
 
-A delta is a 7-byte header (magic ``RLD1``, base and target package formats,
-zstd window log) and a zstd frame of the target's tar
+A delta is a 5-byte header (magic ``RD``, base and target package formats,
+zstd window log) and a magicless zstd frame of the target's tar
 stream compressed with the base's tar stream as a raw-content dictionary (like
 ``zstd --patch-from``). Applying it rebuilds the tar stream, recompresses it
 with the package settings, and keeps the result only when its sha256 equals
@@ -32,10 +32,10 @@ from ansible_collections.relops.release.plugins.module_utils.packformat import (
 if HAS_ZSTANDARD:
     import zstandard
 
-MAGIC = b"RLD1"
+MAGIC = b"RD"
 # magic, base format, target format, window log. The digests travel as task arguments, not in the file,
-# because for a small release every byte of the delta counts.
-HEADER = struct.Struct(">4sBBB")
+# and the zstd frame omits its own magic number, because for a small release every byte counts.
+HEADER = struct.Struct(">2sBBB")
 CHUNK = 1024 * 1024
 
 
@@ -50,7 +50,7 @@ def pack_header(base_format: str, target_format: str, window_log: int) -> bytes:
 def read_header(handle: IO[bytes], source: str) -> Dict[str, Any]:
     """Read and check the header; leave ``handle`` at the start of the zstd frame."""
     raw = handle.read(HEADER.size)
-    if len(raw) != HEADER.size or raw[:4] != MAGIC:
+    if len(raw) != HEADER.size or raw[: len(MAGIC)] != MAGIC:
         raise DeltaError(
             "%s is not a relops.release delta (bad header); create it with relops.release.artifact_delta" % source
         )
@@ -109,7 +109,11 @@ def apply_delta(base: str, base_sha256: str, delta: str, dest: str, expected_sha
         dictionary = zstandard.ZstdCompressionDict(
             read_tar_stream(base, header["base_format"]), dict_type=zstandard.DICT_TYPE_RAWCONTENT
         )
-        decompressor = zstandard.ZstdDecompressor(dict_data=dictionary, max_window_size=1 << int(header["window_log"]))
+        decompressor = zstandard.ZstdDecompressor(
+            dict_data=dictionary,
+            max_window_size=1 << int(header["window_log"]),
+            format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+        )
         directory = os.path.dirname(os.path.abspath(dest))
         fd, temporary = tempfile.mkstemp(prefix=".delta-", dir=directory)
         try:

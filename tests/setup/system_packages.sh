@@ -11,6 +11,9 @@ command -v git >/dev/null || missing+=(git)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 # ansible-test sanity skips its shellcheck test, silently, without the program.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+# Artifacts (issue 3): key generation in the docs and tests, and the baselines of benchmarks/artifacts.py.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v zstd >/dev/null || missing+=(zstd)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
