@@ -47,7 +47,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.packaging
 )
 
 DEMO_APP = os.path.join(REPO, "examples", "demo_app")
-WORDS = "release deploy verify artifact service health rollback canary config ledger digest window".split()
+WORDS = ["release", "deploy", "verify", "artifact", "service", "health", "rollback", "canary", "config", "ledger"]
 
 
 def best_of(runs: int, action: Callable[[], Any]) -> float:
@@ -79,7 +79,8 @@ def peak_rss_of_verification(path: str, envelope: str, keyring: Dict[str, Any], 
         import json, resource, sys
         sys.path.insert(0, %r)
         from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import load_keyring
-        from ansible_collections.relops.release.plugins.plugin_utils.artifacts.verify import VerifyRequest, verify_artifact
+        from ansible_collections.relops.release.plugins.plugin_utils.artifacts.verify import (
+            VerifyRequest, verify_artifact)
         keyring = load_keyring(json.loads(%r), lambda path: b"")
         report = verify_artifact(VerifyRequest(path=%r, checksum="sha256:%s", envelope_text=open(%r, "rb").read(),
                                                keyring=keyring, check_manifest=False))

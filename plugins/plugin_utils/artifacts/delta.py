@@ -67,7 +67,12 @@ def create_delta(base: str, target: str, out: str, level: int = 19) -> DeltaInfo
     window_log = window_log_for(len(base_tar), len(target_tar))
     dictionary = zstandard.ZstdCompressionDict(base_tar, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
     parameters = zstandard.ZstdCompressionParameters.from_level(
-        level, window_log=window_log, enable_ldm=True, threads=0, format=zstandard.FORMAT_ZSTD1_MAGICLESS
+        level,
+        window_log=window_log,
+        enable_ldm=True,
+        threads=0,
+        format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+        write_content_size=False,
     )
     frame = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=parameters).compress(target_tar)
     base_sha256, target_sha256 = file_digest(base)[0], file_digest(target)[0]
