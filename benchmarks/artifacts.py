@@ -52,7 +52,7 @@ WORDS = ["release", "deploy", "verify", "artifact", "service", "health", "rollba
 
 def best_of(runs: int, action: Callable[[], Any]) -> float:
     timings = []
-    for _ in range(runs):
+    for _run in range(runs):
         started = time.perf_counter()
         action()
         timings.append(time.perf_counter() - started)
@@ -155,7 +155,7 @@ def measure_verify(workdir: str, mib: int) -> Dict[str, Any]:
         envelopes[name] = os.path.join(workdir, name + ".intoto.json")
         with open(envelopes[name], "w", encoding="utf-8") as handle:
             json.dump(sign_envelope(build_statement(os.path.basename(file_path), digest, manifest, {}), [key]), handle)
-    task = min(task_seconds(workdir, path, envelopes["big"], keyring_path, expected) for _ in range(2))
+    task = min(task_seconds(workdir, path, envelopes["big"], keyring_path, expected) for _attempt in range(2))
     return {
         "file_mib": mib,
         "openssl_dgst_seconds": round(openssl, 3),
@@ -181,7 +181,7 @@ def synthetic_tree(root: str, mib: int, seed: int) -> None:
         directory = os.path.join(root, "pkg%02d" % (number % 40))
         os.makedirs(directory, exist_ok=True)
         size = rng.randint(4 * 1024, 512 * 1024)
-        words = [rng.choice(WORDS) + str(rng.randint(0, 999)) for _ in range(size // 8)]
+        words = [rng.choice(WORDS) + str(rng.randint(0, 999)) for _word in range(size // 8)]
         text = " ".join(words)[:size]
         with open(os.path.join(directory, "file%05d.txt" % number), "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -8,7 +8,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from artifact_helpers import run_task
+from fixtures.artifact_tasks import run_task
 from fixtures.http_repo import HttpRepository
 from fixtures.playbooks import Ansible
 from fixtures.signing import DEMO_APP, KeyPair
@@ -87,6 +87,9 @@ def test_sign_then_verify_end_to_end(ansible: Ansible, tmp_path: Any, key_factor
     keys = [key_factory("ed25519"), key_factory("ecdsa", passphrase="pass phrase"), key_factory("rsa")]
     code, built, output = _package(ansible, str(tmp_path / "dist"), fmt="tar.zst")
     assert code == 0, output
+    code, predicted, output = _sign(ansible, built["path"], keys, "--check")
+    assert code == 0 and predicted["changed"] is True, output
+    assert not os.path.exists(predicted["envelope"])
     code, signed, output = _sign(ansible, built["path"], keys, "--diff")
     assert code == 0 and signed["changed"] is True, output
     assert signed["algorithms"] == ["ed25519", "ecdsa-p256-sha256", "rsa-pss-sha256"]

@@ -8,7 +8,7 @@ import os
 import shutil
 from typing import Any
 
-from artifact_helpers import run_task
+from fixtures.artifact_tasks import run_task
 from fixtures.http_repo import PASSWORD, USER, HttpRepository
 from fixtures.playbooks import Ansible
 from fixtures.signing import DEMO_APP, KeyPair, demo_manifest
