@@ -23,6 +23,9 @@ if [ "$set_name" = test ]; then
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   # ansible-test sanity skips its shellcheck test, silently, without the program.
   command -v shellcheck >/dev/null || missing+=(shellcheck)
+  # Artifacts (issue 3): key generation in the docs and tests, and the baselines of benchmarks/artifacts.py.
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v zstd >/dev/null || missing+=(zstd)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2

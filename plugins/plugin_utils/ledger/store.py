@@ -332,6 +332,54 @@ class Ledger:
             )
         return [_decode_json_columns(row, ("reasons",)) for row in rows]
 
+    # Artifact promotions (schema V3)
+
+    def record_promotion(
+        self,
+        actor: Actor,
+        artifact: str,
+        service: str,
+        version: str,
+        sha256: str,
+        environments: "tuple[str, str]",
+        repositories: "tuple[str, str]",
+        signers: Sequence[str],
+    ) -> Dict[str, Any]:
+        """Record that an artifact was copied from one environment's repository to the next; return the row."""
+        now = now_timestamp()
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            row = cursor.one(
+                "INSERT INTO artifact_promotions (run_id, artifact, service, version, sha256, from_environment,"
+                " to_environment, from_repository, to_repository, signers, promoted_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    actor.run_id,
+                    artifact,
+                    service,
+                    version,
+                    sha256,
+                    environments[0],
+                    environments[1],
+                    repositories[0],
+                    repositories[1],
+                    _dump(list(signers)),
+                    now,
+                ),
+            )
+        return _decode_json_columns(_must_exist(row, "the new promotion"), ("signers",))
+
+    def list_promotions(
+        self, service: Optional[str] = None, sha256: Optional[str] = None, limit: int = 10
+    ) -> List[Row]:
+        clauses, params = _filters(service=service, sha256=sha256)
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT * FROM artifact_promotions" + clauses + " ORDER BY promoted_at DESC, id DESC LIMIT ?",
+                (*params, limit),
+            )
+        return [_decode_json_columns(row, ("signers",)) for row in rows]
+
     # Locks
 
     def try_lock(self, name: str, actor: Actor, ttl_seconds: int) -> LockAttempt:

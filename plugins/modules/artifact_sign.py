@@ -1,0 +1,136 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The implementation is the controller-side action plugin of the same name;
+# this file holds its documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: artifact_sign
+short_description: Sign a release artifact with an in-toto SLSA provenance statement in a DSSE envelope
+version_added: 0.1.0
+description:
+  - Writes an in-toto Statement v1 whose subject is the artifact's file name and sha256 digest and whose
+    predicate is SLSA provenance v1 built from the package's manifest (external parameters, source revision,
+    creation time) and O(build_context); wraps it in a DSSE envelope and signs the envelope's
+    pre-authentication encoding with every key in O(keys).
+  - Keys are PEM private keys, Ed25519, ECDSA P-256 (signed with SHA-256) or RSA of 2048 bits or more
+    (signed with RSA-PSS, SHA-256, MGF1). A signature's key id is the public key's fingerprint, the hex
+    SHA-256 of its DER SubjectPublicKeyInfo, which is what keyrings list.
+  - Signing again with the same keys when the envelope already holds valid signatures of the same statement
+    reports no change. A different statement (the artifact changed) or a new key rewrites the envelope.
+  - See C(docs/artifacts.md) for key generation and the trust model.
+author:
+  - relops.release maintainers (@relops)
+options:
+  artifact:
+    description:
+      - The package to sign, on the controller.
+    type: path
+    required: true
+  envelope:
+    description:
+      - Where to write the envelope. Defaults to the artifact's path with C(.intoto.json) appended.
+    type: path
+  keys:
+    description:
+      - One or more private keys; each adds one signature to the envelope.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      path:
+        description: Controller path of a PEM private key.
+        type: path
+      content:
+        description: The PEM private key itself (for example from Ansible Vault). Never logged.
+        type: str
+      passphrase:
+        description: Passphrase of an encrypted key. Never logged.
+        type: str
+  manifest:
+    description:
+      - The manifest to put in the provenance, as a mapping or a file path. Defaults to C(manifest.json)
+        read from the package, which is what O(relops.release.artifact_verify#module:check_manifest) compares against.
+    type: raw
+  build_context:
+    description:
+      - Build details for the provenance. C(builder_id) (URI of the builder), C(invocation_id) and
+        C(parameters) (a mapping recorded as internal parameters). Leave out values that change on every run,
+        or signing is never idempotent.
+    type: dict
+    default: {}
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: Reports whether the envelope would be written, without writing it.
+  diff_mode:
+    support: full
+    details: Shows the key ids that signed before and after.
+  platform:
+    platforms: posix
+seealso:
+  - module: relops.release.package
+  - module: relops.release.artifact_verify
+"""
+
+EXAMPLES = r"""
+- name: Sign with the release key and the security team's key
+  relops.release.artifact_sign:
+    artifact: "{{ built.path }}"
+    keys:
+      - path: keys/release-bot.pem
+      - content: "{{ security_signing_key }}"
+        passphrase: "{{ security_signing_passphrase }}"
+    build_context:
+      builder_id: https://awx.example.com/job_templates/12
+  run_once: true
+  register: signed
+"""
+
+RETURN = r"""
+envelope:
+  description: Path of the DSSE envelope.
+  returned: success
+  type: str
+  sample: /srv/artifacts/demo-app-1.4.0.tar.zst.intoto.json
+artifact:
+  description: Path of the signed artifact.
+  returned: success
+  type: str
+sha256:
+  description: Hex SHA-256 of the artifact, the statement's subject digest.
+  returned: success
+  type: str
+keyids:
+  description: Key ids (fingerprints) of the signing keys.
+  returned: success
+  type: list
+  elements: str
+algorithms:
+  description: Signature algorithm of each key, in the order of O(keys).
+  returned: success
+  type: list
+  elements: str
+  sample: [ed25519, ecdsa-p256-sha256, rsa-pss-sha256]
+payload_type:
+  description: The DSSE payload type.
+  returned: success
+  type: str
+  sample: application/vnd.in-toto+json
+subject:
+  description: The statement's subject.
+  returned: success
+  type: list
+  elements: dict
+"""
