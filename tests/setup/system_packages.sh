@@ -11,6 +11,8 @@ command -v git >/dev/null || missing+=(git)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 # ansible-test sanity skips its shellcheck test, silently, without the program.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+# The audit callback's syslog sink is tested against a real rsyslog.
+command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

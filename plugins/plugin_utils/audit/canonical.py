@@ -1,0 +1,73 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Canonical JSON lines and their hashes.
+
+A trail line is the UTF-8 JSON of one event with sorted keys and no
+whitespace, so the same event always gives the same bytes and the same hash.
+The chain hashes the raw bytes of each line (without its newline): a verifier
+never re-serialises, which keeps it fast and independent of JSON libraries.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+from typing import Any, Callable, Mapping
+
+GENESIS = "0" * 64
+
+try:
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # orjson only makes verification faster
+    _loads = json.loads
+
+
+def plain(value: Any) -> Any:
+    """Return ``value`` as JSON-native data: str keys, lists, and scalars JSON can hold exactly."""
+    if value is None or isinstance(value, (bool, str)):
+        return str(value) if isinstance(value, str) and type(value) is not str else value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [plain(item) for item in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    return str(value)
+
+
+def canonical_line(event: Mapping[str, Any]) -> bytes:
+    """Serialise an event (already plain) as one canonical JSON line, without the newline."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+def line_hash(line: bytes) -> str:
+    """Return the hex SHA-256 of a line's bytes: what the next line's ``prev`` holds."""
+    return hashlib.sha256(line).hexdigest()
+
+
+def parse_line(line: bytes) -> Any:
+    """Parse one trail line (any JSON value; callers check it is an object)."""
+    return _loads(line)
+
+
+def without_field(line: bytes, name: str, value: str) -> bytes:
+    """Return a canonical line with one top-level string field removed, byte for byte.
+
+    Sealed fields (``mac``, ``sig``) sort after ``actor`` and ``event``, which
+    every event has, so they are never first and always follow a comma.
+    """
+    field = json.dumps({name: value}, separators=(",", ":"), ensure_ascii=False)[1:-1].encode("utf-8")
+    return line.replace(b"," + field, b"", 1)
