@@ -53,7 +53,11 @@ class ActionModule(RelopsActionBase):
         except AuditKeyError as exc:
             return {"failed": True, "changed": False, "msg": str(exc)}
         if args["max_problems"] < 1:
-            return {"failed": True, "changed": False, "msg": "max_problems %r must be at least 1" % args["max_problems"]}
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": "max_problems %r must be at least 1" % args["max_problems"],
+            }
         report = verify_trail(files, hmac_key, public_keys, args.get("anchor"), args["max_problems"])
         result = report.as_dict()
         result.update(changed=False, msg=_summary(report), relops_audit=_audit_event(report))

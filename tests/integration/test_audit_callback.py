@@ -109,9 +109,24 @@ def test_every_event_kind_with_its_fields(ansible: Ansible, audit_keys: AuditKey
     events = read_events(trail)
     kinds = _by_kind(events)
 
-    for kind in ("playbook_start", "play_start", "task_start", "handler_start", "stats", "playbook_end", "checkpoint",
-                 "module_event", "item_ok", "runner_ok", "runner_changed", "runner_failed", "runner_ignored",
-                 "runner_rescued", "runner_skipped", "runner_unreachable"):
+    for kind in (
+        "playbook_start",
+        "play_start",
+        "task_start",
+        "handler_start",
+        "stats",
+        "playbook_end",
+        "checkpoint",
+        "module_event",
+        "item_ok",
+        "runner_ok",
+        "runner_changed",
+        "runner_failed",
+        "runner_ignored",
+        "runner_rescued",
+        "runner_skipped",
+        "runner_unreachable",
+    ):
         assert kind in kinds, (kind, sorted(kinds))
 
     with open(run_id_file, encoding="utf-8") as handle:
@@ -216,20 +231,29 @@ def test_secret_canary_never_reaches_trail_or_spool(ansible: Ansible, audit_keys
         with open(path, "rb") as handle:
             assert CANARY.encode() not in handle.read(), path
     events = read_events(trail)
-    hidden = [event for event in events if event.get("event", "").startswith(("runner_", "item_"))
-              and event.get("result") == "[REDACTED no_log]"]
+    hidden = [
+        event
+        for event in events
+        if event.get("event", "").startswith(("runner_", "item_")) and event.get("result") == "[REDACTED no_log]"
+    ]
     assert {event["task"] for event in hidden} >= {
-        "Secret in the arguments", "Secret in loop items", "Secret through a registered variable",
+        "Secret in the arguments",
+        "Secret in loop items",
+        "Secret through a registered variable",
         "Secret that a module prints back",
     }
     assert all(event["args"] == "[REDACTED no_log]" for event in hidden)
-    shaped = next(event for event in events if event["event"] == "runner_ok" and event["task"].startswith("Secrets recog"))
+    shaped = next(
+        event for event in events if event["event"] == "runner_ok" and event["task"].startswith("Secrets recog")
+    )
     message = shaped["args"]["msg"]
     assert message["header"] == "Authorization: [REDACTED bearer]"
     assert message["key"] == "[REDACTED pem]"
     assert message["url"] == "https://[REDACTED url_password]@git.example.com/repo.git"
     assert message["cloud"] == "[REDACTED aws_access_key]"
-    keyed = next(event for event in events if event["event"] == "runner_ok" and event["task"].startswith("Secret under"))
+    keyed = next(
+        event for event in events if event["event"] == "runner_ok" and event["task"].startswith("Secret under")
+    )
     assert keyed["args"]["db_password"] == "[REDACTED key db_password]"
     outage = [event for event in events if event["event"] == "sink_outage"]
     assert len(outage) == 1 and outage[0]["sink"] == "syslog tcp://127.0.0.1:1"
@@ -264,7 +288,15 @@ def test_twenty_concurrent_playbooks_keep_one_chain(ansible: Ansible, audit_keys
     assert len(report.runs) == 20
     per_run = {run_id: [event["event"] for event in events if event["run_id"] == run_id] for run_id in report.runs}
     for kinds in per_run.values():
-        assert kinds == ["playbook_start", "play_start", "task_start", "runner_ok", "stats", "playbook_end", "checkpoint"]
+        assert kinds == [
+            "playbook_start",
+            "play_start",
+            "task_start",
+            "runner_ok",
+            "stats",
+            "playbook_end",
+            "checkpoint",
+        ]
     messages = sorted(int(event["result"]["msg"]) for event in events if event["event"] == "runner_ok")
     assert messages == list(range(20))
     with open(files[1], "rb") as handle:

@@ -120,7 +120,9 @@ def test_http_sinks_spool_while_refused_and_deliver_in_order(
     envelopes = [
         json.loads(line) for request in http_receiver.requests for line in request["body"].decode().splitlines()
     ]
-    assert all(envelope["source"] == "relops.release.audit" and envelope["sourcetype"] == "_json" for envelope in envelopes)
+    assert all(
+        envelope["source"] == "relops.release.audit" and envelope["sourcetype"] == "_json" for envelope in envelopes
+    )
     assert all(isinstance(envelope["time"], float) for envelope in envelopes)
     assert [envelope["event"] for envelope in envelopes] == events
 

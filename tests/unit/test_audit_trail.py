@@ -55,7 +55,11 @@ def write_runs(path: str, runs: int, events: int, hmac_key: bytes | None = HMAC_
                     {"event": "runner_ok", "run_id": "run-%d" % run, "actor": {"user": "ops"}, "task": "t%d" % number}
                 )
                 first = first or json.loads(line)["seq"]
-            trail.append({"event": "checkpoint", "run_id": "run-%d" % run, "actor": {"user": "ops"}}, True, seal_checkpoint(first))
+            trail.append(
+                {"event": "checkpoint", "run_id": "run-%d" % run, "actor": {"user": "ops"}},
+                True,
+                seal_checkpoint(first),
+            )
     finally:
         trail.close()
 
@@ -128,7 +132,7 @@ def test_cut_mid_line_is_truncated_and_writer_refuses_to_continue(tmp_path: Path
     with open(path, "rb+") as handle:
         handle.truncate(os.path.getsize(path) - 10)
     report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS)
-    assert [problem.reason for problem in report.problems][0] == "truncated"
+    assert report.problems[0].reason == "truncated"
     with pytest.raises(TrailError, match="incomplete line"):
         write_runs(path, runs=1, events=1)
 
@@ -206,7 +210,12 @@ def test_any_single_tampering_is_detected(
     report = verify_trail([path], HMAC_KEY if with_mac else None, PUBLIC_KEYS, anchor=anchor)
     assert not report.ok
     assert report.first_problem is not None and report.first_problem.reason in (
-        "edited", "removed", "inserted", "reordered", "truncated", "bad signature"
+        "edited",
+        "removed",
+        "inserted",
+        "reordered",
+        "truncated",
+        "bad signature",
     )
     write_lines(path, sample_trail)
     assert verify_trail([path], HMAC_KEY if with_mac else None, PUBLIC_KEYS, anchor=anchor).ok

@@ -48,9 +48,7 @@ def plain(value: Any) -> Any:
 
 def canonical_line(event: Mapping[str, Any]) -> bytes:
     """Serialise an event (already plain) as one canonical JSON line, without the newline."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def line_hash(line: bytes) -> str:

@@ -66,7 +66,7 @@ class RecorderSettings:
 
 
 def build_redactor(settings: RecorderSettings) -> Redactor:
-    values = {**DEFAULT_VALUE_PATTERNS, **{"custom": "|".join("(?:%s)" % p for p in settings.redact_values)}}
+    values = {**DEFAULT_VALUE_PATTERNS, "custom": "|".join("(?:%s)" % p for p in settings.redact_values)}
     if not settings.redact_values:
         del values["custom"]
     keys = [*DEFAULT_KEY_PATTERNS, *settings.redact_keys]
@@ -105,9 +105,7 @@ class Recorder:
         self.redactor = build_redactor(settings)
         signing_key = load_signing_key(settings.signing_key) if settings.signing_key else None
         self.sealer = Sealer(load_hmac_key(settings.hmac_key, settings.hmac_key_file), signing_key)
-        self.trail = Trail(
-            TrailSettings(settings.path, settings.rotate_size, settings.rotate_daily), self.sealer
-        )
+        self.trail = Trail(TrailSettings(settings.path, settings.rotate_size, settings.rotate_daily), self.sealer)
         spool_root = settings.spool_dir or self.trail.path + ".spool"
         self.relays = [
             Relay(sink, Spool(os.path.join(spool_root, spool_name(sink))), settings.sink_retry_interval)
@@ -149,7 +147,9 @@ class Recorder:
         body = _without_plumbing(result)
         body.pop(AUDIT_RESULT_KEY, None)
         if isinstance(body.get("results"), list):
-            body["results"] = [_without_plumbing(each) if isinstance(each, Mapping) else each for each in body["results"]]
+            body["results"] = [
+                _without_plumbing(each) if isinstance(each, Mapping) else each for each in body["results"]
+            ]
         if isinstance(args, Mapping):
             args = _without_plumbing(args)
         if hidden:

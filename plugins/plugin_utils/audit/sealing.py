@@ -46,7 +46,9 @@ def load_signing_key(path: str) -> Ed25519PrivateKey:
             "`openssl genpkey -algorithm ed25519 -out %s`" % (path, exc, path)
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise AuditKeyError("audit signing key %s is not an Ed25519 key; create one with openssl genpkey -algorithm ed25519" % path)
+        raise AuditKeyError(
+            "audit signing key %s is not an Ed25519 key; create one with openssl genpkey -algorithm ed25519" % path
+        )
     return key
 
 

@@ -304,4 +304,3 @@ class Relay:
 def spool_name(sink: Sink) -> str:
     """A directory name for a sink's spool, stable across runs for the same destination."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", sink.name).strip("_")
-

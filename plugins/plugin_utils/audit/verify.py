@@ -20,7 +20,12 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import GENESIS, line_hash, parse_line, without_field
+from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import (
+    GENESIS,
+    line_hash,
+    parse_line,
+    without_field,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import check_mac, check_signature
 
 REASONS = ("edited", "removed", "inserted", "reordered", "truncated", "bad signature")
@@ -167,7 +172,9 @@ class _Verifier:
             if self.hmac_key is not None:
                 body = check_mac(self.hmac_key, line, event)
                 if body is None:
-                    self.problem("edited", index, seq, "MAC does not match (changed, or written without the trail's key)")
+                    self.problem(
+                        "edited", index, seq, "MAC does not match (changed, or written without the trail's key)"
+                    )
             if event.get("event") == "checkpoint" and self.checkpoint_holds(index, event, body or line):
                 sealed_index = index
             last_seq, last_hash = seq, digest
@@ -193,7 +200,11 @@ class _Verifier:
         self.report.checkpoints += 1
         checkpoint = event.get("checkpoint")
         seq = event["seq"]
-        if not isinstance(checkpoint, dict) or checkpoint.get("last_seq") != seq - 1 or checkpoint.get("head") != event["prev"]:
+        if (
+            not isinstance(checkpoint, dict)
+            or checkpoint.get("last_seq") != seq - 1
+            or checkpoint.get("head") != event["prev"]
+        ):
             self.problem("edited", index, seq, "checkpoint does not describe the line before it")
             return False
         if self.public_keys:
@@ -215,7 +226,10 @@ class _Verifier:
             if later is not None:
                 path, number, _line = self.entries[later]
                 self.problem(
-                    "reordered", index, seq, "expected seq %d here; it appears later (%s line %d)" % (expected, path, number)
+                    "reordered",
+                    index,
+                    seq,
+                    "expected seq %d here; it appears later (%s line %d)" % (expected, path, number),
                 )
                 return
             self.report.gaps.append({"after_seq": last_seq, "first_missing": expected, "last_missing": seq - 1})
