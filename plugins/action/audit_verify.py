@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Union
 
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
@@ -66,7 +66,7 @@ class ActionModule(RelopsActionBase):
         return result
 
     @staticmethod
-    def _files(args: Dict[str, Any]) -> "List[str] | str":
+    def _files(args: Dict[str, Any]) -> Union[List[str], str]:
         if args.get("files") and args.get("path"):
             return "give either path (a trail, rotated files found beside it) or files (an explicit list), not both"
         if args.get("files"):

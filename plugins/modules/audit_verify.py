@@ -158,10 +158,20 @@ runs:
   returned: always
   type: dict
 gaps:
-  description: Missing sequence ranges, each with RV(gaps[].after_seq), RV(gaps[].first_missing) and RV(gaps[].last_missing).
+  description: Missing sequence ranges.
   returned: always
   type: list
   elements: dict
+  contains:
+    after_seq:
+      description: The last sequence number before the gap.
+      type: int
+    first_missing:
+      description: The first missing sequence number.
+      type: int
+    last_missing:
+      description: The last missing sequence number.
+      type: int
 first_problem:
   description: The first bad line, or null when the trail verified.
   returned: always

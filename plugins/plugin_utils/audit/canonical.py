@@ -28,8 +28,11 @@ except ImportError:  # orjson only makes verification faster
 
 def plain(value: Any) -> Any:
     """Return ``value`` as JSON-native data: str keys, lists, and scalars JSON can hold exactly."""
-    if value is None or isinstance(value, (bool, str)):
-        return str(value) if isinstance(value, str) and type(value) is not str else value
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        # Ansible's unsafe and tagged strings are str subclasses; keep plain text only.
+        return str(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):

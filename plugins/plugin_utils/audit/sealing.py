@@ -19,11 +19,21 @@ import hmac
 import os
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import canonical_line, without_field
+
+# Only signing and checking checkpoints need cryptography; an unsigned trail works without it.
+try:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+else:
+    HAS_CRYPTOGRAPHY = True
+
+_NEEDS_CRYPTOGRAPHY = (
+    "%s needs the Python package cryptography on the controller; install it with: pip install cryptography"
+)
 
 
 class AuditKeyError(ValueError):
@@ -37,6 +47,8 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def load_signing_key(path: str) -> Ed25519PrivateKey:
     """Load an Ed25519 private key from a PEM file (unencrypted PKCS#8, as openssl genpkey writes it)."""
+    if not HAS_CRYPTOGRAPHY:
+        raise AuditKeyError(_NEEDS_CRYPTOGRAPHY % ("signing audit checkpoints with %s" % path))
     try:
         with open(os.path.expanduser(path), "rb") as handle:
             key = serialization.load_pem_private_key(handle.read(), password=None)
@@ -55,6 +67,8 @@ def load_signing_key(path: str) -> Ed25519PrivateKey:
 def load_public_keys(paths: Iterable[str]) -> Dict[str, Ed25519PublicKey]:
     """Load Ed25519 public keys (PEM, or a private key whose public half is used), by key id."""
     keys: Dict[str, Ed25519PublicKey] = {}
+    if paths and not HAS_CRYPTOGRAPHY:
+        raise AuditKeyError(_NEEDS_CRYPTOGRAPHY % "checking audit checkpoint signatures")
     for path in paths:
         try:
             with open(os.path.expanduser(path), "rb") as handle:

@@ -24,10 +24,16 @@ import urllib.parse
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import requests
-
 from ansible_collections.relops.release.plugins.module_utils.timestamps import now_timestamp, parse_timestamp
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import canonical_line, parse_line
+
+# Only the HTTP sink needs requests.
+try:
+    import requests
+except ImportError:
+    HAS_REQUESTS = False
+else:
+    HAS_REQUESTS = True
 
 FACILITIES = {"user": 1, "daemon": 3, "auth": 4, "authpriv": 10, **{"local%d" % n: 16 + n for n in range(8)}}
 # Failures are warnings to syslog, everything else is informational.
@@ -124,6 +130,8 @@ class HttpSink(Sink):
     ) -> None:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise ValueError("http_url %r must be an http:// or https:// URL" % url)
+        if not HAS_REQUESTS:
+            raise ValueError("http_url needs the Python package requests on the controller; pip install requests")
         if kind not in ("hec", "webhook"):
             raise ValueError("http_format %r must be hec or webhook" % kind)
         self.name = "%s %s" % (kind, url)

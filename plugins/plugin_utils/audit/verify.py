@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import (
     GENESIS,
@@ -27,6 +25,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical imp
     without_field,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import check_mac, check_signature
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 REASONS = ("edited", "removed", "inserted", "reordered", "truncated", "bad signature")
 _LOOKAHEAD = 10000
@@ -271,7 +272,11 @@ def _event_of(line: bytes) -> Optional[Dict[str, Any]]:
         event = parse_line(line)
     except ValueError:
         return None
-    if not isinstance(event, dict) or type(event.get("seq")) is not int or not isinstance(event.get("prev"), str):
+    if not isinstance(event, dict) or not isinstance(event.get("prev"), str):
+        return None
+    seq = event.get("seq")
+    # bool is an int to Python, never a sequence number.
+    if not isinstance(seq, int) or isinstance(seq, bool):
         return None
     return event
 
