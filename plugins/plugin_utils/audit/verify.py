@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import asdict, dataclass, field
+from hashlib import sha256
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import (
@@ -24,7 +25,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical imp
     parse_line,
     without_field,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import check_mac, check_signature
+from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import MacChecker, check_signature
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -148,38 +149,50 @@ class _Verifier:
         self.report.problems.append(Problem(reason, path, number, seq, detail, position=index))
 
     def run(self) -> None:
-        report = self.report
         last_seq, last_hash, sealed_index = 0, GENESIS, -1
-        runs = report.runs
+        runs = self.report.runs
+        macs = MacChecker(self.hmac_key) if self.hmac_key is not None else None
+        # Lines of one run come in stretches; look its summary up once per stretch.
+        current_run: Any = object()
+        summary = RunSummary()
         for index, (_path, _number, line) in enumerate(self.entries):
             event = _event_of(line)
-            digest = line_hash(line)
+            digest = sha256(line).hexdigest()
             if event is None:
                 self.problem("edited", index, None, "the line is not an audit event (damaged JSON or missing seq/prev)")
                 last_seq, last_hash = last_seq + 1, digest
                 continue
-            seq, prev = event["seq"], event["prev"]
+            seq = event["seq"]
             if seq != last_seq + 1:
                 self.explain_seq(index, seq, last_seq)
-            elif prev != last_hash:
-                culprit = index - 1 if index else index
+            elif event["prev"] != last_hash:
                 self.problem(
                     "edited",
-                    culprit,
+                    index - 1 if index else index,
                     seq - 1 if index else seq,
                     "the line's SHA-256 no longer matches the prev recorded by seq %d" % seq,
                 )
-            body: Optional[bytes] = _without_mac(line, event)
-            if self.hmac_key is not None:
-                body = check_mac(self.hmac_key, line, event)
-                if body is None:
-                    self.problem(
-                        "edited", index, seq, "MAC does not match (changed, or written without the trail's key)"
-                    )
-            if event.get("event") == "checkpoint" and self.checkpoint_holds(index, event, body or line):
+            mac_ok = macs is None or macs.check(line, event)
+            if not mac_ok:
+                self.problem("edited", index, seq, "MAC does not match (changed, or written without the trail's key)")
+            kind = event.get("event")
+            if kind == "checkpoint" and mac_ok and self.checkpoint_holds(index, event, line):
                 sealed_index = index
             last_seq, last_hash = seq, digest
-            self.count_run(runs, event, seq)
+            run_id = event.get("run_id")
+            if run_id != current_run:
+                current_run = run_id
+                summary = runs.setdefault(str(run_id), RunSummary(first_seq=seq, first_ts=str(event.get("ts", ""))))
+            summary.events += 1
+            summary.last_seq = seq
+            summary.last_ts = event.get("ts", "")
+            if kind == "playbook_end":
+                summary.ended = True
+                summary.outcome = event.get("outcome")
+        self.finish(last_seq, last_hash, sealed_index)
+
+    def finish(self, last_seq: int, last_hash: str, sealed_index: int) -> None:
+        report = self.report
         report.lines = len(self.entries)
         report.last_seq = last_seq if self.entries else None
         report.head = last_hash
@@ -209,7 +222,7 @@ class _Verifier:
             self.problem("edited", index, seq, "checkpoint does not describe the line before it")
             return False
         if self.public_keys:
-            why = check_signature(self.public_keys, body, event)
+            why = check_signature(self.public_keys, _without_mac(body, event), event)
             if why is not None:
                 self.problem("bad signature", index, seq, why)
                 return False
@@ -252,19 +265,6 @@ class _Verifier:
             if index != exclude and _event_seq(self.entries[index][2]) == seq:
                 return index
         return None
-
-    @staticmethod
-    def count_run(runs: Dict[str, RunSummary], event: Mapping[str, Any], seq: int) -> None:
-        run_id = str(event.get("run_id", ""))
-        summary = runs.get(run_id)
-        if summary is None:
-            summary = runs[run_id] = RunSummary(first_seq=seq, first_ts=str(event.get("ts", "")))
-        summary.events += 1
-        summary.last_seq = seq
-        summary.last_ts = str(event.get("ts", ""))
-        if event.get("event") == "playbook_end":
-            summary.ended = True
-            summary.outcome = event.get("outcome")
 
 
 def _event_of(line: bytes) -> Optional[Dict[str, Any]]:
