@@ -49,6 +49,17 @@ PAUSING = """
 """
 
 
+TINY = """
+- name: Tiny
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: One task
+      ansible.builtin.debug:
+        msg: hello
+"""
+
+
 def _wait_for(path: str, process: "object") -> None:
     deadline = time.monotonic() + 120
     while not os.path.exists(path):
@@ -94,6 +105,33 @@ def test_rsyslog_stopped_mid_run_loses_nothing(ansible: Ansible, audit_keys: Aud
     assert received == events
 
 
+def test_rsyslog_over_tls_receives_every_event(ansible: Ansible, audit_keys: AuditKeys, rsyslog_tls: Rsyslog) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    assert rsyslog_tls.ca_file is not None
+    env = audit_environment(trail, audit_keys, syslog_url=rsyslog_tls.url, syslog_ca_file=rsyslog_tls.ca_file)
+    run = ansible.playbook(playbook, env=env)
+    assert run.returncode == 0, run.output
+    events = read_events(trail)
+    deadline = time.monotonic() + 30
+    while len(rsyslog_tls.received()) < len(events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rsyslog_tls.received() == events
+    assert "sink_outage" not in {event["event"] for event in events}
+
+
+def test_tls_receiver_with_an_untrusted_certificate_counts_as_down(
+    ansible: Ansible, audit_keys: AuditKeys, rsyslog_tls: Rsyslog
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    run = ansible.playbook(playbook, env=audit_environment(trail, audit_keys, syslog_url=rsyslog_tls.url))
+    assert run.returncode == 0, run.output
+    outage = [event for event in read_events(trail) if event["event"] == "sink_outage"]
+    assert len(outage) == 1 and "CERTIFICATE_VERIFY_FAILED" in outage[0]["error"]
+    assert rsyslog_tls.received() == []
+
+
 def test_http_sinks_spool_while_refused_and_deliver_in_order(
     ansible: Ansible, audit_keys: AuditKeys, http_receiver: Receiver
 ) -> None:
@@ -125,17 +163,6 @@ def test_http_sinks_spool_while_refused_and_deliver_in_order(
     )
     assert all(isinstance(envelope["time"], float) for envelope in envelopes)
     assert [envelope["event"] for envelope in envelopes] == events
-
-
-TINY = """
-- name: Tiny
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: One task
-      ansible.builtin.debug:
-        msg: hello
-"""
 
 
 def test_webhook_down_for_a_whole_run_gets_it_on_the_next(

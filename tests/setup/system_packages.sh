@@ -13,6 +13,7 @@ command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 # The audit callback's syslog sink is tested against a real rsyslog.
 command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

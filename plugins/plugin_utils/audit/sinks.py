@@ -105,7 +105,7 @@ class SyslogSink(Sink):
         # TCP syslog has no acknowledgements: a peer that went away is only
         # noticed by a read, so check before writing rather than lose lines
         # into a dead connection's buffer.
-        if self._socket is not None and select.select([self._socket], [], [], 0)[0]:
+        if self._socket is not None and self._peer_closed(self._socket):
             self.close()
         if self._socket is None:
             raw = socket.create_connection((self.host, self.port), timeout=self.timeout)
@@ -114,6 +114,22 @@ class SyslogSink(Sink):
                 raw = context.wrap_socket(raw, server_hostname=self.host)
             self._socket = raw
         return self._socket
+
+
+    def _peer_closed(self, connection: socket.socket) -> bool:
+        """Whether the receiver closed the connection (a TLS session ticket is not a close)."""
+        if not select.select([connection], [], [], 0)[0]:
+            return False
+        connection.setblocking(False)
+        try:
+            data = connection.recv(1) if isinstance(connection, ssl.SSLSocket) else connection.recv(1, socket.MSG_PEEK)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except OSError:
+            return True
+        finally:
+            connection.settimeout(self.timeout)
+        return data == b""
 
 
 class HttpSink(Sink):
