@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 
 from fixtures.audit import AuditKeys, audit_environment, read_events
 from fixtures.playbooks import Ansible
@@ -304,3 +305,30 @@ def test_twenty_concurrent_playbooks_keep_one_chain(ansible: Ansible, audit_keys
     with open(files[0], "rb") as handle:
         last_of_first = handle.read().splitlines()[-1]
     assert first_of_second["prev"] == line_hash(last_of_first)
+
+
+def test_actor_carries_sudo_and_awx_context_and_the_git_revision(ansible: Ansible) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    repository = os.path.join(ansible.workdir, "repo")
+    os.makedirs(repository)
+    playbook = os.path.join(repository, "tiny.yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write(TINY)
+    git = ["git", "-C", repository, "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for command in (["init", "-q"], ["add", "tiny.yml"], ["commit", "-q", "-m", "playbook"]):
+        subprocess.run([*git, *command], check=True, capture_output=True)
+    revision = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    awx = {"awx_user_name": "ann", "awx_user_id": 7, "awx_job_id": 4242, "awx_job_template_name": "release payments"}
+    run = ansible.playbook(
+        playbook,
+        "-e",
+        json.dumps({"which": 0, **awx}),
+        env={**audit_environment(trail), "SUDO_USER": "bob"},
+    )
+    assert run.returncode == 0, run.output
+    events = read_events(trail)
+    assert {event["run_id"] for event in events} == {"awx-job-4242"}
+    actor = events[0]["actor"]
+    assert actor["sudo_user"] == "bob" and actor["awx_user_name"] == "ann" and actor["awx_user_id"] == "7"
+    assert actor["awx_job_id"] == "4242" and actor["awx_job_template_name"] == "release payments"
+    assert events[0]["playbook"] == {"path": playbook, "revision": revision}

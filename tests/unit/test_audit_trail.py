@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from pathlib import Path
@@ -12,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.relops.release.plugins.plugin_utils.audit import trail as trail_module
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import GENESIS, line_hash
+from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import Recorder, RecorderSettings
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
     Sealer,
     key_id,
@@ -27,6 +30,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import 
     trail_files,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 SIGNING_KEY = Ed25519PrivateKey.generate()
 PUBLIC_KEYS = {key_id(SIGNING_KEY.public_key()): SIGNING_KEY.public_key()}
@@ -219,3 +223,37 @@ def test_any_single_tampering_is_detected(
     )
     write_lines(path, sample_trail)
     assert verify_trail([path], HMAC_KEY if with_mac else None, PUBLIC_KEYS, anchor=anchor).ok
+
+
+def test_daily_rotation_starts_a_new_file_on_a_new_utc_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    yesterday = datetime.datetime(2026, 11, 25, 23, 59, tzinfo=datetime.timezone.utc)
+    monkeypatch.setattr(trail_module, "utc_now", lambda: yesterday)
+    write_runs(path, runs=1, events=3, rotate_daily=True)
+    monkeypatch.setattr(trail_module, "utc_now", lambda: yesterday + datetime.timedelta(minutes=2))
+    write_runs(path, runs=1, events=3, rotate_daily=True)
+    files = trail_files(path)
+    assert files == [path + ".20261126T000100000000Z", path]
+    assert json.loads(read_lines(files[0])[0])["ts"].startswith("2026-11-25")
+    assert json.loads(read_lines(path)[0])["ts"].startswith("2026-11-26")
+    assert verify_trail(files, HMAC_KEY, PUBLIC_KEYS).ok
+
+
+@pytest.mark.parametrize(("policy", "syncs"), [("event", 6), ("task", 4), ("play", 3)])
+def test_fsync_policy_decides_which_lines_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str, syncs: int
+) -> None:
+    calls: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+    recorder = Recorder(RecorderSettings(path=str(tmp_path / "audit.jsonl"), fsync=policy))
+    recorder.begin_run(Actor(run_id="r", user="u", host="h"), "/p.yml", None)
+    recorder.record("play_start", "play", {"play": "p"})
+    recorder.record("task_start", "task", {"task": "t", "args": {}, "no_log": False})
+    result_fields = {"task": "t", "host": "h", "outcome": "ok", "changed": False}
+    recorder.record_result(result_fields, {"changed": False}, {}, False, False)
+    recorder.record_result(result_fields, {"changed": False}, {}, False, False)
+    recorder.record("stats", "play", {"outcome": "ok"})
+    recorder.end_run()
+    # play_start, stats and the closing checkpoint always; task adds task_start; event adds both results.
+    assert len(calls) == syncs
