@@ -257,3 +257,14 @@ def test_fsync_policy_decides_which_lines_are_synced(
     recorder.end_run()
     # play_start, stats and the closing checkpoint always; task adds task_start; event adds both results.
     assert len(calls) == syncs
+
+
+def test_values_json_parsers_disagree_on_are_kept_as_text(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    trail = Trail(TrailSettings(path=path), Sealer())
+    trail.append({"event": "runner_ok", "actor": {}, "result": {"big": 10**40, "nan": float("nan"), "raw": b"\xff"}})
+    trail.close()
+    result = json.loads(read_lines(path)[0])["result"]
+    assert result == {"big": str(10**40), "nan": "nan", "raw": "\ufffd"}
+    report = verify_trail([path])
+    assert [problem.reason for problem in report.problems] == ["truncated"]

@@ -34,7 +34,8 @@ def plain(value: Any) -> Any:
         # Ansible's unsafe and tagged strings are str subclasses; keep plain text only.
         return str(value)
     if isinstance(value, int):
-        return int(value)
+        # Beyond 64 bits JSON parsers disagree (orjson reads them as floats), so keep them as text.
+        return int(value) if -(2**63) <= value < 2**64 else str(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, Mapping):
