@@ -268,3 +268,14 @@ def test_values_json_parsers_disagree_on_are_kept_as_text(tmp_path: Path) -> Non
     assert result == {"big": str(10**40), "nan": "nan", "raw": "\ufffd"}
     report = verify_trail([path])
     assert [problem.reason for problem in report.problems] == ["truncated"]
+
+
+def test_problems_are_capped_and_the_first_is_the_earliest(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=4, events=10)
+    lines = read_lines(path)
+    write_lines(path, list(reversed(lines)))
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS, max_problems=5)
+    assert len(report.problems) == 5
+    assert report.first_problem is not None and report.first_problem.line == 1
+    assert report.first_problem.reason in ("reordered", "edited")

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 REASONS = ("edited", "removed", "inserted", "reordered", "truncated", "bad signature")
-_LOOKAHEAD = 10000
 
 
 @dataclass
@@ -141,6 +140,7 @@ class _Verifier:
         self.public_keys = public_keys
         self.max_problems = max_problems
         self._duplicates: Optional[collections.Counter[bytes]] = None
+        self._positions: Optional[Dict[int, List[int]]] = None
 
     def problem(self, reason: str, index: int, seq: Optional[int], detail: str) -> None:
         if len(self.report.problems) >= self.max_problems:
@@ -230,15 +230,17 @@ class _Verifier:
 
     def explain_seq(self, index: int, seq: int, last_seq: int) -> None:
         """Say why seq is not last_seq + 1: a line removed, inserted, or moved."""
+        if len(self.report.problems) >= self.max_problems:
+            return
         expected = last_seq + 1
         line = self.entries[index][2]
         if self.duplicates()[line] > 1:
             self.problem("inserted", index, seq, "the line is a copy of another line of the trail")
             return
         if seq > expected:
-            later = self.find_seq(expected, index + 1)
-            if later is not None:
-                path, number, _line = self.entries[later]
+            later = [position for position in self.positions().get(expected, []) if position > index]
+            if later:
+                path, number, _line = self.entries[later[0]]
                 self.problem(
                     "reordered",
                     index,
@@ -249,22 +251,26 @@ class _Verifier:
             self.report.gaps.append({"after_seq": last_seq, "first_missing": expected, "last_missing": seq - 1})
             self.problem("removed", index, seq, "seq %d..%d missing before this line" % (expected, seq - 1))
             return
-        if self.find_seq(seq, 0, exclude=index) is not None:
+        if len(self.positions().get(seq, [])) > 1:
             self.problem("inserted", index, seq, "seq %d appears more than once; expected %d here" % (seq, expected))
         else:
             self.problem("reordered", index, seq, "seq %d appears after seq %d" % (seq, last_seq))
 
     def duplicates(self) -> "collections.Counter[bytes]":
+        """How often each exact line occurs (built once, on the first anomaly)."""
         if self._duplicates is None:
             self._duplicates = collections.Counter(entry[2] for entry in self.entries)
         return self._duplicates
 
-    def find_seq(self, seq: int, start: int, exclude: int = -1) -> Optional[int]:
-        stop = len(self.entries) if start == 0 else min(len(self.entries), start + _LOOKAHEAD)
-        for index in range(start, stop):
-            if index != exclude and _event_seq(self.entries[index][2]) == seq:
-                return index
-        return None
+    def positions(self) -> Dict[int, List[int]]:
+        """Where each seq occurs (built once, on the first anomaly)."""
+        if self._positions is None:
+            self._positions = {}
+            for index, (_path, _number, line) in enumerate(self.entries):
+                seq = _event_seq(line)
+                if seq is not None:
+                    self._positions.setdefault(seq, []).append(index)
+        return self._positions
 
 
 def _event_of(line: bytes) -> Optional[Dict[str, Any]]:
