@@ -115,7 +115,6 @@ class SyslogSink(Sink):
             self._socket = raw
         return self._socket
 
-
     def _peer_closed(self, connection: socket.socket) -> bool:
         """Whether the receiver closed the connection (a TLS session ticket is not a close)."""
         if not select.select([connection], [], [], 0)[0]:
