@@ -150,3 +150,14 @@ def test_missing_trail_and_bad_key_file_fail_with_the_fix(ansible: Ansible) -> N
     assert run.returncode == 2
     assert "no audit trail at %s/nowhere.jsonl" % ansible.workdir in run.output
     assert "set path to the callback's trail" in run.output
+
+
+def test_ansible_doc_renders_the_module_and_the_callback(ansible: Ansible) -> None:
+    module = ansible.doc("relops.release.audit_verify")
+    assert module.returncode == 0, module.output
+    assert "EXAMPLES:" in module.stdout and "RETURN VALUES:" in module.stdout and "first_problem" in module.stdout
+    callback = json.loads(ansible.doc("-t", "callback", "--json", "relops.release.audit").stdout)
+    options = callback["relops.release.audit"]["doc"]["options"]
+    assert options["fsync"]["choices"] == ["event", "task", "play"]
+    assert options["path"]["env"] == [{"name": "RELOPS_AUDIT_PATH"}]
+    assert options["signing_key"]["ini"] == [{"section": "relops_audit", "key": "signing_key"}]
