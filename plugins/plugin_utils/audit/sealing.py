@@ -144,8 +144,12 @@ class MacChecker:
         if not isinstance(mac, str):
             return False
         state = self._keyed.copy()
-        state.update(without_field(line, "mac", mac))
-        return hmac.compare_digest(state.hexdigest().encode(), mac.encode("utf-8", "replace"))
+        # without_field(line, "mac", mac), inlined: this runs once per line of the trail.
+        state.update(line.replace(b',"mac":"' + mac.encode("utf-8", "replace") + b'"', b"", 1))
+        try:
+            return hmac.compare_digest(state.hexdigest(), mac)
+        except TypeError:  # a forged mac with non-ASCII characters
+            return False
 
 
 def check_signature(keys: Mapping[str, Ed25519PublicKey], body: bytes, event: Mapping[str, Any]) -> Optional[str]:

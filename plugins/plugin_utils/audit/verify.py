@@ -14,6 +14,7 @@ whole sealed runs at the end.
 
 from __future__ import annotations
 
+import bisect
 import collections
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
@@ -99,18 +100,34 @@ class Report:
         }
 
 
-Entry = Tuple[str, int, bytes]
+class Lines:
+    """Every line of every file, in order, and where each file starts (for file and line numbers)."""
+
+    def __init__(self) -> None:
+        self.lines: List[bytes] = []
+        self._starts: List[int] = []
+        self._paths: List[str] = []
+
+    def add_file(self, path: str, lines: List[bytes]) -> None:
+        self._starts.append(len(self.lines))
+        self._paths.append(path)
+        self.lines.extend(lines)
+
+    def locate(self, index: int) -> Tuple[str, int]:
+        """The file and 1-based line number of the line at ``index``."""
+        file_index = bisect.bisect_right(self._starts, index) - 1
+        return self._paths[file_index], index - self._starts[file_index] + 1
 
 
-def read_entries(paths: List[str], report: Report) -> List[Entry]:
+def read_lines(paths: List[str], report: Report) -> Lines:
     """Read every line of every file in order; a file not ending in a newline was cut mid-line."""
-    entries: List[Entry] = []
+    entries = Lines()
     for path in paths:
         with open(path, "rb") as handle:
             data = handle.read()
         lines = data.split(b"\n")
         torn = lines.pop()
-        entries.extend((path, number, line) for number, line in enumerate(lines, start=1))
+        entries.add_file(path, lines)
         if torn:
             report.problems.append(
                 Problem(
@@ -119,7 +136,7 @@ def read_entries(paths: List[str], report: Report) -> List[Entry]:
                     len(lines) + 1,
                     None,
                     "the file ends in the middle of a line (%d bytes without a newline)" % len(torn),
-                    position=len(entries),
+                    position=len(entries.lines),
                 )
             )
     return entries
@@ -128,13 +145,14 @@ def read_entries(paths: List[str], report: Report) -> List[Entry]:
 class _Verifier:
     def __init__(
         self,
-        entries: List[Entry],
+        entries: Lines,
         report: Report,
         hmac_key: Optional[bytes],
         public_keys: Mapping[str, Ed25519PublicKey],
         max_problems: int,
     ) -> None:
         self.entries = entries
+        self.lines = entries.lines
         self.report = report
         self.hmac_key = hmac_key
         self.public_keys = public_keys
@@ -145,7 +163,7 @@ class _Verifier:
     def problem(self, reason: str, index: int, seq: Optional[int], detail: str) -> None:
         if len(self.report.problems) >= self.max_problems:
             return
-        path, number, _line = self.entries[index]
+        path, number = self.entries.locate(index)
         self.report.problems.append(Problem(reason, path, number, seq, detail, position=index))
 
     def run(self) -> None:
@@ -155,7 +173,7 @@ class _Verifier:
         # Lines of one run come in stretches; look its summary up once per stretch.
         current_run: Any = object()
         summary = RunSummary()
-        for index, (_path, _number, line) in enumerate(self.entries):
+        for index, line in enumerate(self.lines):
             event = _event_of(line)
             digest = sha256(line).hexdigest()
             if event is None:
@@ -193,18 +211,19 @@ class _Verifier:
 
     def finish(self, last_seq: int, last_hash: str, sealed_index: int) -> None:
         report = self.report
-        report.lines = len(self.entries)
-        report.last_seq = last_seq if self.entries else None
+        lines = self.lines
+        report.lines = len(lines)
+        report.last_seq = last_seq if lines else None
         report.head = last_hash
-        if self.entries:
-            report.first_seq = _event_seq(self.entries[0][2])
+        if lines:
+            report.first_seq = _event_seq(lines[0])
             if sealed_index >= 0:
-                report.sealed_through = _event_seq(self.entries[sealed_index][2])
-        if sealed_index != len(self.entries) - 1:
-            unsealed = len(self.entries) - 1 - sealed_index
+                report.sealed_through = _event_seq(lines[sealed_index])
+        if sealed_index != len(lines) - 1:
+            unsealed = len(lines) - 1 - sealed_index
             self.problem(
                 "truncated",
-                len(self.entries) - 1,
+                len(lines) - 1,
                 last_seq,
                 "the last %d line(s) are not covered by a checkpoint: the trail was cut after them, a line was "
                 "appended by someone else, or the run that wrote them was killed before its end" % unsealed,
@@ -233,14 +252,14 @@ class _Verifier:
         if len(self.report.problems) >= self.max_problems:
             return
         expected = last_seq + 1
-        line = self.entries[index][2]
+        line = self.lines[index]
         if self.duplicates()[line] > 1:
             self.problem("inserted", index, seq, "the line is a copy of another line of the trail")
             return
         if seq > expected:
             later = [position for position in self.positions().get(expected, []) if position > index]
             if later:
-                path, number, _line = self.entries[later[0]]
+                path, number = self.entries.locate(later[0])
                 self.problem(
                     "reordered",
                     index,
@@ -259,14 +278,14 @@ class _Verifier:
     def duplicates(self) -> "collections.Counter[bytes]":
         """How often each exact line occurs (built once, on the first anomaly)."""
         if self._duplicates is None:
-            self._duplicates = collections.Counter(entry[2] for entry in self.entries)
+            self._duplicates = collections.Counter(self.lines)
         return self._duplicates
 
     def positions(self) -> Dict[int, List[int]]:
         """Where each seq occurs (built once, on the first anomaly)."""
         if self._positions is None:
             self._positions = {}
-            for index, (_path, _number, line) in enumerate(self.entries):
+            for index, line in enumerate(self.lines):
                 seq = _event_seq(line)
                 if seq is not None:
                     self._positions.setdefault(seq, []).append(index)
@@ -297,18 +316,18 @@ def _event_seq(line: bytes) -> Optional[int]:
     return event["seq"] if event is not None else None
 
 
-def check_anchor(entries: List[Entry], anchor: Mapping[str, Any], report: Report, verifier: _Verifier) -> None:
+def check_anchor(lines: List[bytes], anchor: Mapping[str, Any], report: Report, verifier: _Verifier) -> None:
     """The trail must still hold the line an anchor (seq + head hash kept elsewhere) names."""
     seq, head = anchor.get("seq"), anchor.get("head")
-    for index, (_path, _number, line) in enumerate(entries):
+    for index, line in enumerate(lines):
         if _event_seq(line) == seq:
             if line_hash(line) != head:
                 verifier.problem("edited", index, seq, "the line differs from the anchor's head hash %s" % head)
             return
-    if entries:
+    if lines:
         verifier.problem(
             "truncated",
-            len(entries) - 1,
+            len(lines) - 1,
             report.last_seq,
             "the anchor names seq %s, which the trail no longer holds (it ends at seq %s)" % (seq, report.last_seq),
         )
@@ -323,12 +342,12 @@ def verify_trail(
 ) -> Report:
     """Verify the trail made of ``paths`` (oldest first) and return what was found."""
     report = Report(files=list(paths), macs_checked=hmac_key is not None, signatures_checked=bool(public_keys))
-    entries = read_entries(list(paths), report)
+    entries = read_lines(list(paths), report)
     verifier = _Verifier(entries, report, hmac_key, public_keys or {}, max_problems)
     verifier.run()
     if anchor is not None:
-        check_anchor(entries, anchor, report, verifier)
-    if not entries:
+        check_anchor(entries.lines, anchor, report, verifier)
+    if not entries.lines:
         verifier.report.problems.append(Problem("truncated", ", ".join(paths), 0, None, "the trail is empty"))
     report.ok = not report.problems
     return report
