@@ -26,4 +26,5 @@ pytest_plugins = [
     "fixtures.servicenow",
     "fixtures.signing",
     "fixtures.http_repo",
+    "fixtures.audit",
 ]

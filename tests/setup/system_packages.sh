@@ -26,6 +26,9 @@ if [ "$set_name" = test ]; then
   # Artifacts (issue 3): key generation in the docs and tests, and the baselines of benchmarks/artifacts.py.
   command -v openssl >/dev/null || missing+=(openssl)
   command -v zstd >/dev/null || missing+=(zstd)
+  # The audit callback's syslog sink is tested against a real rsyslog.
+  command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+  compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2

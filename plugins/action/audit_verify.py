@@ -1,0 +1,115 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for relops.release.audit_verify (documentation in plugins/modules/audit_verify.py)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Union
+
+from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
+    AuditKeyError,
+    load_hmac_key,
+    load_public_keys,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import trail_files
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import Report, verify_trail
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "path": {"type": "path"},
+    "files": {"type": "list", "elements": "path"},
+    "hmac_key": {"type": "str", "no_log": True},
+    "hmac_key_file": {"type": "path"},
+    "public_keys": {"type": "list", "elements": "path", "default": []},
+    "anchor": {
+        "type": "dict",
+        "options": {"seq": {"type": "int", "required": True}, "head": {"type": "str", "required": True}},
+    },
+    "fail_on_problem": {"type": "bool", "default": True},
+    "max_problems": {"type": "int", "default": 20},
+}
+
+
+def default_trail_path() -> str:
+    """The audit callback's default trail: RELOPS_AUDIT_PATH, else under XDG_STATE_HOME."""
+    explicit = os.environ.get("RELOPS_AUDIT_PATH")
+    if explicit:
+        return os.path.expanduser(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "relops", "audit", "audit.jsonl")
+
+
+class ActionModule(RelopsActionBase):
+    argument_spec = ARGUMENT_SPEC
+
+    def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        files = self._files(args)
+        if isinstance(files, str):
+            return {"failed": True, "changed": False, "msg": files}
+        try:
+            hmac_key = load_hmac_key(args.get("hmac_key"), args.get("hmac_key_file"))
+            public_keys = load_public_keys(args["public_keys"])
+        except AuditKeyError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        if args["max_problems"] < 1:
+            return {
+                "failed": True,
+                "changed": False,
+                "msg": "max_problems %r must be at least 1" % args["max_problems"],
+            }
+        report = verify_trail(files, hmac_key, public_keys, args.get("anchor"), args["max_problems"])
+        result = report.as_dict()
+        result.update(changed=False, msg=_summary(report), relops_audit=_audit_event(report))
+        if not report.ok and args["fail_on_problem"]:
+            result["failed"] = True
+        return result
+
+    @staticmethod
+    def _files(args: Dict[str, Any]) -> Union[List[str], str]:
+        if args.get("files") and args.get("path"):
+            return "give either path (a trail, rotated files found beside it) or files (an explicit list), not both"
+        if args.get("files"):
+            missing = [name for name in args["files"] if not os.path.isfile(name)]
+            if missing:
+                return "trail file(s) %s do not exist; check files" % ", ".join(missing)
+            return list(args["files"])
+        path = args.get("path") or default_trail_path()
+        files = trail_files(path)
+        if not files:
+            return "no audit trail at %s (nor rotated files beside it); set path to the callback's trail" % path
+        return files
+
+
+def _summary(report: Report) -> str:
+    problem = report.first_problem
+    if problem is None:
+        return "audit trail verified: %d line(s) in %d file(s), seq %s..%s, %d run(s), %d checkpoint(s)%s" % (
+            report.lines,
+            len(report.files),
+            report.first_seq,
+            report.last_seq,
+            len(report.runs),
+            report.checkpoints,
+            "" if report.signatures_checked else " (signatures not checked: no public_keys given)",
+        )
+    return "audit trail does NOT verify: %s at %s line %d (seq %s): %s" % (
+        problem.reason,
+        problem.file,
+        problem.line,
+        problem.seq,
+        problem.detail,
+    )
+
+
+def _audit_event(report: Report) -> Dict[str, Any]:
+    """What the verification itself adds to the trail (through the audit callback)."""
+    problem = report.first_problem
+    return {
+        "kind": "trail_verified",
+        "ok": report.ok,
+        "files": report.files,
+        "last_seq": report.last_seq,
+        "head": report.head,
+        "first_problem": problem.as_dict() if problem else None,
+    }

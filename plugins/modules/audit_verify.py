@@ -1,0 +1,204 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The implementation is the controller-side action plugin of the same name;
+# this file holds its documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: audit_verify
+short_description: Verify a relops.release audit trail (hash chain, MACs, signed checkpoints)
+version_added: 0.1.0
+description:
+  - Reads an audit trail written by the P(relops.release.audit#callback) callback, one or more files across
+    rotation, and checks that nothing was changed, removed, inserted, reordered or cut off.
+  - Every line must carry C(seq) one above the line before it and C(prev) equal to the SHA-256 of the line before
+    it; with O(hmac_key) or O(hmac_key_file) every line's MAC is checked; with O(public_keys) every checkpoint's
+    Ed25519 signature is checked. The trail must end with a checkpoint.
+  - Reports the first bad line with its reason (C(edited), C(removed), C(inserted), C(reordered), C(truncated),
+    C(bad signature)), the gaps in the sequence, and the event counts of every run.
+  - Never writes. Runs on the controller, where the trail is.
+author:
+  - relops.release maintainers (@relops)
+options:
+  path:
+    description:
+      - The live trail file; rotated files beside it (V(<path>.<UTC time>)) are verified first, oldest first.
+      - Defaults to E(RELOPS_AUDIT_PATH), then V($XDG_STATE_HOME/relops/audit/audit.jsonl), like the callback.
+      - Mutually exclusive with O(files).
+    type: path
+  files:
+    description: An explicit list of trail files, oldest first (for example copies an auditor received).
+    type: list
+    elements: path
+  hmac_key:
+    description: The trail's HMAC key. Prefer O(hmac_key_file).
+    type: str
+  hmac_key_file:
+    description: A file holding the trail's HMAC key. Wins over O(hmac_key).
+    type: path
+  public_keys:
+    description: Ed25519 public keys (PEM) trusted to sign checkpoints. Without them signatures are not checked.
+    type: list
+    elements: path
+    default: []
+  anchor:
+    description:
+      - A sequence number and line hash kept outside the trail (for example the C(checkpoint.last_seq) and
+        C(checkpoint.head) of the last checkpoint a remote sink received). The trail must still hold that line,
+        which also catches the removal of whole sealed runs from its end.
+    type: dict
+    suboptions:
+      seq:
+        description: The sequence number.
+        type: int
+        required: true
+      head:
+        description: The SHA-256 of the line with that sequence number.
+        type: str
+        required: true
+  fail_on_problem:
+    description: Fail the task when the trail does not verify. With V(false) the report is returned either way.
+    type: bool
+    default: true
+  max_problems:
+    description: Report at most this many problems.
+    type: int
+    default: 20
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details: The module only reads, so it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+seealso:
+  - plugin: relops.release.audit
+    plugin_type: callback
+"""
+
+EXAMPLES = r"""
+- name: Verify this controller's audit trail, MACs and checkpoint signatures
+  relops.release.audit_verify:
+    hmac_key_file: /etc/relops/audit.hmac
+    public_keys:
+      - /etc/relops/audit.pub
+  run_once: true
+
+- name: Verify files an auditor received, against the last checkpoint the SIEM holds
+  relops.release.audit_verify:
+    files:
+      - /srv/audit/audit.jsonl.20261125T000000000000Z
+      - /srv/audit/audit.jsonl
+    public_keys:
+      - /srv/audit/keys/audit.pub
+    anchor:
+      seq: 48213
+      head: 9f2c51b4a4e0c8d3f1b7e6a5d4c3b2a190817263544536271809f8e7d6c5b4a3
+    fail_on_problem: false
+  register: audit
+  run_once: true
+"""
+
+RETURN = r"""
+ok:
+  description: Whether the trail verified.
+  returned: always
+  type: bool
+files:
+  description: The files verified, oldest first.
+  returned: always
+  type: list
+  elements: str
+lines:
+  description: How many lines the trail holds.
+  returned: always
+  type: int
+first_seq:
+  description: The sequence number of the first line.
+  returned: always
+  type: int
+last_seq:
+  description: The sequence number of the last line.
+  returned: always
+  type: int
+head:
+  description: The SHA-256 of the last line (what the next line will chain to).
+  returned: always
+  type: str
+checkpoints:
+  description: How many checkpoints the trail holds.
+  returned: always
+  type: int
+sealed_through:
+  description: The sequence number of the last checkpoint that verified.
+  returned: always
+  type: int
+macs_checked:
+  description: Whether MACs were checked.
+  returned: always
+  type: bool
+signatures_checked:
+  description: Whether checkpoint signatures were checked.
+  returned: always
+  type: bool
+runs:
+  description: Per run id, its event count, first and last seq and time, whether it ended, and its outcome.
+  returned: always
+  type: dict
+gaps:
+  description: Missing sequence ranges.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    after_seq:
+      description: The last sequence number before the gap.
+      type: int
+    first_missing:
+      description: The first missing sequence number.
+      type: int
+    last_missing:
+      description: The last missing sequence number.
+      type: int
+first_problem:
+  description: The first bad line, or null when the trail verified.
+  returned: always
+  type: dict
+  contains:
+    reason:
+      description: One of V(edited), V(removed), V(inserted), V(reordered), V(truncated), V(bad signature).
+      type: str
+    file:
+      description: The file holding the line.
+      type: str
+    line:
+      description: The line number in that file (1-based).
+      type: int
+    seq:
+      description: The line's sequence number, when it has one.
+      type: int
+    detail:
+      description: What exactly did not hold.
+      type: str
+problems:
+  description: Every problem found (up to O(max_problems)), in trail order, shaped like RV(first_problem).
+  returned: always
+  type: list
+  elements: dict
+relops_audit:
+  description: The structured event the audit callback records for this verification.
+  returned: always
+  type: dict
+"""

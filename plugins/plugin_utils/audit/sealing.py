@@ -1,0 +1,168 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HMAC on every line and Ed25519 signatures on checkpoints.
+
+A line's ``mac`` is HMAC-SHA256 over the line as it would be without ``mac``;
+a checkpoint's ``sig`` is an Ed25519 signature over the line without ``mac``
+and ``sig``. Both are computed on canonical bytes and checked on the raw
+bytes with the field cut out (``canonical.without_field``), so checking needs
+no re-serialisation. Keys are identified by the first 16 hex digits of the
+SHA-256 of the raw public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import canonical_line, without_field
+
+# Only signing and checking checkpoints need cryptography; an unsigned trail works without it.
+try:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+else:
+    HAS_CRYPTOGRAPHY = True
+
+_NEEDS_CRYPTOGRAPHY = (
+    "%s needs the Python package cryptography on the controller; install it with: pip install cryptography"
+)
+
+
+class AuditKeyError(ValueError):
+    """A key file that cannot be used; the message names the file and the fix."""
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_signing_key(path: str) -> Ed25519PrivateKey:
+    """Load an Ed25519 private key from a PEM file (unencrypted PKCS#8, as openssl genpkey writes it)."""
+    if not HAS_CRYPTOGRAPHY:
+        raise AuditKeyError(_NEEDS_CRYPTOGRAPHY % ("signing audit checkpoints with %s" % path))
+    try:
+        with open(os.path.expanduser(path), "rb") as handle:
+            key = serialization.load_pem_private_key(handle.read(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise AuditKeyError(
+            "audit signing key %s cannot be loaded (%s); create one with "
+            "`openssl genpkey -algorithm ed25519 -out %s`" % (path, exc, path)
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AuditKeyError(
+            "audit signing key %s is not an Ed25519 key; create one with openssl genpkey -algorithm ed25519" % path
+        )
+    return key
+
+
+def load_public_keys(paths: Iterable[str]) -> Dict[str, Ed25519PublicKey]:
+    """Load Ed25519 public keys (PEM, or a private key whose public half is used), by key id."""
+    keys: Dict[str, Ed25519PublicKey] = {}
+    if paths and not HAS_CRYPTOGRAPHY:
+        raise AuditKeyError(_NEEDS_CRYPTOGRAPHY % "checking audit checkpoint signatures")
+    for path in paths:
+        try:
+            with open(os.path.expanduser(path), "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise AuditKeyError("audit public key %s cannot be read (%s)" % (path, exc.strerror)) from None
+        public: Any
+        try:
+            public = serialization.load_pem_public_key(data)
+        except ValueError:
+            try:
+                public = serialization.load_pem_private_key(data, password=None).public_key()
+            except (ValueError, TypeError) as exc:
+                raise AuditKeyError(
+                    "audit public key %s is not a PEM key (%s); export it with "
+                    "`openssl pkey -in audit.key -pubout -out %s`" % (path, exc, path)
+                ) from None
+        if not isinstance(public, Ed25519PublicKey):
+            raise AuditKeyError("audit public key %s is not an Ed25519 key" % path)
+        keys[key_id(public)] = public
+    return keys
+
+
+def load_hmac_key(text: Optional[str] = None, path: Optional[str] = None) -> Optional[bytes]:
+    """Return the HMAC key from its text or its file (surrounding whitespace ignored), or None."""
+    if path:
+        try:
+            with open(os.path.expanduser(path), "rb") as handle:
+                data = handle.read().strip()
+        except OSError as exc:
+            raise AuditKeyError("audit HMAC key file %s cannot be read (%s)" % (path, exc.strerror)) from None
+        if not data:
+            raise AuditKeyError("audit HMAC key file %s is empty; put at least 32 random bytes in it" % path)
+        return data
+    if text:
+        return text.strip().encode("utf-8")
+    return None
+
+
+def line_mac(key: bytes, body: bytes) -> str:
+    return hmac.digest(key, body, "sha256").hex()
+
+
+class Sealer:
+    """Adds ``mac`` to every line and ``sig`` to checkpoints, with the keys it was given."""
+
+    def __init__(self, hmac_key: Optional[bytes] = None, signing_key: Optional[Ed25519PrivateKey] = None) -> None:
+        self.hmac_key = hmac_key
+        self.signing_key = signing_key
+        self.key_id = key_id(signing_key.public_key()) if signing_key is not None else None
+
+    def seal(self, event: Dict[str, Any]) -> bytes:
+        """Return the event's final line, adding ``sig`` (checkpoints, with a key) and ``mac`` (with an HMAC key)."""
+        if event.get("event") == "checkpoint" and self.signing_key is not None:
+            body = canonical_line(event)
+            event["sig"] = base64.b64encode(self.signing_key.sign(body)).decode("ascii")
+        line = canonical_line(event)
+        if self.hmac_key is not None:
+            event["mac"] = line_mac(self.hmac_key, line)
+            line = canonical_line(event)
+        return line
+
+
+class MacChecker:
+    """Checks line MACs with one keyed HMAC state, copied per line (cheaper than keying each time)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def check(self, line: bytes, event: Mapping[str, Any]) -> bool:
+        """Whether the line's ``mac`` is the HMAC of the line without it."""
+        mac = event.get("mac")
+        if not isinstance(mac, str):
+            return False
+        state = self._keyed.copy()
+        # without_field(line, "mac", mac), inlined: this runs once per line of the trail.
+        state.update(line.replace(b',"mac":"' + mac.encode("utf-8", "replace") + b'"', b"", 1))
+        try:
+            return hmac.compare_digest(state.hexdigest(), mac)
+        except TypeError:  # a forged mac with non-ASCII characters
+            return False
+
+
+def check_signature(keys: Mapping[str, Ed25519PublicKey], body: bytes, event: Mapping[str, Any]) -> Optional[str]:
+    """Check a checkpoint's signature over ``body`` (its line without ``mac``); return why it fails, or None."""
+    checkpoint = event.get("checkpoint")
+    signature = event.get("sig")
+    if not isinstance(checkpoint, dict) or not isinstance(signature, str):
+        return "checkpoint is not signed"
+    public = keys.get(str(checkpoint.get("key_id")))
+    if public is None:
+        return "checkpoint signed with key %s, which is not among the trusted public keys" % checkpoint.get("key_id")
+    try:
+        public.verify(base64.b64decode(signature, validate=True), without_field(body, "sig", signature))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return "checkpoint signature does not verify with key %s" % checkpoint.get("key_id")
+    return None

@@ -1,0 +1,185 @@
+"""The audit callback's remote sinks through real ansible-playbook runs: a real rsyslog over
+TCP that is stopped mid-run, and an HTTP receiver speaking Splunk HEC and webhook."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from fixtures.audit import AuditKeys, Receiver, Rsyslog, audit_environment, read_events
+from fixtures.playbooks import Ansible
+
+from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import load_public_keys
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
+
+PAUSING = """
+- name: Work while the receiver comes and goes
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Before the outage
+      ansible.builtin.debug:
+        msg: before
+    - name: Tell the test to stop the receiver
+      ansible.builtin.file:
+        path: "{{ signal_dir }}/stop"
+        state: touch
+        mode: "0600"
+    - name: Wait until it is stopped
+      ansible.builtin.wait_for:
+        path: "{{ signal_dir }}/stopped"
+        timeout: 120
+    - name: During the outage
+      ansible.builtin.debug:
+        msg: "during {{ item }}"
+      loop: [1, 2, 3]
+    - name: Tell the test to start the receiver again
+      ansible.builtin.file:
+        path: "{{ signal_dir }}/start"
+        state: touch
+        mode: "0600"
+    - name: Wait until it is back
+      ansible.builtin.wait_for:
+        path: "{{ signal_dir }}/started"
+        timeout: 120
+    - name: After the outage
+      ansible.builtin.debug:
+        msg: after
+"""
+
+
+TINY = """
+- name: Tiny
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: One task
+      ansible.builtin.debug:
+        msg: hello
+"""
+
+
+def _wait_for(path: str, process: "object") -> None:
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path):
+        assert process.poll() is None, "the playbook ended before %s appeared" % path  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "%s never appeared" % path
+        time.sleep(0.1)
+
+
+def _touch(path: str) -> None:
+    with open(path, "w", encoding="utf-8"):
+        pass
+
+
+def test_rsyslog_stopped_mid_run_loses_nothing(ansible: Ansible, audit_keys: AuditKeys, rsyslog: Rsyslog) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    signals = os.path.join(ansible.workdir, "signals")
+    os.makedirs(signals)
+    playbook = ansible.write_playbook(PAUSING, "pausing.yml")
+    env = audit_environment(trail, audit_keys, syslog_url=rsyslog.url, sink_retry_interval="0", sink_timeout="2")
+    process = ansible.start_playbook(playbook, "-e", "signal_dir=%s" % signals, env=env)
+    _wait_for(os.path.join(signals, "stop"), process)
+    rsyslog.stop()
+    _touch(os.path.join(signals, "stopped"))
+    _wait_for(os.path.join(signals, "start"), process)
+    rsyslog.start()
+    _touch(os.path.join(signals, "started"))
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+
+    events = read_events(trail)
+    assert verify_trail([trail], audit_keys.hmac_key, load_public_keys([audit_keys.public_key])).ok
+    kinds = [event["event"] for event in events]
+    assert "sink_outage" in kinds and "sink_restored" in kinds
+    assert kinds.index("sink_outage") < kinds.index("sink_restored")
+    restored = next(event for event in events if event["event"] == "sink_restored")
+    assert restored["delivered"] > 0 and restored["sink"] == "syslog %s" % rsyslog.url
+
+    deadline = time.monotonic() + 30
+    while len(rsyslog.received()) < len(events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    received = rsyslog.received()
+    assert [event["seq"] for event in received] == [event["seq"] for event in events]
+    assert received == events
+
+
+def test_rsyslog_over_tls_receives_every_event(ansible: Ansible, audit_keys: AuditKeys, rsyslog_tls: Rsyslog) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    assert rsyslog_tls.ca_file is not None
+    env = audit_environment(trail, audit_keys, syslog_url=rsyslog_tls.url, syslog_ca_file=rsyslog_tls.ca_file)
+    run = ansible.playbook(playbook, env=env)
+    assert run.returncode == 0, run.output
+    events = read_events(trail)
+    deadline = time.monotonic() + 30
+    while len(rsyslog_tls.received()) < len(events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rsyslog_tls.received() == events
+    assert "sink_outage" not in {event["event"] for event in events}
+
+
+def test_tls_receiver_with_an_untrusted_certificate_counts_as_down(
+    ansible: Ansible, audit_keys: AuditKeys, rsyslog_tls: Rsyslog
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    run = ansible.playbook(playbook, env=audit_environment(trail, audit_keys, syslog_url=rsyslog_tls.url))
+    assert run.returncode == 0, run.output
+    outage = [event for event in read_events(trail) if event["event"] == "sink_outage"]
+    assert len(outage) == 1 and "CERTIFICATE_VERIFY_FAILED" in outage[0]["error"]
+    assert rsyslog_tls.received() == []
+
+
+def test_http_sinks_spool_while_refused_and_deliver_in_order(
+    ansible: Ansible, audit_keys: AuditKeys, http_receiver: Receiver
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    signals = os.path.join(ansible.workdir, "signals")
+    os.makedirs(signals)
+    playbook = ansible.write_playbook(PAUSING, "pausing.yml")
+    env = audit_environment(
+        trail, audit_keys, http_url=http_receiver.url, http_token="hec-token", sink_retry_interval="0"
+    )
+    process = ansible.start_playbook(playbook, "-e", "signal_dir=%s" % signals, env=env)
+    _wait_for(os.path.join(signals, "stop"), process)
+    http_receiver.status = 503
+    _touch(os.path.join(signals, "stopped"))
+    _wait_for(os.path.join(signals, "start"), process)
+    http_receiver.status = 200
+    _touch(os.path.join(signals, "started"))
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+
+    events = read_events(trail)
+    assert {"sink_outage", "sink_restored"} <= {event["event"] for event in events}
+    assert all(request["headers"]["Authorization"] == "Splunk hec-token" for request in http_receiver.requests)
+    envelopes = [
+        json.loads(line) for request in http_receiver.requests for line in request["body"].decode().splitlines()
+    ]
+    assert all(
+        envelope["source"] == "relops.release.audit" and envelope["sourcetype"] == "_json" for envelope in envelopes
+    )
+    assert all(isinstance(envelope["time"], float) for envelope in envelopes)
+    assert [envelope["event"] for envelope in envelopes] == events
+
+
+def test_webhook_down_for_a_whole_run_gets_it_on_the_next(
+    ansible: Ansible, audit_keys: AuditKeys, http_receiver: Receiver
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    env = audit_environment(
+        trail, audit_keys, http_url=http_receiver.url, http_format="webhook", http_token="hook", sink_retry_interval="0"
+    )
+    http_receiver.status = 500
+    first = ansible.playbook(playbook, env=env)
+    assert first.returncode == 0, first.output
+    assert "wait in" in first.output and not http_receiver.requests
+    http_receiver.status = 200
+    second = ansible.playbook(playbook, env=env)
+    assert second.returncode == 0, second.output
+    assert http_receiver.requests[0]["headers"]["Authorization"] == "Bearer hook"
+    delivered = [event for request in http_receiver.requests for event in json.loads(request["body"])]
+    assert delivered == read_events(trail)

@@ -1,0 +1,163 @@
+"""relops.release.audit_verify and playbooks/audit_verify.yml on trails the callback wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fixtures.audit import AuditKeys, audit_environment
+from fixtures.playbooks import Ansible
+
+TINY = """
+- name: Tiny
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: One task
+      ansible.builtin.debug:
+        msg: hello
+    - name: Another task
+      ansible.builtin.command: echo hi
+"""
+
+VERIFY = """
+- name: Verify
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Verify the trail
+      relops.release.audit_verify:
+        path: "{{ trail }}"
+        hmac_key_file: "{{ hmac_key_file }}"
+        public_keys: "{{ public_keys }}"
+        fail_on_problem: false
+      register: audit
+    - name: Keep the report for the test
+      ansible.builtin.copy:
+        content: "{{ audit | to_nice_json }}"
+        dest: "{{ report_file }}"
+        mode: "0600"
+"""
+
+
+def _write_trail(ansible: Ansible, keys: AuditKeys, runs: int = 2) -> str:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    for _run in range(runs):
+        run = ansible.playbook(playbook, env=audit_environment(trail, keys))
+        assert run.returncode == 0, run.output
+    return trail
+
+
+def _verify(ansible: Ansible, keys: AuditKeys, trail: str, public_key: str) -> dict:
+    playbook = ansible.write_playbook(VERIFY, "verify.yml")
+    report_file = os.path.join(ansible.workdir, "report.json")
+    run = ansible.playbook(
+        playbook,
+        "-e",
+        json.dumps(
+            {
+                "trail": trail,
+                "hmac_key_file": keys.hmac_key_file,
+                "public_keys": [public_key],
+                "report_file": report_file,
+            }
+        ),
+    )
+    assert run.returncode == 0, run.output
+    with open(report_file, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _rewrite(trail: str, change) -> None:  # type: ignore[no-untyped-def]
+    with open(trail, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    with open(trail, "w", encoding="utf-8") as handle:
+        handle.write("".join(line + "\n" for line in change(lines)))
+
+
+def test_report_counts_runs_and_names_the_first_bad_line(ansible: Ansible, audit_keys: AuditKeys) -> None:
+    trail = _write_trail(ansible, audit_keys)
+    report = _verify(ansible, audit_keys, trail, audit_keys.public_key)
+    assert report["ok"] is True and report["changed"] is False and report["first_problem"] is None
+    assert report["macs_checked"] and report["signatures_checked"]
+    assert len(report["runs"]) == 2 and all(run["ended"] for run in report["runs"].values())
+    assert sum(run["events"] for run in report["runs"].values()) == report["lines"] == report["last_seq"]
+    assert report["msg"].startswith("audit trail verified: %d line(s) in 1 file(s)" % report["lines"])
+
+    _rewrite(trail, lambda lines: lines[:4] + lines[5:])
+    report = _verify(ansible, audit_keys, trail, audit_keys.public_key)
+    assert report["ok"] is False
+    assert report["first_problem"]["reason"] == "removed" and report["first_problem"]["line"] == 5
+    assert report["gaps"] == [{"after_seq": 4, "first_missing": 5, "last_missing": 5}]
+
+
+def test_reordered_lines_and_an_untrusted_key_are_reported(ansible: Ansible, audit_keys: AuditKeys) -> None:
+    trail = _write_trail(ansible, audit_keys, runs=1)
+    _rewrite(trail, lambda lines: [lines[0], lines[2], lines[1], *lines[3:]])
+    report = _verify(ansible, audit_keys, trail, audit_keys.public_key)
+    assert report["first_problem"]["reason"] == "reordered" and report["first_problem"]["line"] == 2
+    _rewrite(trail, lambda lines: [lines[0], lines[2], lines[1], *lines[3:]])
+    assert _verify(ansible, audit_keys, trail, audit_keys.public_key)["ok"] is True
+    stranger = os.path.join(ansible.workdir, "stranger.pub")
+    with open(stranger, "wb") as handle:
+        handle.write(
+            Ed25519PrivateKey.generate()
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+    report = _verify(ansible, audit_keys, trail, stranger)
+    assert report["first_problem"]["reason"] == "bad signature"
+    assert "not among the trusted public keys" in report["first_problem"]["detail"]
+
+
+def test_the_collection_playbook_passes_a_good_trail_and_fails_an_edited_one(
+    ansible: Ansible, audit_keys: AuditKeys
+) -> None:
+    trail = _write_trail(ansible, audit_keys, runs=1)
+    extra = json.dumps(
+        {
+            "audit_trail": trail,
+            "audit_public_keys": [audit_keys.public_key],
+            "audit_hmac_key_file": audit_keys.hmac_key_file,
+        }
+    )
+    good = ansible.playbook("relops.release.audit_verify", "-e", extra)
+    assert good.returncode == 0, good.output
+    assert "audit trail verified" in good.output
+    _rewrite(trail, lambda lines: [lines[0].replace('"playbook_start"', '"playbook_begin"'), *lines[1:]])
+    bad = ansible.playbook("relops.release.audit_verify", "-e", extra)
+    assert bad.returncode == 2, bad.output
+    assert "audit trail does NOT verify: edited at %s line 1 (seq 1)" % trail in bad.output
+
+
+def test_missing_trail_and_bad_key_file_fail_with_the_fix(ansible: Ansible) -> None:
+    playbook = ansible.write_playbook(
+        """
+        - name: Verify nothing
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Verify a trail that is not there
+              relops.release.audit_verify:
+                path: "{{ playbook_dir }}/nowhere.jsonl"
+        """,
+        "nothing.yml",
+    )
+    run = ansible.playbook(playbook)
+    assert run.returncode == 2
+    assert "no audit trail at %s/nowhere.jsonl" % ansible.workdir in run.output
+    assert "set path to the callback's trail" in run.output
+
+
+def test_ansible_doc_renders_the_module_and_the_callback(ansible: Ansible) -> None:
+    module = ansible.doc("relops.release.audit_verify")
+    assert module.returncode == 0, module.output
+    assert "EXAMPLES:" in module.stdout and "RETURN VALUES:" in module.stdout and "first_problem" in module.stdout
+    callback = json.loads(ansible.doc("-t", "callback", "--json", "relops.release.audit").stdout)
+    options = callback["relops.release.audit"]["doc"]["options"]
+    assert options["fsync"]["choices"] == ["event", "task", "play"]
+    assert options["path"]["env"] == [{"name": "RELOPS_AUDIT_PATH"}]
+    assert options["signing_key"]["ini"] == [{"section": "relops_audit", "key": "signing_key"}]

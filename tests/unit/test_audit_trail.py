@@ -1,0 +1,281 @@
+"""The audit trail's writer and verifier: chain, seals, rotation, and every kind of tampering."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.relops.release.plugins.plugin_utils.audit import trail as trail_module
+from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import GENESIS, line_hash
+from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import Recorder, RecorderSettings
+from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
+    Sealer,
+    key_id,
+    load_public_keys,
+    load_signing_key,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import (
+    Head,
+    Trail,
+    TrailError,
+    TrailSettings,
+    trail_files,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
+
+SIGNING_KEY = Ed25519PrivateKey.generate()
+PUBLIC_KEYS = {key_id(SIGNING_KEY.public_key()): SIGNING_KEY.public_key()}
+HMAC_KEY = b"k" * 32
+
+
+def seal_checkpoint(first_seq: int):
+    def fill(record: dict, head: Head) -> None:
+        record["checkpoint"] = {
+            "first_seq": first_seq,
+            "last_seq": head.seq,
+            "head": head.digest,
+            "key_id": key_id(SIGNING_KEY.public_key()),
+        }
+
+    return fill
+
+
+def write_runs(path: str, runs: int, events: int, hmac_key: bytes | None = HMAC_KEY, **settings: int) -> None:
+    trail = Trail(TrailSettings(path=path, **settings), Sealer(hmac_key, SIGNING_KEY))
+    try:
+        for run in range(runs):
+            first = None
+            for number in range(events):
+                line = trail.append(
+                    {"event": "runner_ok", "run_id": "run-%d" % run, "actor": {"user": "ops"}, "task": "t%d" % number}
+                )
+                first = first or json.loads(line)["seq"]
+            trail.append(
+                {"event": "checkpoint", "run_id": "run-%d" % run, "actor": {"user": "ops"}},
+                True,
+                seal_checkpoint(first),
+            )
+    finally:
+        trail.close()
+
+
+def read_lines(path: str) -> list[bytes]:
+    with open(path, "rb") as handle:
+        return handle.read().split(b"\n")[:-1]
+
+
+def write_lines(path: str, lines: list[bytes]) -> None:
+    with open(path, "wb") as handle:
+        handle.write(b"".join(line + b"\n" for line in lines))
+
+
+def test_untouched_trail_verifies_with_counts_per_run(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=3, events=4)
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS)
+    assert report.ok, report.as_dict()
+    assert report.lines == 15 and report.first_seq == 1 and report.last_seq == 15
+    assert report.checkpoints == 3 and report.sealed_through == 15
+    assert {run: summary.events for run, summary in report.runs.items()} == {"run-0": 5, "run-1": 5, "run-2": 5}
+    lines = read_lines(path)
+    assert json.loads(lines[0])["prev"] == GENESIS
+    assert all(json.loads(lines[i + 1])["prev"] == line_hash(lines[i]) for i in range(len(lines) - 1))
+    assert all(line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")).encode() for line in lines)
+
+
+def test_chain_continues_across_writers_and_rotation(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=2, events=30, rotate_bytes=2000)
+    write_runs(path, runs=2, events=5, rotate_bytes=2000)
+    files = trail_files(path)
+    assert len(files) > 3 and files[-1] == path
+    report = verify_trail(files, HMAC_KEY, PUBLIC_KEYS)
+    assert report.ok, report.as_dict()
+    assert report.last_seq == 2 * 31 + 2 * 6
+    dropped = verify_trail(files[:1] + files[2:], HMAC_KEY, PUBLIC_KEYS)
+    assert dropped.first_problem is not None and dropped.first_problem.reason == "removed"
+    assert dropped.gaps and dropped.gaps[0]["first_missing"] == verify_trail(files[:1]).last_seq + 1
+
+
+def test_wrong_keys_are_reported(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=1, events=3)
+    other = Ed25519PrivateKey.generate().public_key()
+    report = verify_trail([path], HMAC_KEY, {key_id(other): other})
+    assert report.first_problem is not None and report.first_problem.reason == "bad signature"
+    report = verify_trail([path], b"another key", PUBLIC_KEYS)
+    assert report.first_problem is not None and report.first_problem.reason == "edited"
+    assert report.first_problem.line == 1
+
+
+def test_forged_checkpoint_signature_is_reported(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=1, events=2, hmac_key=None)
+    lines = read_lines(path)
+    event = json.loads(lines[-1])
+    event["checkpoint"]["first_seq"] = 2
+    lines[-1] = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+    write_lines(path, lines)
+    report = verify_trail([path], None, PUBLIC_KEYS)
+    assert report.first_problem is not None
+    assert (report.first_problem.reason, report.first_problem.line) == ("bad signature", 3)
+
+
+def test_cut_mid_line_is_truncated_and_writer_refuses_to_continue(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=1, events=2)
+    with open(path, "rb+") as handle:
+        handle.truncate(os.path.getsize(path) - 10)
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS)
+    assert report.problems[0].reason == "truncated"
+    with pytest.raises(TrailError, match="incomplete line"):
+        write_runs(path, runs=1, events=1)
+
+
+def test_anchor_catches_removal_of_whole_sealed_runs(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=2, events=2)
+    last = json.loads(read_lines(path)[-1])
+    anchor = {"seq": last["checkpoint"]["last_seq"], "head": last["checkpoint"]["head"]}
+    write_lines(path, read_lines(path)[:3])
+    assert verify_trail([path], HMAC_KEY, PUBLIC_KEYS).ok
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS, anchor=anchor)
+    assert report.first_problem is not None and report.first_problem.reason == "truncated"
+
+
+def test_keys_load_from_pem_files(tmp_path: Path) -> None:
+    private = tmp_path / "audit.key"
+    public = tmp_path / "audit.pub"
+    key = Ed25519PrivateKey.generate()
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    loaded = load_signing_key(str(private))
+    assert list(load_public_keys([str(public)])) == [key_id(loaded.public_key())]
+    with pytest.raises(ValueError, match="openssl genpkey"):
+        load_signing_key(str(public))
+
+
+MUTATIONS = st.sampled_from(["edit", "delete", "insert", "reorder", "truncate"])
+
+
+def mutate(lines: list[bytes], kind: str, data: st.DataObject) -> list[bytes]:
+    lines = list(lines)
+    if kind == "edit":
+        index = data.draw(st.integers(0, len(lines) - 1))
+        event = json.loads(lines[index])
+        field = data.draw(st.sampled_from(sorted(event)))
+        event[field] = data.draw(st.one_of(st.integers(), st.text(max_size=5), st.none()))
+        lines[index] = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+    elif kind == "delete":
+        del lines[data.draw(st.integers(0, len(lines) - 1))]
+    elif kind == "insert":
+        source = data.draw(st.integers(0, len(lines) - 1))
+        lines.insert(data.draw(st.integers(0, len(lines))), lines[source])
+    elif kind == "reorder":
+        first = data.draw(st.integers(0, len(lines) - 1))
+        second = data.draw(st.integers(0, len(lines) - 1))
+        lines[first], lines[second] = lines[second], lines[first]
+    else:
+        lines = lines[: data.draw(st.integers(0, len(lines) - 1))]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def sample_trail(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    path = str(tmp_path_factory.mktemp("sample") / "audit.jsonl")
+    write_runs(path, runs=3, events=4)
+    return read_lines(path)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=MUTATIONS, data=st.data(), with_mac=st.booleans())
+def test_any_single_tampering_is_detected(
+    sample_trail: list[bytes], tmp_path: Path, kind: str, data: st.DataObject, with_mac: bool
+) -> None:
+    tampered = mutate(sample_trail, kind, data)
+    assume(tampered != sample_trail)
+    path = str(tmp_path / "tampered.jsonl")
+    write_lines(path, tampered)
+    last = json.loads(sample_trail[-1])
+    anchor = {"seq": last["checkpoint"]["last_seq"], "head": last["checkpoint"]["head"]}
+    report = verify_trail([path], HMAC_KEY if with_mac else None, PUBLIC_KEYS, anchor=anchor)
+    assert not report.ok
+    assert report.first_problem is not None and report.first_problem.reason in (
+        "edited",
+        "removed",
+        "inserted",
+        "reordered",
+        "truncated",
+        "bad signature",
+    )
+    write_lines(path, sample_trail)
+    assert verify_trail([path], HMAC_KEY if with_mac else None, PUBLIC_KEYS, anchor=anchor).ok
+
+
+def test_daily_rotation_starts_a_new_file_on_a_new_utc_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    yesterday = datetime.datetime(2026, 11, 25, 23, 59, tzinfo=datetime.timezone.utc)
+    monkeypatch.setattr(trail_module, "utc_now", lambda: yesterday)
+    write_runs(path, runs=1, events=3, rotate_daily=True)
+    monkeypatch.setattr(trail_module, "utc_now", lambda: yesterday + datetime.timedelta(minutes=2))
+    write_runs(path, runs=1, events=3, rotate_daily=True)
+    files = trail_files(path)
+    assert files == [path + ".20261126T000100000000Z", path]
+    assert json.loads(read_lines(files[0])[0])["ts"].startswith("2026-11-25")
+    assert json.loads(read_lines(path)[0])["ts"].startswith("2026-11-26")
+    assert verify_trail(files, HMAC_KEY, PUBLIC_KEYS).ok
+
+
+@pytest.mark.parametrize(("policy", "syncs"), [("event", 6), ("task", 4), ("play", 3)])
+def test_fsync_policy_decides_which_lines_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str, syncs: int
+) -> None:
+    calls: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+    recorder = Recorder(RecorderSettings(path=str(tmp_path / "audit.jsonl"), fsync=policy))
+    recorder.begin_run(Actor(run_id="r", user="u", host="h"), "/p.yml", None)
+    recorder.record("play_start", "play", {"play": "p"})
+    recorder.record("task_start", "task", {"task": "t", "args": {}, "no_log": False})
+    result_fields = {"task": "t", "host": "h", "outcome": "ok", "changed": False}
+    recorder.record_result(result_fields, {"changed": False}, {}, False, False)
+    recorder.record_result(result_fields, {"changed": False}, {}, False, False)
+    recorder.record("stats", "play", {"outcome": "ok"})
+    recorder.end_run()
+    # play_start, stats and the closing checkpoint always; task adds task_start; event adds both results.
+    assert len(calls) == syncs
+
+
+def test_values_json_parsers_disagree_on_are_kept_as_text(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    trail = Trail(TrailSettings(path=path), Sealer())
+    trail.append({"event": "runner_ok", "actor": {}, "result": {"big": 10**40, "nan": float("nan"), "raw": b"\xff"}})
+    trail.close()
+    result = json.loads(read_lines(path)[0])["result"]
+    assert result == {"big": str(10**40), "nan": "nan", "raw": "\ufffd"}
+    report = verify_trail([path])
+    assert [problem.reason for problem in report.problems] == ["truncated"]
+
+
+def test_problems_are_capped_and_the_first_is_the_earliest(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=4, events=10)
+    lines = read_lines(path)
+    write_lines(path, list(reversed(lines)))
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS, max_problems=5)
+    assert len(report.problems) == 5
+    assert report.first_problem is not None and report.first_problem.line == 1
+    assert report.first_problem.reason in ("reordered", "edited")
