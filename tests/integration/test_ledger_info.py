@@ -194,9 +194,9 @@ def test_info_reports_an_older_ledger_instead_of_failing(ansible: Ansible, tmp_p
     with sqlite3.connect(path) as raw:
         # Make the ledger look as if it predates the newest schema version.
         raw.execute(
-            "DELETE FROM relops_schema_version WHERE version = (SELECT max(version) FROM relops_schema_version)"
+            "DELETE FROM relops_schema_history"
+            " WHERE installed_rank = (SELECT max(installed_rank) FROM relops_schema_history)"
         )
-        raw.execute("INSERT INTO relops_schema_version VALUES (0, 'older', 'V0__older.sql', 'x', 'now', 'test')")
     code, info, output = _info(ansible, url)
     assert code == 0, output
     assert info["ledger"]["upgrade_needed"] is True
