@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 from fixtures.playbooks import Ansible
@@ -161,6 +162,17 @@ def _wait_for_file(path: str, process: "object", seconds: float = 90) -> None:
         time.sleep(0.1)
 
 
+def _wait_for_runs(ledger_url: str, count: int, process: "subprocess.Popen[str]") -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+            if len(ledger.list_runs(limit=count)) >= count:
+                return
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the waiter never started trying"
+        time.sleep(0.1)
+
+
 def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_url: str) -> None:
     holding, release = os.path.join(ansible.workdir, "holding"), os.path.join(ansible.workdir, "release")
     holder = ansible.start_playbook(
@@ -181,7 +193,10 @@ def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_
         "result_file=%s" % result_file,
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
-    # The waiter must be blocked while the holder runs; let it poll a few times.
+    # The waiter must be blocked while the holder runs; once it has started trying (its run is in the
+    # ledger), let it poll a few times. Waiting for that first, rather than a fixed time after its start,
+    # keeps a slow ansible-playbook startup on a loaded machine from making the test fail.
+    _wait_for_runs(ledger_url, 2, waiter)
     time.sleep(3)
     assert waiter.poll() is None, waiter.communicate()
     with open(release, "w", encoding="utf-8"):
