@@ -161,6 +161,18 @@ def _wait_for_file(path: str, process: "object", seconds: float = 90) -> None:
         time.sleep(0.1)
 
 
+def _wait_for_runs(ledger_url: str, count: int, process: "object", seconds: float = 90) -> None:
+    """Wait until ``count`` runs have touched the ledger: a run notes itself before it tries the lock."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+            if len(ledger.list_runs(limit=count)) >= count:
+                return
+        assert process.poll() is None, process.communicate()  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the waiting run never reached the lock"
+        time.sleep(0.1)
+
+
 def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_url: str) -> None:
     holding, release = os.path.join(ansible.workdir, "holding"), os.path.join(ansible.workdir, "release")
     holder = ansible.start_playbook(
@@ -181,7 +193,9 @@ def test_a_second_run_waits_for_the_lock_then_proceeds(ansible: Ansible, ledger_
         "result_file=%s" % result_file,
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
-    # The waiter must be blocked while the holder runs; let it poll a few times.
+    # The waiter must be blocked while the holder runs; once it reaches the lock (on a busy machine
+    # ansible-playbook can take longer than any fixed sleep to get there), let it poll a few times.
+    _wait_for_runs(ledger_url, 2, waiter)
     time.sleep(3)
     assert waiter.poll() is None, waiter.communicate()
     with open(release, "w", encoding="utf-8"):
