@@ -17,6 +17,8 @@ import os
 import sqlite3
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence
 
+from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff, poll_until
+
 from .errors import LedgerConnectionError, LedgerSchemaError
 from .url import LedgerURL, scrub
 
@@ -119,9 +121,34 @@ class SQLiteBackend:
 
     def prepare_for_writes(self) -> None:
         """Switch the file to write-ahead logging, so readers never block the writer."""
-        self._connection.execute("PRAGMA journal_mode = WAL").fetchone()
+        self._switch_to_wal()
         self._connection.execute("PRAGMA synchronous = NORMAL")
         self._connection.execute("PRAGMA foreign_keys = ON")
+
+    def _switch_to_wal(self) -> None:
+        """Set WAL mode, waiting while another process holds the new file (e.g. creating the schema).
+
+        SQLite answers "database is locked" to this pragma at once instead of
+        applying the busy timeout, so the wait happens here, bounded by that timeout.
+        """
+
+        def attempt() -> Optional[str]:
+            try:
+                self._connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                return str(exc)
+            return None
+
+        waited = poll_until(
+            attempt, lambda error: error is None, Backoff(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000.0, initial=0.05)
+        )
+        if not waited.done:
+            raise LedgerConnectionError(
+                "%s stayed locked by another process for %.0fs (%s); find the process holding it, or retry"
+                % (self.path, waited.waited, waited.value)
+            )
 
     @contextlib.contextmanager
     def transaction(self, write: bool) -> Iterator[Cursor]:
