@@ -23,6 +23,8 @@ if [ "$set_name" = test ]; then
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   # ansible-test sanity skips its shellcheck test, silently, without the program.
   command -v shellcheck >/dev/null || missing+=(shellcheck)
+  # The health gate's tests query a real Prometheus scraping the demo app.
+  command -v prometheus >/dev/null || missing+=(prometheus)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2
