@@ -18,4 +18,10 @@ if SOURCE_ROOT not in sys.path:
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-pytest_plugins = ["fixtures.postgres", "fixtures.playbooks", "fixtures.lab", "fixtures.http_services"]
+pytest_plugins = [
+    "fixtures.postgres",
+    "fixtures.playbooks",
+    "fixtures.lab",
+    "fixtures.http_services",
+    "fixtures.prometheus",
+]

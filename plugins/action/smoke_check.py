@@ -27,7 +27,7 @@ class ActionModule(RelopsActionBase):
             return {"failed": True, "msg": "concurrency %r must be at least 1; use 1 to run checks one by one"
                     % args["concurrency"]}
         try:
-            checks = normalize_checks(args["checks"])
+            checks = normalize_checks(args["checks"], args["base_url"])
         except SmokeCheckError as exc:
             return {"failed": True, "msg": str(exc)}
         if args["run_from"] == "targets":
@@ -43,7 +43,8 @@ class ActionModule(RelopsActionBase):
         return self._report(args, results)
 
     def _run_on_target(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        module_args = {"checks": args["checks"], "concurrency": args["concurrency"], "run_from": "targets"}
+        module_args = {"checks": args["checks"], "concurrency": args["concurrency"], "run_from": "targets",
+                       "base_url": args["base_url"]}
         outcome: Dict[str, Any] = self._execute_module(
             module_name="relops.release.smoke_check", module_args=module_args, task_vars=self.task_vars
         )

@@ -43,6 +43,7 @@ SMOKE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "concurrency": {"type": "int", "default": 8},
     "junit_path": {"type": "path"},
     "suite_name": {"type": "str", "default": "smoke"},
+    "base_url": {"type": "str"},
 }
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
 
@@ -61,16 +62,31 @@ MISSING = _Missing()
 # Definitions
 
 
-def normalize_checks(checks: Sequence[Any]) -> List[Dict[str, Any]]:
-    """Validate check definitions and fill in defaults; raise SmokeCheckError naming each problem."""
+def normalize_checks(checks: Sequence[Any], base_url: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Validate check definitions and fill in defaults; raise SmokeCheckError naming each problem.
+
+    A URL starting with ``/`` is joined to ``base_url``, so a release manifest can declare its
+    checks without knowing where it will be deployed.
+    """
     if not isinstance(checks, (list, tuple)) or not checks:
         raise SmokeCheckError("checks must be a non-empty list of check definitions; see docs/validation.md")
-    normalized = [normalize_check(check, index) for index, check in enumerate(checks)]
+    normalized = [normalize_check(_with_base_url(check, base_url), index) for index, check in enumerate(checks)]
     names = [check["name"] for check in normalized]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise SmokeCheckError("check names must be unique, repeated: %s; rename them" % ", ".join(duplicates))
     return normalized
+
+
+def _with_base_url(check: Any, base_url: Optional[str]) -> Any:
+    if not isinstance(check, dict) or not str(check.get("url") or "").startswith("/"):
+        return check
+    if not base_url:
+        raise SmokeCheckError(
+            "check %r: url %r is relative; set base_url (e.g. http://127.0.0.1:8080) or give a full URL"
+            % (check.get("name"), check["url"])
+        )
+    return dict(check, url=base_url.rstrip("/") + check["url"])
 
 
 def normalize_check(check: Any, index: int = 0) -> Dict[str, Any]:

@@ -67,6 +67,11 @@ options:
     description: The test suite name in the JUnit report.
     type: str
     default: smoke
+  base_url:
+    description:
+      - Joined to every check URL that starts with C(/), for example V(http://127.0.0.1:8080), so the
+        checks a release manifest declares need not know where the release runs.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -193,7 +198,7 @@ def run_module() -> None:
     # The check fields vary by type, so normalize_checks validates them, not the argument spec.
     module = AnsibleModule(argument_spec=SMOKE_ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        checks = normalize_checks(module.params["checks"])
+        checks = normalize_checks(module.params["checks"], module.params["base_url"])
     except SmokeCheckError as exc:
         module.fail_json(msg=str(exc))
     results = run_checks(checks, module.params["concurrency"], skip_commands=module.check_mode)
