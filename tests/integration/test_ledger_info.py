@@ -11,6 +11,7 @@ import sqlite3
 from fixtures.playbooks import Ansible
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import latest_version
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 INFO_PLAY = """
@@ -87,7 +88,7 @@ def test_info_on_a_missing_ledger_creates_nothing(ansible: Ansible) -> None:
     path = os.path.join(ansible.workdir, "absent", "ledger.db")
     code, info, output = _info(ansible, "sqlite:///" + path.lstrip("/"))
     assert code == 0, output
-    assert info["ledger"]["exists"] is False and info["ledger"]["latest_schema_version"] == 1
+    assert info["ledger"]["exists"] is False and info["ledger"]["latest_schema_version"] == latest_version("sqlite")
     assert info["runs"] == [] and not os.path.exists(os.path.dirname(path))
 
 
@@ -97,7 +98,7 @@ def test_runs_are_visible_through_info(ansible: Ansible, ledger_url: str) -> Non
     code, info, output = _info(ansible, ledger_url, "--check")
     assert code == 0, output
     assert info["changed"] is False
-    assert info["ledger"]["exists"] is True and info["ledger"]["schema_version"] == 1
+    assert info["ledger"]["exists"] is True and info["ledger"]["schema_version"] == latest_version("sqlite")
     assert [entry["status"] for entry in info["runs"]] == ["failed"]
     assert info["runs"][0]["summary"] == {"service": "demo", "reason": "smoke tests"}
     assert info["runs"][0]["play"] == "Record a run"

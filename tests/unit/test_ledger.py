@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -23,7 +24,11 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     open_ledger,
     parse_ledger_url,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import SCHEMA_DIRECTORY, read_version
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import (
+    SCHEMA_DIRECTORY,
+    latest_version,
+    read_version,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 
@@ -39,11 +44,12 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
 
 def test_first_open_creates_the_schema_and_a_second_changes_nothing(ledger_url: str) -> None:
     url = parse_ledger_url(ledger_url)
+    latest = latest_version(url.dialect)
     with open_ledger(url) as first:
-        assert first.summary().schema_version == 1
+        assert first.summary().schema_version == latest
     with open_ledger(url) as second:
         summary = second.summary()
-    assert (summary.schema_version, summary.latest_schema_version) == (1, 1)
+    assert (summary.schema_version, summary.latest_schema_version) == (latest, latest)
 
 
 def test_runs_are_recorded_once_and_finished(ledger: Ledger) -> None:
@@ -194,11 +200,12 @@ def test_releasing_another_runs_expired_lock_changes_nothing(ledger: Ledger) -> 
 def test_a_changed_schema_file_is_refused_naming_it(ledger_url: str, tmp_path: os.PathLike[str]) -> None:
     url = parse_ledger_url(ledger_url)
     folder = _schema_dir(tmp_path, 2)
+    name = "V{0}__extra_{0}.sql".format(latest_version(url.dialect) + 1)
     open_ledger(url, schema_directory=folder).close()
     for dialect in ("sqlite", "postgresql"):
-        with open(os.path.join(folder, dialect, "V2__extra_2.sql"), "a", encoding="utf-8") as handle:
+        with open(os.path.join(folder, dialect, name), "a", encoding="utf-8") as handle:
             handle.write("CREATE TABLE sneaky (id INTEGER);\n")
-    with pytest.raises(LedgerSchemaError, match=r"schema file V2__extra_2\.sql was changed after .* applied it"):
+    with pytest.raises(LedgerSchemaError, match=r"schema file %s was changed after .* applied it" % re.escape(name)):
         open_ledger(url, schema_directory=folder)
 
 
@@ -260,12 +267,13 @@ def test_concurrent_writers_lose_nothing_and_keep_the_file_sound(ledger_url: str
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def _schema_dir(tmp_path: "os.PathLike[str]", versions: int) -> str:
-    """A copy of the real schema files plus made-up later versions, to test upgrades."""
-    target = os.path.join(str(tmp_path), "schema%d" % versions)
+def _schema_dir(tmp_path: "os.PathLike[str]", extra: int) -> str:
+    """A copy of the real schema files plus ``extra`` made-up later versions, to test upgrades."""
+    target = os.path.join(str(tmp_path), "schema%d" % extra)
     shutil.copytree(SCHEMA_DIRECTORY, target)
+    latest = latest_version("sqlite")
     for dialect in ("sqlite", "postgresql"):
-        for version in range(2, versions + 1):
+        for version in range(latest + 1, latest + extra + 1):
             with open(
                 os.path.join(target, dialect, "V%d__extra_%d.sql" % (version, version)), "w", encoding="utf-8"
             ) as handle:
@@ -275,22 +283,25 @@ def _schema_dir(tmp_path: "os.PathLike[str]", versions: int) -> str:
 
 def test_an_older_ledger_is_upgraded_in_place(ledger_url: str, tmp_path: "os.PathLike[str]") -> None:
     url = parse_ledger_url(ledger_url)
-    with open_ledger(url, schema_directory=_schema_dir(tmp_path, 1)) as old:
+    latest = latest_version(url.dialect)
+    with open_ledger(url, schema_directory=_schema_dir(tmp_path, 0)) as old:
         old.record_deployment(actor("r1"), "demo", "1.0.0", "prod", "successful")
-    newer = _schema_dir(tmp_path, 3)
+    newer = _schema_dir(tmp_path, 2)
     with pytest.raises(LedgerError, match="older schema"):
         open_existing_ledger(url, schema_directory=newer)
     with open_ledger(url, schema_directory=newer) as upgraded:
-        assert upgraded.backend.table_names().count("extra_3") == 1
+        assert upgraded.backend.table_names().count("extra_%d" % (latest + 2)) == 1
         assert len(upgraded.list_deployments()) == 1
-        assert read_version(upgraded.backend) == 3
+        assert read_version(upgraded.backend) == latest + 2
 
 
 def test_a_newer_ledger_is_refused_naming_both_versions(ledger_url: str, tmp_path: "os.PathLike[str]") -> None:
     url = parse_ledger_url(ledger_url)
-    open_ledger(url, schema_directory=_schema_dir(tmp_path, 2)).close()
+    latest = latest_version(url.dialect)
+    open_ledger(url, schema_directory=_schema_dir(tmp_path, 1)).close()
     with pytest.raises(
-        LedgerSchemaError, match=r"schema version 2 but this relops\.release knows versions up to 1; upgrade"
+        LedgerSchemaError,
+        match=r"schema version %d but this relops\.release knows versions up to %d; upgrade" % (latest + 1, latest),
     ):
         open_ledger(url)
 

@@ -59,18 +59,25 @@ def load_scripts(dialect: str, directory: str = SCHEMA_DIRECTORY) -> List[Schema
         description = match.group("description").replace("_", " ")
         scripts.append(SchemaScript(int(match.group("version")), description, name, sql))
     scripts.sort(key=lambda script: script.version)
-    expected = list(range(1, len(scripts) + 1))
-    if [script.version for script in scripts] != expected:
+    versions = [script.version for script in scripts]
+    # Numbers are pre-assigned to parallel branches (V2 ITSM, V3 artifacts, ..., V6 validation),
+    # so a checkout may hold V6 without V4; only a missing V1 or a repeated number is an error.
+    if not versions or versions[0] != 1 or len(set(versions)) != len(versions):
         raise LedgerSchemaError(
-            "schema files in %s are not numbered 1..%d without gaps: %s; fix the file names"
-            % (folder, len(scripts), [script.script for script in scripts])
+            "schema files in %s must start at V1 and use each version number once: %s; fix the file names"
+            % (folder, [script.script for script in scripts])
         )
     return scripts
 
 
 def latest_version(dialect: str, directory: str = SCHEMA_DIRECTORY) -> int:
     """Return the newest schema version this code knows for a dialect."""
-    return len(load_scripts(dialect, directory))
+    return load_scripts(dialect, directory)[-1].version
+
+
+def applied_versions(cursor: Cursor) -> List[int]:
+    """Return every version recorded in the version table."""
+    return [int(row["version"]) for row in cursor.all("SELECT version FROM relops_schema_version")]
 
 
 def current_version(cursor: Cursor) -> int:
@@ -100,9 +107,9 @@ def pending_scripts(backend: Backend, directory: str = SCHEMA_DIRECTORY) -> List
     if not check_is_ledger(backend):
         return scripts
     with backend.transaction(write=False) as cursor:
-        version = current_version(cursor)
-    _refuse_newer(backend, version, len(scripts))
-    return [script for script in scripts if script.version > version]
+        done = applied_versions(cursor)
+    _refuse_newer(backend, max(done, default=0), scripts[-1].version)
+    return [script for script in scripts if script.version not in done]
 
 
 def upgrade(backend: Backend, applied_by: str, directory: str = SCHEMA_DIRECTORY) -> List[SchemaScript]:
@@ -114,17 +121,17 @@ def upgrade(backend: Backend, applied_by: str, directory: str = SCHEMA_DIRECTORY
         with backend.transaction(write=False) as cursor:
             applied_rows = cursor.all("SELECT version, script, checksum FROM relops_schema_version ORDER BY version")
         verify_checksums(backend, scripts, applied_rows)
-        newest = int(applied_rows[-1]["version"]) if applied_rows else 0
-        _refuse_newer(backend, newest, len(scripts))
-        if newest == len(scripts):
+        done = {int(row["version"]) for row in applied_rows}
+        _refuse_newer(backend, max(done, default=0), scripts[-1].version)
+        if done >= {script.version for script in scripts}:
             # Up to date: no lock and no DDL, so a least-privilege database role can use the ledger.
             return []
     with backend.transaction(write=True) as cursor:
         backend.lock_schema(cursor)
         cursor.execute(_VERSION_TABLE_SQL)
-        version = current_version(cursor)
-        _refuse_newer(backend, version, len(scripts))
-        applied = [script for script in scripts if script.version > version]
+        done_now = applied_versions(cursor)
+        _refuse_newer(backend, max(done_now, default=0), scripts[-1].version)
+        applied = [script for script in scripts if script.version not in done_now]
         for script in applied:
             cursor.script(script.sql)
             cursor.execute(
