@@ -20,7 +20,7 @@ description:
     O(inconclusive_limit) were inconclusive; otherwise it passes after O(count) measurements.
   - A query that returns no samples, or only NaN (a ratio with no traffic), has no data; O(no_data)
     (or the condition's own C(no_data)) says whether that passes, fails or is inconclusive.
-  - O(baseline) compares a canary against the stable baseline, as Kayenta does: the canary's value
+  - O(baseline) compares a canary against the stable baseline, as Kayenta does; the canary's value
     divided by the baseline's must stay under C(max_ratio).
   - Returns each measurement with its verdict and the outcome as a decision record (V(pass) is
     V(allow), V(fail) V(deny), V(inconclusive) V(wait)); with O(subject) the record is stored in the

@@ -48,8 +48,8 @@ options:
     default: []
   thresholds:
     description:
-      - Overrides per class, merged over the defaults, for example
-        C({strategic: {min_line_coverage: 85, required_suites: [unit, integration, e2e]}}).
+      - "Overrides per class, merged over the defaults, for example
+        C({strategic: {min_line_coverage: 85, required_suites: [unit, integration, e2e]}})."
       - Keys are C(min_tests), C(max_failures), C(max_errors), C(min_line_coverage) (percent, or null
         for none), C(required_suites) and C(require_peer_review).
     type: dict
