@@ -6,7 +6,7 @@ The same code runs on the controller (the smoke_check action) and on a target
 (the smoke_check module), so it uses the standard library only. Every check
 runs to the end and reports all its failed expectations; nothing stops at the
 first failure. Results keep the order the checks were given in.
-Target-safe: standard library only.
+Target-safe: the standard library and ansible.module_utils only.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ import subprocess
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import open_url
 
 CHECK_TYPES = ("http", "tcp", "command")
 _COMMON_KEYS = ("name", "type", "retries", "delay", "timeout")
@@ -365,16 +367,19 @@ def _probe_http(check: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
 def _fetch(check: Dict[str, Any]) -> Tuple[int, Dict[str, str], bytes, float, Optional[str]]:
     body = check["body"]
     data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
-    request = urllib.request.Request(check["url"], data=data, method=check["method"], headers=check["headers"])
     started = time.monotonic()
     try:
-        with urllib.request.urlopen(request, timeout=check["timeout"], context=_ssl_context(check)) as response:
+        response = open_url(
+            check["url"], data=data, headers=check["headers"], method=check["method"], timeout=check["timeout"],
+            validate_certs=check["validate_certs"], ca_path=check["ca_path"], follow_redirects="safe",
+        )
+        with response:
             content = response.read()
             status, headers = response.status, dict(response.headers.items())
     except urllib.error.HTTPError as exc:
         content = exc.read()
         status, headers = exc.code, dict(exc.headers.items())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, UrlsConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         latency = round((time.monotonic() - started) * 1000, 1)
         if isinstance(reason, (socket.timeout, TimeoutError)):
@@ -382,16 +387,6 @@ def _fetch(check: Dict[str, Any]) -> Tuple[int, Dict[str, str], bytes, float, Op
         return 0, {}, b"", latency, "request failed: %s" % reason
     latency = round((time.monotonic() - started) * 1000, 1)
     return status, headers, content, latency, None
-
-
-def _ssl_context(check: Dict[str, Any]) -> Optional[ssl.SSLContext]:
-    if not check["url"].startswith("https://"):
-        return None
-    context = ssl.create_default_context(cafile=check["ca_path"])
-    if not check["validate_certs"]:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def _check_json(text: str, expectations: Sequence[Dict[str, Any]]) -> List[str]:

@@ -17,7 +17,7 @@ description:
   - An HTTP(S) check can expect a status, a body regular expression, values at JSON paths, response
     headers, a latency ceiling and a minimum number of days left on the server certificate.
     A TCP check connects to a port. A command check expects an exit code and output.
-  - Each check has its own O(checks[].retries), O(checks[].delay) and O(checks[].timeout); checks run
+  - Each check has its own C(retries), C(delay) and C(timeout); checks run
     concurrently, up to O(concurrency) at a time.
   - The result holds a summary table (also in the failure message), structured results per check and,
     with O(junit_path), a JUnit XML report on the controller.
@@ -30,7 +30,7 @@ author:
 options:
   checks:
     description:
-      - The checks. Each is a mapping with a O(checks[].name) and the fields of its type; the type is
+      - The checks. Each is a mapping with a C(name) and the fields of its type; the type is
         inferred from C(url) (http), C(port) (tcp) or C(command) (command) when not given.
       - "HTTP fields are C(url), C(method), C(headers), C(body), C(status) (a code or a list, default 200),
         C(body_regex), C(json) (a list of C({path, equals}) or C({path, contains}), paths like C(data.items[0].state)),

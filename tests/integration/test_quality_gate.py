@@ -138,8 +138,8 @@ def test_failures_and_malformed_xml_are_named(ansible: Ansible, ledger_url: str)
     reports = _reports(ansible.workdir)
     junit = [reports["unit"], reports["shard1"], reports["failing_shard"], reports["broken"],
              os.path.join(ansible.workdir, "missing-*.xml")]
-    code, gate, output = _run(ansible, ledger_url, {"release_class": "operational", "junit": junit,
-                                                     "coverage": [reports["cov1"], reports["cov2"]]})
+    variables = {"release_class": "operational", "junit": junit, "coverage": [reports["cov1"], reports["cov2"]]}
+    code, gate, output = _run(ansible, ledger_url, variables)
     assert code == 0, output
     assert gate["decision"] == "deny" and gate["failed"] is True
     reasons = gate["reasons"]
@@ -153,8 +153,8 @@ def test_failures_and_malformed_xml_are_named(ansible: Ansible, ledger_url: str)
 
 def test_check_mode_decides_without_recording(ansible: Ansible, ledger_url: str) -> None:
     reports = _reports(ansible.workdir)
-    code, gate, output = _run(ansible, ledger_url, {"release_class": "emergency", "junit": [reports["unit"]],
-                                                     "reviewer": "alice-reviewer"}, "--check")
+    variables = {"release_class": "emergency", "junit": [reports["unit"]], "reviewer": "alice-reviewer"}
+    code, gate, output = _run(ansible, ledger_url, variables, "--check")
     assert code == 0, output
     assert gate["decision"] == "allow" and gate["recorded"] is False
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
