@@ -89,3 +89,10 @@ def test_table_and_junit_list_every_failure() -> None:
     failure = root.find("./testsuite/testcase[@name='b']/failure")
     assert failure is not None and "body does not match" in (failure.text or "")
     assert root.find("./testsuite/testcase[@name='a']/failure") is None
+
+
+def test_relative_urls_join_the_base_url() -> None:
+    (check,) = normalize_checks([{"name": "health", "url": "/healthz"}], base_url="http://10.0.0.5:8080/")
+    assert check["url"] == "http://10.0.0.5:8080/healthz"
+    with pytest.raises(SmokeCheckError, match="url '/healthz' is relative; set base_url"):
+        normalize_checks([{"name": "health", "url": "/healthz"}])
