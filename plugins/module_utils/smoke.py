@@ -3,9 +3,10 @@
 """Declarative smoke checks: HTTP(S), TCP connect and command, run all at once.
 
 The same code runs on the controller (the smoke_check action) and on a target
-(the smoke_check module), so it uses the standard library only. Every check
-runs to the end and reports all its failed expectations; nothing stops at the
-first failure. Results keep the order the checks were given in.
+(the smoke_check module), so it uses the standard library and ansible-core's
+open_url only. Every check runs to the end and reports all its failed
+expectations; nothing stops at the first failure. Results keep the order the
+checks were given in.
 Target-safe: the standard library and ansible.module_utils only.
 """
 

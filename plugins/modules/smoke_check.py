@@ -49,7 +49,7 @@ options:
     description:
       - V(controller) runs the checks from the controller, once per host the task runs for (use
         C(run_once=true) when the checks name their own URLs).
-      - V(targets) runs them on each target host with its Python standard library, so C(127.0.0.1)
+      - V(targets) runs them on each target host (no Python libraries needed there), so C(127.0.0.1)
         means the target.
     type: str
     choices: [controller, targets]
