@@ -4,7 +4,7 @@
 
 The same code runs on the controller (the smoke_check action) and on a target
 (the smoke_check module), so it uses the standard library and ansible-core's
-open_url only. Every check runs to the end and reports all its failed
+HTTP client (module_utils.urls) only. Every check runs to the end and reports all its failed
 expectations; nothing stops at the first failure. Results keep the order the
 checks were given in.
 Target-safe: the standard library and ansible.module_utils only.
@@ -19,6 +19,7 @@ import shlex
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -26,7 +27,7 @@ import xml.etree.ElementTree as ET
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
+from ansible.module_utils.urls import Request
 
 CHECK_TYPES = ("http", "tcp", "command")
 _COMMON_KEYS = ("name", "type", "retries", "delay", "timeout")
@@ -370,9 +371,12 @@ def _fetch(check: Dict[str, Any]) -> Tuple[int, Dict[str, str], bytes, float, Op
     data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
     started = time.monotonic()
     try:
-        response = open_url(
-            check["url"], data=data, headers=check["headers"], method=check["method"], timeout=check["timeout"],
-            validate_certs=check["validate_certs"], ca_path=check["ca_path"], follow_redirects="safe",
+        # Our own TLS context: open_url would build one per request, reading every system CA certificate.
+        # No netrc: its credentials are not the checked service's business.
+        response = Request().open(
+            check["method"], check["url"], data=data, headers=check["headers"], timeout=check["timeout"],
+            validate_certs=check["validate_certs"], follow_redirects="safe", use_netrc=False,
+            context=tls_context(check["ca_path"], check["validate_certs"]),
         )
         with response:
             content = response.read()
@@ -388,6 +392,23 @@ def _fetch(check: Dict[str, Any]) -> Tuple[int, Dict[str, str], bytes, float, Op
         return 0, {}, b"", latency, "request failed: %s" % reason
     latency = round((time.monotonic() - started) * 1000, 1)
     return status, headers, content, latency, None
+
+
+_CONTEXTS: Dict[Tuple[Optional[str], bool], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def tls_context(ca_path: Optional[str], validate_certs: bool) -> ssl.SSLContext:
+    """One TLS context per CA file and verification choice, shared by the checks (contexts are thread-safe)."""
+    key = (ca_path, validate_certs)
+    with _CONTEXTS_LOCK:
+        if key not in _CONTEXTS:
+            context = ssl.create_default_context(cafile=ca_path)
+            if not validate_certs:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            _CONTEXTS[key] = context
+        return _CONTEXTS[key]
 
 
 def _check_json(text: str, expectations: Sequence[Dict[str, Any]]) -> List[str]:
