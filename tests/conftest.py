@@ -27,4 +27,6 @@ pytest_plugins = [
     "fixtures.signing",
     "fixtures.http_repo",
     "fixtures.audit",
+    "fixtures.http_services",
+    "fixtures.prometheus",
 ]

@@ -29,6 +29,8 @@ if [ "$set_name" = test ]; then
   # The audit callback's syslog sink is tested against a real rsyslog.
   command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
   compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
+  # The health gate's tests query a real Prometheus scraping the demo app.
+  command -v prometheus >/dev/null || missing+=(prometheus)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2

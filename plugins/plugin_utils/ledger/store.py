@@ -32,6 +32,9 @@ DEPLOYMENT_STATUSES = ("in_progress", "successful", "failed", "rolled_back")
 DECISIONS = ("allow", "deny", "wait")
 SCHEMA_PHASES = ("all", "expand", "contract", "undo")
 
+STABILIZATION_STATUSES = ("active", "completed", "breached")
+INCIDENT_SEVERITIES = ("critical", "high", "moderate", "low")
+
 
 @dataclass(frozen=True)
 class LockState:
@@ -684,6 +687,119 @@ class Ledger:
         clauses, params = _filters(parent=parent, child=child)
         with self.backend.transaction(write=False) as cursor:
             return cursor.all("SELECT * FROM itsm_ci_relations" + clauses + " ORDER BY id", params)
+
+    # Stabilization periods and incidents (schema V6)
+
+    def start_stabilization(
+        self,
+        actor: Actor,
+        service: str,
+        environment: str,
+        version: str,
+        duration_seconds: int,
+        details: Optional[Mapping[str, Any]] = None,
+    ) -> Row:
+        """Open a stabilization period for a release; return it."""
+        moment = utc_now()
+        now = format_timestamp(moment)
+        ends = format_timestamp(moment + datetime.timedelta(seconds=duration_seconds))
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            row = cursor.one(
+                "INSERT INTO stabilization_periods (run_id, service, environment, version, status, started_at,"
+                " ends_at, details) VALUES (?, ?, ?, ?, 'active', ?, ?, ?) RETURNING *",
+                (actor.run_id, service, environment, version, now, ends, _dump(dict(details or {}))),
+            )
+        return _decode_json_columns(_must_exist(row, "the new stabilization period"), ("details",))
+
+    def active_stabilizations(self, service: Optional[str] = None, environment: Optional[str] = None) -> List[Row]:
+        """Periods still running: recorded active and not past their end (a run that died mid-period lapses)."""
+        clauses, params = _filters(service=service, environment=environment)
+        clauses += (" AND" if clauses else " WHERE") + " status = 'active' AND ends_at > ?"
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT * FROM stabilization_periods" + clauses + " ORDER BY started_at DESC, id DESC",
+                (*params, now_timestamp()),
+            )
+        return [_decode_json_columns(row, ("details",)) for row in rows]
+
+    def list_stabilizations(
+        self, service: Optional[str] = None, environment: Optional[str] = None, limit: int = 10
+    ) -> List[Row]:
+        clauses, params = _filters(service=service, environment=environment)
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT * FROM stabilization_periods" + clauses + " ORDER BY started_at DESC, id DESC LIMIT ?",
+                (*params, limit),
+            )
+        return [_decode_json_columns(row, ("details",)) for row in rows]
+
+    def complete_stabilization(self, period_id: int) -> Row:
+        """Record that a period ended without a breach, which lifts the change gate's restriction."""
+        with self.backend.transaction(write=True) as cursor:
+            self._end_period(cursor, period_id, "completed", now_timestamp())
+            row = cursor.one("SELECT * FROM stabilization_periods WHERE id = ?", (period_id,))
+        return _decode_json_columns(_must_exist(row, "stabilization period %d" % period_id), ("details",))
+
+    def breach_stabilization(
+        self,
+        actor: Actor,
+        period_id: Optional[int],
+        service: str,
+        environment: str,
+        title: str,
+        severity: str = "high",
+        version: Optional[str] = None,
+        details: Optional[Mapping[str, Any]] = None,
+    ) -> "tuple[Optional[Row], Row]":
+        """End a period as breached and open its incident in one transaction; return both.
+
+        Without a period (none active any more) only the incident is opened.
+        """
+        _require_choice("severity", severity, INCIDENT_SEVERITIES)
+        now = now_timestamp()
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            period = None
+            if period_id is not None:
+                self._end_period(cursor, period_id, "breached", now)
+                period = cursor.one("SELECT * FROM stabilization_periods WHERE id = ?", (period_id,))
+            incident = cursor.one(
+                "INSERT INTO incidents (run_id, service, environment, version, title, severity, status, source,"
+                " stabilization_id, opened_at, details) VALUES (?, ?, ?, ?, ?, ?, 'open', 'stabilization', ?, ?, ?)"
+                " RETURNING *",
+                (actor.run_id, service, environment, version, title, severity, period_id, now,
+                 _dump(dict(details or {}))),
+            )
+        return (
+            _decode_json_columns(period, ("details",)) if period else None,
+            _decode_json_columns(_must_exist(incident, "the new incident"), ("details",)),
+        )
+
+    def _end_period(self, cursor: Cursor, period_id: int, status: str, now: str) -> None:
+        changed = cursor.execute(
+            "UPDATE stabilization_periods SET status = ?, ended_at = ? WHERE id = ? AND status = 'active'",
+            (status, now, period_id),
+        )
+        if changed == 0:
+            raise LedgerError(
+                "stabilization period %d is not active in the ledger; it has ended already or the id is wrong"
+                % period_id
+            )
+
+    def list_incidents(
+        self,
+        service: Optional[str] = None,
+        environment: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: int = 10,
+    ) -> List[Row]:
+        clauses, params = _filters(service=service, environment=environment, status=status)
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT * FROM incidents" + clauses + " ORDER BY opened_at DESC, id DESC LIMIT ?", (*params, limit)
+            )
+        return [_decode_json_columns(row, ("details",)) for row in rows]
 
     # Overview
 

@@ -1,0 +1,220 @@
+"""The smoke_test role and the stabilization period through real ansible-playbook runs:
+the manifest's health checks against the running demo app, and a period watched by the
+health gate against a real Prometheus, breached into an incident and a rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import yaml
+from fixtures.playbooks import REPO, Ansible
+from fixtures.prometheus import PrometheusStack
+
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
+
+ERROR_RATIO = (
+    'sum(rate(demo_requests_total{track="stable",code="500"}[5s])) / sum(rate(demo_requests_total{track="stable"}[5s]))'
+)
+
+SMOKE_ROLE_PLAY = """
+- name: Smoke-test the deployed release
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Run the manifest's checks
+      ansible.builtin.include_role:
+        name: relops.release.smoke_test
+    - name: Keep the result for the test
+      ansible.builtin.copy:
+        content: "{{ smoke_test_result | to_nice_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+      check_mode: false
+"""
+
+ROLLBACK_TASKS = """
+- name: Roll back (stand-in for the deploy role's rollback)
+  ansible.builtin.copy:
+    content: >-
+      rolled back {{ smoke_test_service }} from {{ smoke_test_version }},
+      incident {{ smoke_test_incident.incident.id }}
+    dest: "{{ rollback_marker }}"
+    mode: "0600"
+"""
+
+PERIOD_PLAY = """
+- name: Period
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Record the period
+      relops.release.stabilization:
+        service: demo-app
+        environment: local
+        version: "1.0.0"
+        state: "{{ period_state }}"
+        period: 600
+      register: period
+    - name: Keep the result for the test
+      ansible.builtin.copy:
+        content: "{{ period | to_nice_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+      check_mode: false
+"""
+
+
+def _release_dir(ansible: Ansible, version: str = "1.0.0") -> str:
+    release = os.path.join(ansible.workdir, "releases", version)
+    os.makedirs(release)
+    shutil.copy(
+        os.path.join(REPO, "tests", "fixtures", "data", "smoke_release_manifest.json"),
+        os.path.join(release, "manifest.json"),
+    )
+    if version != "1.0.0":
+        with open(os.path.join(release, "manifest.json"), encoding="utf-8") as handle:
+            text = handle.read().replace("1.0.0", version).replace("1\\\\.0\\\\.0", version.replace(".", "\\\\."))
+        with open(os.path.join(release, "manifest.json"), "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return release
+
+
+def _smoke(ansible: Ansible, stack: PrometheusStack, release: str) -> tuple[int, dict, str]:
+    playbook = ansible.write_playbook(SMOKE_ROLE_PLAY, "smoke.yml")
+    result_file = os.path.join(ansible.workdir, "smoke.json")
+    run = ansible.playbook(
+        playbook,
+        "-e",
+        "smoke_test_release_dir=%s" % release,
+        "-e",
+        "smoke_test_base_url=%s" % stack.stable.url,
+        "-e",
+        "result_file=%s" % result_file,
+    )
+    result = {}
+    if os.path.exists(result_file):
+        with open(result_file, encoding="utf-8") as handle:
+            result = json.load(handle)
+    return run.returncode, result, run.output
+
+
+def test_role_runs_the_checks_the_manifest_declares(ansible: Ansible, prometheus_stack: PrometheusStack) -> None:
+    code, result, output = _smoke(ansible, prometheus_stack, _release_dir(ansible))
+    assert code == 0, output
+    assert [entry["name"] for entry in result["results"]] == ["health endpoint", "serves requests", "exposes metrics"]
+    assert result["passed"] is True
+    assert result["results"][0]["target"] == "GET %s/healthz" % prometheus_stack.stable.url
+
+
+def test_role_reports_a_release_that_is_not_the_one_running(
+    ansible: Ansible, prometheus_stack: PrometheusStack
+) -> None:
+    code, result, output = _smoke(ansible, prometheus_stack, _release_dir(ansible, "2.0.0"))
+    assert code != 0
+    assert "2 of 3 smoke checks failed (health endpoint, serves requests)" in output
+    assert 'json version is "1.0.0", expected "2.0.0"' in output
+    assert result == {}
+
+
+def _stabilize(ansible: Ansible, stack: PrometheusStack, ledger: str, rollback: bool) -> tuple[int, str]:
+    variables = {
+        "smoke_test_service": "demo-app",
+        "smoke_test_environment": "local",
+        "smoke_test_version": "1.0.0",
+        "smoke_test_prometheus_url": stack.url,
+        "smoke_test_conditions": [{"name": "error ratio", "query": ERROR_RATIO, "below": 0.01}],
+        "smoke_test_stabilization_period": 3,
+        "smoke_test_stabilization_interval": 1,
+        "smoke_test_failure_limit": 0,
+    }
+    if rollback:
+        variables["smoke_test_rollback_tasks"] = ansible.write_playbook(ROLLBACK_TASKS, "rollback.yml")
+        variables["rollback_marker"] = os.path.join(ansible.workdir, "rolled-back")
+    vars_file = os.path.join(ansible.workdir, "stabilize-vars.yml")
+    with open(vars_file, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(variables, handle)
+    run = ansible.playbook(
+        os.path.join(REPO, "playbooks", "stabilize.yml"), "-e", "@" + vars_file, env={"RELOPS_LEDGER_URL": ledger}
+    )
+    return run.returncode, run.output
+
+
+def test_a_healthy_period_ends_and_lifts_the_restriction(ansible: Ansible, prometheus_stack: PrometheusStack) -> None:
+    prometheus_stack.reset_faults()
+    prometheus_stack.wait_until(ERROR_RATIO, lambda values: values == [0.0])
+    ledger = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
+    code, output = _stabilize(ansible, prometheus_stack, ledger, rollback=True)
+    assert code == 0, output
+    with open_ledger(parse_ledger_url(ledger)) as opened:
+        (period,) = opened.list_stabilizations("demo-app", "local")
+        assert period["status"] == "completed" and period["ended_at"] is not None
+        assert opened.active_stabilizations("demo-app", "local") == []
+        assert opened.list_incidents("demo-app") == []
+        (decision,) = opened.list_decisions(subject="demo-app 1.0.0 local stabilization")
+        assert decision["decision"] == "allow"
+        assert decision["reasons"] == ["3 of 3 measurements taken: 0 failed (limit 0), 0 inconclusive (limit 2)"]
+    assert not os.path.exists(os.path.join(ansible.workdir, "rolled-back"))
+
+
+def test_a_breach_opens_an_incident_and_rolls_back(ansible: Ansible, prometheus_stack: PrometheusStack) -> None:
+    prometheus_stack.stable.set_faults(error_ratio=0.3)
+    try:
+        prometheus_stack.wait_until(ERROR_RATIO, lambda values: bool(values) and values[0] > 0.1)
+        ledger = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
+        code, output = _stabilize(ansible, prometheus_stack, ledger, rollback=True)
+    finally:
+        prometheus_stack.reset_faults()
+    assert code != 0
+    assert "stabilization of demo-app 1.0.0 in local breached; incident 1 opened, rolled back with" in output
+    with open_ledger(parse_ledger_url(ledger)) as opened:
+        (period,) = opened.list_stabilizations("demo-app", "local")
+        assert period["status"] == "breached"
+        (incident,) = opened.list_incidents("demo-app", "local")
+        assert incident["status"] == "open" and incident["stabilization_id"] == period["id"]
+        assert incident["severity"] == "high" and incident["version"] == "1.0.0"
+        assert "breached its stabilization period: health gate fail (deny)" in incident["title"]
+        assert incident["details"]["verdict"] == "fail"
+        assert incident["details"]["measurements"][0]["conditions"][0]["value"] > 0.1
+        assert opened.active_stabilizations("demo-app") == []
+        (decision,) = opened.list_decisions(subject="demo-app 1.0.0 local stabilization")
+        assert decision["decision"] == "deny"
+    with open(os.path.join(ansible.workdir, "rolled-back"), encoding="utf-8") as handle:
+        assert handle.read() == "rolled back demo-app from 1.0.0, incident 1"
+
+
+def _period(ansible: Ansible, ledger_url: str, state: str, *extra: str) -> dict:
+    playbook = ansible.write_playbook(PERIOD_PLAY, "period.yml")
+    result_file = os.path.join(ansible.workdir, "period.json")
+    run = ansible.playbook(
+        playbook,
+        "-e",
+        "period_state=%s" % state,
+        "-e",
+        "result_file=%s" % result_file,
+        *extra,
+        env={"RELOPS_LEDGER_URL": ledger_url},
+    )
+    assert run.returncode == 0, run.output
+    with open(result_file, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_period_records_are_idempotent_and_check_mode_writes_nothing(ansible: Ansible, ledger_url: str) -> None:
+    predicted = _period(ansible, ledger_url, "started", "--check", "--diff")
+    assert predicted["changed"] is True and predicted["period"]["status"] == "active"
+    assert predicted["diff"]["before"] == "no period running\n"
+    started = _period(ansible, ledger_url, "started")
+    assert started["changed"] is True and started["outcome"] == "started"
+    again = _period(ansible, ledger_url, "started")
+    assert again["changed"] is False and again["outcome"] == "already_active"
+    assert again["period"]["id"] == started["period"]["id"]
+    checked = _period(ansible, ledger_url, "completed", "--check")
+    assert checked["changed"] is True and checked["period"]["status"] == "completed"
+    with open_ledger(parse_ledger_url(ledger_url)) as opened:
+        assert [row["id"] for row in opened.active_stabilizations("demo-app", "local")] == [started["period"]["id"]]
+    completed = _period(ansible, ledger_url, "completed")
+    assert completed["changed"] is True and completed["period"]["status"] == "completed"
+    done = _period(ansible, ledger_url, "completed")
+    assert done["changed"] is False and done["outcome"] == "not_active"
