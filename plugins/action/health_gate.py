@@ -34,8 +34,12 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "timeout": {"type": "float", "default": 10},
     "subject": {"type": "str"},
     "policy_version": {"type": "str", "default": POLICY_VERSION},
-    "fail_on": {"type": "list", "elements": "str", "default": ["fail", "inconclusive"],
-                "choices": ["fail", "inconclusive"]},
+    "fail_on": {
+        "type": "list",
+        "elements": "str",
+        "default": ["fail", "inconclusive"],
+        "choices": ["fail", "inconclusive"],
+    },
     **LEDGER_ARGUMENT_SPEC,
 }
 
@@ -48,8 +52,13 @@ class ActionModule(RelopsActionBase):
             _check_numbers(args)
             conditions = parse_conditions(args["conditions"], args["baseline"])
             outcome = run_gate(
-                Prometheus(args["prometheus_url"], args["timeout"]), conditions, args["interval"], args["count"],
-                args["failure_limit"], args["inconclusive_limit"], args["no_data"],
+                Prometheus(args["prometheus_url"], args["timeout"]),
+                conditions,
+                args["interval"],
+                args["count"],
+                args["failure_limit"],
+                args["inconclusive_limit"],
+                args["no_data"],
             )
         except HealthGateError as exc:
             return {"failed": True, "msg": str(exc)}
@@ -73,11 +82,23 @@ class ActionModule(RelopsActionBase):
     def _record(self, args: Dict[str, Any], decision: str, reasons: List[str], digest: str) -> Dict[str, Any]:
         """Store the decision under ``subject`` when given; otherwise (and in check mode) only return it."""
         if not args["subject"] or self.check_mode:
-            return {"decision": decision, "reasons": reasons, "policy_version": args["policy_version"],
-                    "inputs_digest": digest, "decided_at": now_timestamp()}
+            return {
+                "decision": decision,
+                "reasons": reasons,
+                "policy_version": args["policy_version"],
+                "inputs_digest": digest,
+                "decided_at": now_timestamp(),
+            }
         with self.open_task_ledger(args) as ledger:
-            return ledger.record_decision(self.actor, "health_gate", args["subject"], decision, reasons,
-                                          policy_version=args["policy_version"], inputs_digest=digest)
+            return ledger.record_decision(
+                self.actor,
+                "health_gate",
+                args["subject"],
+                decision,
+                reasons,
+                policy_version=args["policy_version"],
+                inputs_digest=digest,
+            )
 
 
 def _check_numbers(args: Dict[str, Any]) -> None:
@@ -93,10 +114,22 @@ def _check_numbers(args: Dict[str, Any]) -> None:
 def _digest(args: Dict[str, Any], measurements: List[Dict[str, Any]]) -> str:
     """What the decision read: the settings and every measured value."""
     document = {
-        "settings": {key: args[key] for key in ("prometheus_url", "conditions", "baseline", "interval", "count",
-                                                "failure_limit", "inconclusive_limit", "no_data")},
-        "values": [[entry["name"], entry["value"]] for measurement in measurements
-                   for entry in measurement["conditions"]],
+        "settings": {
+            key: args[key]
+            for key in (
+                "prometheus_url",
+                "conditions",
+                "baseline",
+                "interval",
+                "count",
+                "failure_limit",
+                "inconclusive_limit",
+                "no_data",
+            )
+        },
+        "values": [
+            [entry["name"], entry["value"]] for measurement in measurements for entry in measurement["conditions"]
+        ],
     }
     encoded = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(encoded.encode("utf-8")).hexdigest()

@@ -43,11 +43,20 @@ class ActionModule(RelopsActionBase):
             return {"failed": True, "msg": "%s; see docs/validation.md for the thresholds" % exc}
         tests = merge_junit(args["junit"])
         coverage: Optional[Coverage] = merge_cobertura(args["coverage"]) if args["coverage"] else None
-        reasons = judge(tests, coverage, thresholds, args["release_class"], args["peer_reviewed_by"],
-                        self.actor.awx_user_name or self.actor.sudo_user or self.actor.user)
+        reasons = judge(
+            tests,
+            coverage,
+            thresholds,
+            args["release_class"],
+            args["peer_reviewed_by"],
+            self.actor.awx_user_name or self.actor.sudo_user or self.actor.user,
+        )
         decision = "deny" if reasons else "allow"
-        settings = {"release_class": args["release_class"], "thresholds": thresholds,
-                    "peer_reviewed_by": args["peer_reviewed_by"]}
+        settings = {
+            "release_class": args["release_class"],
+            "thresholds": thresholds,
+            "peer_reviewed_by": args["peer_reviewed_by"],
+        }
         digest = inputs_digest(tests.files + (coverage.files if coverage else []), settings)
         shown_reasons = reasons or [_allow_reason(args["release_class"], tests.totals().tests, coverage)]
         record = self._record(args, decision, shown_reasons, digest)
@@ -58,25 +67,43 @@ class ActionModule(RelopsActionBase):
             "recorded": not self.check_mode,
             "release_class": args["release_class"],
             "thresholds": thresholds,
-            "tests": {"total": tests.totals().as_dict(),
-                      "suites": {name: totals.as_dict() for name, totals in sorted(tests.suites.items())},
-                      "failed_cases": tests.failed_cases},
+            "tests": {
+                "total": tests.totals().as_dict(),
+                "suites": {name: totals.as_dict() for name, totals in sorted(tests.suites.items())},
+                "failed_cases": tests.failed_cases,
+            },
             "coverage": _coverage_summary(coverage),
         }
         if decision == "deny" and args["fail_on_deny"]:
             result["failed"] = True
         result["msg"] = "quality gate %s for %s (%s release): %s" % (
-            decision, args["subject"], args["release_class"], "; ".join(shown_reasons))
+            decision,
+            args["subject"],
+            args["release_class"],
+            "; ".join(shown_reasons),
+        )
         return result
 
     def _record(self, args: Dict[str, Any], decision: str, reasons: List[str], digest: str) -> Dict[str, Any]:
         """Store the decision in the ledger; check mode returns the same record without storing it."""
         if self.check_mode:
-            return {"decision": decision, "reasons": reasons, "policy_version": args["policy_version"],
-                    "inputs_digest": digest, "decided_at": now_timestamp()}
+            return {
+                "decision": decision,
+                "reasons": reasons,
+                "policy_version": args["policy_version"],
+                "inputs_digest": digest,
+                "decided_at": now_timestamp(),
+            }
         with self.open_task_ledger(args) as ledger:
-            return ledger.record_decision(self.actor, "quality_gate", args["subject"], decision, reasons,
-                                          policy_version=args["policy_version"], inputs_digest=digest)
+            return ledger.record_decision(
+                self.actor,
+                "quality_gate",
+                args["subject"],
+                decision,
+                reasons,
+                policy_version=args["policy_version"],
+                inputs_digest=digest,
+            )
 
 
 def _allow_reason(release_class: str, tests: int, coverage: Optional[Coverage]) -> str:
@@ -87,5 +114,9 @@ def _allow_reason(release_class: str, tests: int, coverage: Optional[Coverage]) 
 def _coverage_summary(coverage: Optional[Coverage]) -> Optional[Dict[str, Any]]:
     if coverage is None:
         return None
-    return {"line_percent": coverage.percent, "lines_covered": coverage.lines_covered,
-            "lines_valid": coverage.lines_valid, "files": coverage.files}
+    return {
+        "line_percent": coverage.percent,
+        "lines_covered": coverage.lines_covered,
+        "lines_valid": coverage.lines_valid,
+        "files": coverage.files,
+    }

@@ -24,10 +24,12 @@ class ActionModule(RelopsActionBase):
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         if args["concurrency"] < 1:
-            return {"failed": True, "msg": "concurrency %r must be at least 1; use 1 to run checks one by one"
-                    % args["concurrency"]}
+            return {
+                "failed": True,
+                "msg": "concurrency %r must be at least 1; use 1 to run checks one by one" % args["concurrency"],
+            }
         try:
-            checks = normalize_checks(args["checks"], args["base_url"])
+            checks = normalize_checks(args["checks"], args["base_url"], args.get("script_dir"))
         except SmokeCheckError as exc:
             return {"failed": True, "msg": str(exc)}
         if args["run_from"] == "targets":
@@ -43,8 +45,12 @@ class ActionModule(RelopsActionBase):
         return self._report(args, results)
 
     def _run_on_target(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        module_args = {"checks": args["checks"], "concurrency": args["concurrency"], "run_from": "targets",
-                       "base_url": args["base_url"]}
+        module_args = {
+            "checks": args["checks"],
+            "concurrency": args["concurrency"],
+            "run_from": "targets",
+            "base_url": args["base_url"],
+        }
         outcome: Dict[str, Any] = self._execute_module(
             module_name="relops.release.smoke_check", module_args=module_args, task_vars=self.task_vars
         )
@@ -66,7 +72,11 @@ class ActionModule(RelopsActionBase):
         if failed:
             report["failed"] = True
             report["msg"] = "%d of %d smoke checks failed (%s):\n%s" % (
-                len(failed), len(results), ", ".join(failed), "\n".join(table))
+                len(failed),
+                len(results),
+                ", ".join(failed),
+                "\n".join(table),
+            )
         else:
             report["msg"] = "all %d smoke checks passed" % len(results)
         return report

@@ -42,8 +42,12 @@ class ActionModule(RelopsActionBase):
         result = self._decide(args, before)
         if self.diff_mode:
             header = "stabilization %s/%s" % (args["service"], args["environment"])
-            result["diff"] = {"before": _describe(before), "after": _describe(result.get("period")),
-                              "before_header": header, "after_header": header}
+            result["diff"] = {
+                "before": _describe(before),
+                "after": _describe(result.get("period")),
+                "before_header": header,
+                "after_header": header,
+            }
         return result
 
     def _read_active(self, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -73,8 +77,9 @@ class ActionModule(RelopsActionBase):
             return self._predict(args, before)
         with self.open_task_ledger(args) as ledger:
             if state == "started":
-                period = ledger.start_stabilization(self.actor, args["service"], args["environment"],
-                                                    args["version"], args["period"], args["details"])
+                period = ledger.start_stabilization(
+                    self.actor, args["service"], args["environment"], args["version"], args["period"], args["details"]
+                )
                 return {"changed": True, "outcome": "started", "period": period}
             if state == "completed":
                 period = ledger.complete_stabilization(int(_required(before)["id"]))
@@ -84,30 +89,45 @@ class ActionModule(RelopsActionBase):
     def _breach(self, ledger: Ledger, args: Dict[str, Any], before: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         incident = args["incident"]
         period, opened = ledger.breach_stabilization(
-            self.actor, int(before["id"]) if before else None, args["service"], args["environment"],
-            incident["title"], incident["severity"], args["version"] or (before or {}).get("version"),
+            self.actor,
+            int(before["id"]) if before else None,
+            args["service"],
+            args["environment"],
+            incident["title"],
+            incident["severity"],
+            args["version"] or (before or {}).get("version"),
             incident["details"],
         )
         result: Dict[str, Any] = {"changed": True, "outcome": "breached", "period": period, "incident": opened}
         if before is None:
-            result["warnings"] = ["no stabilization period of %s in %s was running; opened the incident alone"
-                                  % (args["service"], args["environment"])]
+            result["warnings"] = [
+                "no stabilization period of %s in %s was running; opened the incident alone"
+                % (args["service"], args["environment"])
+            ]
         return result
 
     def _predict(self, args: Dict[str, Any], before: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         """Check mode: the period as the write would leave it."""
         now = utc_now()
         if args["state"] == "started":
-            period = {"service": args["service"], "environment": args["environment"], "version": args["version"],
-                      "status": "active", "started_at": format_timestamp(now),
-                      "ends_at": format_timestamp(now + datetime.timedelta(seconds=args["period"]))}
+            period = {
+                "service": args["service"],
+                "environment": args["environment"],
+                "version": args["version"],
+                "status": "active",
+                "started_at": format_timestamp(now),
+                "ends_at": format_timestamp(now + datetime.timedelta(seconds=args["period"])),
+            }
             return {"changed": True, "outcome": "started", "period": period}
         status = "completed" if args["state"] == "completed" else "breached"
         ended = dict(before, status=status, ended_at=format_timestamp(now)) if before else None
         result: Dict[str, Any] = {"changed": True, "outcome": status, "period": ended}
         if status == "breached":
-            result["incident"] = {"title": args["incident"]["title"], "severity": args["incident"]["severity"],
-                                  "status": "open"}
+            result["incident"] = {
+                "title": args["incident"]["title"],
+                "severity": args["incident"]["severity"],
+                "status": "open",
+            }
         return result
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import re
 import shlex
 import socket
@@ -29,15 +30,28 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import Request
 
-CHECK_TYPES = ("http", "tcp", "command")
+CHECK_TYPES = ("http", "tcp", "command", "script")
 _COMMON_KEYS = ("name", "type", "retries", "delay", "timeout")
 _KEYS = {
     "http": (
-        "url", "method", "headers", "body", "status", "body_regex", "json", "header_regex",
-        "max_latency_ms", "cert_min_days", "validate_certs", "ca_path",
+        "url",
+        "method",
+        "headers",
+        "body",
+        "status",
+        "body_regex",
+        "json",
+        "header_regex",
+        "max_latency_ms",
+        "cert_min_days",
+        "validate_certs",
+        "ca_path",
+        "expect_status",
     ),
     "tcp": ("host", "port"),
     "command": ("command", "rc", "stdout_regex", "stderr_regex"),
+    # A script shipped in the release package (the manifest's vocabulary), run from script_dir.
+    "script": ("script", "rc", "stdout_regex", "stderr_regex"),
 }
 # The one argument spec of the smoke_check action and module; check fields vary by type, so
 # normalize_checks validates them.
@@ -48,6 +62,7 @@ SMOKE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "junit_path": {"type": "path"},
     "suite_name": {"type": "str", "default": "smoke"},
     "base_url": {"type": "str"},
+    "script_dir": {"type": "path"},
 }
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
 
@@ -66,7 +81,9 @@ MISSING = _Missing()
 # Definitions
 
 
-def normalize_checks(checks: Sequence[Any], base_url: Optional[str] = None) -> List[Dict[str, Any]]:
+def normalize_checks(
+    checks: Sequence[Any], base_url: Optional[str] = None, script_dir: Optional[str] = None
+) -> List[Dict[str, Any]]:
     """Validate check definitions and fill in defaults; raise SmokeCheckError naming each problem.
 
     A URL starting with ``/`` is joined to ``base_url``, so a release manifest can declare its
@@ -74,7 +91,10 @@ def normalize_checks(checks: Sequence[Any], base_url: Optional[str] = None) -> L
     """
     if not isinstance(checks, (list, tuple)) or not checks:
         raise SmokeCheckError("checks must be a non-empty list of check definitions; see docs/validation.md")
-    normalized = [normalize_check(_with_base_url(check, base_url), index) for index, check in enumerate(checks)]
+    normalized = [
+        normalize_check(_with_script_dir(_with_base_url(check, base_url), script_dir), index)
+        for index, check in enumerate(checks)
+    ]
     names = [check["name"] for check in normalized]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -91,6 +111,17 @@ def _with_base_url(check: Any, base_url: Optional[str]) -> Any:
             % (check.get("name"), check["url"])
         )
     return dict(check, url=base_url.rstrip("/") + check["url"])
+
+
+def _with_script_dir(check: Any, script_dir: Optional[str]) -> Any:
+    if not isinstance(check, dict) or check.get("type") != "script" or os.path.isabs(str(check.get("script") or "")):
+        return check
+    if not script_dir:
+        raise SmokeCheckError(
+            "check %r: script %r is relative to the release; set script_dir (the deployed release's directory)"
+            % (check.get("name"), check.get("script"))
+        )
+    return dict(check, script=os.path.join(script_dir, str(check.get("script") or "")))
 
 
 def normalize_check(check: Any, index: int = 0) -> Dict[str, Any]:
@@ -153,7 +184,9 @@ def _normalize_http(check: Dict[str, Any], name: str) -> Dict[str, Any]:
     url = str(check.get("url") or "")
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise SmokeCheckError("check %r: url %r is not an http:// or https:// URL; give the full URL" % (name, url))
-    status = check.get("status", [200])
+    if "status" in check and "expect_status" in check:
+        raise SmokeCheckError("check %r: give status or expect_status (the same thing), not both" % name)
+    status = check.get("status", check.get("expect_status", [200]))
     statuses = status if isinstance(status, list) else [status]
     try:
         statuses = [int(code) for code in statuses]
@@ -219,10 +252,18 @@ def _normalize_command(check: Dict[str, Any], name: str) -> Dict[str, Any]:
     }
 
 
+def _normalize_script(check: Dict[str, Any], name: str) -> Dict[str, Any]:
+    script = str(check.get("script") or "")
+    if not script:
+        raise SmokeCheckError("check %r: script is empty; give the script's path inside the release" % name)
+    return _normalize_command(dict(check, command=[script]), name)
+
+
 _NORMALIZERS: Dict[str, Callable[[Dict[str, Any], str], Dict[str, Any]]] = {
     "http": _normalize_http,
     "tcp": _normalize_tcp,
     "command": _normalize_command,
+    "script": _normalize_script,
 }
 
 
@@ -245,7 +286,7 @@ def parse_json_path(path: str) -> List[Any]:
     tokens: List[Any] = []
     position = 0
     for match in _PATH_TOKEN.finditer(path):
-        gap = path[position:match.start()]
+        gap = path[position : match.start()]
         if gap not in ("", "."):
             break
         key, index = match.groups()
@@ -281,8 +322,9 @@ def run_checks(
 
     ``skip_commands`` (check mode) reports command checks as skipped: a command may change things.
     """
+
     def run(check: Dict[str, Any]) -> Dict[str, Any]:
-        if skip_commands and check["type"] == "command":
+        if skip_commands and check["type"] in ("command", "script"):
             return skipped_result(check)
         return run_check(check)
 
@@ -295,8 +337,15 @@ def run_checks(
 
 def skipped_result(check: Dict[str, Any]) -> Dict[str, Any]:
     return {
-        "name": check["name"], "type": check["type"], "target": describe_target(check), "passed": True,
-        "failures": [], "attempts": 0, "elapsed_ms": 0.0, "observed": {}, "skipped": True,
+        "name": check["name"],
+        "type": check["type"],
+        "target": describe_target(check),
+        "passed": True,
+        "failures": [],
+        "attempts": 0,
+        "elapsed_ms": 0.0,
+        "observed": {},
+        "skipped": True,
     }
 
 
@@ -374,8 +423,14 @@ def _fetch(check: Dict[str, Any]) -> Tuple[int, Dict[str, str], bytes, float, Op
         # Our own TLS context: open_url would build one per request, reading every system CA certificate.
         # No netrc: its credentials are not the checked service's business.
         response = Request().open(
-            check["method"], check["url"], data=data, headers=check["headers"], timeout=check["timeout"],
-            validate_certs=check["validate_certs"], follow_redirects="safe", use_netrc=False,
+            check["method"],
+            check["url"],
+            data=data,
+            headers=check["headers"],
+            timeout=check["timeout"],
+            validate_certs=check["validate_certs"],
+            follow_redirects="safe",
+            use_netrc=False,
             context=tls_context(check["ca_path"], check["validate_certs"]),
         )
         with response:
@@ -474,9 +529,7 @@ def _probe_tcp(check: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
 
 def _probe_command(check: Dict[str, Any]) -> Tuple[List[str], Dict[str, Any]]:
     try:
-        done = subprocess.run(
-            check["command"], capture_output=True, text=True, timeout=check["timeout"], check=False
-        )
+        done = subprocess.run(check["command"], capture_output=True, text=True, timeout=check["timeout"], check=False)
     except subprocess.TimeoutExpired:
         return ["command did not finish within the %gs timeout" % check["timeout"]], {}
     except OSError as exc:
@@ -496,6 +549,7 @@ _PROBES: Dict[str, Callable[[Dict[str, Any]], Tuple[List[str], Dict[str, Any]]]]
     "http": _probe_http,
     "tcp": _probe_tcp,
     "command": _probe_command,
+    "script": _probe_command,
 }
 
 
@@ -530,13 +584,22 @@ def junit_xml(results: Sequence[Dict[str, Any]], suite: str = "smoke") -> str:
     total_seconds = sum(result["elapsed_ms"] for result in results) / 1000
     root = ET.Element("testsuites", tests=str(len(results)), failures=str(failed), errors="0")
     suite_element = ET.SubElement(
-        root, "testsuite", name=suite, tests=str(len(results)), failures=str(failed), errors="0",
-        skipped="0", time="%.3f" % total_seconds,
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(results)),
+        failures=str(failed),
+        errors="0",
+        skipped="0",
+        time="%.3f" % total_seconds,
     )
     for result in results:
         case = ET.SubElement(
-            suite_element, "testcase", classname="%s.%s" % (suite, result.get("host") or result["type"]),
-            name=result["name"], time="%.3f" % (result["elapsed_ms"] / 1000),
+            suite_element,
+            "testcase",
+            classname="%s.%s" % (suite, result.get("host") or result["type"]),
+            name=result["name"],
+            time="%.3f" % (result["elapsed_ms"] / 1000),
         )
         if not result["passed"]:
             failure = ET.SubElement(case, "failure", message="; ".join(result["failures"]), type="SmokeCheckFailure")

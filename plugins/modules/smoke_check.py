@@ -72,6 +72,11 @@ options:
       - Joined to every check URL that starts with C(/), for example V(http://127.0.0.1:8080), so the
         checks a release manifest declares need not know where the release runs.
     type: str
+  script_dir:
+    description:
+      - The directory a V(script) check's relative C(script) path is taken from, usually the
+        deployed release's directory. Scripts run where the checks run (O(run_from)).
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -198,13 +203,14 @@ def run_module() -> None:
     # The check fields vary by type, so normalize_checks validates them, not the argument spec.
     module = AnsibleModule(argument_spec=SMOKE_ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        checks = normalize_checks(module.params["checks"], module.params["base_url"])
+        checks = normalize_checks(module.params["checks"], module.params["base_url"], module.params["script_dir"])
     except SmokeCheckError as exc:
         module.fail_json(msg=str(exc))
     results = run_checks(checks, module.params["concurrency"], skip_commands=module.check_mode)
     failed = [result["name"] for result in results if not result["passed"]]
-    module.exit_json(changed=False, passed=not failed, failed_checks=failed, results=results,
-                     summary=summary_table(results))
+    module.exit_json(
+        changed=False, passed=not failed, failed_checks=failed, results=results, summary=summary_table(results)
+    )
 
 
 def main() -> None:

@@ -104,8 +104,9 @@ def _parse_condition(entry: Any, index: int) -> Condition:
     reduce = str(entry.get("reduce") or "max")
     if reduce not in REDUCERS:
         raise HealthGateError("condition %r: reduce %r is not one of %s" % (name, reduce, ", ".join(REDUCERS)))
-    return Condition(name, str(entry["query"]), below, above, range_seconds, step_seconds, reduce,
-                     _no_data(entry, name))
+    return Condition(
+        name, str(entry["query"]), below, above, range_seconds, step_seconds, reduce, _no_data(entry, name)
+    )
 
 
 def _parse_comparison(entry: Any, index: int) -> Condition:
@@ -117,8 +118,13 @@ def _parse_comparison(entry: Any, index: int) -> Condition:
     max_ratio = _float(entry, name, "max_ratio")
     if max_ratio is None or max_ratio <= 0:
         raise HealthGateError("baseline comparison %r needs max_ratio above 0 (e.g. max_ratio: 1.5)" % name)
-    return Condition(name, str(entry["canary_query"]), below=max_ratio, no_data=_no_data(entry, name),
-                     baseline_query=str(entry["baseline_query"]))
+    return Condition(
+        name,
+        str(entry["canary_query"]),
+        below=max_ratio,
+        no_data=_no_data(entry, name),
+        baseline_query=str(entry["baseline_query"]),
+    )
 
 
 def _entry_name(entry: Any, index: int, what: str) -> str:
@@ -194,7 +200,10 @@ class Prometheus:
             ) from None
         if document.get("status") != "success":
             message = "query %r was refused by Prometheus (%s: %s); fix the PromQL" % (
-                params["query"], document.get("errorType"), document.get("error"))
+                params["query"],
+                document.get("errorType"),
+                document.get("error"),
+            )
             if response.status_code >= 500 or document.get("errorType") in ("timeout", "canceled", "internal"):
                 raise PrometheusUnavailable(message)
             raise HealthGateError(message)
@@ -237,9 +246,13 @@ def measure_condition(prometheus: Prometheus, condition: Condition, default_no_d
         entry.update(value=None, verdict=verdict, detail="no data (%s); no_data makes that %s" % (detail, verdict))
         return entry
     failed = (condition.below is not None and not value < condition.below) or (
-        condition.above is not None and not value > condition.above)
-    entry.update(value=value, verdict="fail" if failed else "pass",
-                 detail="%s %g, wanted %s" % (detail, value, condition.describe()))
+        condition.above is not None and not value > condition.above
+    )
+    entry.update(
+        value=value,
+        verdict="fail" if failed else "pass",
+        detail="%s %g, wanted %s" % (detail, value, condition.describe()),
+    )
     return entry
 
 
@@ -314,8 +327,10 @@ def _combine(verdicts: Sequence[str]) -> str:
 def _reasons(outcome: GateOutcome, failure_limit: int, inconclusive_limit: int, count: int) -> List[str]:
     taken = len(outcome.measurements)
     if outcome.verdict == "pass":
-        return ["%d of %d measurements taken: %d failed (limit %d), %d inconclusive (limit %d)"
-                % (taken, count, outcome.failures, failure_limit, outcome.inconclusives, inconclusive_limit)]
+        return [
+            "%d of %d measurements taken: %d failed (limit %d), %d inconclusive (limit %d)"
+            % (taken, count, outcome.failures, failure_limit, outcome.inconclusives, inconclusive_limit)
+        ]
     kind = "fail" if outcome.verdict == "fail" else "inconclusive"
     limit = failure_limit if kind == "fail" else inconclusive_limit
     tally = outcome.failures if kind == "fail" else outcome.inconclusives

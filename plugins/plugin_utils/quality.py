@@ -29,16 +29,28 @@ POLICY_VERSION = "quality-gate/1"
 # Emergency releases may skip the long suites and the coverage floor, but only with a peer review.
 DEFAULT_THRESHOLDS: Dict[str, Dict[str, Any]] = {
     "strategic": {
-        "min_tests": 1, "max_failures": 0, "max_errors": 0, "min_line_coverage": 80.0,
-        "required_suites": ["unit", "integration", "long"], "require_peer_review": False,
+        "min_tests": 1,
+        "max_failures": 0,
+        "max_errors": 0,
+        "min_line_coverage": 80.0,
+        "required_suites": ["unit", "integration", "long"],
+        "require_peer_review": False,
     },
     "operational": {
-        "min_tests": 1, "max_failures": 0, "max_errors": 0, "min_line_coverage": 70.0,
-        "required_suites": ["unit", "integration"], "require_peer_review": False,
+        "min_tests": 1,
+        "max_failures": 0,
+        "max_errors": 0,
+        "min_line_coverage": 70.0,
+        "required_suites": ["unit", "integration"],
+        "require_peer_review": False,
     },
     "emergency": {
-        "min_tests": 1, "max_failures": 0, "max_errors": 0, "min_line_coverage": None,
-        "required_suites": ["unit"], "require_peer_review": True,
+        "min_tests": 1,
+        "max_failures": 0,
+        "max_errors": 0,
+        "min_line_coverage": None,
+        "required_suites": ["unit"],
+        "require_peer_review": True,
     },
 }
 THRESHOLD_KEYS = tuple(DEFAULT_THRESHOLDS["strategic"])
@@ -53,8 +65,13 @@ class SuiteTotals:
     shards: int = 0
 
     def as_dict(self) -> Dict[str, int]:
-        return {"tests": self.tests, "failures": self.failures, "errors": self.errors,
-                "skipped": self.skipped, "shards": self.shards}
+        return {
+            "tests": self.tests,
+            "failures": self.failures,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "shards": self.shards,
+        }
 
 
 @dataclass
@@ -110,8 +127,9 @@ def expand_paths(patterns: Sequence[str], what: str) -> Tuple[List[str], List[st
     for pattern in patterns:
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not matches:
-            problems.append("%s report %s: no such file; check the path or that the CI job kept its artifacts"
-                            % (what, pattern))
+            problems.append(
+                "%s report %s: no such file; check the path or that the CI job kept its artifacts" % (what, pattern)
+            )
         files.extend(match for match in matches if match not in files)
     return files, problems
 
@@ -243,33 +261,45 @@ def judge(
         reasons.extend(coverage.problems)
     totals = tests.totals()
     if totals.tests < int(thresholds["min_tests"]):
-        reasons.append("%d test(s) ran, fewer than the %d a %s release needs"
-                       % (totals.tests, thresholds["min_tests"], release_class))
+        reasons.append(
+            "%d test(s) ran, fewer than the %d a %s release needs"
+            % (totals.tests, thresholds["min_tests"], release_class)
+        )
     if totals.failures > int(thresholds["max_failures"]):
-        reasons.append("%d test failure(s), more than the %d allowed: %s"
-                       % (totals.failures, thresholds["max_failures"], _first(tests.failed_cases)))
+        reasons.append(
+            "%d test failure(s), more than the %d allowed: %s"
+            % (totals.failures, thresholds["max_failures"], _first(tests.failed_cases))
+        )
     if totals.errors > int(thresholds["max_errors"]):
         reasons.append("%d test error(s), more than the %d allowed" % (totals.errors, thresholds["max_errors"]))
     for suite in thresholds["required_suites"] or []:
         if suite not in tests.suites:
-            reasons.append("suite %r is required for a %s release but no report has it (suites: %s)"
-                           % (suite, release_class, ", ".join(sorted(tests.suites)) or "none"))
+            reasons.append(
+                "suite %r is required for a %s release but no report has it (suites: %s)"
+                % (suite, release_class, ", ".join(sorted(tests.suites)) or "none")
+            )
     floor = thresholds["min_line_coverage"]
     if floor is not None:
         percent = coverage.percent if coverage is not None else None
         if percent is None:
-            reasons.append("line coverage is required (at least %s%%) for a %s release but no coverage was given"
-                           % (floor, release_class))
+            reasons.append(
+                "line coverage is required (at least %s%%) for a %s release but no coverage was given"
+                % (floor, release_class)
+            )
         elif percent < float(floor):
-            reasons.append("line coverage %.2f%% is below the %s%% a %s release needs"
-                           % (percent, floor, release_class))
+            reasons.append(
+                "line coverage %.2f%% is below the %s%% a %s release needs" % (percent, floor, release_class)
+            )
     if thresholds["require_peer_review"]:
         if not peer_reviewed_by:
-            reasons.append("%s release needs a peer review; set peer_reviewed_by to the reviewer"
-                           % ("an " + release_class if release_class[0] in "aeiou" else "a " + release_class))
+            reasons.append(
+                "%s release needs a peer review; set peer_reviewed_by to the reviewer"
+                % ("an " + release_class if release_class[0] in "aeiou" else "a " + release_class)
+            )
         elif peer_reviewed_by == actor_user:
-            reasons.append("peer review by %s does not count: the reviewer must not be the person releasing"
-                           % peer_reviewed_by)
+            reasons.append(
+                "peer review by %s does not count: the reviewer must not be the person releasing" % peer_reviewed_by
+            )
     return reasons
 
 

@@ -50,18 +50,21 @@ GATE_FILE = """
 
 
 def error_ratio(track: str) -> str:
-    return ('sum(rate(demo_requests_total{track="%s",code="500"}[5s])) / sum(rate(demo_requests_total{track="%s"}[5s]))'
-            % (track, track))
+    return (
+        'sum(rate(demo_requests_total{track="%s",code="500"}[5s])) / sum(rate(demo_requests_total{track="%s"}[5s]))'
+        % (track, track)
+    )
 
 
 def p95(track: str) -> str:
-    return ('histogram_quantile(0.95, sum by (le) (rate(demo_request_duration_seconds_bucket{track="%s"}[5s])))'
-            % track)
+    return 'histogram_quantile(0.95, sum by (le) (rate(demo_request_duration_seconds_bucket{track="%s"}[5s])))' % track
 
 
 def mean_latency(track: str) -> str:
-    return ('sum(rate(demo_request_duration_seconds_sum{track="%s"}[5s]))'
-            ' / sum(rate(demo_request_duration_seconds_count{track="%s"}[5s]))' % (track, track))
+    return (
+        'sum(rate(demo_request_duration_seconds_sum{track="%s"}[5s]))'
+        ' / sum(rate(demo_request_duration_seconds_count{track="%s"}[5s]))' % (track, track)
+    )
 
 
 HEALTHY_CONDITIONS = [
@@ -97,8 +100,9 @@ def run_gates(ansible: Ansible, stack: PrometheusStack, gates: list[dict], ledge
 
 def test_healthy_metrics_pass_and_are_recorded(ansible: Ansible, stack: PrometheusStack) -> None:
     ledger = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
-    code, (gate,), output = run_gates(ansible, stack, [
-        {"conditions": HEALTHY_CONDITIONS, "count": 3, "subject": "demo-app 1.0.0 local"}], ledger)
+    code, (gate,), output = run_gates(
+        ansible, stack, [{"conditions": HEALTHY_CONDITIONS, "count": 3, "subject": "demo-app 1.0.0 local"}], ledger
+    )
     assert code == 0, output
     assert gate["verdict"] == "pass" and gate["decision"] == "allow" and gate.get("failed", False) is False
     assert [measurement["verdict"] for measurement in gate["measurements"]] == ["pass", "pass", "pass"]
@@ -114,8 +118,9 @@ def test_healthy_metrics_pass_and_are_recorded(ansible: Ansible, stack: Promethe
 def test_rising_error_ratio_fails_within_failure_limit(ansible: Ansible, stack: PrometheusStack) -> None:
     stack.stable.set_faults(error_ratio=0.2)
     stack.wait_until(error_ratio("stable"), lambda values: bool(values) and values[0] > 0.1)
-    code, (gate,), output = run_gates(ansible, stack, [
-        {"conditions": HEALTHY_CONDITIONS, "count": 10, "failure_limit": 2}])
+    code, (gate,), output = run_gates(
+        ansible, stack, [{"conditions": HEALTHY_CONDITIONS, "count": 10, "failure_limit": 2}]
+    )
     assert code == 0, output
     assert gate["verdict"] == "fail" and gate["decision"] == "deny" and gate["failed"] is True
     # The gate stops at the first measurement over the limit instead of sitting out all ten.
@@ -130,8 +135,9 @@ def test_rising_error_ratio_fails_within_failure_limit(ansible: Ansible, stack: 
 def test_latency_state_fails_the_p95_condition(ansible: Ansible, stack: PrometheusStack) -> None:
     stack.stable.set_faults(latency=0.4)
     stack.wait_until(p95("stable"), lambda values: bool(values) and values[0] > 0.3)
-    code, (gate,), output = run_gates(ansible, stack, [{"conditions": HEALTHY_CONDITIONS, "count": 2,
-                                                        "failure_limit": 1}])
+    code, (gate,), output = run_gates(
+        ansible, stack, [{"conditions": HEALTHY_CONDITIONS, "count": 2, "failure_limit": 1}]
+    )
     assert code == 0, output
     assert gate["verdict"] == "fail"
     latencies = [measurement["conditions"][1] for measurement in gate["measurements"]]
@@ -148,8 +154,16 @@ def test_no_data_verdicts_behave_as_configured(ansible: Ansible, stack: Promethe
         # A condition's own no_data wins over the gate's.
         {"conditions": [dict(missing[0], no_data="pass"), HEALTHY_CONDITIONS[0]], "no_data": "fail"},
         # A range query over a window: the worst sample in it counts.
-        {"conditions": [{"name": "ratio over 10s", "query": error_ratio("stable"), "below": 0.01,
-                         "range": {"duration": 10, "step": 2}}]},
+        {
+            "conditions": [
+                {
+                    "name": "ratio over 10s",
+                    "query": error_ratio("stable"),
+                    "below": 0.01,
+                    "range": {"duration": 10, "step": 2},
+                }
+            ]
+        },
     ]
     code, results, output = run_gates(ansible, stack, gates)
     assert code == 0, output
@@ -166,8 +180,14 @@ def test_no_data_verdicts_behave_as_configured(ansible: Ansible, stack: Promethe
 
 
 def test_baseline_comparison_catches_a_canary_twice_as_slow(ansible: Ansible, stack: PrometheusStack) -> None:
-    comparison = [{"name": "mean latency vs stable", "canary_query": mean_latency("canary"),
-                   "baseline_query": mean_latency("stable"), "max_ratio": 1.5}]
+    comparison = [
+        {
+            "name": "mean latency vs stable",
+            "canary_query": mean_latency("canary"),
+            "baseline_query": mean_latency("stable"),
+            "max_ratio": 1.5,
+        }
+    ]
     stack.stable.set_faults(latency=0.05)
     stack.canary.set_faults(latency=0.05)
     stack.wait_until(mean_latency("canary"), lambda values: bool(values) and values[0] > 0.045)
@@ -188,8 +208,9 @@ def test_baseline_comparison_catches_a_canary_twice_as_slow(ansible: Ansible, st
 
 
 def test_bad_promql_fails_with_prometheus_reason(ansible: Ansible, stack: PrometheusStack) -> None:
-    code, (gate,), output = run_gates(ansible, stack, [
-        {"conditions": [{"name": "typo", "query": "sum(rate(demo_requests_total[5s]", "below": 1}]}])
+    code, (gate,), output = run_gates(
+        ansible, stack, [{"conditions": [{"name": "typo", "query": "sum(rate(demo_requests_total[5s]", "below": 1}]}]
+    )
     assert code == 0, output
     assert gate["failed"] is True and "measurements" not in gate
     assert gate["msg"].startswith("query 'sum(rate(demo_requests_total[5s]' was refused by Prometheus (bad_data")

@@ -51,10 +51,18 @@ def _checks(services: HttpServices) -> list[dict]:
                 {"path": "components[0]", "equals": "cache"},
             ],
         },
-        {"name": "tls healthy", "url": services.https_url + "/healthz", "ca_path": services.ca_path,
-         "cert_min_days": 30},
-        {"name": "tls expiring", "url": services.expiring_url + "/healthz", "ca_path": services.ca_path,
-         "cert_min_days": 30},
+        {
+            "name": "tls healthy",
+            "url": services.https_url + "/healthz",
+            "ca_path": services.ca_path,
+            "cert_min_days": 30,
+        },
+        {
+            "name": "tls expiring",
+            "url": services.expiring_url + "/healthz",
+            "ca_path": services.ca_path,
+            "cert_min_days": 30,
+        },
         {"name": "port open", "port": int(services.http_url.rsplit(":", 1)[1])},
         {"name": "port closed", "port": services.closed_port, "timeout": 2},
         {"name": "command ok", "command": ["sh", "-c", "echo ready"], "stdout_regex": "^ready"},
@@ -80,7 +88,12 @@ def _by_name(result: dict) -> dict[str, dict]:
 def _assert_every_failure_reported(result: dict) -> None:
     assert result["failed"] is True and result["passed"] is False
     assert result["failed_checks"] == [
-        "server error", "too slow", "wrong json", "tls expiring", "port closed", "command fails",
+        "server error",
+        "too slow",
+        "wrong json",
+        "tls expiring",
+        "port closed",
+        "command fails",
     ]
     results = _by_name(result)
     assert results["healthy"]["passed"] and results["healthy"]["observed"]["status"] == 200

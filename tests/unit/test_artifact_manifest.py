@@ -33,7 +33,14 @@ def test_each_missing_mandatory_field_is_named(field: str) -> None:
         ({"source_revision": "HEAD"}, "source_revision: 'HEAD' does not match"),
         ({"created": "yesterday"}, "created: 'yesterday' does not match"),
         ({"rollback_plan": {"strategy": "pray"}}, "rollback_plan.strategy: 'pray' is not one of"),
-        ({"health_checks": [{"name": "tcp", "type": "tcp"}]}, "health_checks[0].port: is required (rule: required)"),
+        (
+            {"health_checks": [{"name": "tcp", "type": "tcp"}]},
+            "health_checks: check 'tcp': port None is not a TCP port",
+        ),
+        (
+            {"health_checks": [{"name": "web", "url": "/", "expect": 200}]},
+            "check 'web' (http): unknown field(s) expect",
+        ),
         ({"config_templates": ["../etc/passwd"]}, "config_templates[0]: '../etc/passwd' does not match"),
         ({"colour": "blue"}, "(top level): Additional properties are not allowed ('colour' was unexpected)"),
         ({"version": "1.4"}, "version: version '1.4' is not SemVer 2.0.0"),

@@ -50,13 +50,22 @@ def test_a_period_past_its_end_no_longer_restricts(ledger: Ledger) -> None:
 def test_a_breach_ends_the_period_and_opens_an_incident(ledger: Ledger) -> None:
     period = ledger.start_stabilization(RUN, "payments", "production", "1.4.2", 600)
     ended, incident = ledger.breach_stabilization(
-        RUN, int(period["id"]), "payments", "production", "error ratio 0.2 over 0.01", "critical", "1.4.2",
+        RUN,
+        int(period["id"]),
+        "payments",
+        "production",
+        "error ratio 0.2 over 0.01",
+        "critical",
+        "1.4.2",
         {"verdict": "fail"},
     )
     assert ended is not None and ended["status"] == "breached"
     assert incident["status"] == "open" and incident["stabilization_id"] == period["id"]
-    assert (incident["severity"], incident["source"], incident["details"]) == ("critical", "stabilization",
-                                                                               {"verdict": "fail"})
+    assert (incident["severity"], incident["source"], incident["details"]) == (
+        "critical",
+        "stabilization",
+        {"verdict": "fail"},
+    )
     assert ledger.active_stabilizations("payments") == []
     assert [row["id"] for row in ledger.list_incidents("payments", status="open")] == [incident["id"]]
 
@@ -71,15 +80,13 @@ def test_a_failed_breach_leaves_nothing_half_written(ledger: Ledger) -> None:
         ledger.breach_stabilization(RUN, None, "payments", "production", "x", "urgent")
 
 
-def test_a_lower_version_from_a_parallel_branch_is_applied_later(
-    ledger_url: str, tmp_path: "os.PathLike[str]"
-) -> None:
+def test_a_lower_version_from_a_parallel_branch_is_applied_later(ledger_url: str, tmp_path: "os.PathLike[str]") -> None:
     url = parse_ledger_url(ledger_url)
     with open_ledger(url) as first:
         first.start_stabilization(RUN, "payments", "production", "1.4.2", 600)
     merged = os.path.join(str(tmp_path), "merged")
     shutil.copytree(SCHEMA_DIRECTORY, merged)
-    known = {script.version for script in load_scripts(url.dialect)}
+    known = {int(str(script.version)) for script in load_scripts(url.dialect)}
     missing = min(set(range(2, max(known))) - known)
     for dialect in ("sqlite", "postgresql"):
         with open(os.path.join(merged, dialect, "V%d__branch.sql" % missing), "w", encoding="utf-8") as handle:

@@ -40,11 +40,13 @@ def test_bad_json_path_is_refused(path: str) -> None:
 
 
 def test_types_are_inferred_and_defaults_filled() -> None:
-    checks = normalize_checks([
-        {"name": "web", "url": "http://127.0.0.1:8080/"},
-        {"port": 5432},
-        {"name": "cmd", "command": "systemctl is-active app"},
-    ])
+    checks = normalize_checks(
+        [
+            {"name": "web", "url": "http://127.0.0.1:8080/"},
+            {"port": 5432},
+            {"name": "cmd", "command": "systemctl is-active app"},
+        ]
+    )
     assert [check["type"] for check in checks] == ["http", "tcp", "command"]
     assert checks[0]["status"] == [200] and checks[0]["method"] == "GET"
     assert checks[1]["name"] == "tcp-2" and checks[1]["host"] == "127.0.0.1"
@@ -75,8 +77,17 @@ def test_duplicate_names_are_refused() -> None:
 
 
 def _result(name: str, failures: list[str]) -> dict:
-    return {"name": name, "type": "http", "target": "GET http://h/" + name, "passed": not failures,
-            "failures": failures, "attempts": 1, "elapsed_ms": 12.0, "observed": {}, "host": "web1"}
+    return {
+        "name": name,
+        "type": "http",
+        "target": "GET http://h/" + name,
+        "passed": not failures,
+        "failures": failures,
+        "attempts": 1,
+        "elapsed_ms": 12.0,
+        "observed": {},
+        "host": "web1",
+    }
 
 
 def test_table_and_junit_list_every_failure() -> None:

@@ -18,6 +18,7 @@ try:
 except ImportError:
     HAS_JSONSCHEMA = False
 
+from ansible_collections.relops.release.plugins.module_utils.smoke import SmokeCheckError, normalize_checks
 from ansible_collections.relops.release.plugins.module_utils.versions import (
     VersionError,
     check_name,
@@ -74,27 +75,15 @@ MANIFEST_SCHEMA: Dict[str, Any] = {
                 "properties": {"name": _NON_EMPTY, "version": _NON_EMPTY, "kind": _NON_EMPTY},
             },
         },
+        # Each check's fields are those of relops.release.smoke_check; module_utils/smoke.py
+        # validates them (in manifest_errors), so the vocabulary is defined in one place.
         "health_checks": {
             "type": "array",
             "minItems": 1,
             "items": {
                 "type": "object",
-                "required": ["name", "type"],
-                "properties": {
-                    "name": _NON_EMPTY,
-                    "type": {"enum": ["http", "tcp", "script"]},
-                    "url": {"type": "string", "pattern": r"^https?://"},
-                    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                    "script": _RELATIVE_PATH,
-                    "expect_status": {"type": "integer", "minimum": 100, "maximum": 599},
-                    "timeout": {"type": "number", "exclusiveMinimum": 0},
-                },
-                "allOf": [
-                    {"if": {"properties": {"type": {"const": "http"}}}, "then": {"required": ["url"]}},
-                    {"if": {"properties": {"type": {"const": "tcp"}}}, "then": {"required": ["port"]}},
-                    {"if": {"properties": {"type": {"const": "script"}}}, "then": {"required": ["script"]}},
-                ],
-                "additionalProperties": False,
+                "required": ["name"],
+                "properties": {"name": _NON_EMPTY, "type": {"enum": ["http", "tcp", "command", "script"]}},
             },
         },
         "config_templates": {"type": "array", "uniqueItems": True, "items": _RELATIVE_PATH},
@@ -132,8 +121,20 @@ def manifest_errors(manifest: Any) -> List[str]:
     messages = [message for error in errors for message in _describe(error)]
     if isinstance(manifest, Mapping):
         messages.extend(_convention_errors(manifest))
+        messages.extend(_health_check_errors(manifest.get("health_checks")))
     # jsonschema reports one "required" error per missing field, each listing them all.
     return list(dict.fromkeys(messages))
+
+
+def _health_check_errors(checks: Any) -> List[str]:
+    """Check each health check as smoke_check will read it (relative URLs and scripts allowed)."""
+    if not isinstance(checks, list) or not checks or not all(isinstance(check, Mapping) for check in checks):
+        return []
+    try:
+        normalize_checks(checks, base_url="http://release.invalid", script_dir="/release")
+    except SmokeCheckError as exc:
+        return ["health_checks: %s" % exc]
+    return []
 
 
 def check_manifest(manifest: Any, source: str = "manifest") -> Dict[str, Any]:

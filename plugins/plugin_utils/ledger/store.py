@@ -604,9 +604,7 @@ class Ledger:
                 (decision, approver, comments, now, sys_id),
             )
             if decided == 0:
-                raise LedgerError(
-                    "change %s has no requested approval; move it to the authorize state first" % sys_id
-                )
+                raise LedgerError("change %s has no requested approval; move it to the authorize state first" % sys_id)
             cursor.execute(
                 "UPDATE itsm_changes SET approval = ?, state = ?, updated_at = ? WHERE sys_id = ?",
                 (decision, state_after, now, sys_id),
@@ -768,8 +766,17 @@ class Ledger:
                 "INSERT INTO incidents (run_id, service, environment, version, title, severity, status, source,"
                 " stabilization_id, opened_at, details) VALUES (?, ?, ?, ?, ?, ?, 'open', 'stabilization', ?, ?, ?)"
                 " RETURNING *",
-                (actor.run_id, service, environment, version, title, severity, period_id, now,
-                 _dump(dict(details or {}))),
+                (
+                    actor.run_id,
+                    service,
+                    environment,
+                    version,
+                    title,
+                    severity,
+                    period_id,
+                    now,
+                    _dump(dict(details or {})),
+                ),
             )
         return (
             _decode_json_columns(period, ("details",)) if period else None,
