@@ -12,6 +12,7 @@ from ansible_collections.relops.release.plugins.module_utils.smoke import (
     junit_xml,
     normalize_checks,
     resolve_json_path,
+    run_checks,
     summary_table,
 )
 
@@ -107,3 +108,28 @@ def test_relative_urls_join_the_base_url() -> None:
     assert check["url"] == "http://10.0.0.5:8080/healthz"
     with pytest.raises(SmokeCheckError, match="url '/healthz' is relative; set base_url"):
         normalize_checks([{"name": "health", "url": "/healthz"}])
+
+
+def test_manifest_script_checks_run_from_the_release_directory(tmp_path) -> None:
+    script = tmp_path / "bin" / "healthcheck.sh"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\necho healthy\n")
+    script.chmod(0o755)
+    checks = normalize_checks(
+        [{"name": "script", "type": "script", "script": "bin/healthcheck.sh", "stdout_regex": "^healthy"}],
+        script_dir=str(tmp_path),
+    )
+    assert checks[0]["command"] == [str(script)]
+    assert run_checks(checks)[0]["passed"] is True
+
+
+def test_a_relative_script_without_script_dir_names_the_fix() -> None:
+    with pytest.raises(SmokeCheckError, match=r"script 'bin/x.sh' is relative to the release; set script_dir"):
+        normalize_checks([{"name": "s", "type": "script", "script": "bin/x.sh"}])
+
+
+def test_expect_status_is_status_by_another_name() -> None:
+    check = normalize_checks([{"name": "web", "url": "http://127.0.0.1:1/", "expect_status": 204}])[0]
+    assert check["status"] == [204]
+    with pytest.raises(SmokeCheckError, match="give status or expect_status"):
+        normalize_checks([{"name": "web", "url": "http://127.0.0.1:1/", "status": 200, "expect_status": 204}])
