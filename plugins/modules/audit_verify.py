@@ -69,20 +69,13 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: The module only reads, so it runs the same in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: all
 seealso:
   - plugin: relops.release.audit
     plugin_type: callback

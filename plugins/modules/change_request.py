@@ -152,22 +152,15 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
   - relops.release.itsm
   - relops.release.ledger
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Reports what would change, including the first state move, without writing.
   diff_mode:
     support: full
-  platform:
-    platforms: all
 notes:
   - Use C(run_once) so a play with many hosts handles the change once.
 seealso:

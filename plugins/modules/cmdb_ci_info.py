@@ -41,22 +41,15 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
   - relops.release.itsm
   - relops.release.ledger
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Only reads.
   diff_mode:
     support: none
-  platform:
-    platforms: all
 seealso:
   - module: relops.release.cmdb_ci
 """

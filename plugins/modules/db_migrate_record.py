@@ -55,22 +55,15 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
   - relops.release.ledger
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Reports whether a record would be added, without writing to the ledger.
   diff_mode:
     support: full
     details: Shows the recorded schema version before and after.
-  platform:
-    platforms: all
 seealso:
   - module: relops.release.db_migrate
 """
