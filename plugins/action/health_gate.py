@@ -8,7 +8,6 @@ import hashlib
 import json
 from typing import Any, Dict, List
 
-from ansible_collections.relops.release.plugins.module_utils.timestamps import now_timestamp
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.health import (
     VERDICTS,
@@ -64,7 +63,7 @@ class ActionModule(RelopsActionBase):
             return {"failed": True, "msg": str(exc)}
         decision = DECISIONS[outcome.verdict]
         digest = _digest(args, outcome.measurements)
-        record = self._record(args, decision, outcome.reasons, digest)
+        record = self.record_decision(args, "health_gate", decision, outcome.reasons, digest)
         result: Dict[str, Any] = {
             "changed": False,
             **record,
@@ -78,27 +77,6 @@ class ActionModule(RelopsActionBase):
         if outcome.verdict in args["fail_on"]:
             result["failed"] = True
         return result
-
-    def _record(self, args: Dict[str, Any], decision: str, reasons: List[str], digest: str) -> Dict[str, Any]:
-        """Store the decision under ``subject`` when given; otherwise (and in check mode) only return it."""
-        if not args["subject"] or self.check_mode:
-            return {
-                "decision": decision,
-                "reasons": reasons,
-                "policy_version": args["policy_version"],
-                "inputs_digest": digest,
-                "decided_at": now_timestamp(),
-            }
-        with self.open_task_ledger(args) as ledger:
-            return ledger.record_decision(
-                self.actor,
-                "health_gate",
-                args["subject"],
-                decision,
-                reasons,
-                policy_version=args["policy_version"],
-                inputs_digest=digest,
-            )
 
 
 def _check_numbers(args: Dict[str, Any]) -> None:

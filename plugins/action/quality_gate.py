@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from ansible_collections.relops.release.plugins.module_utils.timestamps import now_timestamp
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.quality import (
@@ -59,7 +58,7 @@ class ActionModule(RelopsActionBase):
         }
         digest = inputs_digest(tests.files + (coverage.files if coverage else []), settings)
         shown_reasons = reasons or [_allow_reason(args["release_class"], tests.totals().tests, coverage)]
-        record = self._record(args, decision, shown_reasons, digest)
+        record = self.record_decision(args, "quality_gate", decision, shown_reasons, digest)
         result: Dict[str, Any] = {
             "changed": False,
             **record,
@@ -83,27 +82,6 @@ class ActionModule(RelopsActionBase):
             "; ".join(shown_reasons),
         )
         return result
-
-    def _record(self, args: Dict[str, Any], decision: str, reasons: List[str], digest: str) -> Dict[str, Any]:
-        """Store the decision in the ledger; check mode returns the same record without storing it."""
-        if self.check_mode:
-            return {
-                "decision": decision,
-                "reasons": reasons,
-                "policy_version": args["policy_version"],
-                "inputs_digest": digest,
-                "decided_at": now_timestamp(),
-            }
-        with self.open_task_ledger(args) as ledger:
-            return ledger.record_decision(
-                self.actor,
-                "quality_gate",
-                args["subject"],
-                decision,
-                reasons,
-                policy_version=args["policy_version"],
-                inputs_digest=digest,
-            )
 
 
 def _allow_reason(release_class: str, tests: int, coverage: Optional[Coverage]) -> str:

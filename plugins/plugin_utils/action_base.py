@@ -10,13 +10,14 @@ a failed task with the message intact, and opens the ledger the task names.
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     Ledger,
     LedgerError,
+    decision_record,
     open_existing_ledger,
     open_ledger,
     resolve_ledger_url,
@@ -67,6 +68,26 @@ class RelopsActionBase(ActionBase):
         """Open the task's ledger without creating or upgrading it; None when it does not exist yet."""
         url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
         return open_existing_ledger(url, allow_older=allow_older)
+
+    def record_decision(
+        self, args: Dict[str, Any], gate: str, decision: str, reasons: List[str], inputs_digest: str
+    ) -> Dict[str, Any]:
+        """Return a gate's decision record, stored in the ledger under ``args["subject"]``.
+
+        Check mode, or a gate asked without a subject, returns the same record without storing it.
+        """
+        if not args.get("subject") or self.check_mode:
+            return decision_record(decision, reasons, args.get("policy_version"), inputs_digest)
+        with self.open_task_ledger(args) as ledger:
+            return ledger.record_decision(
+                self.actor,
+                gate,
+                args["subject"],
+                decision,
+                reasons,
+                policy_version=args.get("policy_version"),
+                inputs_digest=inputs_digest,
+            )
 
     def touch_run(self, ledger: Ledger) -> None:
         playbooks = playbook_paths()

@@ -318,13 +318,7 @@ class Ledger:
                 " decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (actor.run_id, gate, subject, decision, _dump(list(reasons)), policy_version, inputs_digest, now),
             )
-        return {
-            "decision": decision,
-            "reasons": list(reasons),
-            "policy_version": policy_version,
-            "inputs_digest": inputs_digest,
-            "decided_at": now,
-        }
+        return decision_record(decision, reasons, policy_version, inputs_digest, now)
 
     def list_decisions(self, subject: Optional[str] = None, limit: int = 10) -> List[Row]:
         clauses, params = _filters(subject=subject)
@@ -822,6 +816,24 @@ class Ledger:
             deployments=self.list_deployments(service, environment, limit),
             locks=[lock.as_dict() for lock in self.active_locks()],
         )
+
+
+def decision_record(
+    decision: str,
+    reasons: Sequence[str],
+    policy_version: Optional[str],
+    inputs_digest: Optional[str],
+    decided_at: Optional[str] = None,
+) -> Dict[str, Any]:
+    """A gate's answer as DESIGN.md section 5 shapes it (the ledger stores the same fields)."""
+    _require_choice("decision", decision, DECISIONS)
+    return {
+        "decision": decision,
+        "reasons": list(reasons),
+        "policy_version": policy_version,
+        "inputs_digest": inputs_digest,
+        "decided_at": decided_at or now_timestamp(),
+    }
 
 
 def ensure_holder(current: Optional[LockState], name: str, actor: Actor) -> LockState:
