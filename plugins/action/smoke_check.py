@@ -50,6 +50,7 @@ class ActionModule(RelopsActionBase):
             "concurrency": args["concurrency"],
             "run_from": "targets",
             "base_url": args["base_url"],
+            "script_dir": args.get("script_dir"),
         }
         outcome: Dict[str, Any] = self._execute_module(
             module_name="relops.release.smoke_check", module_args=module_args, task_vars=self.task_vars
@@ -66,6 +67,15 @@ class ActionModule(RelopsActionBase):
             "results": results,
             "summary": table,
         }
+        self.audit(
+            "smoke_checks",
+            suite=args["suite_name"],
+            passed=not failed,
+            checks=[
+                {key: result.get(key) for key in ("name", "type", "target", "passed", "failures", "attempts")}
+                for result in results
+            ],
+        )
         if args["junit_path"]:
             write_atomically(args["junit_path"], junit_xml(results, args["suite_name"]))
             report["junit_path"] = args["junit_path"]

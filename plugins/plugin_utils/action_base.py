@@ -38,10 +38,14 @@ class RelopsActionBase(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=self.argument_spec)
         self.task_vars = task_vars
         self.actor = current_actor(task_vars)
+        self.audit_records: List[Dict[str, Any]] = []
         try:
             result.update(self.execute(args))
         except LedgerError as exc:
             result.update(failed=True, msg=str(exc))
+        if self.audit_records:
+            # The relops.release.audit callback writes these as module_event lines (docs/audit.md).
+            result["relops_audit"] = self.audit_records
         return result
 
     @abc.abstractmethod
@@ -69,6 +73,10 @@ class RelopsActionBase(ActionBase):
         url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
         return open_existing_ledger(url, allow_older=allow_older)
 
+    def audit(self, kind: str, **data: Any) -> None:
+        """Queue a structured record of what this task decided or found, for the audit trail."""
+        self.audit_records.append({"kind": kind, **data})
+
     def record_decision(
         self, args: Dict[str, Any], gate: str, decision: str, reasons: List[str], inputs_digest: str
     ) -> Dict[str, Any]:
@@ -77,17 +85,20 @@ class RelopsActionBase(ActionBase):
         Check mode, or a gate asked without a subject, returns the same record without storing it.
         """
         if not args.get("subject") or self.check_mode:
-            return decision_record(decision, reasons, args.get("policy_version"), inputs_digest)
-        with self.open_task_ledger(args) as ledger:
-            return ledger.record_decision(
-                self.actor,
-                gate,
-                args["subject"],
-                decision,
-                reasons,
-                policy_version=args.get("policy_version"),
-                inputs_digest=inputs_digest,
-            )
+            record = decision_record(decision, reasons, args.get("policy_version"), inputs_digest)
+        else:
+            with self.open_task_ledger(args) as ledger:
+                record = ledger.record_decision(
+                    self.actor,
+                    gate,
+                    args["subject"],
+                    decision,
+                    reasons,
+                    policy_version=args.get("policy_version"),
+                    inputs_digest=inputs_digest,
+                )
+        self.audit("decision", gate=gate, subject=args.get("subject"), **record)
+        return record
 
     def touch_run(self, ledger: Ledger) -> None:
         playbooks = playbook_paths()
