@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+from hypothesis import settings
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_ROOT = os.path.join(REPO, "build", "src")
 _LINK = os.path.join(SOURCE_ROOT, "ansible_collections", "relops", "release")
@@ -17,6 +19,11 @@ if SOURCE_ROOT not in sys.path:
     sys.path.insert(0, SOURCE_ROOT)
 if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# Hypothesis's per-example deadline measures wall time, which a shared 2-core
+# machine cannot promise; tests assert behaviour, never speed.
+settings.register_profile("relops", deadline=None)
+settings.load_profile("relops")
 
 pytest_plugins = [
     "fixtures.postgres",

@@ -215,13 +215,7 @@ class Ledger:
     def list_deployments(
         self, service: Optional[str] = None, environment: Optional[str] = None, limit: int = 10
     ) -> List[Row]:
-        clauses, params = _filters(service=service, environment=environment)
-        with self.backend.transaction(write=False) as cursor:
-            rows = cursor.all(
-                "SELECT * FROM deployments" + clauses + " ORDER BY started_at DESC, id DESC LIMIT ?",
-                (*params, limit),
-            )
-        return [_decode_json_columns(row, ("details",)) for row in rows]
+        return self._newest("deployments", "started_at", ("details",), limit, service=service, environment=environment)
 
     # Schema migrations
 
@@ -288,13 +282,9 @@ class Ledger:
     def list_schema_migrations(
         self, service: Optional[str] = None, environment: Optional[str] = None, limit: int = 10
     ) -> List[Row]:
-        clauses, params = _filters(service=service, environment=environment)
-        with self.backend.transaction(write=False) as cursor:
-            rows = cursor.all(
-                "SELECT * FROM schema_migrations" + clauses + " ORDER BY recorded_at DESC, id DESC LIMIT ?",
-                (*params, limit),
-            )
-        return [_decode_json_columns(row, ("applied",)) for row in rows]
+        return self._newest(
+            "schema_migrations", "recorded_at", ("applied",), limit, service=service, environment=environment
+        )
 
     # Decisions
 
@@ -321,13 +311,7 @@ class Ledger:
         return decision_record(decision, reasons, policy_version, inputs_digest, now)
 
     def list_decisions(self, subject: Optional[str] = None, limit: int = 10) -> List[Row]:
-        clauses, params = _filters(subject=subject)
-        with self.backend.transaction(write=False) as cursor:
-            rows = cursor.all(
-                "SELECT * FROM decisions" + clauses + " ORDER BY decided_at DESC, id DESC LIMIT ?",
-                (*params, limit),
-            )
-        return [_decode_json_columns(row, ("reasons",)) for row in rows]
+        return self._newest("decisions", "decided_at", ("reasons",), limit, subject=subject)
 
     # Artifact promotions (schema V3)
 
@@ -369,13 +353,7 @@ class Ledger:
     def list_promotions(
         self, service: Optional[str] = None, sha256: Optional[str] = None, limit: int = 10
     ) -> List[Row]:
-        clauses, params = _filters(service=service, sha256=sha256)
-        with self.backend.transaction(write=False) as cursor:
-            rows = cursor.all(
-                "SELECT * FROM artifact_promotions" + clauses + " ORDER BY promoted_at DESC, id DESC LIMIT ?",
-                (*params, limit),
-            )
-        return [_decode_json_columns(row, ("signers",)) for row in rows]
+        return self._newest("artifact_promotions", "promoted_at", ("signers",), limit, service=service, sha256=sha256)
 
     # Locks
 
@@ -718,13 +696,9 @@ class Ledger:
     def list_stabilizations(
         self, service: Optional[str] = None, environment: Optional[str] = None, limit: int = 10
     ) -> List[Row]:
-        clauses, params = _filters(service=service, environment=environment)
-        with self.backend.transaction(write=False) as cursor:
-            rows = cursor.all(
-                "SELECT * FROM stabilization_periods" + clauses + " ORDER BY started_at DESC, id DESC LIMIT ?",
-                (*params, limit),
-            )
-        return [_decode_json_columns(row, ("details",)) for row in rows]
+        return self._newest(
+            "stabilization_periods", "started_at", ("details",), limit, service=service, environment=environment
+        )
 
     def complete_stabilization(self, period_id: int) -> Row:
         """Record that a period ended without a breach, which lifts the change gate's restriction."""
@@ -795,12 +769,21 @@ class Ledger:
         status: Optional[str] = None,
         limit: int = 10,
     ) -> List[Row]:
-        clauses, params = _filters(service=service, environment=environment, status=status)
+        return self._newest(
+            "incidents", "opened_at", ("details",), limit, service=service, environment=environment, status=status
+        )
+
+    def _newest(
+        self, table: str, time_column: str, json_columns: Sequence[str], limit: int, **filters: Optional[str]
+    ) -> List[Row]:
+        """Rows of a ledger table matching equality filters, newest first, JSON columns decoded."""
+        clauses, params = _filters(**filters)
         with self.backend.transaction(write=False) as cursor:
             rows = cursor.all(
-                "SELECT * FROM incidents" + clauses + " ORDER BY opened_at DESC, id DESC LIMIT ?", (*params, limit)
+                "SELECT * FROM %s%s ORDER BY %s DESC, id DESC LIMIT ?" % (table, clauses, time_column),
+                (*params, limit),
             )
-        return [_decode_json_columns(row, ("details",)) for row in rows]
+        return [_decode_json_columns(row, json_columns) for row in rows]
 
     # Overview
 
