@@ -64,21 +64,14 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Reports whether the envelope would be written, without writing it.
   diff_mode:
     support: full
     details: Shows the key ids that signed before and after.
-  platform:
-    platforms: posix
 seealso:
   - module: relops.release.package
   - module: relops.release.artifact_verify

@@ -61,21 +61,14 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Builds in a temporary file and reports the name and digest the package would have, without writing O(dest).
   diff_mode:
     support: full
     details: Shows the package digest before and after.
-  platform:
-    platforms: posix
 seealso:
   - module: relops.release.artifact_sign
   - module: relops.release.artifact_verify

@@ -80,22 +80,15 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
   - relops.release.ledger
 attributes:
-  action:
-    support: full
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Fetches and verifies, then reports whether the copy would happen, without writing or recording.
   diff_mode:
     support: full
     details: Shows the artifact's digest in the target repository before and after.
-  platform:
-    platforms: posix
 seealso:
   - module: relops.release.artifact_verify
 """
