@@ -5,10 +5,10 @@ and the audit trail must say which AWX user and job did the release."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 
 import ansible_runner
-
 from fixtures.audit import AuditKeys, audit_environment, read_events
 from fixtures.playbooks import REPO
 
@@ -36,9 +36,7 @@ def run_like_awx(ansible, tmp_path, extravars: dict, env: dict) -> ansible_runne
     private = tmp_path / "runner"
     (private / "project").mkdir(parents=True)
     (private / "inventory").mkdir()
-    (private / "inventory" / "hosts.yml").write_text(
-        open(os.path.join(REPO, "inventories", "local", "hosts.yml"), encoding="utf-8").read(), encoding="utf-8"
-    )
+    shutil.copy(os.path.join(REPO, "inventories", "local", "hosts.yml"), private / "inventory" / "hosts.yml")
     environment = ansible.environment(env)
     environment.pop("ANSIBLE_INVENTORY", None)
     return ansible_runner.run(
@@ -55,7 +53,12 @@ def run_like_awx(ansible, tmp_path, extravars: dict, env: dict) -> ansible_runne
 def test_release_under_ansible_runner_records_the_awx_user_and_job(ansible, tmp_path, audit_keys: AuditKeys) -> None:
     trail = str(tmp_path / "audit.jsonl")
     ledger = str(tmp_path / "ledger.db")
-    extravars = dict(AWX_EXTRA_VARS, release_service="demo-app", release_environment="staging", relops_ledger_url="sqlite:///" + ledger)
+    extravars = dict(
+        AWX_EXTRA_VARS,
+        release_service="demo-app",
+        release_environment="staging",
+        relops_ledger_url="sqlite:///" + ledger,
+    )
 
     runner = run_like_awx(ansible, tmp_path, extravars, audit_environment(trail, audit_keys))
 
@@ -84,8 +87,14 @@ def test_release_under_ansible_runner_records_the_awx_user_and_job(ansible, tmp_
 def test_two_awx_jobs_are_two_runs_in_the_ledger(ansible, tmp_path) -> None:
     ledger = str(tmp_path / "ledger.db")
     for job in (100, 101):
-        extravars = dict(AWX_EXTRA_VARS, awx_job_id=job, tower_job_id=job, relops_ledger_url="sqlite:///" + ledger,
-                         release_service="demo-app", release_environment="staging")
+        extravars = dict(
+            AWX_EXTRA_VARS,
+            awx_job_id=job,
+            tower_job_id=job,
+            relops_ledger_url="sqlite:///" + ledger,
+            release_service="demo-app",
+            release_environment="staging",
+        )
         runner = run_like_awx(ansible, tmp_path / str(job), extravars, {})
         assert runner.status == "successful", runner.stdout.read()
 
