@@ -65,7 +65,10 @@ class IcsCalendar:
                 self.overrides.add((uid, to_utc(event.decoded("RECURRENCE-ID"), floating)))
             else:
                 self.masters.setdefault(uid, event)
-        self.expander = recurring_ical_events.of(self.calendar)
+        try:
+            self.expander = recurring_ical_events.of(self.calendar)
+        except Exception as exc:  # the library rejects what it cannot expand
+            raise CalendarError("%s: the calendar cannot be expanded (%s)" % (where, _short(exc))) from None
 
     def spans(self, lo: datetime.datetime, hi: datetime.datetime) -> List[Span]:
         try:
@@ -175,10 +178,22 @@ def _check_event(event: Any, where: str) -> None:
 
 
 def _decoded(event: Any, key: str, label: str) -> Any:
+    expected = (datetime.timedelta,) if key == "DURATION" else (datetime.date,)
     try:
-        return event.decoded(key)
+        value = event.decoded(key)
     except Exception as exc:
         raise CalendarError("%s: %s cannot be read (%s); fix its value" % (label, key, _short(exc))) from None
+    if not isinstance(value, expected):
+        raise CalendarError(
+            "%s: %s cannot be read (%r is not a %s); fix its value"
+            % (
+                label,
+                key,
+                str(event.get(key).to_ical(), "utf-8", "replace"),
+                "duration" if key == "DURATION" else "date or date-time",
+            )
+        )
+    return value
 
 
 def _check_zone(event: Any, key: str, value: Any, label: str) -> None:
