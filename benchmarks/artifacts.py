@@ -6,6 +6,7 @@
 - reproducibility: two builds of the demo app and of a synthetic tree, compared byte for byte.
 - delta: a minor release of the demo app and of a synthetic tree, delta size against the full artifact and
   against `zstd --patch-from -19 --long` on the same pair (the same tar streams, and the compressed files).
+  The collection's delta uses the zstd command line (`delta_method: patch-from`) when the controller has it.
 
 Default sizes finish in about a minute. The issue's headline figures (the 200 MiB tree builds several
 zstd -19 packages, so that part takes tens of minutes on a busy 2-core machine):
@@ -246,6 +247,7 @@ def measure_delta(workdir: str, name: str, old_tree: str, new_tree: str, templat
     return {
         "full_bytes": info.target_size,
         "delta_bytes": info.size,
+        "delta_method": info.method,
         "delta_vs_full": round(info.size / info.target_size, 4),
         "zstd_patch_from_tar_bytes": on_tars,
         "delta_vs_zstd_patch_from_tar": round(info.size / on_tars, 3),
