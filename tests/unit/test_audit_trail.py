@@ -279,3 +279,33 @@ def test_problems_are_capped_and_the_first_is_the_earliest(tmp_path: Path) -> No
     assert len(report.problems) == 5
     assert report.first_problem is not None and report.first_problem.line == 1
     assert report.first_problem.reason in ("reordered", "edited")
+
+
+@given(key=st.binary(min_size=1, max_size=200), body=st.binary(max_size=300))
+def test_verifier_mac_is_rfc_2104_hmac(key: bytes, body: bytes) -> None:
+    from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import MacChecker, line_mac
+
+    assert MacChecker(key).mac(body) == line_mac(key, body)
+
+
+def test_verifier_streams_lines_across_small_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.relops.release.plugins.plugin_utils.audit import verify as verify_module
+
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=3, events=7, rotate_bytes=3000)
+    files = trail_files(path)
+    whole = verify_trail(files, HMAC_KEY, PUBLIC_KEYS)
+    # Blocks far smaller than a line: every line is split across reads, and must come out whole.
+    monkeypatch.setattr(verify_module, "BLOCK", 37)
+    streamed = verify_trail(files, HMAC_KEY, PUBLIC_KEYS)
+    assert streamed.ok and whole.ok
+    assert streamed.as_dict() == whole.as_dict()
+    lines = read_lines(files[1])
+    write_lines(files[1], lines[:2] + lines[3:])
+    report = verify_trail(files, HMAC_KEY, PUBLIC_KEYS)
+    assert report.first_problem is not None
+    assert (report.first_problem.reason, report.first_problem.file, report.first_problem.line) == (
+        "removed",
+        files[1],
+        3,
+    )
