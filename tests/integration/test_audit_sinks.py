@@ -183,3 +183,72 @@ def test_webhook_down_for_a_whole_run_gets_it_on_the_next(
     assert http_receiver.requests[0]["headers"]["Authorization"] == "Bearer hook"
     delivered = [event for request in http_receiver.requests for event in json.loads(request["body"])]
     assert delivered == read_events(trail)
+
+
+VERIFY_AGAINST_SINK = """
+- name: Verify against the sink
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Verify the trail against the last checkpoint the syslog receiver got
+      relops.release.audit_verify:
+        path: "{{ trail }}"
+        hmac_key_file: "{{ hmac_key_file }}"
+        public_keys: ["{{ public_key }}"]
+        anchor_from: ["{{ received }}"]
+        fail_on_problem: false
+      register: audit
+    - name: Keep the report for the test
+      ansible.builtin.copy:
+        content: "{{ audit | to_nice_json }}"
+        dest: "{{ report_file }}"
+        mode: "0600"
+"""
+
+
+def test_checkpoints_forwarded_to_syslog_anchor_the_trail_against_tail_removal(
+    ansible: Ansible, audit_keys: AuditKeys, rsyslog: Rsyslog
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    env = audit_environment(trail, audit_keys, syslog_url=rsyslog.url)
+    for _run in range(2):
+        run = ansible.playbook(playbook, env=env)
+        assert run.returncode == 0, run.output
+    events = read_events(trail)
+    deadline = time.monotonic() + 30
+    while len(rsyslog.received()) < len(events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rsyslog.received()[-1]["event"] == "checkpoint"
+    verify = ansible.write_playbook(VERIFY_AGAINST_SINK, "verify.yml")
+    report_file = os.path.join(ansible.workdir, "report.json")
+    extra = {
+        "trail": trail,
+        "hmac_key_file": audit_keys.hmac_key_file,
+        "public_key": audit_keys.public_key,
+        "received": rsyslog.output,
+        "report_file": report_file,
+    }
+
+    def verified() -> dict:
+        # Without the callback, so the verification adds nothing to the trail it checks.
+        run = ansible.playbook(verify, "-e", json.dumps(extra))
+        assert run.returncode == 0, run.output
+        with open(report_file, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    report = verified()
+    assert report["ok"], report
+    assert report["anchor"]["seq"] == events[-1]["seq"] and report["anchor"]["found"]
+
+    # Remove the whole second run: what is left still ends with a valid signed checkpoint.
+    second_run = events[-1]["run_id"]
+    with open(trail, encoding="utf-8") as handle:
+        kept = [line for line in handle if json.loads(line)["run_id"] != second_run]
+    with open(trail, "w", encoding="utf-8") as handle:
+        handle.writelines(kept)
+    assert verify_trail([trail], audit_keys.hmac_key, load_public_keys([audit_keys.public_key])).ok
+    report = verified()
+    assert not report["ok"]
+    assert report["first_problem"]["reason"] == "truncated"
+    assert "the anchor names seq %d" % events[-1]["seq"] in report["first_problem"]["detail"]

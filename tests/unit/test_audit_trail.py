@@ -309,3 +309,47 @@ def test_verifier_streams_lines_across_small_blocks(tmp_path: Path, monkeypatch:
         files[1],
         3,
     )
+
+
+def _forwarded_forms(lines: list[bytes]) -> list[str]:
+    """The trail's lines as the sinks send them: syslog messages, HEC envelopes, webhook bodies."""
+    events = [json.loads(line) for line in lines]
+    syslog = ["<134>1 %s ctl relops-audit 42 %s - %s" % (e["ts"] if "ts" in e else "-", e["event"], line.decode()) for e, line in zip(events, lines)]
+    hec = [json.dumps({"time": 1.0, "source": "relops.release.audit", "event": event}) for event in events]
+    return syslog[: len(lines) // 2] + hec[len(lines) // 2 :] + [json.dumps(events[:3])]
+
+
+def test_anchor_from_a_sink_catches_removal_of_whole_sealed_runs(tmp_path: Path) -> None:
+    from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import anchor_from_sink
+
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=3, events=4)
+    received = tmp_path / "received.log"
+    received.write_text("\n".join(_forwarded_forms(read_lines(path))) + "\n", encoding="utf-8")
+    anchor = anchor_from_sink([str(received)], PUBLIC_KEYS)
+    assert anchor["seq"] == 15 and anchor["head"] == line_hash(read_lines(path)[-1])
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS, anchor=anchor)
+    assert report.ok and report.anchor is not None and report.anchor["found"]
+    # Cut the last sealed run: the trail still ends with a valid checkpoint, so only the anchor catches it.
+    write_lines(path, read_lines(path)[:10])
+    assert verify_trail([path], HMAC_KEY, PUBLIC_KEYS).ok
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS, anchor=anchor)
+    assert report.first_problem is not None and report.first_problem.reason == "truncated"
+    assert "the anchor names seq 15" in report.first_problem.detail
+
+
+def test_anchor_from_a_sink_refuses_a_forged_or_missing_checkpoint(tmp_path: Path) -> None:
+    from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import AnchorError, anchor_from_sink
+
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=1, events=2)
+    last = json.loads(read_lines(path)[-1])
+    last["checkpoint"]["first_seq"] = 2
+    forged = tmp_path / "forged.log"
+    forged.write_text(json.dumps(last) + "\n", encoding="utf-8")
+    with pytest.raises(AnchorError, match="does not verify"):
+        anchor_from_sink([str(forged)], PUBLIC_KEYS)
+    empty = tmp_path / "empty.log"
+    empty.write_text("not json\n" + read_lines(path)[0].decode() + "\n", encoding="utf-8")
+    with pytest.raises(AnchorError, match="no audit checkpoint found in"):
+        anchor_from_sink([str(empty)], PUBLIC_KEYS)

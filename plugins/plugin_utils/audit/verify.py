@@ -348,6 +348,8 @@ class _Verifier:
             return
         seq, head = self.anchor.get("seq"), self.anchor.get("head")
         self.report.anchor = {"seq": seq, "head": head, "found": self.anchor_found is not None}
+        if "source" in self.anchor:
+            self.report.anchor["source"] = self.anchor["source"]
         if self.anchor_found is not None:
             place, digest = self.anchor_found
             if digest != head:
@@ -423,6 +425,66 @@ def _settle(summary: RunSummary, events: int, last_event: Optional[Mapping[str, 
 def _without_mac(line: bytes, event: Mapping[str, Any]) -> bytes:
     mac = event.get("mac")
     return without_field(line, "mac", mac) if isinstance(mac, str) else line
+
+
+def _forwarded_events(text: str) -> Iterator[Any]:
+    """The events in one line of a sink's export: a syslog message, a HEC envelope, a webhook body, a trail line."""
+    start = min((at for at in (text.find("{"), text.find("[")) if at >= 0), default=-1)
+    if start < 0:
+        return
+    try:
+        value = parse_line(text[start:].encode("utf-8"))
+    except ValueError:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        # A Splunk HEC envelope holds the event under "event"; the others are the event itself.
+        if isinstance(item, dict) and isinstance(item.get("event"), dict):
+            item = item["event"]
+        if isinstance(item, dict):
+            yield item
+
+
+def anchor_from_sink(
+    paths: List[str], public_keys: Optional[Mapping[str, Ed25519PublicKey]] = None
+) -> Dict[str, Any]:
+    """The last checkpoint a remote sink received, as an anchor: its seq and the hash of its line.
+
+    ``paths`` are what the sink kept, in any mix of the forms the callback sends:
+    a syslog receiver's log (one message per line; the JSON after the header is
+    the trail line), Splunk HEC envelopes, webhook bodies (JSON arrays), or
+    trail lines. The checkpoint's line is rebuilt canonically (the trail's own
+    bytes) and, with ``public_keys``, its signature must verify. Checking the
+    trail against it proves that the trail still holds that checkpoint,
+    unchanged, and everything before it, so removing whole sealed runs from the
+    end of the trail is caught.
+    """
+    best: Optional[Dict[str, Any]] = None
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for text in handle:
+                    for event in _forwarded_events(text):
+                        seq = event.get("seq")
+                        if event.get("event") != "checkpoint" or type(seq) is not int:
+                            continue
+                        if best is None or seq > best["seq"]:
+                            best = event
+        except OSError as exc:
+            raise AnchorError("anchor file %s cannot be read (%s)" % (path, exc.strerror)) from None
+    if best is None:
+        raise AnchorError(
+            "no audit checkpoint found in %s; give the file(s) the syslog or HTTP sink wrote (the receiver's log "
+            "or export), which hold the checkpoint lines the callback forwards" % ", ".join(paths)
+        )
+    line = canonical_line(best)
+    if public_keys:
+        why = check_signature(public_keys, _without_mac(line, best), best)
+        if why is not None:
+            raise AnchorError(
+                "the last checkpoint in %s (seq %d) does not verify: %s; an anchor must come from the trail's "
+                "signer" % (", ".join(paths), best["seq"], why)
+            )
+    return {"seq": best["seq"], "head": line_hash(line), "source": list(paths), "sealed_through": best["seq"] - 1}
 
 
 def verify_trail(
