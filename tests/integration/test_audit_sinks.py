@@ -252,3 +252,44 @@ def test_checkpoints_forwarded_to_syslog_anchor_the_trail_against_tail_removal(
     assert not report["ok"]
     assert report["first_problem"]["reason"] == "truncated"
     assert "the anchor names seq %d" % events[-1]["seq"] in report["first_problem"]["detail"]
+
+
+def test_a_full_spool_is_capped_and_its_gap_recorded_and_forwarded(
+    ansible: Ansible, audit_keys: AuditKeys, http_receiver: Receiver
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(PAUSING.replace("{{ signal_dir }}", "{{ playbook_dir }}"), "long.yml")
+    for name in ("stopped", "started"):
+        _touch(os.path.join(os.path.dirname(playbook), name))
+    env = audit_environment(
+        trail,
+        audit_keys,
+        http_url=http_receiver.url,
+        http_format="webhook",
+        sink_retry_interval="0",
+        spool_max_size="4000",
+    )
+    http_receiver.status = 500
+    first = ansible.playbook(playbook, env=env)
+    assert first.returncode == 0, first.output
+    full = [event for event in read_events(trail) if event["event"] == "sink_spool_full"]
+    assert len(full) == 1 and full[0]["limit"] == 4000
+    spool_files = [
+        os.path.join(root, name) for root, _dirs, names in os.walk(trail + ".spool") for name in names
+    ]
+    assert all(os.path.getsize(name) <= 4000 for name in spool_files if name.endswith("queue.jsonl"))
+
+    http_receiver.status = 200
+    second = ansible.playbook(playbook, env=env)
+    assert second.returncode == 0, second.output
+    events = read_events(trail)
+    assert verify_trail([trail], audit_keys.hmac_key, load_public_keys([audit_keys.public_key])).ok
+    dropped = [event for event in events if event["event"] == "sink_spool_dropped"]
+    assert len(dropped) == 1
+    gap = set(range(dropped[0]["first_seq"], dropped[0]["last_seq"] + 1))
+    assert dropped[0]["lines"] == len(gap) > 0
+    delivered = [event["seq"] for request in http_receiver.requests for event in json.loads(request["body"])]
+    assert dropped[0]["seq"] in delivered and gap.isdisjoint(delivered)
+    # Every line the trail holds reached the receiver, except exactly the recorded gap (and the last run's tail
+    # still spooled for the next run, if any).
+    assert set(delivered) | gap >= {event["seq"] for event in events if event["seq"] <= dropped[0]["seq"]}

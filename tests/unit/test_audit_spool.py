@@ -78,6 +78,8 @@ def test_a_full_spool_leaves_new_lines_out_and_records_the_range(tmp_path: Path)
     assert started[:5] == [None] * 5
     assert started[5] is not None and started[5]["first_seq"] == 6 and started[5]["limit"] == spool.max_bytes
     assert started[6:] == [None] * 3
+    # A short line that would fit is left out too: the gap stays one range until the queue drains.
+    assert spool.append(b'{"seq":10}') is None and spool.pending_lines() == 5
     assert spool.pending_lines() == 5
     assert spool.take_dropped() is None  # not before the queue has drained
     sink.down = False
@@ -85,10 +87,10 @@ def test_a_full_spool_leaves_new_lines_out_and_records_the_range(tmp_path: Path)
     assert sink.received == [line % seq for seq in range(1, 6)]
     dropped = spool.take_dropped()
     assert dropped is not None
-    assert (dropped["first_seq"], dropped["last_seq"], dropped["lines"]) == (6, 9, 4)
-    assert dropped["bytes"] == 4 * (len(line % 6) + 1)
+    assert (dropped["first_seq"], dropped["last_seq"], dropped["lines"]) == (6, 10, 5)
+    assert dropped["bytes"] == 4 * (len(line % 6) + 1) + len(b'{"seq":10}') + 1
     assert spool.take_dropped() is None
-    assert spool.append(line % 10) is None and spool.pending_lines() == 1
+    assert spool.append(line % 11) is None and spool.pending_lines() == 1
 
 
 def test_a_negative_cap_is_refused(tmp_path: Path) -> None:

@@ -195,7 +195,8 @@ class Spool:
     """A sink's on-disk queue: ``queue.jsonl`` plus the offset of the first undelivered byte.
 
     The queue is capped at ``max_bytes`` (0: no cap). When it is full, new
-    lines are not queued (the oldest, already queued, keep their order) and
+    lines are not queued until it has drained (the oldest, already queued,
+    keep their order, and what is left out is one seq range), and
     ``queue.dropped`` records the range of seq numbers left out; the
     recorder writes ``sink_spool_full`` into the trail when that starts and
     ``sink_spool_dropped`` (with the range) once the queue has drained, so
@@ -232,7 +233,10 @@ class Spool:
         with self._locked(self._lock_fd):
             fd = os.open(self.queue, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                if self.max_bytes and os.fstat(fd).st_size + len(line) + 1 > self.max_bytes:
+                # Once lines are left out, all are until the queue drains, so the gap is one seq range.
+                if os.path.exists(self.dropped_file) or (
+                    self.max_bytes and os.fstat(fd).st_size + len(line) + 1 > self.max_bytes
+                ):
                     return self._note_dropped(line)
                 os.write(fd, line + b"\n")
             finally:
