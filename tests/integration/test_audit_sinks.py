@@ -274,9 +274,7 @@ def test_a_full_spool_is_capped_and_its_gap_recorded_and_forwarded(
     assert first.returncode == 0, first.output
     full = [event for event in read_events(trail) if event["event"] == "sink_spool_full"]
     assert len(full) == 1 and full[0]["limit"] == 4000
-    spool_files = [
-        os.path.join(root, name) for root, _dirs, names in os.walk(trail + ".spool") for name in names
-    ]
+    spool_files = [os.path.join(root, name) for root, _dirs, names in os.walk(trail + ".spool") for name in names]
     assert all(os.path.getsize(name) <= 4000 for name in spool_files if name.endswith("queue.jsonl"))
 
     http_receiver.status = 200

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import pytest
+
+from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import Recorder, RecorderSettings
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sinks import Relay, Sink, SinkError, Spool
-
-if TYPE_CHECKING:
-    from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import Recorder
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 
 class FlakySink(Sink):
@@ -94,29 +96,24 @@ def test_a_full_spool_leaves_new_lines_out_and_records_the_range(tmp_path: Path)
 
 
 def test_a_negative_cap_is_refused(tmp_path: Path) -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="spool_max_size -1 must be 0"):
         Spool(str(tmp_path / "spool"), max_bytes=-1)
 
 
-def _run_tasks(recorder: "Recorder", run_id: str, tasks: int) -> None:
-    from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
-
+def _run_tasks(recorder: Recorder, run_id: str, tasks: int) -> None:
     recorder.begin_run(Actor(run_id=run_id, user="u", host="h"), "/p.yml", None)
     recorder.record("play_start", "play", {"play": "p"})
     for number in range(tasks):
         recorder.record_result(
-            {"task": "t%d" % number, "host": "h", "outcome": "ok", "changed": False}, {"changed": False}, {}, False, False
+            {"task": "t%d" % number, "host": "h", "outcome": "ok", "changed": False},
+            {"changed": False},
+            {},
+            False,
+            False,
         )
 
 
 def test_recorder_puts_a_full_spool_and_the_dropped_range_on_the_record(tmp_path: Path) -> None:
-    import json
-
-    from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import Recorder, RecorderSettings
-    from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
-
     path = str(tmp_path / "audit.jsonl")
     settings = RecorderSettings(path=path, syslog_url="tcp://127.0.0.1:9", spool_max_size=4000, sink_retry_interval=0)
     sink = FlakySink()

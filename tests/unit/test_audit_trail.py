@@ -14,11 +14,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit import trail as trail_module
+from ansible_collections.relops.release.plugins.plugin_utils.audit import verify as verify_module
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import GENESIS, line_hash
 from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import Recorder, RecorderSettings
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
+    MacChecker,
     Sealer,
     key_id,
+    line_mac,
     load_public_keys,
     load_signing_key,
 )
@@ -29,7 +32,11 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import 
     TrailSettings,
     trail_files,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import (
+    AnchorError,
+    anchor_from_sink,
+    verify_trail,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 SIGNING_KEY = Ed25519PrivateKey.generate()
@@ -283,14 +290,10 @@ def test_problems_are_capped_and_the_first_is_the_earliest(tmp_path: Path) -> No
 
 @given(key=st.binary(min_size=1, max_size=200), body=st.binary(max_size=300))
 def test_verifier_mac_is_rfc_2104_hmac(key: bytes, body: bytes) -> None:
-    from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import MacChecker, line_mac
-
     assert MacChecker(key).mac(body) == line_mac(key, body)
 
 
 def test_verifier_streams_lines_across_small_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.relops.release.plugins.plugin_utils.audit import verify as verify_module
-
     path = str(tmp_path / "audit.jsonl")
     write_runs(path, runs=3, events=7, rotate_bytes=3000)
     files = trail_files(path)
@@ -314,14 +317,15 @@ def test_verifier_streams_lines_across_small_blocks(tmp_path: Path, monkeypatch:
 def _forwarded_forms(lines: list[bytes]) -> list[str]:
     """The trail's lines as the sinks send them: syslog messages, HEC envelopes, webhook bodies."""
     events = [json.loads(line) for line in lines]
-    syslog = ["<134>1 %s ctl relops-audit 42 %s - %s" % (e["ts"] if "ts" in e else "-", e["event"], line.decode()) for e, line in zip(events, lines)]
+    syslog = [
+        "<134>1 %s ctl relops-audit 42 %s - %s" % (event.get("ts", "-"), event["event"], line.decode())
+        for event, line in zip(events, lines, strict=True)
+    ]
     hec = [json.dumps({"time": 1.0, "source": "relops.release.audit", "event": event}) for event in events]
     return syslog[: len(lines) // 2] + hec[len(lines) // 2 :] + [json.dumps(events[:3])]
 
 
 def test_anchor_from_a_sink_catches_removal_of_whole_sealed_runs(tmp_path: Path) -> None:
-    from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import anchor_from_sink
-
     path = str(tmp_path / "audit.jsonl")
     write_runs(path, runs=3, events=4)
     received = tmp_path / "received.log"
@@ -339,8 +343,6 @@ def test_anchor_from_a_sink_catches_removal_of_whole_sealed_runs(tmp_path: Path)
 
 
 def test_anchor_from_a_sink_refuses_a_forged_or_missing_checkpoint(tmp_path: Path) -> None:
-    from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import AnchorError, anchor_from_sink
-
     path = str(tmp_path / "audit.jsonl")
     write_runs(path, runs=1, events=2)
     last = json.loads(read_lines(path)[-1])

@@ -123,6 +123,23 @@ class _Place:
 
 
 @dataclass
+class _Cursor:
+    """The chain's state between files: what the next line must continue."""
+
+    last_seq: int = 0
+    last_hash: str = GENESIS
+    index: int = -1
+    sealed_seq: Optional[int] = None
+    sealed_index: int = -1
+    # The place of the previous file's last line: where a broken link at a file's first line points.
+    end_of_previous: _Place = field(default_factory=lambda: _Place(-1, "", 0))
+    current_run: Any = field(default_factory=object)  # matches no run id, not even None
+    summary: RunSummary = field(default_factory=RunSummary)
+    stretch_start: int = 0
+    last_event: Optional[Dict[str, Any]] = None
+
+
+@dataclass
 class _Pending:
     """A seq that is not one above the previous line's; explained after the second pass."""
 
@@ -195,109 +212,117 @@ class _Verifier:
             self.report.problems.append(Problem(reason, place.file, place.line, seq, detail, position=place.index))
 
     def run(self) -> None:
-        """The first pass: every check that needs only the line and the one before it.
-
-        This loop runs once per line of the trail, so it is written for speed:
-        names bound locally, places built only when something is wrong, and
-        run counts kept per stretch of one run's lines rather than per line.
-        """
-        report = self.report
-        runs = report.runs
-        macs = self.macs
-        loads, hash_of, problem = parse_line, sha256, self.problem
-        mac_check = macs.check if macs is not None else None
-        anchor_seq = self.anchor.get("seq") if self.anchor is not None else None
-        last_seq, last_hash, sealed_seq, sealed_index = 0, GENESIS, None, -1
-        index = -1
-        # The place of the previous file's last line: where a broken link at a file's first line points.
-        end_of_previous = _Place(-1, "", 0)
-        current_run: Any = object()
-        summary, stretch_start, last_event = RunSummary(), 0, None
+        """The first pass: every check that needs only the line and the one before it."""
+        cursor = _Cursor()
         for path in self.paths:
-            number = 0
             torn = len(self.torn)
-            for lines in read_blocks(path, self.torn):
-                for line in lines:
-                    index += 1
-                    number += 1
-                    digest = hash_of(line).hexdigest()
-                    try:
-                        event = loads(line)
-                    except ValueError:
-                        event = None
-                    # type() rather than isinstance: bool is an int to Python, never a sequence number.
-                    if type(event) is not dict or type(event.get("prev")) is not str or type(event.get("seq")) is not int:
-                        problem(
-                            "edited",
-                            _Place(index, path, number),
-                            None,
-                            "the line is not an audit event (damaged JSON or missing seq/prev)",
-                        )
-                        last_seq, last_hash = last_seq + 1, digest
-                        stretch_start += 1  # not an event: it counts for no run
-                        continue
-                    seq = event["seq"]
-                    if seq != last_seq + 1:
-                        if not self.full():
-                            self.pending.append(_Pending(_Place(index, path, number), seq, last_seq + 1, digest))
-                    elif event["prev"] != last_hash:
-                        if not index:
-                            where = _Place(index, path, number)
-                        else:
-                            where = _Place(index - 1, path, number - 1) if number > 1 else end_of_previous
-                        problem(
-                            "edited",
-                            where,
-                            seq - 1 if index else seq,
-                            "the line's SHA-256 no longer matches the prev recorded by seq %d" % seq,
-                        )
-                    mac_ok = True
-                    if macs is not None:
-                        mac = event.get("mac")
-                        if type(mac) is not str or not mac_check(line, mac):
-                            mac_ok = False
-                            problem(
-                                "edited",
-                                _Place(index, path, number),
-                                seq,
-                                "MAC does not match (changed, or written without the trail's key)",
-                            )
-                    kind = event.get("event")
-                    if kind == "checkpoint" and mac_ok and self.checkpoint_holds(_Place(index, path, number), event, line):
-                        sealed_seq, sealed_index = seq, index
-                    if seq == anchor_seq and self.anchor_found is None:
-                        self.anchor_found = (_Place(index, path, number), digest)
-                    last_seq, last_hash = seq, digest
-                    run_id = event.get("run_id")
-                    if run_id != current_run:
-                        # Lines of one run come in stretches: settle the last stretch, look the next run up once.
-                        _settle(summary, index - stretch_start, last_event)
-                        current_run, stretch_start = run_id, index
-                        summary = runs.setdefault(
-                            str(run_id), RunSummary(first_seq=seq, first_ts=str(event.get("ts", "")))
-                        )
-                    if kind == "playbook_end":
-                        summary.ended = True
-                        summary.outcome = event.get("outcome")
-                    last_event = event
-            if number:
-                end_of_previous = _Place(index, path, number)
+            self.scan_file(path, cursor)
             for torn_path, torn_number, length in self.torn[torn:]:
                 # A torn line sits after the file's complete lines.
-                problem(
+                self.problem(
                     "truncated",
-                    _Place(index + 1, torn_path, torn_number),
+                    _Place(cursor.index + 1, torn_path, torn_number),
                     None,
                     "the file ends in the middle of a line (%d bytes without a newline)" % length,
                 )
-        _settle(summary, index + 1 - stretch_start, last_event)
-        self.last_place = end_of_previous
-        report.lines = index + 1
+        _settle(cursor.summary, cursor.index + 1 - cursor.stretch_start, cursor.last_event)
+        report = self.report
+        self.last_place = cursor.end_of_previous
+        report.lines = cursor.index + 1
         report.first_seq = self.first_seq()
-        report.last_seq = last_seq if index >= 0 else None
-        report.head = last_hash
-        report.sealed_through = sealed_seq
-        self.finish(index, last_seq, sealed_index)
+        report.last_seq = cursor.last_seq if cursor.index >= 0 else None
+        report.head = cursor.last_hash
+        report.sealed_through = cursor.sealed_seq
+        self.finish(cursor.index, cursor.last_seq, cursor.sealed_index)
+
+    def scan_file(self, path: str, cursor: _Cursor) -> None:
+        """Check one file's lines, carrying the chain on from ``cursor``.
+
+        This loop runs once per line of the trail, so it is written for speed:
+        state in local names (stored back at the end), places built only when
+        something is wrong, run counts kept per stretch of one run's lines.
+        """
+        runs, macs, loads, hash_of = self.report.runs, self.macs, parse_line, sha256
+        mac_check = macs.check if macs is not None else None
+        anchor_seq = self.anchor.get("seq") if self.anchor is not None else None
+        last_seq, last_hash, index, number = cursor.last_seq, cursor.last_hash, cursor.index, 0
+        summary, current_run, stretch_start, last_event = (
+            cursor.summary,
+            cursor.current_run,
+            cursor.stretch_start,
+            cursor.last_event,
+        )
+        for lines in read_blocks(path, self.torn):
+            for line in lines:
+                index += 1
+                number += 1
+                digest = hash_of(line).hexdigest()
+                try:
+                    event = loads(line)
+                except ValueError:
+                    event = None
+                # type() rather than isinstance: bool is an int to Python, never a sequence number.
+                if type(event) is not dict or type(event.get("prev")) is not str or type(event.get("seq")) is not int:
+                    self.not_an_event(_Place(index, path, number))
+                    last_seq, last_hash = last_seq + 1, digest
+                    stretch_start += 1  # not an event: it counts for no run
+                    continue
+                seq = event["seq"]
+                if seq != last_seq + 1:
+                    self.note_seq(_Place(index, path, number), seq, last_seq + 1, digest)
+                elif event["prev"] != last_hash:
+                    self.broken_link(index, path, number, seq, cursor.end_of_previous)
+                mac_ok = mac_check is None or (type(event.get("mac")) is str and mac_check(line, event["mac"]))
+                if not mac_ok:
+                    self.bad_mac(_Place(index, path, number), seq)
+                kind = event.get("event")
+                if kind == "checkpoint" and mac_ok and self.checkpoint_holds(_Place(index, path, number), event, line):
+                    cursor.sealed_seq, cursor.sealed_index = seq, index
+                if seq == anchor_seq and self.anchor_found is None:
+                    self.anchor_found = (_Place(index, path, number), digest)
+                last_seq, last_hash = seq, digest
+                run_id = event.get("run_id")
+                if run_id != current_run:
+                    # Lines of one run come in stretches: settle the last stretch, look the next run up once.
+                    _settle(summary, index - stretch_start, last_event)
+                    current_run, stretch_start = run_id, index
+                    summary = runs.setdefault(str(run_id), RunSummary(first_seq=seq, first_ts=str(event.get("ts", ""))))
+                if kind == "playbook_end":
+                    summary.ended, summary.outcome = True, event.get("outcome")
+                last_event = event
+        cursor.last_seq, cursor.last_hash, cursor.index = last_seq, last_hash, index
+        cursor.summary, cursor.current_run, cursor.stretch_start, cursor.last_event = (
+            summary,
+            current_run,
+            stretch_start,
+            last_event,
+        )
+        if number:
+            cursor.end_of_previous = _Place(index, path, number)
+
+    def not_an_event(self, place: _Place) -> None:
+        self.problem("edited", place, None, "the line is not an audit event (damaged JSON or missing seq/prev)")
+
+    def note_seq(self, place: _Place, seq: int, expected: int, digest: str) -> None:
+        """A seq out of place: explained after the second pass (removed, inserted or reordered)."""
+        if not self.full():
+            self.pending.append(_Pending(place, seq, expected, digest))
+
+    def broken_link(self, index: int, path: str, number: int, seq: int, end_of_previous: _Place) -> None:
+        """The line's prev is not the previous line's hash: the previous line was edited."""
+        if not index:
+            where = _Place(index, path, number)
+        else:
+            where = _Place(index - 1, path, number - 1) if number > 1 else end_of_previous
+        self.problem(
+            "edited",
+            where,
+            seq - 1 if index else seq,
+            "the line's SHA-256 no longer matches the prev recorded by seq %d" % seq,
+        )
+
+    def bad_mac(self, place: _Place, seq: int) -> None:
+        self.problem("edited", place, seq, "MAC does not match (changed, or written without the trail's key)")
 
     def first_seq(self) -> Optional[int]:
         for path in self.paths:
@@ -438,15 +463,12 @@ def _forwarded_events(text: str) -> Iterator[Any]:
         return
     for item in value if isinstance(value, list) else [value]:
         # A Splunk HEC envelope holds the event under "event"; the others are the event itself.
-        if isinstance(item, dict) and isinstance(item.get("event"), dict):
-            item = item["event"]
-        if isinstance(item, dict):
-            yield item
+        event = item["event"] if isinstance(item, dict) and isinstance(item.get("event"), dict) else item
+        if isinstance(event, dict):
+            yield event
 
 
-def anchor_from_sink(
-    paths: List[str], public_keys: Optional[Mapping[str, Ed25519PublicKey]] = None
-) -> Dict[str, Any]:
+def anchor_from_sink(paths: List[str], public_keys: Optional[Mapping[str, Ed25519PublicKey]] = None) -> Dict[str, Any]:
     """The last checkpoint a remote sink received, as an anchor: its seq and the hash of its line.
 
     ``paths`` are what the sink kept, in any mix of the forms the callback sends:
