@@ -175,10 +175,7 @@ def _event_of(line: bytes) -> Optional[Dict[str, Any]]:
         event = parse_line(line)
     except ValueError:
         return None
-    if type(event) is not dict or type(event.get("prev")) is not str:
-        return None
-    # type() rather than isinstance: bool is an int to Python, never a sequence number.
-    if type(event.get("seq")) is not int:
+    if not isinstance(event, dict) or not isinstance(event.get("prev"), str) or not _is_seq(event.get("seq")):
         return None
     return event
 
@@ -261,8 +258,11 @@ class _Verifier:
                     event = loads(line)
                 except ValueError:
                     event = None
-                # type() rather than isinstance: bool is an int to Python, never a sequence number.
-                if type(event) is not dict or type(event.get("prev")) is not str or type(event.get("seq")) is not int:
+                if (
+                    not isinstance(event, dict)
+                    or not isinstance(event.get("prev"), str)
+                    or not _is_seq(event.get("seq"))
+                ):
                     self.not_an_event(_Place(index, path, number))
                     last_seq, last_hash = last_seq + 1, digest
                     stretch_start += 1  # not an event: it counts for no run
@@ -272,7 +272,7 @@ class _Verifier:
                     self.note_seq(_Place(index, path, number), seq, last_seq + 1, digest)
                 elif event["prev"] != last_hash:
                     self.broken_link(index, path, number, seq, cursor.end_of_previous)
-                mac_ok = mac_check is None or (type(event.get("mac")) is str and mac_check(line, event["mac"]))
+                mac_ok = mac_check is None or (isinstance(event.get("mac"), str) and mac_check(line, event["mac"]))
                 if not mac_ok:
                     self.bad_mac(_Place(index, path, number), seq)
                 kind = event.get("event")
@@ -438,6 +438,11 @@ class _Verifier:
             self.problem("reordered", place, seq, "seq %d appears after seq %d" % (seq, expected - 1))
 
 
+def _is_seq(value: Any) -> bool:
+    # bool is an int to Python, never a sequence number.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _settle(summary: RunSummary, events: int, last_event: Optional[Mapping[str, Any]]) -> None:
     """Add a stretch of ``events`` lines of one run, ending with ``last_event``, to the run's summary."""
     if last_event is None or not events:
@@ -487,7 +492,7 @@ def anchor_from_sink(paths: List[str], public_keys: Optional[Mapping[str, Ed2551
                 for text in handle:
                     for event in _forwarded_events(text):
                         seq = event.get("seq")
-                        if event.get("event") != "checkpoint" or type(seq) is not int:
+                        if event.get("event") != "checkpoint" or not _is_seq(seq):
                             continue
                         if best is None or seq > best["seq"]:
                             best = event
