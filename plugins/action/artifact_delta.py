@@ -71,7 +71,9 @@ class ActionModule(ArtifactActionBase):
         if fallback is None:
             with tempfile.TemporaryDirectory(prefix="relops-delta-") as workdir:
                 info = create_delta(base, src, os.path.join(workdir, "delta.zst"), args["level"])
-                result.update(delta_size=info.size, ratio=round(info.size / result["full_size"], 4))
+                result.update(
+                    delta_size=info.size, ratio=round(info.size / result["full_size"], 4), delta_method=info.method
+                )
                 if self.check_mode:
                     return {**result, "method": "delta"}
                 applied = self._run_module({**common, "step": "apply", "delta_file": self._send(info.path, "delta")})

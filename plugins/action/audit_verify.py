@@ -14,7 +14,12 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing impor
     load_public_keys,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import trail_files
-from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import Report, verify_trail
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import (
+    AnchorError,
+    Report,
+    anchor_from_sink,
+    verify_trail,
+)
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "path": {"type": "path"},
@@ -26,6 +31,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
         "type": "dict",
         "options": {"seq": {"type": "int", "required": True}, "head": {"type": "str", "required": True}},
     },
+    "anchor_from": {"type": "list", "elements": "path"},
     "fail_on_problem": {"type": "bool", "default": True},
     "max_problems": {"type": "int", "default": 20},
 }
@@ -58,7 +64,15 @@ class ActionModule(RelopsActionBase):
                 "changed": False,
                 "msg": "max_problems %r must be at least 1" % args["max_problems"],
             }
-        report = verify_trail(files, hmac_key, public_keys, args.get("anchor"), args["max_problems"])
+        anchor = args.get("anchor")
+        if args.get("anchor_from"):
+            if anchor:
+                return {"failed": True, "changed": False, "msg": "give either anchor or anchor_from, not both"}
+            try:
+                anchor = anchor_from_sink(args["anchor_from"], public_keys)
+            except AnchorError as exc:
+                return {"failed": True, "changed": False, "msg": str(exc)}
+        report = verify_trail(files, hmac_key, public_keys, anchor, args["max_problems"])
         result = report.as_dict()
         result.update(changed=False, msg=_summary(report), relops_audit=_audit_event(report))
         if not report.ok and args["fail_on_problem"]:

@@ -197,6 +197,20 @@ options:
     ini:
       - section: relops_audit
         key: spool_dir
+  spool_max_size:
+    description:
+      - Largest size in bytes of each sink's spool; V(0) means no cap.
+      - When a sink's spool is full, new lines are not queued for that sink. The trail records
+        C(sink_spool_full) when that starts and C(sink_spool_dropped) (first and last seq, count, bytes) once the
+        spool has drained, and that record is forwarded too, so the sink sees the gap. The trail file keeps every
+        line; only the sink's copy has the gap.
+    type: int
+    default: 268435456
+    env:
+      - name: RELOPS_AUDIT_SPOOL_MAX_SIZE
+    ini:
+      - section: relops_audit
+        key: spool_max_size
   sink_retry_interval:
     description: Seconds to wait before trying a sink that was down again (it is always tried at the run's end).
     type: float
@@ -286,6 +300,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships 
             http_token=self.get_option("http_token"),
             http_validate_certs=self.get_option("http_validate_certs"),
             spool_dir=self.get_option("spool_dir"),
+            spool_max_size=self.get_option("spool_max_size"),
             sink_retry_interval=self.get_option("sink_retry_interval"),
             sink_timeout=self.get_option("sink_timeout"),
         )

@@ -9,9 +9,10 @@ module: artifact_delta
 short_description: Ship a release package to a host as a zstd delta from the release it already has
 version_added: 0.1.0
 description:
-  - On the controller, makes a delta from the previous package (O(base)) to the new one (O(src)), compressing
-    the new package's tar stream with zstd, the previous package's tar stream as a raw-content dictionary
-    and long-distance matching on, as C(zstd --patch-from --long) does.
+  - On the controller, makes a delta from the previous package (O(base)) to the new one (O(src)) by compressing
+    the new package's tar stream with C(zstd --patch-from --long), the previous package's tar stream as the
+    reference. Without a zstd command line on the controller, the zstandard library does it with the base as a
+    raw-content dictionary (see RV(delta_method)).
   - On the managed host, checks that the previous package there (O(remote_base)) is the exact base (sha256),
     rebuilds the new package from it and the delta, recompresses it with the package settings, and moves it to
     O(dest) only when its sha256 equals the signed digest. Nothing is written at O(dest) otherwise.
@@ -86,6 +87,7 @@ attributes:
     platforms: posix
 requirements:
   - zstandard (Python package) on the controller, and on the host to receive deltas
+  - zstd command line 1.4.7 or newer on the controller for small deltas of large packages (optional)
 seealso:
   - module: relops.release.artifact_verify
 """
@@ -135,6 +137,15 @@ ratio:
   description: delta_size divided by full_size.
   returned: when a delta was made
   type: float
+delta_method:
+  description:
+    - How the controller made the delta. V(patch-from) is the zstd command line with C(--patch-from) and C(--long)
+      (small deltas for any package size). V(dictionary) is the zstandard library with the base as a raw-content
+      dictionary, used when the controller has no zstd 1.4.7 or newer; its deltas of large packages are much bigger.
+      The host applies both the same way.
+  returned: when a delta was made
+  type: str
+  sample: patch-from
 dest:
   description: The package's path on the host.
   returned: success

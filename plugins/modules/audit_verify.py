@@ -58,6 +58,15 @@ options:
         description: The SHA-256 of the line with that sequence number.
         type: str
         required: true
+  anchor_from:
+    description:
+      - Files kept by a remote sink the audit callback forwards to (the syslog receiver's log, a Splunk HEC export
+        or webhook bodies, one message, envelope or JSON array per line). The last checkpoint in them becomes the
+        anchor; with O(public_keys) its signature must verify. The trail must still hold that checkpoint line,
+        byte for byte, so cutting whole sealed runs off the end of the trail is reported as C(truncated).
+      - Mutually exclusive with O(anchor).
+    type: list
+    elements: path
   fail_on_problem:
     description: Fail the task when the trail does not verify. With V(false) the report is returned either way.
     type: bool
@@ -87,6 +96,15 @@ EXAMPLES = r"""
     hmac_key_file: /etc/relops/audit.hmac
     public_keys:
       - /etc/relops/audit.pub
+  run_once: true
+
+- name: Verify the trail against the last checkpoint the syslog receiver got
+  relops.release.audit_verify:
+    hmac_key_file: /etc/relops/audit.hmac
+    public_keys:
+      - /etc/relops/audit.pub
+    anchor_from:
+      - /var/log/remote/relops-audit.log
   run_once: true
 
 - name: Verify files an auditor received, against the last checkpoint the SIEM holds
@@ -134,6 +152,12 @@ checkpoints:
   description: How many checkpoints the trail holds.
   returned: always
   type: int
+anchor:
+  description:
+    - The anchor checked (C(seq), C(head), C(found) whether the trail holds that seq, and C(source), the files it
+      came from with O(anchor_from)); null without one.
+  returned: always
+  type: dict
 sealed_through:
   description: The sequence number of the last checkpoint that verified.
   returned: always

@@ -41,6 +41,9 @@ def test_delta_rebuilds_the_exact_package_and_falls_back_when_it_must(ansible: A
 
     code, shipped, output = run_task(ansible, "relops.release.artifact_delta", args)
     assert code == 0 and shipped["method"] == "delta", output
+    # The controller has the zstd command line (bindep), so the delta is a --patch-from frame the host's
+    # python-zstandard decodes with the base as a raw-content dictionary.
+    assert shipped["delta_method"] == "patch-from"
     assert shipped["delta_size"] < shipped["full_size"] / 5
     with open(new, "rb") as want, open(host / "demo-app-1.5.0.tar.zst", "rb") as got:
         assert want.read() == got.read()

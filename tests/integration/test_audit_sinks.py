@@ -183,3 +183,111 @@ def test_webhook_down_for_a_whole_run_gets_it_on_the_next(
     assert http_receiver.requests[0]["headers"]["Authorization"] == "Bearer hook"
     delivered = [event for request in http_receiver.requests for event in json.loads(request["body"])]
     assert delivered == read_events(trail)
+
+
+VERIFY_AGAINST_SINK = """
+- name: Verify against the sink
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Verify the trail against the last checkpoint the syslog receiver got
+      relops.release.audit_verify:
+        path: "{{ trail }}"
+        hmac_key_file: "{{ hmac_key_file }}"
+        public_keys: ["{{ public_key }}"]
+        anchor_from: ["{{ received }}"]
+        fail_on_problem: false
+      register: audit
+    - name: Keep the report for the test
+      ansible.builtin.copy:
+        content: "{{ audit | to_nice_json }}"
+        dest: "{{ report_file }}"
+        mode: "0600"
+"""
+
+
+def test_checkpoints_forwarded_to_syslog_anchor_the_trail_against_tail_removal(
+    ansible: Ansible, audit_keys: AuditKeys, rsyslog: Rsyslog
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    env = audit_environment(trail, audit_keys, syslog_url=rsyslog.url)
+    for _run in range(2):
+        run = ansible.playbook(playbook, env=env)
+        assert run.returncode == 0, run.output
+    events = read_events(trail)
+    deadline = time.monotonic() + 30
+    while len(rsyslog.received()) < len(events) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rsyslog.received()[-1]["event"] == "checkpoint"
+    verify = ansible.write_playbook(VERIFY_AGAINST_SINK, "verify.yml")
+    report_file = os.path.join(ansible.workdir, "report.json")
+    extra = {
+        "trail": trail,
+        "hmac_key_file": audit_keys.hmac_key_file,
+        "public_key": audit_keys.public_key,
+        "received": rsyslog.output,
+        "report_file": report_file,
+    }
+
+    def verified() -> dict:
+        # Without the callback, so the verification adds nothing to the trail it checks.
+        run = ansible.playbook(verify, "-e", json.dumps(extra))
+        assert run.returncode == 0, run.output
+        with open(report_file, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    report = verified()
+    assert report["ok"], report
+    assert report["anchor"]["seq"] == events[-1]["seq"] and report["anchor"]["found"]
+
+    # Remove the whole second run: what is left still ends with a valid signed checkpoint.
+    second_run = events[-1]["run_id"]
+    with open(trail, encoding="utf-8") as handle:
+        kept = [line for line in handle if json.loads(line)["run_id"] != second_run]
+    with open(trail, "w", encoding="utf-8") as handle:
+        handle.writelines(kept)
+    assert verify_trail([trail], audit_keys.hmac_key, load_public_keys([audit_keys.public_key])).ok
+    report = verified()
+    assert not report["ok"]
+    assert report["first_problem"]["reason"] == "truncated"
+    assert "the anchor names seq %d" % events[-1]["seq"] in report["first_problem"]["detail"]
+
+
+def test_a_full_spool_is_capped_and_its_gap_recorded_and_forwarded(
+    ansible: Ansible, audit_keys: AuditKeys, http_receiver: Receiver
+) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(PAUSING.replace("{{ signal_dir }}", "{{ playbook_dir }}"), "long.yml")
+    for name in ("stopped", "started"):
+        _touch(os.path.join(os.path.dirname(playbook), name))
+    env = audit_environment(
+        trail,
+        audit_keys,
+        http_url=http_receiver.url,
+        http_format="webhook",
+        sink_retry_interval="0",
+        spool_max_size="4000",
+    )
+    http_receiver.status = 500
+    first = ansible.playbook(playbook, env=env)
+    assert first.returncode == 0, first.output
+    full = [event for event in read_events(trail) if event["event"] == "sink_spool_full"]
+    assert len(full) == 1 and full[0]["limit"] == 4000
+    spool_files = [os.path.join(root, name) for root, _dirs, names in os.walk(trail + ".spool") for name in names]
+    assert all(os.path.getsize(name) <= 4000 for name in spool_files if name.endswith("queue.jsonl"))
+
+    http_receiver.status = 200
+    second = ansible.playbook(playbook, env=env)
+    assert second.returncode == 0, second.output
+    events = read_events(trail)
+    assert verify_trail([trail], audit_keys.hmac_key, load_public_keys([audit_keys.public_key])).ok
+    dropped = [event for event in events if event["event"] == "sink_spool_dropped"]
+    assert len(dropped) == 1
+    gap = set(range(dropped[0]["first_seq"], dropped[0]["last_seq"] + 1))
+    assert dropped[0]["lines"] == len(gap) > 0
+    delivered = [event["seq"] for request in http_receiver.requests for event in json.loads(request["body"])]
+    assert dropped[0]["seq"] in delivered and gap.isdisjoint(delivered)
+    # Every line the trail holds reached the receiver, except exactly the recorded gap (and the last run's tail
+    # still spooled for the next run, if any).
+    assert set(delivered) | gap >= {event["seq"] for event in events if event["seq"] <= dropped[0]["seq"]}

@@ -14,11 +14,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit import trail as trail_module
+from ansible_collections.relops.release.plugins.plugin_utils.audit import verify as verify_module
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import GENESIS, line_hash
 from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import Recorder, RecorderSettings
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
+    MacChecker,
     Sealer,
     key_id,
+    line_mac,
     load_public_keys,
     load_signing_key,
 )
@@ -29,7 +32,11 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import 
     TrailSettings,
     trail_files,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import (
+    AnchorError,
+    anchor_from_sink,
+    verify_trail,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 SIGNING_KEY = Ed25519PrivateKey.generate()
@@ -279,3 +286,72 @@ def test_problems_are_capped_and_the_first_is_the_earliest(tmp_path: Path) -> No
     assert len(report.problems) == 5
     assert report.first_problem is not None and report.first_problem.line == 1
     assert report.first_problem.reason in ("reordered", "edited")
+
+
+@given(key=st.binary(min_size=1, max_size=200), body=st.binary(max_size=300))
+def test_verifier_mac_is_rfc_2104_hmac(key: bytes, body: bytes) -> None:
+    assert MacChecker(key).mac(body) == line_mac(key, body)
+
+
+def test_verifier_streams_lines_across_small_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=3, events=7, rotate_bytes=3000)
+    files = trail_files(path)
+    whole = verify_trail(files, HMAC_KEY, PUBLIC_KEYS)
+    # Blocks far smaller than a line: every line is split across reads, and must come out whole.
+    monkeypatch.setattr(verify_module, "BLOCK", 37)
+    streamed = verify_trail(files, HMAC_KEY, PUBLIC_KEYS)
+    assert streamed.ok and whole.ok
+    assert streamed.as_dict() == whole.as_dict()
+    lines = read_lines(files[1])
+    write_lines(files[1], lines[:2] + lines[3:])
+    report = verify_trail(files, HMAC_KEY, PUBLIC_KEYS)
+    assert report.first_problem is not None
+    assert (report.first_problem.reason, report.first_problem.file, report.first_problem.line) == (
+        "removed",
+        files[1],
+        3,
+    )
+
+
+def _forwarded_forms(lines: list[bytes]) -> list[str]:
+    """The trail's lines as the sinks send them: syslog messages, HEC envelopes, webhook bodies."""
+    events = [json.loads(line) for line in lines]
+    syslog = [
+        "<134>1 %s ctl relops-audit 42 %s - %s" % (event.get("ts", "-"), event["event"], line.decode())
+        for event, line in zip(events, lines, strict=True)
+    ]
+    hec = [json.dumps({"time": 1.0, "source": "relops.release.audit", "event": event}) for event in events]
+    return syslog[: len(lines) // 2] + hec[len(lines) // 2 :] + [json.dumps(events[:3])]
+
+
+def test_anchor_from_a_sink_catches_removal_of_whole_sealed_runs(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=3, events=4)
+    received = tmp_path / "received.log"
+    received.write_text("\n".join(_forwarded_forms(read_lines(path))) + "\n", encoding="utf-8")
+    anchor = anchor_from_sink([str(received)], PUBLIC_KEYS)
+    assert anchor["seq"] == 15 and anchor["head"] == line_hash(read_lines(path)[-1])
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS, anchor=anchor)
+    assert report.ok and report.anchor is not None and report.anchor["found"]
+    # Cut the last sealed run: the trail still ends with a valid checkpoint, so only the anchor catches it.
+    write_lines(path, read_lines(path)[:10])
+    assert verify_trail([path], HMAC_KEY, PUBLIC_KEYS).ok
+    report = verify_trail([path], HMAC_KEY, PUBLIC_KEYS, anchor=anchor)
+    assert report.first_problem is not None and report.first_problem.reason == "truncated"
+    assert "the anchor names seq 15" in report.first_problem.detail
+
+
+def test_anchor_from_a_sink_refuses_a_forged_or_missing_checkpoint(tmp_path: Path) -> None:
+    path = str(tmp_path / "audit.jsonl")
+    write_runs(path, runs=1, events=2)
+    last = json.loads(read_lines(path)[-1])
+    last["checkpoint"]["first_seq"] = 2
+    forged = tmp_path / "forged.log"
+    forged.write_text(json.dumps(last) + "\n", encoding="utf-8")
+    with pytest.raises(AnchorError, match="does not verify"):
+        anchor_from_sink([str(forged)], PUBLIC_KEYS)
+    empty = tmp_path / "empty.log"
+    empty.write_text("not json\n" + read_lines(path)[0].decode() + "\n", encoding="utf-8")
+    with pytest.raises(AnchorError, match="no audit checkpoint found in"):
+        anchor_from_sink([str(empty)], PUBLIC_KEYS)

@@ -61,6 +61,7 @@ class RecorderSettings:
     http_token: Optional[str] = None
     http_validate_certs: bool = True
     spool_dir: Optional[str] = None
+    spool_max_size: int = 256 * 1024 * 1024
     sink_retry_interval: float = 5.0
     sink_timeout: float = 5.0
 
@@ -108,7 +109,11 @@ class Recorder:
         self.trail = Trail(TrailSettings(settings.path, settings.rotate_size, settings.rotate_daily), self.sealer)
         spool_root = settings.spool_dir or self.trail.path + ".spool"
         self.relays = [
-            Relay(sink, Spool(os.path.join(spool_root, spool_name(sink))), settings.sink_retry_interval)
+            Relay(
+                sink,
+                Spool(os.path.join(spool_root, spool_name(sink)), settings.spool_max_size),
+                settings.sink_retry_interval,
+            )
             for sink in build_sinks(settings)
         ]
         self.run_id = ""
@@ -117,6 +122,9 @@ class Recorder:
         self._unsealed_from: Optional[int] = None
         self._since_checkpoint = 0
         self._in_sinks = False
+        # Spool events (a queue that filled up) found while a line is appended under the trail's lock;
+        # written once that append is done.
+        self._spool_events: List[Dict[str, Any]] = []
 
     def begin_run(self, actor: Actor, playbook: str, revision: Optional[str]) -> None:
         self.run_id = actor.run_id
@@ -187,6 +195,9 @@ class Recorder:
         """Seal the run with a checkpoint, try every sink once more, and say what is still waiting."""
         warnings: List[str] = []
         self.checkpoint()
+        # The final checkpoint itself may fill a spool; the event saying so is then sealed by one more.
+        while self._unsealed_from is not None:
+            self.checkpoint()
         self._in_sinks = True
         try:
             for relay in self.relays:
@@ -218,6 +229,7 @@ class Recorder:
         self.trail.append(self._base("checkpoint"), True, describe, self._spool)
         self._unsealed_from = None
         self._since_checkpoint = 0
+        self._write_spool_events()
 
     def _base(self, event: str) -> Dict[str, Any]:
         return {"event": event, "run_id": self.run_id, "actor": self.actor, "playbook": self.playbook}
@@ -229,9 +241,14 @@ class Recorder:
         if self._unsealed_from is None:
             self._unsealed_from = self.trail.last_seq
         self._since_checkpoint += 1
+        self._write_spool_events()
         if self.settings.checkpoint_every and self._since_checkpoint >= self.settings.checkpoint_every:
             self.checkpoint()
         self._deliver()
+
+    def _write_spool_events(self) -> None:
+        while self._spool_events:
+            self._write("sink_spool_full", "task", self._spool_events.pop(0))
 
     def _needs_sync(self, boundary: str) -> bool:
         policy = self.settings.fsync
@@ -239,7 +256,9 @@ class Recorder:
 
     def _spool(self, line: bytes) -> None:
         for relay in self.relays:
-            relay.spool.append(line)
+            started = relay.spool.append(line)
+            if started is not None:
+                self._spool_events.append({"sink": relay.sink.name, "spool": relay.spool.directory, **started})
 
     def _deliver(self) -> None:
         if self._in_sinks:
@@ -251,6 +270,10 @@ class Recorder:
                 if change is not None:
                     event, fields = change
                     self._write(event, "task", fields)
+                if relay.down_since is None:
+                    dropped = relay.spool.take_dropped()
+                    if dropped is not None:
+                        self._write("sink_spool_dropped", "task", {"sink": relay.sink.name, **dropped})
         finally:
             self._in_sinks = False
 

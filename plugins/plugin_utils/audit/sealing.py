@@ -132,22 +132,43 @@ class Sealer:
         return line
 
 
+_BLOCK_SIZE = 64  # SHA-256's block size, which HMAC pads the key to
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
 class MacChecker:
-    """Checks line MACs with one keyed HMAC state, copied per line (cheaper than keying each time)."""
+    """Checks line MACs: HMAC-SHA256 (RFC 2104) from two pre-keyed SHA-256 states, copied per line.
+
+    Copying two hashlib states is cheaper than copying an ``hmac`` object or
+    keying OpenSSL's HMAC for every line, and the verifier does this for
+    every line of the trail. ``line_mac`` (the writer) uses the ``hmac``
+    module; a unit test holds the two equal.
+    """
 
     def __init__(self, key: bytes) -> None:
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        if len(key) > _BLOCK_SIZE:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK_SIZE, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
 
-    def check(self, line: bytes, event: Mapping[str, Any]) -> bool:
-        """Whether the line's ``mac`` is the HMAC of the line without it."""
-        mac = event.get("mac")
-        if not isinstance(mac, str):
-            return False
-        state = self._keyed.copy()
-        # without_field(line, "mac", mac), inlined: this runs once per line of the trail.
-        state.update(line.replace(b',"mac":"' + mac.encode("utf-8", "replace") + b'"', b"", 1))
+    def mac(self, body: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def check(self, line: bytes, mac: str) -> bool:
+        """Whether ``mac`` (the line's ``mac`` field) is the HMAC of the line without it."""
+        # without_field(line, "mac", mac) and mac(), inlined: this runs once per line of the trail.
+        inner = self._inner.copy()
+        inner.update(line.replace(b',"mac":"' + mac.encode("utf-8", "replace") + b'"', b"", 1))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
         try:
-            return hmac.compare_digest(state.hexdigest(), mac)
+            return hmac.compare_digest(outer.hexdigest(), mac)
         except TypeError:  # a forged mac with non-ASCII characters
             return False
 

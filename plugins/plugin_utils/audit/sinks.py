@@ -192,13 +192,27 @@ class HttpSink(Sink):
 
 
 class Spool:
-    """A sink's on-disk queue: ``queue.jsonl`` plus the offset of the first undelivered byte."""
+    """A sink's on-disk queue: ``queue.jsonl`` plus the offset of the first undelivered byte.
 
-    def __init__(self, directory: str) -> None:
+    The queue is capped at ``max_bytes`` (0: no cap). When it is full, new
+    lines are not queued until it has drained (the oldest, already queued,
+    keep their order, and what is left out is one seq range), and
+    ``queue.dropped`` records the range of seq numbers left out; the
+    recorder writes ``sink_spool_full`` into the trail when that starts and
+    ``sink_spool_dropped`` (with the range) once the queue has drained, so
+    the gap is on the record locally and reaches the sink itself. The trail
+    file still holds every line: only the remote copy has the gap.
+    """
+
+    def __init__(self, directory: str, max_bytes: int = 0) -> None:
+        if max_bytes < 0:
+            raise ValueError("spool_max_size %r must be 0 (no cap) or a number of bytes" % max_bytes)
         self.directory = directory
+        self.max_bytes = max_bytes
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.queue = os.path.join(directory, "queue.jsonl")
         self.offset_file = os.path.join(directory, "queue.offset")
+        self.dropped_file = os.path.join(directory, "queue.dropped")
         self._lock_fd = os.open(os.path.join(directory, "spool.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         self._delivery_fd = os.open(os.path.join(directory, "delivery.lock"), os.O_RDWR | os.O_CREAT, 0o600)
 
@@ -214,13 +228,60 @@ class Spool:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def append(self, line: bytes) -> None:
+    def append(self, line: bytes) -> Optional[Dict[str, Any]]:
+        """Queue a line; when the queue is full, leave it out and return the drop record if this starts one."""
         with self._locked(self._lock_fd):
             fd = os.open(self.queue, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                # Once lines are left out, all are until the queue drains, so the gap is one seq range.
+                if os.path.exists(self.dropped_file) or (
+                    self.max_bytes and os.fstat(fd).st_size + len(line) + 1 > self.max_bytes
+                ):
+                    return self._note_dropped(line)
                 os.write(fd, line + b"\n")
             finally:
                 os.close(fd)
+        return None
+
+    def _note_dropped(self, line: bytes) -> Optional[Dict[str, Any]]:
+        """Add a line to the drop record (under the spool lock); return the record when it is new."""
+        try:
+            seq = parse_line(line).get("seq")
+        except ValueError:
+            seq = None
+        record = self._read_dropped()
+        started = record is None
+        if record is None:
+            record = {"first_seq": seq, "last_seq": seq, "lines": 0, "bytes": 0, "since": now_timestamp()}
+        record.update(last_seq=seq, lines=record["lines"] + 1, bytes=record["bytes"] + len(line) + 1)
+        temporary = self.dropped_file + ".tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(canonical_line(record))
+        os.replace(temporary, self.dropped_file)
+        return dict(record, limit=self.max_bytes) if started else None
+
+    def _read_dropped(self) -> Optional[Dict[str, Any]]:
+        try:
+            with open(self.dropped_file, "rb") as handle:
+                record = parse_line(handle.read())
+        except (FileNotFoundError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def take_dropped(self) -> Optional[Dict[str, Any]]:
+        """Once the queue has drained, return and forget the record of lines left out while it was full."""
+        with self._locked(self._lock_fd):
+            record = self._read_dropped()
+            if record is None:
+                return None
+            try:
+                size = os.path.getsize(self.queue)
+            except FileNotFoundError:
+                size = 0
+            if size:
+                return None
+            os.unlink(self.dropped_file)
+        return dict(record, limit=self.max_bytes)
 
     def pending_lines(self) -> int:
         with self._locked(self._lock_fd):

@@ -8,20 +8,24 @@ SHA-256 of the previous line's bytes; the first line of the trail has seq 1
 and the all-zero ``prev``. The trail must end with a checkpoint: events after
 the last checkpoint are unsealed, which is what a truncation (or a forged
 appended line) leaves behind. An anchor (a seq and head hash kept elsewhere,
-e.g. the last checkpoint a remote sink received) also catches removal of
-whole sealed runs at the end.
+normally the last checkpoint a remote sink received, see ``anchor_from_sink``)
+also catches removal of whole sealed runs at the end.
+
+The files are streamed in blocks: memory stays flat whatever the trail's
+size. Explaining a broken sequence (removed, inserted or reordered) needs to
+know where else a seq or a line occurs, so the first pass only notes such
+places and, when there are any, a second pass over the files answers them.
 """
 
 from __future__ import annotations
 
-import bisect
-import collections
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import (
     GENESIS,
+    canonical_line,
     line_hash,
     parse_line,
     without_field,
@@ -32,6 +36,13 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 REASONS = ("edited", "removed", "inserted", "reordered", "truncated", "bad signature")
+# Small blocks: a block's lines and the events parsed from them stay in the CPU cache, which measured
+# faster than reading megabytes at a time (and the memory used stays flat).
+BLOCK = 64 * 1024
+
+
+class AnchorError(ValueError):
+    """An anchor source that holds no usable checkpoint; the message names the file and the fix."""
 
 
 @dataclass
@@ -72,6 +83,7 @@ class Report:
     sealed_through: Optional[int] = None
     macs_checked: bool = False
     signatures_checked: bool = False
+    anchor: Optional[Dict[str, Any]] = None
     runs: Dict[str, RunSummary] = field(default_factory=dict)
     gaps: List[Dict[str, int]] = field(default_factory=list)
     problems: List[Problem] = field(default_factory=list)
@@ -93,6 +105,7 @@ class Report:
             "sealed_through": self.sealed_through,
             "macs_checked": self.macs_checked,
             "signatures_checked": self.signatures_checked,
+            "anchor": self.anchor,
             "runs": {run_id: asdict(summary) for run_id, summary in self.runs.items()},
             "gaps": self.gaps,
             "first_problem": first.as_dict() if first else None,
@@ -100,196 +113,61 @@ class Report:
         }
 
 
-class Lines:
-    """Every line of every file, in order, and where each file starts (for file and line numbers)."""
+@dataclass
+class _Place:
+    """Where a line is: its index in the whole trail, its file and its 1-based line number there."""
 
-    def __init__(self) -> None:
-        self.lines: List[bytes] = []
-        self._starts: List[int] = []
-        self._paths: List[str] = []
-
-    def add_file(self, path: str, lines: List[bytes]) -> None:
-        self._starts.append(len(self.lines))
-        self._paths.append(path)
-        self.lines.extend(lines)
-
-    def locate(self, index: int) -> Tuple[str, int]:
-        """The file and 1-based line number of the line at ``index``."""
-        file_index = bisect.bisect_right(self._starts, index) - 1
-        return self._paths[file_index], index - self._starts[file_index] + 1
+    index: int
+    file: str
+    line: int
 
 
-def read_lines(paths: List[str], report: Report) -> Lines:
-    """Read every line of every file in order; a file not ending in a newline was cut mid-line."""
-    entries = Lines()
-    for path in paths:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        lines = data.split(b"\n")
-        torn = lines.pop()
-        entries.add_file(path, lines)
-        if torn:
-            report.problems.append(
-                Problem(
-                    "truncated",
-                    path,
-                    len(lines) + 1,
-                    None,
-                    "the file ends in the middle of a line (%d bytes without a newline)" % len(torn),
-                    position=len(entries.lines),
-                )
-            )
-    return entries
+@dataclass
+class _Cursor:
+    """The chain's state between files: what the next line must continue."""
+
+    last_seq: int = 0
+    last_hash: str = GENESIS
+    index: int = -1
+    sealed_seq: Optional[int] = None
+    sealed_index: int = -1
+    # The place of the previous file's last line: where a broken link at a file's first line points.
+    end_of_previous: _Place = field(default_factory=lambda: _Place(-1, "", 0))
+    current_run: Any = field(default_factory=object)  # matches no run id, not even None
+    summary: RunSummary = field(default_factory=RunSummary)
+    stretch_start: int = 0
+    last_event: Optional[Dict[str, Any]] = None
 
 
-class _Verifier:
-    def __init__(
-        self,
-        entries: Lines,
-        report: Report,
-        hmac_key: Optional[bytes],
-        public_keys: Mapping[str, Ed25519PublicKey],
-        max_problems: int,
-    ) -> None:
-        self.entries = entries
-        self.lines = entries.lines
-        self.report = report
-        self.hmac_key = hmac_key
-        self.public_keys = public_keys
-        self.max_problems = max_problems
-        self._duplicates: Optional[collections.Counter[bytes]] = None
-        self._positions: Optional[Dict[int, List[int]]] = None
+@dataclass
+class _Pending:
+    """A seq that is not one above the previous line's; explained after the second pass."""
 
-    def problem(self, reason: str, index: int, seq: Optional[int], detail: str) -> None:
-        if len(self.report.problems) >= self.max_problems:
-            return
-        path, number = self.entries.locate(index)
-        self.report.problems.append(Problem(reason, path, number, seq, detail, position=index))
+    place: _Place
+    seq: int
+    expected: int
+    digest: str
 
-    def run(self) -> None:
-        last_seq, last_hash, sealed_index = 0, GENESIS, -1
-        runs = self.report.runs
-        macs = MacChecker(self.hmac_key) if self.hmac_key is not None else None
-        # Lines of one run come in stretches; look its summary up once per stretch.
-        current_run: Any = object()
-        summary = RunSummary()
-        for index, line in enumerate(self.lines):
-            event = _event_of(line)
-            digest = sha256(line).hexdigest()
-            if event is None:
-                self.problem("edited", index, None, "the line is not an audit event (damaged JSON or missing seq/prev)")
-                last_seq, last_hash = last_seq + 1, digest
-                continue
-            seq = event["seq"]
-            if seq != last_seq + 1:
-                self.explain_seq(index, seq, last_seq)
-            elif event["prev"] != last_hash:
-                self.problem(
-                    "edited",
-                    index - 1 if index else index,
-                    seq - 1 if index else seq,
-                    "the line's SHA-256 no longer matches the prev recorded by seq %d" % seq,
-                )
-            mac_ok = macs is None or macs.check(line, event)
-            if not mac_ok:
-                self.problem("edited", index, seq, "MAC does not match (changed, or written without the trail's key)")
-            kind = event.get("event")
-            if kind == "checkpoint" and mac_ok and self.checkpoint_holds(index, event, line):
-                sealed_index = index
-            last_seq, last_hash = seq, digest
-            run_id = event.get("run_id")
-            if run_id != current_run:
-                current_run = run_id
-                summary = runs.setdefault(str(run_id), RunSummary(first_seq=seq, first_ts=str(event.get("ts", ""))))
-            summary.events += 1
-            summary.last_seq = seq
-            summary.last_ts = event.get("ts", "")
-            if kind == "playbook_end":
-                summary.ended = True
-                summary.outcome = event.get("outcome")
-        self.finish(last_seq, last_hash, sealed_index)
 
-    def finish(self, last_seq: int, last_hash: str, sealed_index: int) -> None:
-        report = self.report
-        lines = self.lines
-        report.lines = len(lines)
-        report.last_seq = last_seq if lines else None
-        report.head = last_hash
-        if lines:
-            report.first_seq = _event_seq(lines[0])
-            if sealed_index >= 0:
-                report.sealed_through = _event_seq(lines[sealed_index])
-        if sealed_index != len(lines) - 1:
-            unsealed = len(lines) - 1 - sealed_index
-            self.problem(
-                "truncated",
-                len(lines) - 1,
-                last_seq,
-                "the last %d line(s) are not covered by a checkpoint: the trail was cut after them, a line was "
-                "appended by someone else, or the run that wrote them was killed before its end" % unsealed,
-            )
+def read_blocks(path: str, torn: List[Tuple[str, int, int]], first_line: int = 1) -> Iterator[List[bytes]]:
+    """Yield the complete lines of a file in lists, one list per block read.
 
-    def checkpoint_holds(self, index: int, event: Mapping[str, Any], body: bytes) -> bool:
-        self.report.checkpoints += 1
-        checkpoint = event.get("checkpoint")
-        seq = event["seq"]
-        if (
-            not isinstance(checkpoint, dict)
-            or checkpoint.get("last_seq") != seq - 1
-            or checkpoint.get("head") != event["prev"]
-        ):
-            self.problem("edited", index, seq, "checkpoint does not describe the line before it")
-            return False
-        if self.public_keys:
-            why = check_signature(self.public_keys, _without_mac(body, event), event)
-            if why is not None:
-                self.problem("bad signature", index, seq, why)
-                return False
-        return True
-
-    def explain_seq(self, index: int, seq: int, last_seq: int) -> None:
-        """Say why seq is not last_seq + 1: a line removed, inserted, or moved."""
-        if len(self.report.problems) >= self.max_problems:
-            return
-        expected = last_seq + 1
-        line = self.lines[index]
-        if self.duplicates()[line] > 1:
-            self.problem("inserted", index, seq, "the line is a copy of another line of the trail")
-            return
-        if seq > expected:
-            later = [position for position in self.positions().get(expected, []) if position > index]
-            if later:
-                path, number = self.entries.locate(later[0])
-                self.problem(
-                    "reordered",
-                    index,
-                    seq,
-                    "expected seq %d here; it appears later (%s line %d)" % (expected, path, number),
-                )
-                return
-            self.report.gaps.append({"after_seq": last_seq, "first_missing": expected, "last_missing": seq - 1})
-            self.problem("removed", index, seq, "seq %d..%d missing before this line" % (expected, seq - 1))
-            return
-        if len(self.positions().get(seq, [])) > 1:
-            self.problem("inserted", index, seq, "seq %d appears more than once; expected %d here" % (seq, expected))
-        else:
-            self.problem("reordered", index, seq, "seq %d appears after seq %d" % (seq, last_seq))
-
-    def duplicates(self) -> "collections.Counter[bytes]":
-        """How often each exact line occurs (built once, on the first anomaly)."""
-        if self._duplicates is None:
-            self._duplicates = collections.Counter(self.lines)
-        return self._duplicates
-
-    def positions(self) -> Dict[int, List[int]]:
-        """Where each seq occurs (built once, on the first anomaly)."""
-        if self._positions is None:
-            self._positions = {}
-            for index, line in enumerate(self.lines):
-                seq = _event_seq(line)
-                if seq is not None:
-                    self._positions.setdefault(seq, []).append(index)
-        return self._positions
+    A file that does not end with a newline was cut mid-line: the piece is
+    not yielded, and ``(path, its line number, its length)`` goes to ``torn``.
+    """
+    rest = b""
+    count = first_line - 1
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(BLOCK)
+            if not block:
+                break
+            lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
+            rest = lines.pop()
+            count += len(lines)
+            yield lines
+    if rest:
+        torn.append((path, count + 1, len(rest)))
 
 
 def _event_of(line: bytes) -> Optional[Dict[str, Any]]:
@@ -297,13 +175,281 @@ def _event_of(line: bytes) -> Optional[Dict[str, Any]]:
         event = parse_line(line)
     except ValueError:
         return None
-    if not isinstance(event, dict) or not isinstance(event.get("prev"), str):
-        return None
-    seq = event.get("seq")
-    # bool is an int to Python, never a sequence number.
-    if not isinstance(seq, int) or isinstance(seq, bool):
+    if not isinstance(event, dict) or not isinstance(event.get("prev"), str) or not _is_seq(event.get("seq")):
         return None
     return event
+
+
+class _Verifier:
+    def __init__(
+        self,
+        paths: List[str],
+        report: Report,
+        hmac_key: Optional[bytes],
+        public_keys: Mapping[str, Ed25519PublicKey],
+        anchor: Optional[Mapping[str, Any]],
+        max_problems: int,
+    ) -> None:
+        self.paths = paths
+        self.report = report
+        self.macs = MacChecker(hmac_key) if hmac_key is not None else None
+        self.public_keys = public_keys
+        self.anchor = anchor
+        self.max_problems = max_problems
+        self.pending: List[_Pending] = []
+        self.torn: List[Tuple[str, int, int]] = []
+        self.anchor_found: Optional[Tuple[_Place, str]] = None
+        self.last_place = _Place(-1, ", ".join(paths), 0)
+
+    def full(self) -> bool:
+        return len(self.report.problems) + len(self.pending) >= self.max_problems
+
+    def problem(self, reason: str, place: _Place, seq: Optional[int], detail: str) -> None:
+        if not self.full():
+            self.report.problems.append(Problem(reason, place.file, place.line, seq, detail, position=place.index))
+
+    def run(self) -> None:
+        """The first pass: every check that needs only the line and the one before it."""
+        cursor = _Cursor()
+        for path in self.paths:
+            torn = len(self.torn)
+            self.scan_file(path, cursor)
+            for torn_path, torn_number, length in self.torn[torn:]:
+                # A torn line sits after the file's complete lines.
+                self.problem(
+                    "truncated",
+                    _Place(cursor.index + 1, torn_path, torn_number),
+                    None,
+                    "the file ends in the middle of a line (%d bytes without a newline)" % length,
+                )
+        _settle(cursor.summary, cursor.index + 1 - cursor.stretch_start, cursor.last_event)
+        report = self.report
+        self.last_place = cursor.end_of_previous
+        report.lines = cursor.index + 1
+        report.first_seq = self.first_seq()
+        report.last_seq = cursor.last_seq if cursor.index >= 0 else None
+        report.head = cursor.last_hash
+        report.sealed_through = cursor.sealed_seq
+        self.finish(cursor.index, cursor.last_seq, cursor.sealed_index)
+
+    def scan_file(self, path: str, cursor: _Cursor) -> None:
+        """Check one file's lines, carrying the chain on from ``cursor``.
+
+        This loop runs once per line of the trail, so it is written for speed:
+        state in local names (stored back at the end), places built only when
+        something is wrong, run counts kept per stretch of one run's lines.
+        """
+        runs, macs, loads, hash_of = self.report.runs, self.macs, parse_line, sha256
+        mac_check = macs.check if macs is not None else None
+        anchor_seq = self.anchor.get("seq") if self.anchor is not None else None
+        last_seq, last_hash, index, number = cursor.last_seq, cursor.last_hash, cursor.index, 0
+        summary, current_run, stretch_start, last_event = (
+            cursor.summary,
+            cursor.current_run,
+            cursor.stretch_start,
+            cursor.last_event,
+        )
+        for lines in read_blocks(path, self.torn):
+            for line in lines:
+                index += 1
+                number += 1
+                digest = hash_of(line).hexdigest()
+                try:
+                    event = loads(line)
+                except ValueError:
+                    event = None
+                if (
+                    not isinstance(event, dict)
+                    or not isinstance(event.get("prev"), str)
+                    or not _is_seq(event.get("seq"))
+                ):
+                    self.not_an_event(_Place(index, path, number))
+                    last_seq, last_hash = last_seq + 1, digest
+                    stretch_start += 1  # not an event: it counts for no run
+                    continue
+                seq = event["seq"]
+                if seq != last_seq + 1:
+                    self.note_seq(_Place(index, path, number), seq, last_seq + 1, digest)
+                elif event["prev"] != last_hash:
+                    self.broken_link(index, path, number, seq, cursor.end_of_previous)
+                mac_ok = mac_check is None or (isinstance(event.get("mac"), str) and mac_check(line, event["mac"]))
+                if not mac_ok:
+                    self.bad_mac(_Place(index, path, number), seq)
+                kind = event.get("event")
+                if kind == "checkpoint" and mac_ok and self.checkpoint_holds(_Place(index, path, number), event, line):
+                    cursor.sealed_seq, cursor.sealed_index = seq, index
+                if seq == anchor_seq and self.anchor_found is None:
+                    self.anchor_found = (_Place(index, path, number), digest)
+                last_seq, last_hash = seq, digest
+                run_id = event.get("run_id")
+                if run_id != current_run:
+                    # Lines of one run come in stretches: settle the last stretch, look the next run up once.
+                    _settle(summary, index - stretch_start, last_event)
+                    current_run, stretch_start = run_id, index
+                    summary = runs.setdefault(str(run_id), RunSummary(first_seq=seq, first_ts=str(event.get("ts", ""))))
+                if kind == "playbook_end":
+                    summary.ended, summary.outcome = True, event.get("outcome")
+                last_event = event
+        cursor.last_seq, cursor.last_hash, cursor.index = last_seq, last_hash, index
+        cursor.summary, cursor.current_run, cursor.stretch_start, cursor.last_event = (
+            summary,
+            current_run,
+            stretch_start,
+            last_event,
+        )
+        if number:
+            cursor.end_of_previous = _Place(index, path, number)
+
+    def not_an_event(self, place: _Place) -> None:
+        self.problem("edited", place, None, "the line is not an audit event (damaged JSON or missing seq/prev)")
+
+    def note_seq(self, place: _Place, seq: int, expected: int, digest: str) -> None:
+        """A seq out of place: explained after the second pass (removed, inserted or reordered)."""
+        if not self.full():
+            self.pending.append(_Pending(place, seq, expected, digest))
+
+    def broken_link(self, index: int, path: str, number: int, seq: int, end_of_previous: _Place) -> None:
+        """The line's prev is not the previous line's hash: the previous line was edited."""
+        if not index:
+            where = _Place(index, path, number)
+        else:
+            where = _Place(index - 1, path, number - 1) if number > 1 else end_of_previous
+        self.problem(
+            "edited",
+            where,
+            seq - 1 if index else seq,
+            "the line's SHA-256 no longer matches the prev recorded by seq %d" % seq,
+        )
+
+    def bad_mac(self, place: _Place, seq: int) -> None:
+        self.problem("edited", place, seq, "MAC does not match (changed, or written without the trail's key)")
+
+    def first_seq(self) -> Optional[int]:
+        for path in self.paths:
+            for lines in read_blocks(path, []):
+                if lines:
+                    event = _event_of(lines[0])
+                    return event["seq"] if event is not None else None
+        return None
+
+    def finish(self, last_index: int, last_seq: int, sealed_index: int) -> None:
+        if last_index >= 0 and sealed_index != last_index:
+            self.problem(
+                "truncated",
+                self.last_place,
+                last_seq,
+                "the last %d line(s) are not covered by a checkpoint: the trail was cut after them, a line was "
+                "appended by someone else, or the run that wrote them was killed before its end"
+                % (last_index - sealed_index),
+            )
+
+    def checkpoint_problem(self, event: Mapping[str, Any], line: bytes) -> Optional[Tuple[str, str]]:
+        """What is wrong with a checkpoint (reason, detail), or None."""
+        checkpoint = event.get("checkpoint")
+        seq = event["seq"]
+        if (
+            not isinstance(checkpoint, dict)
+            or checkpoint.get("last_seq") != seq - 1
+            or checkpoint.get("head") != event["prev"]
+        ):
+            return "edited", "checkpoint does not describe the line before it"
+        if self.public_keys:
+            why = check_signature(self.public_keys, _without_mac(line, event), event)
+            if why is not None:
+                return "bad signature", why
+        return None
+
+    def checkpoint_holds(self, place: _Place, event: Mapping[str, Any], line: bytes) -> bool:
+        self.report.checkpoints += 1
+        found = self.checkpoint_problem(event, line)
+        if found is not None:
+            self.problem(found[0], place, event["seq"], found[1])
+            return False
+        return True
+
+    def check_anchor(self) -> None:
+        """The trail must still hold, unchanged, the line the anchor names."""
+        if self.anchor is None:
+            return
+        seq, head = self.anchor.get("seq"), self.anchor.get("head")
+        self.report.anchor = {"seq": seq, "head": head, "found": self.anchor_found is not None}
+        if "source" in self.anchor:
+            self.report.anchor["source"] = self.anchor["source"]
+        if self.anchor_found is not None:
+            place, digest = self.anchor_found
+            if digest != head:
+                self.problem("edited", place, seq, "the line differs from the anchor's head hash %s" % head)
+            return
+        if self.report.lines:
+            self.problem(
+                "truncated",
+                self.last_place,
+                self.report.last_seq,
+                "the anchor names seq %s, which the trail no longer holds (it ends at seq %s): lines were removed "
+                "from its end" % (seq, self.report.last_seq),
+            )
+
+    def explain(self) -> None:
+        """The second pass: say why each noted seq is not one above the previous (removed, inserted, moved)."""
+        if not self.pending:
+            return
+        digests = {pending.digest: 0 for pending in self.pending}
+        wanted = {pending.seq for pending in self.pending} | {pending.expected for pending in self.pending}
+        places: Dict[int, List[_Place]] = {}
+        index = -1
+        for path in self.paths:
+            number = 0
+            for lines in read_blocks(path, []):
+                for line in lines:
+                    index += 1
+                    number += 1
+                    if digests:
+                        digest = sha256(line).hexdigest()
+                        if digest in digests:
+                            digests[digest] += 1
+                    event = _event_of(line)
+                    if event is not None and event["seq"] in wanted:
+                        places.setdefault(event["seq"], []).append(_Place(index, path, number))
+        pending, self.pending = self.pending, []
+        for each in pending:
+            self._explain_one(each, digests, places)
+
+    def _explain_one(self, pending: _Pending, digests: Dict[str, int], places: Dict[int, List[_Place]]) -> None:
+        place, seq, expected = pending.place, pending.seq, pending.expected
+        if digests[pending.digest] > 1:
+            self.problem("inserted", place, seq, "the line is a copy of another line of the trail")
+            return
+        if seq > expected:
+            later = [other for other in places.get(expected, []) if other.index > place.index]
+            if later:
+                self.problem(
+                    "reordered",
+                    place,
+                    seq,
+                    "expected seq %d here; it appears later (%s line %d)" % (expected, later[0].file, later[0].line),
+                )
+                return
+            self.report.gaps.append({"after_seq": expected - 1, "first_missing": expected, "last_missing": seq - 1})
+            self.problem("removed", place, seq, "seq %d..%d missing before this line" % (expected, seq - 1))
+            return
+        if len(places.get(seq, [])) > 1:
+            self.problem("inserted", place, seq, "seq %d appears more than once; expected %d here" % (seq, expected))
+        else:
+            self.problem("reordered", place, seq, "seq %d appears after seq %d" % (seq, expected - 1))
+
+
+def _is_seq(value: Any) -> bool:
+    # bool is an int to Python, never a sequence number.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _settle(summary: RunSummary, events: int, last_event: Optional[Mapping[str, Any]]) -> None:
+    """Add a stretch of ``events`` lines of one run, ending with ``last_event``, to the run's summary."""
+    if last_event is None or not events:
+        return
+    summary.events += events
+    summary.last_seq = last_event["seq"]
+    summary.last_ts = last_event.get("ts", "")
 
 
 def _without_mac(line: bytes, event: Mapping[str, Any]) -> bytes:
@@ -311,26 +457,61 @@ def _without_mac(line: bytes, event: Mapping[str, Any]) -> bytes:
     return without_field(line, "mac", mac) if isinstance(mac, str) else line
 
 
-def _event_seq(line: bytes) -> Optional[int]:
-    event = _event_of(line)
-    return event["seq"] if event is not None else None
+def _forwarded_events(text: str) -> Iterator[Any]:
+    """The events in one line of a sink's export: a syslog message, a HEC envelope, a webhook body, a trail line."""
+    start = min((at for at in (text.find("{"), text.find("[")) if at >= 0), default=-1)
+    if start < 0:
+        return
+    try:
+        value = parse_line(text[start:].encode("utf-8"))
+    except ValueError:
+        return
+    for item in value if isinstance(value, list) else [value]:
+        # A Splunk HEC envelope holds the event under "event"; the others are the event itself.
+        event = item["event"] if isinstance(item, dict) and isinstance(item.get("event"), dict) else item
+        if isinstance(event, dict):
+            yield event
 
 
-def check_anchor(lines: List[bytes], anchor: Mapping[str, Any], report: Report, verifier: _Verifier) -> None:
-    """The trail must still hold the line an anchor (seq + head hash kept elsewhere) names."""
-    seq, head = anchor.get("seq"), anchor.get("head")
-    for index, line in enumerate(lines):
-        if _event_seq(line) == seq:
-            if line_hash(line) != head:
-                verifier.problem("edited", index, seq, "the line differs from the anchor's head hash %s" % head)
-            return
-    if lines:
-        verifier.problem(
-            "truncated",
-            len(lines) - 1,
-            report.last_seq,
-            "the anchor names seq %s, which the trail no longer holds (it ends at seq %s)" % (seq, report.last_seq),
+def anchor_from_sink(paths: List[str], public_keys: Optional[Mapping[str, Ed25519PublicKey]] = None) -> Dict[str, Any]:
+    """The last checkpoint a remote sink received, as an anchor: its seq and the hash of its line.
+
+    ``paths`` are what the sink kept, in any mix of the forms the callback sends:
+    a syslog receiver's log (one message per line; the JSON after the header is
+    the trail line), Splunk HEC envelopes, webhook bodies (JSON arrays), or
+    trail lines. The checkpoint's line is rebuilt canonically (the trail's own
+    bytes) and, with ``public_keys``, its signature must verify. Checking the
+    trail against it proves that the trail still holds that checkpoint,
+    unchanged, and everything before it, so removing whole sealed runs from the
+    end of the trail is caught.
+    """
+    best: Optional[Dict[str, Any]] = None
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for text in handle:
+                    for event in _forwarded_events(text):
+                        seq = event.get("seq")
+                        if event.get("event") != "checkpoint" or not _is_seq(seq):
+                            continue
+                        if best is None or seq > best["seq"]:
+                            best = event
+        except OSError as exc:
+            raise AnchorError("anchor file %s cannot be read (%s)" % (path, exc.strerror)) from None
+    if best is None:
+        raise AnchorError(
+            "no audit checkpoint found in %s; give the file(s) the syslog or HTTP sink wrote (the receiver's log "
+            "or export), which hold the checkpoint lines the callback forwards" % ", ".join(paths)
         )
+    line = canonical_line(best)
+    if public_keys:
+        why = check_signature(public_keys, _without_mac(line, best), best)
+        if why is not None:
+            raise AnchorError(
+                "the last checkpoint in %s (seq %d) does not verify: %s; an anchor must come from the trail's "
+                "signer" % (", ".join(paths), best["seq"], why)
+            )
+    return {"seq": best["seq"], "head": line_hash(line), "source": list(paths), "sealed_through": best["seq"] - 1}
 
 
 def verify_trail(
@@ -342,12 +523,13 @@ def verify_trail(
 ) -> Report:
     """Verify the trail made of ``paths`` (oldest first) and return what was found."""
     report = Report(files=list(paths), macs_checked=hmac_key is not None, signatures_checked=bool(public_keys))
-    entries = read_lines(list(paths), report)
-    verifier = _Verifier(entries, report, hmac_key, public_keys or {}, max_problems)
+    verifier = _Verifier(list(paths), report, hmac_key, public_keys or {}, anchor, max_problems)
     verifier.run()
-    if anchor is not None:
-        check_anchor(entries.lines, anchor, report, verifier)
-    if not entries.lines:
-        verifier.report.problems.append(Problem("truncated", ", ".join(paths), 0, None, "the trail is empty"))
+    verifier.explain()
+    verifier.check_anchor()
+    if not report.lines:
+        report.problems.append(Problem("truncated", ", ".join(paths), 0, None, "the trail is empty"))
+    report.problems.sort(key=lambda problem: problem.position)
+    del report.problems[max_problems:]
     report.ok = not report.problems
     return report
