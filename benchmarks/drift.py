@@ -62,23 +62,28 @@ def main() -> None:
         paths = make_tree(root, options.files, options.size)
         baseline = take_baseline([root], [], [], [])
         # Change one file in ten so the scan also builds findings.
-        for path in paths[:: 10]:
+        for path in paths[::10]:
             os.chmod(path, 0o600)
         # Warm the page cache so both sides measure hashing, not the first read from disk.
         time_sha256sum(paths)
         sums = min(time_sha256sum(paths) for _ in range(options.repeat))
         scans = [time_scan(baseline) for _ in range(options.repeat)]
         best = min(seconds for seconds, _ in scans)
-    print(json.dumps({
-        "benchmark": "drift_scan",
-        "files": options.files,
-        "file_size": options.size,
-        "drift_findings": scans[0][1],
-        "sha256sum_seconds": round(sums, 4),
-        "drift_scan_seconds": round(best, 4),
-        "ratio": round(best / sums, 2),
-        "files_per_second": round(options.files / best),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "drift_scan",
+                "files": options.files,
+                "file_size": options.size,
+                "drift_findings": scans[0][1],
+                "sha256sum_seconds": round(sums, 4),
+                "drift_scan_seconds": round(best, 4),
+                "ratio": round(best / sums, 2),
+                "files_per_second": round(options.files / best),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

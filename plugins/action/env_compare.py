@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Set
 
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError
@@ -60,8 +60,9 @@ class ActionModule(RelopsActionBase):
                 "after_header": args["right"],
             },
         }
-        self.audit("env_compare", left=args["left"], right=args["right"], deviations=len(deviations),
-                   accepted=len(accepted))
+        self.audit(
+            "env_compare", left=args["left"], right=args["right"], deviations=len(deviations), accepted=len(accepted)
+        )
         if args["fail_on_deviation"] and deviations:
             result["failed"] = True
             result["msg"] = "%d deviation(s) between %s and %s are not in the allow-list: %s" % (
@@ -136,10 +137,10 @@ def flatten(prefix: str, value: Any) -> Dict[str, Any]:
 
 def compare(
     left: Dict[str, List[Any]], right: Dict[str, List[Any]], allow: List[Dict[str, Any]]
-) -> "tuple[List[Dict[str, Any]], List[Dict[str, Any]], set]":
+) -> "tuple[List[Dict[str, Any]], List[Dict[str, Any]], Set[int]]":
     deviations: List[Dict[str, Any]] = []
     accepted: List[Dict[str, Any]] = []
-    used: set = set()
+    used: Set[int] = set()
     for path in sorted(set(left) | set(right)):
         left_value = _single(left.get(path, [MISSING]))
         right_value = _single(right.get(path, [MISSING]))
@@ -175,12 +176,12 @@ def _single(values: List[Any]) -> Any:
 def _check_allowances(allow: List[Dict[str, Any]]) -> None:
     for entry in allow:
         if not str(entry["reason"]).strip():
-            raise LedgerError("allow-list entry for %r has an empty reason; say why the deviation is accepted"
-                              % entry["path"])
+            raise LedgerError(
+                "allow-list entry for %r has an empty reason; say why the deviation is accepted" % entry["path"]
+            )
         if not entry["path"].startswith(("facts.", "config.", "*")):
             raise LedgerError(
-                "allow-list path %r names neither facts nor config; start it with 'facts.' or 'config.'"
-                % entry["path"]
+                "allow-list path %r names neither facts nor config; start it with 'facts.' or 'config.'" % entry["path"]
             )
 
 

@@ -36,10 +36,7 @@ class ActionModule(RelopsActionBase):
         if args["state"] == "reaped":
             return self._reap(args)
         before = self._read_active(args)
-        if args["state"] == "present":
-            result = self._provision(args, before)
-        else:
-            result = self._tear_down(args, before)
+        result = self._provision(args, before) if args["state"] == "present" else self._tear_down(args, before)
         if self.diff_mode:
             header = "ephemeral environment %s" % args["name"]
             result["diff"] = {
@@ -123,12 +120,10 @@ class ActionModule(RelopsActionBase):
 
 
 def _check_arguments(args: Dict[str, Any]) -> None:
-    if args["state"] != "reaped":
-        if not args["name"] or not NAME.match(args["name"]):
-            raise LedgerError(
-                "name %r is not valid; use a lowercase letter then up to 47 lowercase letters, digits or '-'"
-                % args["name"]
-            )
+    if args["state"] != "reaped" and (not args["name"] or not NAME.match(args["name"])):
+        raise LedgerError(
+            "name %r is not valid; use a lowercase letter then up to 47 lowercase letters, digits or '-'" % args["name"]
+        )
     if args["ttl"] <= 0:
         raise LedgerError("ttl %d is not valid; give the lifetime in seconds, above 0" % args["ttl"])
     ports = args["port_range"]
@@ -139,7 +134,7 @@ def _check_arguments(args: Dict[str, Any]) -> None:
 
 
 def _database_name(args: Dict[str, Any]) -> str:
-    return (args["db_prefix"] + args["name"]).replace("-", "_")
+    return str(args["db_prefix"] + args["name"]).replace("-", "_")
 
 
 def _with_url(env: Dict[str, Any], args: Dict[str, Any]) -> Dict[str, Any]:

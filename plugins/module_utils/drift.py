@@ -26,7 +26,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.digests import file_digest
 
@@ -156,7 +156,7 @@ def package_versions(names: List[str]) -> Dict[str, Optional[str]]:
 
 
 def _dpkg_versions(names: List[str]) -> Dict[str, Optional[str]]:
-    versions: Dict[str, Optional[str]] = {name: None for name in names}
+    versions: Dict[str, Optional[str]] = dict.fromkeys(names)
     done = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Status}\t${Version}\n", *names],
         capture_output=True,
@@ -323,7 +323,14 @@ def scan(baseline: Baseline) -> List[Finding]:
 
 
 def _finding(kind: str, name: str, field: str, expected: Any, actual: Any, remediable: bool) -> Finding:
-    return {"kind": kind, "name": name, "field": field, "expected": expected, "actual": actual, "remediable": remediable}
+    return {
+        "kind": kind,
+        "name": name,
+        "field": field,
+        "expected": expected,
+        "actual": actual,
+        "remediable": remediable,
+    }
 
 
 def _file_findings(path: str, expected: Dict[str, Any], actual: Dict[str, Any]) -> List[Finding]:
@@ -365,7 +372,7 @@ def remediate(baseline: Baseline, findings: List[Finding], store: str) -> Tuple[
     """
     fixed: List[Finding] = []
     left: List[Finding] = []
-    restored: set = set()
+    restored: Set[str] = set()
     root = baseline.get("sysctl_root", "/proc/sys")
     for item in findings:
         if not item["remediable"]:

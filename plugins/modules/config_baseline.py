@@ -147,7 +147,9 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
     params = module.params
     store = params["store"] or params["path"] + ".d"
     existing = load_baseline(params["path"])
-    document = take_baseline(params["files"], params["packages"], params["services"], params["sysctls"], params["sysctl_root"])
+    document = take_baseline(
+        params["files"], params["packages"], params["services"], params["sysctls"], params["sysctl_root"]
+    )
     pending: List[str] = missing_copies(document, store) if params["store_content"] else []
     changed = existing != document or bool(pending)
     if changed and not module.check_mode:
@@ -169,16 +171,16 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            store=dict(type="path"),
-            store_content=dict(type="bool", default=True),
-            files=dict(type="list", elements="path", default=[]),
-            packages=dict(type="list", elements="str", default=[]),
-            services=dict(type="list", elements="str", default=[]),
-            sysctls=dict(type="list", elements="str", default=[]),
-            sysctl_root=dict(type="path", default="/proc/sys"),
-        ),
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "store": {"type": "path"},
+            "store_content": {"type": "bool", "default": True},
+            "files": {"type": "list", "elements": "path", "default": []},
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "services": {"type": "list", "elements": "str", "default": []},
+            "sysctls": {"type": "list", "elements": "str", "default": []},
+            "sysctl_root": {"type": "path", "default": "/proc/sys"},
+        },
         supports_check_mode=True,
     )
     try:

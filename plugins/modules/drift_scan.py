@@ -112,9 +112,7 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
     store = params["store"] or params["path"] + ".d"
     baseline = load_baseline(params["path"])
     if baseline is None:
-        raise DriftError(
-            "no baseline at %s; record one first with relops.release.config_baseline" % params["path"]
-        )
+        raise DriftError("no baseline at %s; record one first with relops.release.config_baseline" % params["path"])
     findings = scan(baseline)
     fixable = [item for item in findings if item["remediable"]]
     remediated, unremediated = [], list(findings)
@@ -148,12 +146,12 @@ def run(module: AnsibleModule) -> Dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            store=dict(type="path"),
-            remediate=dict(type="bool", default=False),
-            fail_on_drift=dict(type="bool", default=False),
-        ),
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "store": {"type": "path"},
+            "remediate": {"type": "bool", "default": False},
+            "fail_on_drift": {"type": "bool", "default": False},
+        },
         supports_check_mode=True,
     )
     try:

@@ -32,7 +32,7 @@ options:
     type: str
     required: true
   facts:
-    description: Dotted paths under C(ansible_facts) to compare, for example C(distribution_version) or C(local.app).
+    description: Dotted paths under C(ansible_facts) to compare, for example C(distribution_version) or C(ansible_local.app).
     type: list
     elements: str
     default: [distribution, distribution_version, kernel, architecture, python_version]
@@ -50,7 +50,7 @@ options:
       path:
         description:
           - The compared path, with C(facts.) or C(config.) in front; shell-style wildcards allowed, for example
-            C(config.app_settings.workers) or C(facts.local.app.*).
+            C(config.app_settings.workers) or C(facts.ansible_local.app.*).
         type: str
         required: true
       reason:
@@ -86,7 +86,7 @@ EXAMPLES = r"""
   relops.release.env_compare:
     left: staging
     right: production
-    facts: [distribution_version, kernel, local.app]
+    facts: [distribution_version, kernel, ansible_local.app]
     config: [app_settings, nginx_version]
     allow:
       - path: config.app_settings.workers

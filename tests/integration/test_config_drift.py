@@ -20,7 +20,9 @@ PLAY = """
         name: relops.release.config_drift
     - name: Keep the results for the test
       ansible.builtin.copy:
-        content: "{{ {'baseline': config_drift_baseline | default({}), 'scan': config_drift_scan | default({})} | to_nice_json }}"
+        content: >-
+          {{ {'baseline': config_drift_baseline | default({}),
+              'scan': config_drift_scan | default({})} | to_nice_json }}
         dest: "{{ result_file }}"
         mode: "0600"
       check_mode: false
@@ -174,22 +176,22 @@ def test_scan_reports_drift_and_remediation_restores_it(host: Host) -> None:
 def test_fail_on_drift_names_what_remains(host: Host) -> None:
     assert host.take_baseline()[0] == 0
     os.chmod(host.path("app.conf"), 0o600)
-    code, result, output = host.run(config_drift_fail_on_drift=True)
+    code, _result, output = host.run(config_drift_fail_on_drift=True)
     assert code != 0
     assert "file %s mode" % host.path("app.conf") in output
-    code, result, output = host.run(config_drift_fail_on_drift=True, config_drift_remediate=True)
+    code, _result, output = host.run(config_drift_fail_on_drift=True, config_drift_remediate=True)
     assert code == 0, output
     assert stat.S_IMODE(os.stat(host.path("app.conf")).st_mode) == 0o644
 
 
 def test_scan_without_baseline_fails_naming_it(host: Host) -> None:
-    code, result, output = host.run()
+    code, _result, output = host.run()
     assert code != 0
     assert "no baseline at %s" % host.baseline in output and "config_baseline" in output
 
 
 def test_relative_path_is_refused(host: Host) -> None:
-    code, result, output = host.run(config_drift_mode="baseline", config_drift_files=["etc/app.conf"])
+    code, _result, output = host.run(config_drift_mode="baseline", config_drift_files=["etc/app.conf"])
     assert code != 0
     assert "'etc/app.conf' is relative" in output
 

@@ -27,7 +27,7 @@ PLAY = """
       relops.release.env_compare:
         left: "{{ left | default('staging') }}"
         right: production
-        facts: [distribution, local.app]
+        facts: [distribution, ansible_local.app]
         config: [app_settings]
         allow: "{{ allow | default([]) }}"
         fail_on_deviation: "{{ strict | default(false) | bool }}"
@@ -46,8 +46,12 @@ def _inventory(ansible: Ansible) -> str:
         "stg2": ({"build": "2.4.0", "tls": "1.3"}, {"workers": 4, "log_level": "info"}),
         "prd1": ({"build": "2.4.0", "tls": "1.2"}, {"workers": 16, "log_level": "warn"}),
     }
-    inventory: dict = {"all": {"children": {"staging": {"hosts": {}}, "production": {"hosts": {}}},
-                               "hosts": {"localhost": {"ansible_connection": "local"}}}}
+    inventory: dict = {
+        "all": {
+            "children": {"staging": {"hosts": {}}, "production": {"hosts": {}}},
+            "hosts": {"localhost": {"ansible_connection": "local"}},
+        }
+    }
     for host, (local, settings) in hosts.items():
         fact_dir = os.path.join(ansible.workdir, "facts", host)
         os.makedirs(fact_dir)
@@ -68,8 +72,11 @@ def _inventory(ansible: Ansible) -> str:
 
 
 def _compare(ansible: Ansible, **extra: object) -> tuple[int, dict, str]:
-    inventory = _inventory(ansible) if not os.path.exists(os.path.join(ansible.workdir, "hosts.yml")) else (
-        os.path.join(ansible.workdir, "hosts.yml"))
+    inventory = (
+        _inventory(ansible)
+        if not os.path.exists(os.path.join(ansible.workdir, "hosts.yml"))
+        else (os.path.join(ansible.workdir, "hosts.yml"))
+    )
     playbook = ansible.write_playbook(PLAY, "compare.yml")
     result_file = os.path.join(ansible.workdir, "result.json")
     if os.path.exists(result_file):
@@ -89,23 +96,25 @@ def _paths(items: list) -> set[str]:
 def test_deviations_outside_the_allow_list_are_reported(ansible: Ansible) -> None:
     allow = [
         {"path": "config.app_settings.workers", "reason": "production is sized for its load"},
-        {"path": "facts.local.app.tls", "right": "1.1", "reason": "only a TLS 1.1 exemption is accepted"},
+        {"path": "facts.ansible_local.app.tls", "right": "1.1", "reason": "only a TLS 1.1 exemption is accepted"},
         {"path": "config.app_settings.threads", "reason": "no longer used"},
     ]
     code, result, output = _compare(ansible, allow=allow)
     assert code == 0, output
     assert result["left"]["hosts"] == ["stg1", "stg2"] and result["right"]["hosts"] == ["prd1"]
-    assert _paths(result["deviations"]) == {"config.app_settings.log_level", "facts.local.app.tls"}
-    tls = next(item for item in result["deviations"] if item["path"] == "facts.local.app.tls")
+    assert _paths(result["deviations"]) == {"config.app_settings.log_level", "facts.ansible_local.app.tls"}
+    tls = next(item for item in result["deviations"] if item["path"] == "facts.ansible_local.app.tls")
     assert (tls["left"], tls["right"]) == ("1.3", "1.2")
     assert result["accepted"] == [
         {"path": "config.app_settings.workers", "left": 4, "right": 16, "reason": "production is sized for its load"}
     ]
     assert [entry["path"] for entry in result["stale_allowances"]] == [
-        "facts.local.app.tls", "config.app_settings.threads"]
+        "facts.ansible_local.app.tls",
+        "config.app_settings.threads",
+    ]
     log_level = next(item for item in result["deviations"] if item["path"] == "config.app_settings.log_level")
     assert log_level["left"] == {"differs_within": ["debug", "info"]} and log_level["right"] == "warn"
-    assert "facts.local.app.tls: 1.3" in result["report"]["before"]
+    assert "facts.ansible_local.app.tls: 1.3" in result["report"]["before"]
 
 
 def test_strict_mode_fails_naming_the_deviations(ansible: Ansible) -> None:
@@ -114,8 +123,13 @@ def test_strict_mode_fails_naming_the_deviations(ansible: Ansible) -> None:
     ]
     code, result, output = _compare(ansible, allow=allow, strict=True)
     assert code != 0
-    assert "1 deviation(s) between staging and production" in output and "facts.local.app.tls (1.3 vs 1.2)" in output
-    allow.append({"path": "facts.local.app.tls", "left": "1.3", "right": "1.2", "reason": "CHG0042 moves prod to 1.3"})
+    assert (
+        "1 deviation(s) between staging and production" in output
+        and "facts.ansible_local.app.tls (1.3 vs 1.2)" in output
+    )
+    allow.append(
+        {"path": "facts.ansible_local.app.tls", "left": "1.3", "right": "1.2", "reason": "CHG0042 moves prod to 1.3"}
+    )
     code, result, output = _compare(ansible, allow=allow, strict=True)
     assert code == 0, output
     assert result["deviations"] == [] and len(result["accepted"]) == 3
@@ -132,7 +146,7 @@ def test_a_single_host_compares_and_an_unknown_name_is_refused(ansible: Ansible)
 
 
 def test_allowance_without_reason_is_refused(ansible: Ansible) -> None:
-    code, result, output = _compare(ansible, allow=[{"path": "config.app_settings.workers", "reason": " "}])
+    code, _result, output = _compare(ansible, allow=[{"path": "config.app_settings.workers", "reason": " "}])
     assert code != 0 and "'config.app_settings.workers' has an empty reason" in output
-    code, result, output = _compare(ansible, allow=[{"path": "app_settings.workers", "reason": "sized"}])
+    code, _result, output = _compare(ansible, allow=[{"path": "app_settings.workers", "reason": "sized"}])
     assert code != 0 and "start it with 'facts.' or 'config.'" in output

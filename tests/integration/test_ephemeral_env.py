@@ -148,12 +148,12 @@ def test_reap_ends_only_expired_environments(envs: Envs) -> None:
 
 
 def test_bad_input_is_refused_naming_the_value(envs: Envs) -> None:
-    code, result, output = envs.run("main", ephemeral_env_name="CI_1")
+    code, _result, output = envs.run("main", ephemeral_env_name="CI_1")
     assert code != 0 and "name 'CI_1' is not valid" in output
-    code, result, output = envs.run("main", ephemeral_env_name="ci-a", ephemeral_env_ttl=0)
+    code, _result, output = envs.run("main", ephemeral_env_name="ci-a", ephemeral_env_ttl=0)
     assert code != 0 and "ttl 0 is not valid" in output
     assert envs.run("main", ephemeral_env_name="only", ephemeral_env_port_range=[31500, 31500])[0] == 0
-    code, result, output = envs.run("main", ephemeral_env_name="second", ephemeral_env_port_range=[31500, 31500])
+    code, _result, output = envs.run("main", ephemeral_env_name="second", ephemeral_env_port_range=[31500, 31500])
     assert code != 0 and "every port from 31500 to 31500" in output
     assert "second" not in envs.statuses()
     assert envs.run("teardown", ephemeral_env_name="only")[0] == 0

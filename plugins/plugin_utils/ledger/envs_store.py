@@ -72,7 +72,7 @@ class EnvsStore:
         for _attempt in range(_PICK_ATTEMPTS):
             try:
                 return self._insert_env(actor, name, ports, ttl_seconds, db_name, slot_dir, details)
-            except Exception as error:  # noqa: BLE001 - sqlite3 and psycopg raise different IntegrityError classes
+            except Exception as error:
                 if not _is_unique_violation(error):
                     raise
                 if self.active_env(name) is not None:
