@@ -15,7 +15,7 @@ description:
     the gathered facts named in O(facts) and the host variables named in O(config). Nested values are compared
     key by key, so a deviation names the exact key.
   - When the hosts of one environment disagree among themselves, the environment's value is shown as
-    C({differs_within: [...]}) and differs from the other side.
+    a mapping with the single key C(differs_within) listing the values and differs from the other side.
   - Each difference matching an entry of O(allow) is accepted with that entry's reason; the rest are reported in
     RV(deviations). Allow-list entries that matched nothing are returned in RV(stale_allowances) so the list can
     be pruned.

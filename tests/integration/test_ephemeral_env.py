@@ -27,7 +27,7 @@ PLAY = """
     - name: Keep the results for the test
       ansible.builtin.copy:
         content: "{{ {'record': ephemeral_env_record | default({}), 'reaped': ephemeral_env_reaped | default({}),
-                      'env': ephemeral_env | default({})} | to_nice_json }}"
+                      'env': ephemeral_env_info | default({})} | to_nice_json }}"
         dest: "{{ result_file }}"
         mode: "0600"
       check_mode: false
