@@ -37,4 +37,5 @@ pytest_plugins = [
     "fixtures.http_services",
     "fixtures.prometheus",
     "fixtures.calendar_http",
+    "fixtures.routers",
 ]
