@@ -96,7 +96,7 @@ options:
     default: canary-analysis/1
   fail_on:
     description:
-      - The verdicts that fail the task. Use V([]) (as the M(relops.release.canary) role does) to branch on
+      - The verdicts that fail the task. Use V([]) (as the C(relops.release.canary) role does) to branch on
         RV(verdict) instead.
     type: list
     elements: str
