@@ -27,11 +27,13 @@ def canary_layout(
     names: Mapping[str, str],
     addresses: Mapping[str, str],
     host: str = "",
+    aborting: bool = False,
 ) -> Dict[str, Any]:
     """The host's stable and canary slots, the canary's current weight, and whether it is promoted already.
 
     ``servers`` is the router's server list, ``slots`` what each slot holds (slot_install's ``slot``),
-    ``names`` and ``addresses`` each slot's router server name and host:port.
+    ``names`` and ``addresses`` each slot's router server name and host:port. ``aborting`` accepts a
+    stable slot that takes no traffic, which is what an abort repairs.
     """
     by_name = {str(server["name"]): server for server in servers}
     where = " on %s" % host if host else ""
@@ -68,7 +70,7 @@ def canary_layout(
             % (where, version, " / ".join("%s %s" % (slot, _version(slots.get(slot))) for slot in SLOTS))
         )
     stable = _other(canary)
-    if stable not in live:
+    if stable not in live and not aborting:
         raise CanaryPlanError(
             "the stable slot %s%s takes no traffic while the canary slot %s holds %s; "
             "abort the canary (tasks_from: abort) to restore the stable version" % (stable, where, canary, version)

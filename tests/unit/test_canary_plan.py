@@ -109,3 +109,9 @@ def test_bad_steps_are_refused(steps: list, message: str) -> None:
 
 def test_steps_are_numbers() -> None:
     assert check_steps(["5", 25, 50, 100]) == [5, 25, 50, 100]
+
+
+def test_an_abort_accepts_a_stable_slot_without_traffic() -> None:
+    router = servers(("maint", 0), ("maint", 0))
+    found = canary_layout(router, slots("1.0.0", "1.1.0"), "1.1.0", NAMES, ADDRESSES, "web1", aborting=True)
+    assert (found["stable"], found["canary"], found["installed"]) == ("blue", "green", True)
