@@ -12,9 +12,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.relops.release.plugins.plugin_utils import canary_plan
 
 
-def canary_layout(servers: Any, slots: Any, version: Any, names: Any, addresses: Any, host: Any = "") -> Dict[str, Any]:
+def canary_layout(
+    servers: Any, slots: Any, version: Any, names: Any, addresses: Any, host: Any = "", aborting: Any = False
+) -> Dict[str, Any]:
     try:
-        return canary_plan.canary_layout(servers or [], slots or {}, str(version), names, addresses, str(host))
+        return canary_plan.canary_layout(
+            servers or [], slots or {}, str(version), names, addresses, str(host), bool(aborting)
+        )
     except (canary_plan.CanaryPlanError, KeyError, TypeError) as exc:
         raise AnsibleFilterError("canary_layout: %s" % exc) from None
 
