@@ -36,5 +36,6 @@ pytest_plugins = [
     "fixtures.audit",
     "fixtures.http_services",
     "fixtures.prometheus",
+    "fixtures.routers",
     "fixtures.canary",
 ]

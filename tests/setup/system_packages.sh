@@ -12,6 +12,8 @@ missing=()
 # Both sets: git (the Makefile lists sources with it) and a Python that can make a venv.
 command -v git >/dev/null || missing+=(git)
 "$python" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# Deploy roles (issue 7): nginx is the demo's router; the tests also drive HAProxy.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 
 if [ "$set_name" = test ]; then
   have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null; }
@@ -31,6 +33,7 @@ if [ "$set_name" = test ]; then
   compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
   # The health gate's tests query a real Prometheus scraping the demo app.
   command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2

@@ -1,0 +1,327 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Process managers for release slots: an embedded supervisord or systemd units.
+
+Target-safe: standard library only. supervisord itself is a program the host
+has (``pip install supervisor``); this code writes its configuration and
+drives it with ``supervisorctl``. Each manager renders the program's
+definition as text first, so check mode and diff know what would change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ProcessError(RuntimeError):
+    """A process could not be started, stopped or described; the message says what to do."""
+
+
+def check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise ProcessError(
+            "process name %r is not valid; use letters, digits, '_', '.' or '-' (e.g. demo-app-blue)" % name
+        )
+
+
+def check_environment(environment: Mapping[str, str]) -> None:
+    for key in environment:
+        if not _ENV_KEY.match(key):
+            raise ProcessError("environment variable name %r is not valid; use letters, digits and '_'" % key)
+
+
+def run(command: Sequence[str], timeout: float = 120) -> Tuple[int, str]:
+    try:
+        done = subprocess.run(
+            list(command), capture_output=True, text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        raise ProcessError("%s is not installed or not on PATH; install it or pass its path" % command[0]) from None
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_text(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = path + ".relops-new"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """Poll until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+
+# supervisord
+
+
+def _ini_value(value: str) -> str:
+    # supervisord reads its files with ConfigParser interpolation: a literal % is written %%.
+    return value.replace("%", "%%").replace("\n", " ")
+
+
+class Supervisor:
+    """One supervisord per directory: its config, socket, logs and a program file per process."""
+
+    def __init__(self, directory: str, supervisord: str = "supervisord", supervisorctl: str = "supervisorctl"):
+        self.directory = os.path.abspath(directory)
+        self.supervisord = supervisord
+        self.supervisorctl = supervisorctl
+        self.conf = os.path.join(self.directory, "supervisord.conf")
+        self.socket = os.path.join(self.directory, "supervisor.sock")
+
+    def main_config(self) -> str:
+        d = self.directory
+        return "\n".join(
+            [
+                "; Written by relops.release.app_process.",
+                "[unix_http_server]",
+                "file=%s" % _ini_value(self.socket),
+                "chmod=0700",
+                "[supervisord]",
+                "pidfile=%s" % _ini_value(os.path.join(d, "supervisord.pid")),
+                "logfile=%s" % _ini_value(os.path.join(d, "supervisord.log")),
+                "childlogdir=%s" % _ini_value(os.path.join(d, "logs")),
+                "directory=%s" % _ini_value(d),
+                "[rpcinterface:supervisor]",
+                "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+                "[supervisorctl]",
+                "serverurl=unix://%s" % _ini_value(self.socket),
+                "[include]",
+                "files = %s" % _ini_value(os.path.join(d, "programs", "*.conf")),
+                "",
+            ]
+        )
+
+    def program_path(self, name: str) -> str:
+        return os.path.join(self.directory, "programs", "%s.conf" % name)
+
+    def program_config(
+        self,
+        name: str,
+        command: Sequence[str],
+        directory: Optional[str],
+        environment: Mapping[str, str],
+        start_seconds: int,
+        stop_seconds: int,
+        user: Optional[str],
+    ) -> str:
+        lines = [
+            "; Written by relops.release.app_process.",
+            "[program:%s]" % name,
+            "command=%s" % _ini_value(shlex.join(command)),
+            "autostart=false",
+            "autorestart=true",
+            "startsecs=%d" % start_seconds,
+            "startretries=3",
+            "stopsignal=TERM",
+            "stopwaitsecs=%d" % stop_seconds,
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            "stdout_logfile=%s" % _ini_value(os.path.join(self.directory, "logs", "%s.log" % name)),
+        ]
+        if directory:
+            lines.append("directory=%s" % _ini_value(directory))
+        if user:
+            lines.append("user=%s" % _ini_value(user))
+        if environment:
+            pairs = ['%s="%s"' % (key, str(value).replace('"', '\\"')) for key, value in sorted(environment.items())]
+            lines.append("environment=%s" % _ini_value(",".join(pairs)))
+        return "\n".join(lines) + "\n"
+
+    def ctl(self, *arguments: str) -> Tuple[int, str]:
+        return run([self.supervisorctl, "-c", self.conf, *arguments])
+
+    def daemon_running(self) -> bool:
+        if not os.path.exists(self.socket) or not os.path.exists(self.conf):
+            return False
+        code, _output = self.ctl("pid")
+        return code == 0
+
+    def ensure_daemon(self, timeout: float = 30) -> bool:
+        """Write the main config and start supervisord when it is not running; return whether anything changed."""
+        changed = False
+        os.makedirs(os.path.join(self.directory, "programs"), exist_ok=True)
+        os.makedirs(os.path.join(self.directory, "logs"), exist_ok=True)
+        text = self.main_config()
+        if read_text(self.conf) != text:
+            write_text(self.conf, text)
+            changed = True
+        if self.daemon_running():
+            return changed
+        code, output = run([self.supervisord, "-c", self.conf])
+        if code != 0:
+            raise ProcessError("supervisord -c %s did not start: %s" % (self.conf, output))
+        deadline = time.monotonic() + timeout
+        while not self.daemon_running():
+            if time.monotonic() >= deadline:
+                raise ProcessError(
+                    "supervisord started but its socket %s did not answer within %ss; see %s"
+                    % (self.socket, timeout, os.path.join(self.directory, "supervisord.log"))
+                )
+            time.sleep(0.2)
+        return True
+
+    def status(self, name: str) -> Dict[str, object]:
+        if not self.daemon_running():
+            return {"status": "ABSENT", "running": False, "pid": None}
+        _code, output = self.ctl("status", name)
+        fields = output.split()
+        status = fields[1] if len(fields) > 1 and fields[0] == name else "ABSENT"
+        pid = None
+        match = re.search(r"pid (\d+)", output)
+        if match:
+            pid = int(match.group(1))
+        return {"status": status, "running": status == "RUNNING", "pid": pid}
+
+    def apply_program(self, name: str, text: Optional[str]) -> None:
+        """Write (or with None remove) the program's file and let supervisord pick it up."""
+        path = self.program_path(name)
+        if text is None:
+            if os.path.exists(path):
+                os.unlink(path)
+        else:
+            write_text(path, text)
+        for arguments in (("reread",), ("update", name) if text is not None else ("remove", name)):
+            code, output = self.ctl(*arguments)
+            if code != 0 and not (arguments[0] == "remove" and "no such process" in output.lower()):
+                raise ProcessError("supervisorctl %s failed: %s" % (" ".join(arguments), output))
+
+    def start(self, name: str) -> None:
+        code, output = self.ctl("start", name)
+        if code != 0 or "ERROR" in output and "already started" not in output:
+            raise ProcessError(
+                "supervisord could not start %s: %s; see %s"
+                % (name, output, os.path.join(self.directory, "logs", "%s.log" % name))
+            )
+
+    def stop(self, name: str) -> None:
+        code, output = self.ctl("stop", name)
+        if code != 0 and "not running" not in output and "no such process" not in output.lower():
+            raise ProcessError("supervisord could not stop %s: %s" % (name, output))
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
+
+# systemd
+
+
+def _systemd_quote(word: str) -> str:
+    return '"%s"' % word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+
+
+class Systemd:
+    """A unit file per process under ``unit_dir``, driven with systemctl."""
+
+    def __init__(self, unit_dir: str = "/etc/systemd/system", systemctl: str = "systemctl"):
+        self.unit_dir = unit_dir
+        self.systemctl = systemctl
+
+    def program_path(self, name: str) -> str:
+        return os.path.join(self.unit_dir, "%s.service" % name)
+
+    def program_config(
+        self,
+        name: str,
+        command: Sequence[str],
+        directory: Optional[str],
+        environment: Mapping[str, str],
+        start_seconds: int,
+        stop_seconds: int,
+        user: Optional[str],
+    ) -> str:
+        lines = [
+            "# Written by relops.release.app_process.",
+            "[Unit]",
+            "Description=%s (relops.release slot process)" % name,
+            "After=network.target",
+            "",
+            "[Service]",
+            "Type=simple",
+            "ExecStart=%s" % " ".join(_systemd_quote(word) for word in command),
+            "Restart=on-failure",
+            "RestartSec=%d" % max(start_seconds, 1),
+            "TimeoutStopSec=%d" % stop_seconds,
+            "KillMode=control-group",
+        ]
+        if directory:
+            lines.append("WorkingDirectory=%s" % directory)
+        if user:
+            lines.append("User=%s" % user)
+        for key, value in sorted(environment.items()):
+            lines.append("Environment=%s" % _systemd_quote("%s=%s" % (key, value)))
+        lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+        return "\n".join(lines)
+
+    def ctl(self, *arguments: str) -> Tuple[int, str]:
+        return run([self.systemctl, *arguments])
+
+    def ensure_daemon(self, timeout: float = 30) -> bool:
+        return False
+
+    def status(self, name: str) -> Dict[str, object]:
+        if not os.path.exists(self.program_path(name)):
+            return {"status": "ABSENT", "running": False, "pid": None}
+        _code, output = self.ctl("show", "--property=ActiveState,MainPID", "%s.service" % name)
+        values = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+        active = values.get("ActiveState", "unknown")
+        pid = int(values.get("MainPID", "0") or 0) or None
+        return {"status": active.upper(), "running": active == "active", "pid": pid}
+
+    def apply_program(self, name: str, text: Optional[str]) -> None:
+        path = self.program_path(name)
+        if text is None:
+            if os.path.exists(path):
+                os.unlink(path)
+        else:
+            write_text(path, text)
+        code, output = self.ctl("daemon-reload")
+        if code != 0:
+            raise ProcessError("systemctl daemon-reload failed: %s" % output)
+
+    def _unit_command(self, verb: str, name: str) -> None:
+        code, output = self.ctl(verb, "%s.service" % name)
+        if code != 0:
+            raise ProcessError(
+                "systemctl %s %s.service failed: %s; see journalctl -u %s.service" % (verb, name, output, name)
+            )
+
+    def start(self, name: str) -> None:
+        self._unit_command("start", name)
+
+    def stop(self, name: str) -> None:
+        if os.path.exists(self.program_path(name)):
+            self._unit_command("stop", name)
+
+    def restart(self, name: str) -> None:
+        self._unit_command("restart", name)
+

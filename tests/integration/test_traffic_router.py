@@ -1,0 +1,209 @@
+"""relops.release.traffic_router against real nginx and HAProxy, and relops.release.app_process with a real
+supervisord, through ansible-playbook on localhost."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pytest
+from fixtures.artifact_tasks import run_task
+from fixtures.playbooks import Ansible
+from fixtures.routers import Backend, RouterFactory, free_port
+
+VENV_BIN = os.path.dirname(sys.executable)
+
+APP = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+NAME, PORT = sys.argv[1], int(sys.argv[2])
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"version": NAME}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+"""
+
+
+def _process_args(tmp_path: object, name: str, port: int, state: str = "started") -> dict[str, object]:
+    app = os.path.join(str(tmp_path), "app.py")
+    if not os.path.exists(app):
+        with open(app, "w", encoding="utf-8") as handle:
+            handle.write(APP)
+    return {
+        "name": name,
+        "state": state,
+        "command": [sys.executable, app, name, str(port)],
+        "supervisor_dir": os.path.join(str(tmp_path), "supervisor"),
+        "supervisord_binary": os.path.join(VENV_BIN, "supervisord"),
+        "supervisorctl_binary": os.path.join(VENV_BIN, "supervisorctl"),
+        "wait_port": port,
+    }
+
+
+@pytest.fixture
+def two_apps(ansible: Ansible, tmp_path: object) -> "dict[str, int]":
+    """Two app processes (blue, green) started through app_process under supervisord; stopped afterwards."""
+    ports = {"blue": free_port(), "green": free_port()}
+    for slot, port in ports.items():
+        code, result, output = run_task(ansible, "relops.release.app_process", _process_args(tmp_path, slot, port))
+        assert code == 0 and result["changed"] and result["running"], output
+    yield ports
+    supervisor_dir = os.path.join(str(tmp_path), "supervisor")
+    pid_file = os.path.join(supervisor_dir, "supervisord.pid")
+    if os.path.exists(pid_file):
+        with open(pid_file, encoding="ascii") as handle:
+            pid = int(handle.read().strip())
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and os.path.exists(pid_file):
+            time.sleep(0.1)
+
+
+def _servers(ports: dict[str, int], live: str) -> list[dict[str, object]]:
+    return [
+        {"name": slot, "address": "127.0.0.1:%d" % port, "state": "ready" if slot == live else "maint", "weight": 1}
+        for slot, port in sorted(ports.items())
+    ]
+
+
+def _versions_through(router_get: object, count: int = 8) -> set[str]:
+    seen = set()
+    for _attempt in range(count):
+        status, body = router_get()  # type: ignore[operator]
+        assert status == 200, body
+        seen.add(json.loads(body)["version"])
+    return seen
+
+
+def _wait_versions(router: object, wanted: set[str], timeout: float = 30) -> set[str]:
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        seen = _versions_through(router.get)  # type: ignore[attr-defined]
+        if seen == wanted:
+            return seen
+        time.sleep(0.2)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+def test_switch_check_mode_idempotence_and_query(
+    ansible: Ansible, router_factory: RouterFactory, two_apps: dict[str, int], kind: str
+) -> None:
+    backends = [Backend(slot, "127.0.0.1:%d" % port) for slot, port in sorted(two_apps.items())]
+    router = router_factory(kind, "app", backends)
+    base = {"router": kind, "name": "app", **_router_options(router)}
+
+    code, result, output = run_task(
+        ansible, "relops.release.traffic_router", {**base, "servers": _servers(two_apps, "blue")}, "--check", "--diff"
+    )
+    assert code == 0 and result["changed"], output
+    assert "blue" in output and "ready" in output
+    assert router.get()[0] in (502, 503), "check mode must not change the router"
+
+    code, result, output = run_task(
+        ansible, "relops.release.traffic_router", {**base, "servers": _servers(two_apps, "blue")}
+    )
+    assert code == 0 and result["changed"], output
+    assert _wait_versions(router, {"blue"}) == {"blue"}
+
+    code, result, output = run_task(
+        ansible, "relops.release.traffic_router", {**base, "servers": _servers(two_apps, "blue")}
+    )
+    assert code == 0 and not result["changed"], output
+
+    code, result, output = run_task(
+        ansible, "relops.release.traffic_router", {**base, "servers": _servers(two_apps, "green")}
+    )
+    assert code == 0 and result["changed"], output
+    assert _wait_versions(router, {"green"}) == {"green"}
+
+    code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "state": "query"})
+    assert code == 0 and not result["changed"], output
+    states = {server["name"]: server["state"] for server in result["servers"]}
+    assert states == {"blue": "maint", "green": "ready"}
+
+    # An operator's reload must not undo the switch: nginx reads the file, HAProxy its state file.
+    router.reload()
+    time.sleep(1)
+    assert _wait_versions(router, {"green"}) == {"green"}
+    code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "state": "query"})
+    assert {server["name"]: server["state"] for server in result["servers"]} == {"blue": "maint", "green": "ready"}
+
+
+def _router_options(router: object) -> dict[str, object]:
+    values = router.role_vars()  # type: ignore[attr-defined]
+    return {
+        key: value
+        for key, value in values.items()
+        if key in ("nginx_upstream_file", "nginx_conf", "haproxy_socket", "haproxy_state_file")
+    }
+
+
+def test_nginx_rejected_config_restores_previous_file(
+    ansible: Ansible, router_factory: RouterFactory, two_apps: dict[str, int]
+) -> None:
+    backends = [Backend(slot, "127.0.0.1:%d" % port) for slot, port in sorted(two_apps.items())]
+    router = router_factory("nginx", "app", backends)
+    base = {"router": "nginx", "name": "app", **_router_options(router)}
+    code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "servers": _servers(two_apps, "blue")})
+    assert code == 0, output
+    with open(str(router.nginx_upstream_file), encoding="utf-8") as handle:
+        good = handle.read()
+    bad = {**base, "servers": _servers(two_apps, "green"), "nginx_directives": ["no_such_directive on"]}
+    code, result, output = run_task(ansible, "relops.release.traffic_router", bad)
+    assert result.get("failed"), output
+    assert "nginx -t rejected" in result["msg"] and "restored" in result["msg"]
+    with open(str(router.nginx_upstream_file), encoding="utf-8") as handle:
+        assert handle.read() == good
+    assert _wait_versions(router, {"blue"}) == {"blue"}
+
+
+def test_haproxy_unknown_server_changes_nothing(
+    ansible: Ansible, router_factory: RouterFactory, two_apps: dict[str, int]
+) -> None:
+    backends = [Backend(slot, "127.0.0.1:%d" % port) for slot, port in sorted(two_apps.items())]
+    router = router_factory("haproxy", "app", backends)
+    base = {"router": "haproxy", "name": "app", **_router_options(router)}
+    servers = _servers(two_apps, "blue") + [{"name": "orange", "address": "127.0.0.1:1", "state": "ready"}]
+    code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "servers": servers})
+    assert result.get("failed"), output
+    assert "no server orange" in result["msg"]
+    code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "state": "query"})
+    assert {server["state"] for server in result["servers"]} == {"maint"}
+
+
+def test_app_process_lifecycle(ansible: Ansible, tmp_path: object) -> None:
+    port = free_port()
+    args = _process_args(tmp_path, "solo", port)
+    code, result, output = run_task(ansible, "relops.release.app_process", args, "--check", "--diff")
+    assert code == 0 and result["changed"] and not os.path.exists(os.path.join(str(tmp_path), "supervisor")), output
+    try:
+        code, result, output = run_task(ansible, "relops.release.app_process", args)
+        assert code == 0 and result["changed"] and result["running"], output
+        first_pid = result["pid"]
+        code, result, output = run_task(ansible, "relops.release.app_process", args)
+        assert code == 0 and not result["changed"] and result["pid"] == first_pid, output
+        code, result, output = run_task(ansible, "relops.release.app_process", {**args, "environment": {"X": "1"}})
+        assert code == 0 and result["changed"] and result["running"] and result["pid"] != first_pid, output
+        code, result, output = run_task(ansible, "relops.release.app_process", {**args, "state": "stopped"})
+        assert code == 0 and result["changed"] and not result["running"], output
+        code, result, output = run_task(ansible, "relops.release.app_process", {**args, "state": "stopped"})
+        assert code == 0 and not result["changed"], output
+        code, result, output = run_task(
+            ansible, "relops.release.app_process", {**args, "command": ["/bin/false"], "wait_port": None}
+        )
+        assert result.get("failed") and "could not start solo" in result["msg"], output
+    finally:
+        pid_file = os.path.join(str(tmp_path), "supervisor", "supervisord.pid")
+        if os.path.exists(pid_file):
+            with open(pid_file, encoding="ascii") as handle:
+                os.kill(int(handle.read().strip()), 15)
