@@ -206,6 +206,10 @@ def run_module(module: AnsibleModule) -> Dict[str, Any]:
         return {"changed": False, "slot": before, "manifest": read_manifest(dest) if before else {}}
     if not params["src"] or not params["checksum"]:
         raise SlotError("state=present needs src (the package on the host) and checksum (sha256:<hex>)")
+    if module.check_mode and not os.path.isfile(params["src"]):
+        # In check mode the copy that would bring the package has not happened: report the install.
+        after = {"digest": params["checksum"].lower(), "artifact": os.path.basename(params["src"])}
+        return {"changed": True, "slot": after, "manifest": {}, "diff": _diff(module, dest, before, after)}
     digest = verify_digest(params["src"], params["checksum"])
     result: Dict[str, Any] = {}
     if before and digests_equal(str(before.get("digest", "")), digest):
@@ -227,14 +231,14 @@ def run_module(module: AnsibleModule) -> Dict[str, Any]:
         }
         result = {"changed": True, "slot": read_slot(dest) if not module.check_mode else after}
         result.update(manifest=manifest, members=members)
-    if module._diff:
-        result["diff"] = {
-            "before": describe(before),
-            "after": describe(result["slot"]),
-            "before_header": dest,
-            "after_header": dest,
-        }
+    result["diff"] = _diff(module, dest, before, result["slot"])
     return result
+
+
+def _diff(module: AnsibleModule, dest: str, before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]]) -> Any:
+    if not module._diff:
+        return None
+    return {"before": describe(before), "after": describe(after), "before_header": dest, "after_header": dest}
 
 
 def main() -> None:
