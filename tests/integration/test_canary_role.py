@@ -37,6 +37,12 @@ def test_healthy_canary_is_promoted_through_every_step(canary_site, kind: str) -
     site = canary_site(kind)
     assert site.versions_through_router() == {"1.0.0": 20}
     site.package("1.1.0")
+    preview = site.run("1.1.0", "--check", "--diff")
+    assert preview.returncode == 0, preview.output
+    # Check mode shows the slot and the router changes, and changes nothing.
+    assert "version: 1.1.0" in preview.output and "localhost-green" in preview.output, preview.output
+    assert site.versions_through_router() == {"1.0.0": 20} and not site.listening("green")
+    assert deployments(site) == []
     run = site.run("1.1.0")
     assert run.returncode == 0, run.output
     assert analysis_decisions(site, "1.1.0") == [("5%", "allow"), ("25%", "allow"), ("50%", "allow"), ("100%", "allow")]
