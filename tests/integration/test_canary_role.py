@@ -166,3 +166,28 @@ def test_no_traffic_with_no_data_inconclusive_asks_a_person(
     assert deployments(site) == [("1.1.0", "rolled_back")]
     assert site.versions_through_router() == {"1.0.0": 20}
     assert not site.listening("green")
+
+
+def test_held_canary_is_aborted_or_promoted_by_their_entry_points(canary_site) -> None:
+    site = canary_site("nginx")
+    site.package("1.1.0")
+    # A last step below 100 holds the canary there (an AWX approval node sits between two such runs).
+    held = site.run("1.1.0", canary_steps=[25])
+    assert held.returncode == 0 and "is held at 25%" in held.output, held.output
+    assert set(site.versions_through_router(40)) == {"1.0.0", "1.1.0"}
+    assert deployments(site) == [("1.1.0", "in_progress")]
+    aborted = site.run("1.1.0", canary_entry="abort")
+    assert aborted.returncode == 0, aborted.output
+    assert site.versions_through_router() == {"1.0.0": 20} and not site.listening("green")
+    assert deployments(site) == [("1.1.0", "rolled_back")]
+    again = site.run("1.1.0", canary_entry="abort")
+    assert again.returncode == 0 and recap_changed(again.output) == 0, again.output
+    # The next attempt starts from 0 again, is held, and a person promotes it.
+    held = site.run("1.1.0", canary_steps=[25])
+    assert held.returncode == 0 and "is held at 25%" in held.output, held.output
+    promoted = site.run("1.1.0", canary_entry="promote")
+    assert promoted.returncode == 0, promoted.output
+    assert site.versions_through_router() == {"1.1.0": 20} and not site.listening("blue")
+    assert deployments(site) == [("1.1.0", "successful"), ("1.1.0", "rolled_back")]
+    refused = site.run("1.1.0", canary_entry="abort")
+    assert refused.returncode != 0 and "is promoted on localhost already" in refused.output, refused.output
