@@ -15,8 +15,8 @@ description:
     V(successful), V(failed) or V(inconclusive), as an Argo Rollouts AnalysisRun or a Flagger analysis does.
   - A metric's value comes from Prometheus (C(provider=prometheus), a PromQL C(query), through the same client as
     M(relops.release.health_gate)) or, when there is no Prometheus, from probe statistics (C(provider=probe), a
-    C(statistic)): the canary's own URL (O(probe)) is requested C(probe.requests) times per measurement, and the
-    error rate and latency percentiles of that batch are the values.
+    C(statistic)); then the canary's own URL (O(probe)) is requested C(probe.requests) times per measurement, and
+    the error rate and latency percentiles of that batch are the values.
   - Each measurement is judged by the metric's C(success_condition) and C(failure_condition), Jinja2 expressions on
     C(result) (for example C(result < 0.01)) evaluated in a sandbox. A measurement fails when C(failure_condition)
     holds; it succeeds when C(success_condition) holds; it fails when only C(success_condition) is given and does
