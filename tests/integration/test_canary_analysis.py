@@ -207,3 +207,18 @@ def test_mistakes_fail_the_task_with_the_metric_named(ansible: Ansible) -> None:
     assert unknown_name["failed"] is True
     assert "metric 'errors': success_condition 'value < 1' uses value" in unknown_name["msg"]
     assert no_prometheus["failed"] is True and "prometheus_url is not set" in no_prometheus["msg"]
+
+
+def test_documentation_renders(ansible: Ansible) -> None:
+    page = ansible.doc("relops.release.canary_analysis")
+    assert page.returncode == 0, page.output
+    assert "EXAMPLES:" in page.stdout and "RETURN VALUES:" in page.stdout and "ledger_url" in page.stdout
+    data = json.loads(ansible.doc("--json", "relops.release.canary_analysis").stdout)["relops.release.canary_analysis"]
+    assert data["doc"]["options"]["no_data"]["choices"] == ["pass", "fail", "inconclusive"]
+    assert data["doc"]["attributes"]["check_mode"]["support"] == "full"
+    for name in ("canary_layout", "canary_servers", "canary_steps"):
+        filter_page = ansible.doc("-t", "filter", "relops.release.%s" % name)
+        assert filter_page.returncode == 0 and "EXAMPLES:" in filter_page.stdout, filter_page.output
+    role = json.loads(ansible.doc("-t", "role", "--json", "relops.release.canary").stdout)["relops.release.canary"]
+    assert set(role["entry_points"]) == {"main", "abort", "promote"}
+    assert role["entry_points"]["main"]["options"]["canary_steps"]["default"] == [5, 25, 50, 100]
