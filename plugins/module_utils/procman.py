@@ -216,7 +216,7 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         code, output = self.ctl("start", name)
-        if code != 0 or "ERROR" in output and "already started" not in output:
+        if code != 0 or ("ERROR" in output and "already started" not in output):
             raise ProcessError(
                 "supervisord could not start %s: %s; see %s"
                 % (name, output, os.path.join(self.directory, "logs", "%s.log" % name))
@@ -324,4 +324,3 @@ class Systemd:
 
     def restart(self, name: str) -> None:
         self._unit_command("restart", name)
-

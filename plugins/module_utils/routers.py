@@ -46,10 +46,13 @@ def normalize_servers(servers: Sequence[Mapping[str, Any]], router: str) -> List
         name = str(raw.get("name") or "")
         if not _NAME.match(name):
             raise RouterError(
-                "servers[%d] has the name %r; use letters, digits, '_', '.', ':' or '-' (e.g. web1-blue)" % (index, name)
+                "servers[%d] has the name %r; use letters, digits, '_', '.', ':' or '-' (e.g. web1-blue)"
+                % (index, name)
             )
         if name in seen:
-            raise RouterError("servers[%d]: the name %r is listed twice; each server needs its own name" % (index, name))
+            raise RouterError(
+                "servers[%d]: the name %r is listed twice; each server needs its own name" % (index, name)
+            )
         seen.add(name)
         state = str(raw.get("state") or "ready")
         if state not in STATES:
@@ -247,7 +250,7 @@ def parse_server_states(text: str) -> List[Dict[str, str]]:
         fields = line.split()
         if not columns or len(fields) < 8:
             continue
-        rows.append(dict(zip(columns, fields)))
+        rows.append(dict(zip(columns, fields, strict=False)))
     return rows
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from fixtures.bg_app import LoadGenerator, build_package
 from fixtures.playbooks import Ansible, PlaybookRun
 from fixtures.routers import Backend, Router, RouterFactory
 
+from ansible_collections.relops.release.plugins.module_utils.routers import haproxy_servers
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
 
 VENV_BIN = os.path.dirname(sys.executable)
@@ -108,8 +110,6 @@ class Fleet:
                 lines = handle.read().splitlines()
             ready = [line.split("name=")[1].split()[0] for line in lines if "state=ready" in line]
         else:
-            from ansible_collections.relops.release.plugins.module_utils.routers import haproxy_servers
-
             servers = haproxy_servers(str(self.router.haproxy_socket), self.router.name)
             ready = [server["name"] for server in servers if server["state"] == "ready"]
         return dict(name.rsplit("-", 1) for name in ready)
@@ -272,8 +272,6 @@ def test_host_lost_mid_deploy_leaves_fleet_consistent(fleet_factory: Callable[[s
 
 def _kill_sshd(namespace: str) -> None:
     """Stop every sshd of one lab host (the listener and the sessions Ansible holds open)."""
-    import subprocess
-
     pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False)
     for pid in pids.stdout.split():
         try:

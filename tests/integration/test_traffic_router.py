@@ -154,7 +154,9 @@ def test_nginx_rejected_config_restores_previous_file(
     backends = [Backend(slot, "127.0.0.1:%d" % port) for slot, port in sorted(two_apps.items())]
     router = router_factory("nginx", "app", backends)
     base = {"router": "nginx", "name": "app", **_router_options(router)}
-    code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "servers": _servers(two_apps, "blue")})
+    code, result, output = run_task(
+        ansible, "relops.release.traffic_router", {**base, "servers": _servers(two_apps, "blue")}
+    )
     assert code == 0, output
     with open(str(router.nginx_upstream_file), encoding="utf-8") as handle:
         good = handle.read()
@@ -173,12 +175,12 @@ def test_haproxy_unknown_server_changes_nothing(
     backends = [Backend(slot, "127.0.0.1:%d" % port) for slot, port in sorted(two_apps.items())]
     router = router_factory("haproxy", "app", backends)
     base = {"router": "haproxy", "name": "app", **_router_options(router)}
-    servers = _servers(two_apps, "blue") + [{"name": "orange", "address": "127.0.0.1:1", "state": "ready"}]
-    code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "servers": servers})
+    servers = [*_servers(two_apps, "blue"), {"name": "orange", "address": "127.0.0.1:1", "state": "ready"}]
+    _code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "servers": servers})
     assert result.get("failed"), output
     assert "no server orange" in result["msg"]
     code, result, output = run_task(ansible, "relops.release.traffic_router", {**base, "state": "query"})
-    assert {server["state"] for server in result["servers"]} == {"maint"}
+    assert code == 0 and {server["state"] for server in result["servers"]} == {"maint"}, output
 
 
 def test_app_process_lifecycle(ansible: Ansible, tmp_path: object) -> None:
