@@ -38,4 +38,5 @@ pytest_plugins = [
     "fixtures.prometheus",
     "fixtures.calendar_http",
     "fixtures.routers",
+    "fixtures.canary",
 ]

@@ -1,0 +1,40 @@
+"""The canary role's Molecule scenario (default driver, managed: false, localhost): converge, the
+idempotence step (a second converge changes nothing) and verify, against a real nginx and supervisord."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from fixtures.playbooks import BIN, REPO, Ansible
+
+
+def test_molecule_default_scenario(canary_site, ansible: Ansible) -> None:
+    site = canary_site("nginx")
+    site.package("1.1.0")
+    settings = dict(site.role_vars("1.1.0"), canary_molecule_router_url=site.router.url)
+    vars_file = os.path.join(ansible.workdir, "molecule-vars.json")
+    with open(vars_file, "w", encoding="utf-8") as handle:
+        json.dump(settings, handle)
+    env = ansible.environment(
+        {
+            "CANARY_MOLECULE_VARS": vars_file,
+            "MOLECULE_PYTHON": sys.executable,
+            "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
+        }
+    )
+    done = subprocess.run(
+        [os.path.join(BIN, "molecule"), "test", "--scenario-name", "default"],
+        cwd=os.path.join(REPO, "roles", "canary"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "idempotence" in output.lower()
+    assert site.versions_through_router() == {"1.1.0": 20}
