@@ -364,3 +364,136 @@ def test_unreachable_itsm_denies_unless_the_policy_fails_open(ansible: Ansible) 
     opened = results["open"]
     assert opened["decision"] == "allow", opened["reasons"]
     assert any("skipped: policy says fail_open" in reason for reason in opened["reasons"])
+
+
+def _blackout_source(itsm: ItsmWorld, start: datetime.datetime, end: datetime.datetime) -> dict:
+    """A blackout from now on: a ServiceNow blackout schedule on the stand-in, inline YAML windows locally."""
+    if itsm.standin is not None:
+        schedule = itsm.standin.insert(
+            "cmn_schedule_blackout", {"name": "Year-end freeze", "type": "blackout", "time_zone": "UTC"}
+        )
+        itsm.standin.insert(
+            "cmn_schedule_span",
+            {
+                "schedule": schedule["sys_id"],
+                "name": "Year-end freeze",
+                "start_date_time": start.strftime("%Y%m%dT%H%M%S"),
+                "end_date_time": end.strftime("%Y%m%dT%H%M%S"),
+            },
+        )
+        return {"type": "servicenow", "schedule": "Year-end freeze"}
+    window = {"name": "Year-end freeze", "start": start.strftime("%Y-%m-%dT%H:%M:%S"), "end": end.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {"type": "windows", "kind": "blackout", "timezone": "UTC", "windows": [window]}
+
+
+def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ansible, itsm: ItsmWorld) -> None:
+    now = utc_now().replace(microsecond=0)
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(hours=1)
+    freeze = _blackout_source(itsm, now - datetime.timedelta(minutes=10), now + datetime.timedelta(hours=3))
+    with open_ledger(parse_ledger_url(itsm.ledger_url)) as ledger:
+        ledger.create_exemption(
+            current_actor(environ={"RELOPS_RUN_ID": "last-month"}),
+            {
+                "name": "old-freeze-pass",
+                "service": "payments-api",
+                "rule": "blackout",
+                "approver": "head.of.ops",
+                "reason": "last month's hotfix",
+                "requested_by": "dev.one",
+                "expires_at": format_timestamp(now - datetime.timedelta(days=1)),
+            },
+        )
+    gate = {
+        "service": "payments-api",
+        "version": "2.0.1",
+        "route": "peer",
+        "change_type": "emergency",
+        "peer_approver": "dev.two",
+        "requested_by": "dev.one",
+        "planned_start": format_timestamp(start),
+        "planned_end": format_timestamp(end),
+        "calendars": [freeze],
+        "readiness": _readiness(ansible, start, end),
+        "fail_on_deny": False,
+    }
+    exemption = {
+        "name": "payments-freeze-hotfix",
+        "service": "payments-api",
+        "rule": "blackout",
+        "approver": "head.of.ops",
+        "reason": "INC4711 card payments failing",
+        "requested_by": "dev.one",
+        "expires_at": format_timestamp(now + datetime.timedelta(days=1)),
+    }
+    tasks = [
+        {"id": "normal", "module": "change_gate", "args": dict(gate, change_type="normal")},
+        {"id": "without", "module": "change_gate", "args": gate},
+        {"id": "planned-exemption", "module": "exemption", "args": exemption, "check_mode": True, "diff": True},
+        {"id": "exempt", "module": "exemption", "args": exemption},
+        {"id": "exempt-again", "module": "exemption", "args": exemption},
+        {"id": "with", "module": "change_gate", "args": gate},
+        {"id": "listed", "module": "exemption", "args": {"state": "list", "service": "payments-api"}},
+        {"id": "revoke", "module": "exemption", "args": {"name": "payments-freeze-hotfix", "state": "revoked", "reason": "deployed"}},
+        {"id": "after-revoke", "module": "change_gate", "args": gate},
+        {"id": "listed-all", "module": "exemption", "args": {"state": "list", "service": "payments-api", "include_inactive": True}},
+    ]
+    results, run = run_tasks(ansible, tasks, env=itsm.env)
+    normal = results["normal"]
+    assert normal["decision"] == "deny", run.output
+    assert normal["reasons"][0].startswith("blackout deny: the planned window overlaps blackout Year-end freeze")
+    without = results["without"]
+    assert without["decision"] == "deny" and "needs an active exemption" in without["reasons"][0], without["reasons"]
+    assert "exemption old-freeze-pass expired at" in without["reasons"][0] and "ignored" in without["reasons"][0]
+    assert results["planned-exemption"]["changed"] is True and "absent" in results["planned-exemption"]["diff"]["before"]
+    assert results["exempt"]["changed"] is True and results["exempt"]["exemption"]["status"] == "active"
+    assert results["exempt-again"]["changed"] is False
+    allowed = results["with"]
+    assert allowed["decision"] == "allow", allowed["reasons"]
+    assert allowed["exemptions_used"] == ["payments-freeze-hotfix"]
+    blackout = next(check for check in allowed["checks"] if check["check"] == "blackout")
+    assert blackout["outcome"] == "waived" and blackout["exemption"] == "payments-freeze-hotfix"
+    listed = results["listed"]["exemptions"]
+    assert [item["name"] for item in listed] == ["payments-freeze-hotfix"] and listed[0]["uses"] == 1
+    assert results["revoke"]["changed"] is True and results["revoke"]["exemption"]["status"] == "revoked"
+    assert results["after-revoke"]["decision"] == "deny"
+    statuses = {item["name"]: item["status"] for item in results["listed-all"]["exemptions"]}
+    assert statuses == {"payments-freeze-hotfix": "revoked", "old-freeze-pass": "expired"}
+
+
+def test_bad_policies_and_exemptions_are_refused_with_the_fix(ansible: Ansible, tmp_path: "os.PathLike[str]") -> None:
+    ledger_url = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
+    default = os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "plugin_utils", "policy", "default_policy.yml")
+    with open(default, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    bad_weight = yaml.safe_load(yaml.safe_dump(document))
+    bad_weight["rules"]["risk"][2]["weight"] = "heavy"
+    contradictory = yaml.safe_load(yaml.safe_dump(document))
+    contradictory["rules"]["route"].insert(0, {"id": "everything-peer", "when": {"risk": ["low", "moderate", "high"]}, "route": "peer"})
+    contradictory["rules"]["route"].insert(1, {"id": "high-automatic", "when": {"risk": ["high"]}, "route": "automatic"})
+    base = {"service": "payments-api", "release_class": "operational"}
+    future = format_timestamp(utc_now() + datetime.timedelta(days=2))
+    exemption = {"name": "x", "service": "payments-api", "rule": "blackout", "approver": "boss", "reason": "r", "expires_at": future}
+    tasks = [
+        {"id": "weight", "module": "risk_assess", "args": dict(base, policy=write_yaml(os.path.join(ansible.workdir, "w.yml"), bad_weight))},
+        {
+            "id": "contradiction",
+            "module": "risk_assess",
+            "args": dict(base, policy=write_yaml(os.path.join(ansible.workdir, "c.yml"), contradictory)),
+        },
+        {"id": "no-expiry", "module": "exemption", "args": {k: v for k, v in exemption.items() if k != "expires_at"}},
+        {"id": "no-approver", "module": "exemption", "args": {k: v for k, v in exemption.items() if k != "approver"}},
+        {"id": "self-approved", "module": "exemption", "args": dict(exemption, approver="dev.one", requested_by="dev.one")},
+        {"id": "too-long", "module": "exemption", "args": dict(exemption, expires_at=format_timestamp(utc_now() + datetime.timedelta(days=60)))},
+    ]
+    results, run = run_tasks(ansible, tasks, env={"RELOPS_LEDGER_URL": ledger_url})
+    assert results["weight"]["failed"] is True, run.output
+    assert "rules.risk[2].weight: 'heavy' is not of type 'number'" in results["weight"]["msg"]
+    contradiction = results["contradiction"]["msg"]
+    assert "contradictory rules" in contradiction
+    assert "rules.route[1] (high-automatic: automatic) never applies: rules.route[0] (everything-peer: peer)" in contradiction
+    assert results["no-expiry"]["failed"] is True and "needs expires_at" in results["no-expiry"]["msg"]
+    assert results["no-approver"]["failed"] is True and "needs approver" in results["no-approver"]["msg"]
+    assert "someone else must approve" in results["self-approved"]["msg"]
+    assert "more than 14 days away" in results["too-long"]["msg"]
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        assert ledger.list_exemptions() == []

@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp
+from ansible_collections.relops.release.plugins.plugin_utils.calendar import (
+    CalendarError,
+    CalendarUnavailable,
+    evaluate,
+    load_windows,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend, Record
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger
 from ansible_collections.relops.release.plugins.plugin_utils.policy import Policy
@@ -144,16 +150,13 @@ def check_blackout(ctx: GateContext, sources: Sequence[Mapping[str, Any]], scope
         return [Finding("blackout", "pass", "no calendars configured")]
     if ctx.window is None:
         return [Finding("blackout", "deny", "no planned window to check the calendars against", waivable=False)]
-    from ansible_collections.relops.release.plugins.plugin_utils.calendar import (  # noqa: PLC0415
-        CalendarError,
-        evaluate,
-        load_windows,
-    )
-
     try:
         windows = load_windows(list(sources), default_tz="UTC", base_dir=ctx.args.get("base_dir"), itsm=ctx.backend)
-    except CalendarError as exc:
+    except CalendarUnavailable as exc:
         return [unreachable(ctx, "blackout", "calendar", str(exc))]
+    except CalendarError as exc:
+        # A calendar that cannot be read as written is a configuration error, never a reason to fail open.
+        return [Finding("blackout", "deny", "calendar unusable: %s" % exc, waivable=False)]
     start = max(ctx.now, ctx.window[0])
     answer = evaluate(windows, now=ctx.now, planned=(start, ctx.window[1]), scope=dict(scope))
     ctx.inputs["calendar"] = answer.as_dict()
