@@ -13,6 +13,7 @@ wait; otherwise allow.
 from __future__ import annotations
 
 import datetime
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -25,7 +26,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.calendar import (
 )
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend, Record
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger
-from ansible_collections.relops.release.plugins.plugin_utils.policy import Policy
+from ansible_collections.relops.release.plugins.plugin_utils.policy import Policy, canonical_digest
 
 from .facts import resolve_cis
 from .readiness import review
@@ -151,7 +152,7 @@ def check_blackout(ctx: GateContext, sources: Sequence[Mapping[str, Any]], scope
     if ctx.window is None:
         return [Finding("blackout", "deny", "no planned window to check the calendars against", waivable=False)]
     try:
-        windows = load_windows(list(sources), default_tz="UTC", base_dir=ctx.args.get("base_dir"), itsm=ctx.backend)
+        windows = cached_windows(sources, ctx.args.get("base_dir"), ctx.backend)
     except CalendarUnavailable as exc:
         return [unreachable(ctx, "blackout", "calendar", str(exc))]
     except CalendarError as exc:
@@ -166,6 +167,39 @@ def check_blackout(ctx: GateContext, sources: Sequence[Mapping[str, Any]], scope
             Finding("maintenance_window", "deny", "the planned window is outside every maintenance window")
         )
     return findings
+
+
+def cached_windows(sources: Sequence[Mapping[str, Any]], base_dir: Optional[str], backend: Any) -> List[Any]:
+    """Calendar windows, parsed once per process while the files are unchanged.
+
+    Only file and inline sources are cached; URLs and ServiceNow schedules are
+    fetched on every attempt, so an unreachable source is always noticed.
+    """
+    key = _cache_key(sources, base_dir)
+    if key is not None and key in _WINDOWS:
+        return _WINDOWS[key]
+    windows: List[Any] = load_windows(list(sources), default_tz="UTC", base_dir=base_dir, itsm=backend)
+    if key is not None:
+        _WINDOWS[key] = windows
+    return windows
+
+
+def _cache_key(sources: Sequence[Mapping[str, Any]], base_dir: Optional[str]) -> Optional[str]:
+    stamps: List[Any] = []
+    for source in sources:
+        if source.get("type") == "servicenow" or source.get("url"):
+            return None
+        if source.get("path"):
+            path = os.path.join(base_dir or "", str(source["path"]))
+            try:
+                stat = os.stat(path)
+            except OSError:
+                return None
+            stamps.append([os.path.abspath(path), stat.st_mtime_ns, stat.st_size])
+    return canonical_digest({"sources": list(sources), "base_dir": base_dir, "files": stamps})
+
+
+_WINDOWS: Dict[str, List[Any]] = {}
 
 
 def _blackout_finding(ctx: GateContext, answer: Any) -> Finding:

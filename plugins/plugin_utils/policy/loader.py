@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -29,6 +29,11 @@ try:
     HAS_JSONSCHEMA = True
 except ImportError:  # pragma: no cover - jsonschema is in requirements.txt
     HAS_JSONSCHEMA = False
+
+# libyaml's loader when PyYAML was built with it: policies are parsed on every gate attempt otherwise.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Validated policies by (path, mtime, size): a gate that waits re-decides without re-validating.
+_CACHE: Dict[Tuple[str, int, int], "Policy"] = {}
 
 DEFAULT_POLICY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_policy.yml")
 
@@ -97,15 +102,21 @@ def load_policy(path: Optional[str] = None, inline: Optional[Mapping[str, Any]] 
         return build_policy(copy.deepcopy(dict(inline)), "inline policy")
     source = path or DEFAULT_POLICY_PATH
     try:
+        stat = os.stat(source)
+        key = (os.path.abspath(source), stat.st_mtime_ns, stat.st_size)
+        if key in _CACHE:
+            return copy.deepcopy(_CACHE[key])
         with open(source, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            document = yaml.load(handle, Loader=SafeLoader)  # noqa: S506 - a safe loader, C or Python
     except OSError as exc:
         raise PolicyError(
             "cannot read policy file %s (%s); check the path given as policy" % (source, exc.strerror)
         ) from None
     except yaml.YAMLError as exc:
         raise PolicyError("policy file %s is not valid YAML: %s; fix the syntax" % (source, exc)) from None
-    return build_policy(document, source)
+    policy = build_policy(document, source)
+    _CACHE[key] = copy.deepcopy(policy)
+    return policy
 
 
 def build_policy(document: Any, source: str) -> Policy:
