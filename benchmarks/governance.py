@@ -70,35 +70,39 @@ def write_calendar(path: str, first_year: int, years: int) -> None:
             % (name.replace(" ", "-"), name, first_year, month, first, first_year, month, last, years)
         )
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//relops//bench//EN\r\n%sEND:VCALENDAR\r\n" % "".join(events))
+        handle.write(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//relops//bench//EN\r\n%sEND:VCALENDAR\r\n" % "".join(events)
+        )
 
 
 def fill_ledger(url: str, deployments: int) -> None:
     actor = current_actor(environ={"RELOPS_RUN_ID": "bench-history"})
-    with open_ledger(parse_ledger_url(url)) as ledger:
-        with ledger.backend.transaction(write=True) as cursor:
-            ledger._touch_run(cursor, actor, format_timestamp(datetime.datetime.now(UTC)))
-            for number in range(deployments):
-                moment = datetime.datetime(2022, 1, 1, tzinfo=UTC) + datetime.timedelta(hours=4 * number)
-                cursor.execute(
-                    "INSERT INTO deployments (run_id, service, version, environment, status, started_at, finished_at,"
-                    " details) VALUES (?, ?, ?, ?, ?, ?, ?, '{}')",
-                    (
-                        actor.run_id,
-                        "svc-%d" % (number % 20),
-                        "1.%d.0" % number,
-                        ("staging", "production")[number % 2],
-                        "failed" if number % 17 == 0 else "successful",
-                        format_timestamp(moment),
-                        format_timestamp(moment + datetime.timedelta(minutes=10)),
-                    ),
-                )
+    with open_ledger(parse_ledger_url(url)) as ledger, ledger.backend.transaction(write=True) as cursor:
+        ledger._touch_run(cursor, actor, format_timestamp(datetime.datetime.now(UTC)))
+        for number in range(deployments):
+            moment = datetime.datetime(2022, 1, 1, tzinfo=UTC) + datetime.timedelta(hours=4 * number)
+            cursor.execute(
+                "INSERT INTO deployments (run_id, service, version, environment, status, started_at, finished_at,"
+                " details) VALUES (?, ?, ?, ?, ?, ?, ?, '{}')",
+                (
+                    actor.run_id,
+                    "svc-%d" % (number % 20),
+                    "1.%d.0" % number,
+                    ("staging", "production")[number % 2],
+                    "failed" if number % 17 == 0 else "successful",
+                    format_timestamp(moment),
+                    format_timestamp(moment + datetime.timedelta(minutes=10)),
+                ),
+            )
 
 
 def write_roster(path: str, now: datetime.datetime) -> None:
     shifts = [
-        {"who": "oncall-%d" % hour, "start": format_timestamp(now + datetime.timedelta(hours=hour - 12)),
-         "end": format_timestamp(now + datetime.timedelta(hours=hour - 11))}
+        {
+            "who": "oncall-%d" % hour,
+            "start": format_timestamp(now + datetime.timedelta(hours=hour - 12)),
+            "end": format_timestamp(now + datetime.timedelta(hours=hour - 11)),
+        }
         for hour in range(24)
     ]
     with open(path, "w", encoding="utf-8") as handle:
@@ -123,7 +127,9 @@ def one_decision(url: str, sources: List[Dict[str, Any]], roster: str, now: date
         },
     }
     with open_ledger(parse_ledger_url(url)) as ledger:
-        ctx = gate.GateContext(policy=policy, args=args, now=now, route="peer", change_type="normal", requester="dev.one", ledger=ledger)
+        ctx = gate.GateContext(
+            policy=policy, args=args, now=now, route="peer", change_type="normal", requester="dev.one", ledger=ledger
+        )
         findings = [gate.check_approval(ctx), gate.check_window(ctx)]
         findings.extend(gate.check_blackout(ctx, sources, {"service": "svc-3", "environment": "production"}))
         findings += [gate.check_conflicts(ctx), gate.check_stabilization(ctx), gate.check_readiness(ctx)]
@@ -171,7 +177,9 @@ def decision_figure(work: str, years: int, deployments: int, count: int) -> Dict
 
 def run_play(path: str, env: Dict[str, str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run([os.path.join(BIN, "ansible-playbook"), path], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [os.path.join(BIN, "ansible-playbook"), path], env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit("ansible-playbook failed:\n%s%s" % (done.stdout[-3000:], done.stderr[-2000:]))
@@ -185,7 +193,11 @@ def playbook_figure(work: str, repeats: int) -> Dict[str, Any]:
     header = "- name: Bench\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
     gate_play = os.path.join(work, "gate.yml")
     with open(gate_play, "w", encoding="utf-8") as handle:
-        handle.write(header + textwrap.indent(textwrap.dedent("""\
+        handle.write(
+            header
+            + textwrap.indent(
+                textwrap.dedent(
+                    """\
             - name: Gate
               relops.release.change_gate:
                 service: svc-3
@@ -198,7 +210,12 @@ def playbook_figure(work: str, repeats: int) -> Dict[str, Any]:
                   roster: %s
                   runbook: https://runbooks.example.com/svc
                 fail_on_deny: false
-            """ % (os.path.join(work, "freezes.ics"), roster)), "    "))
+            """
+                    % (os.path.join(work, "freezes.ics"), roster)
+                ),
+                "    ",
+            )
+        )
     debug_play = os.path.join(work, "debug.yml")
     with open(debug_play, "w", encoding="utf-8") as handle:
         handle.write(header + "    - name: Debug\n      ansible.builtin.debug:\n        msg: hello\n")

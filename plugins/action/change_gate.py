@@ -10,7 +10,10 @@ from typing import Any, Dict, Iterator, List, Optional
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff, poll_until
 from ansible_collections.relops.release.plugins.plugin_utils.governance import gate
-from ansible_collections.relops.release.plugins.plugin_utils.governance.readiness import READINESS_KEYS, READINESS_OPTIONS
+from ansible_collections.relops.release.plugins.plugin_utils.governance.readiness import (
+    READINESS_KEYS,
+    READINESS_OPTIONS,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMAuthError, ITSMUnreachable
@@ -61,10 +64,15 @@ class ActionModule(ItsmActionBase):
         policy = load_policy(args.get("policy"))
         route, change_type, risk = _classification(args)
         requester = args.get("requested_by") or self.actor.awx_user_name or self.actor.sudo_user or self.actor.user
-        subject = args.get("subject") or args.get("change") or "%s/%s/%s" % (
-            args["service"],
-            args["environment"],
-            args["version"],
+        subject = (
+            args.get("subject")
+            or args.get("change")
+            or "%s/%s/%s"
+            % (
+                args["service"],
+                args["environment"],
+                args["version"],
+            )
         )
         timeout = args["wait_timeout"] if args.get("wait_timeout") is not None else policy.gate["wait_timeout"]
         used: Dict[int, Dict[str, Any]] = {}
@@ -82,7 +90,12 @@ class ActionModule(ItsmActionBase):
         decision, findings, inputs = outcome
         reasons = gate.reasons_of(findings)
         digest = canonical_digest(
-            {"policy": policy.digest, "arguments": _digestible(args), "classification": [route, change_type, risk], "inputs": inputs}
+            {
+                "policy": policy.digest,
+                "arguments": _digestible(args),
+                "classification": [route, change_type, risk],
+                "inputs": inputs,
+            }
         )
         record = self.record_decision(
             {"subject": subject, "policy_version": policy.identity, "ledger_url": args.get("ledger_url")},
@@ -212,5 +225,5 @@ def _digestible(args: Dict[str, Any]) -> Dict[str, Any]:
     """The arguments that decide, without credentials or result-shaping switches."""
     skipped = {"instance", "ledger_url", "fail_on_deny", "wait_timeout"}
     shown = {key: value for key, value in args.items() if key not in skipped}
-    shown["readiness"] = {k: v for k, v in (args.get("readiness") or {}).items() if k in READINESS_KEYS + ("manifest",)}
+    shown["readiness"] = {k: v for k, v in (args.get("readiness") or {}).items() if k in (*READINESS_KEYS, "manifest")}
     return shown

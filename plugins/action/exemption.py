@@ -7,7 +7,11 @@ from __future__ import annotations
 import datetime
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp, utc_now
+from ansible_collections.relops.release.plugins.module_utils.timestamps import (
+    format_timestamp,
+    parse_timestamp,
+    utc_now,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC

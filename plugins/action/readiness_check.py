@@ -13,7 +13,6 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledge
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.policy import load_policy
 
-
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "service": {"type": "str", "required": True},
     "version": {"type": "str", "required": True},

@@ -9,7 +9,6 @@ import socket
 import time
 
 import yaml
-
 from fixtures.governance import run_tasks, write_cobertura, write_junit, write_yaml
 from fixtures.playbooks import Ansible
 from fixtures.servicenow import ItsmWorld
@@ -67,7 +66,11 @@ def _seed_ledger(ledger_url: str, failed: int, succeeded: int) -> None:
 def _readiness(ansible: Ansible, start: datetime.datetime, end: datetime.datetime, gap: bool = False) -> dict:
     middle = start + (end - start) / 2
     shifts = [
-        {"who": "alice", "start": format_timestamp(start - datetime.timedelta(hours=1)), "end": format_timestamp(middle)},
+        {
+            "who": "alice",
+            "start": format_timestamp(start - datetime.timedelta(hours=1)),
+            "end": format_timestamp(middle),
+        },
         {
             "who": "bob",
             "start": format_timestamp(middle + datetime.timedelta(minutes=30 if gap else 0)),
@@ -91,7 +94,8 @@ def test_risk_assessment_routes_by_policy_and_lists_contributions(ansible: Ansib
     bad = write_junit(os.path.join(ansible.workdir, "failing.xml"), tests=10, failures=2)
     coverage = write_cobertura(os.path.join(ansible.workdir, "coverage.xml"), covered=90, valid=100)
     base = {"service": "payments-api", "release_class": "operational", "coverage": [coverage]}
-    tasks = _estate_tasks() + [
+    tasks = [
+        *_estate_tasks(),
         {"id": "small", "module": "risk_assess", "args": dict(base, junit=[good], files_changed=3)},
         {
             "id": "big",
@@ -111,7 +115,11 @@ def test_risk_assessment_routes_by_policy_and_lists_contributions(ansible: Ansib
             "module": "risk_assess",
             "args": dict(base, junit=[good], files_changed=3, template="config-only"),
         },
-        {"id": "misfit", "module": "risk_assess", "args": dict(base, junit=[good], files_changed=30, template="config-only")},
+        {
+            "id": "misfit",
+            "module": "risk_assess",
+            "args": dict(base, junit=[good], files_changed=30, template="config-only"),
+        },
     ]
     results, run = run_tasks(ansible, tasks, env=itsm.env)
     small, big = results["small"], results["big"]
@@ -140,8 +148,8 @@ def _open_change(ansible: Ansible, itsm: ItsmWorld, correlation: str, cis: list,
     """A normal change on the CIs, approved by the CAB outside the play, moved to implement; return its number."""
     opened, run = run_tasks(
         ansible,
-        _estate_tasks()
-        + [
+        [
+            *_estate_tasks(),
             {
                 "id": "open",
                 "module": "change_request",
@@ -153,7 +161,7 @@ def _open_change(ansible: Ansible, itsm: ItsmWorld, correlation: str, cis: list,
                     "end_date": end,
                     "state": "authorize",
                 },
-            }
+            },
         ],
         env=itsm.env,
     )
@@ -161,7 +169,9 @@ def _open_change(ansible: Ansible, itsm: ItsmWorld, correlation: str, cis: list,
     number = str(opened["open"]["change"]["number"])
     itsm.decide(number, "approved", "go")
     moved, run = run_tasks(
-        ansible, [{"id": "implement", "module": "change_request", "args": {"number": number, "state": "implement"}}], env=itsm.env
+        ansible,
+        [{"id": "implement", "module": "change_request", "args": {"number": number, "state": "implement"}}],
+        env=itsm.env,
     )
     assert moved["implement"]["change"]["state"] == "implement", run.output
     return number
@@ -206,7 +216,14 @@ def test_gate_decides_every_path_on_the_backend(ansible: Ansible, itsm: ItsmWorl
         {
             "id": "own-approval",
             "module": "change_gate",
-            "args": dict(gate, change=None, route="peer", peer_approver="dev.one", planned_start=format_timestamp(start), planned_end=format_timestamp(end)),
+            "args": dict(
+                gate,
+                change=None,
+                route="peer",
+                peer_approver="dev.one",
+                planned_start=format_timestamp(start),
+                planned_end=format_timestamp(end),
+            ),
         },
         {"id": "cab-without-change", "module": "change_gate", "args": dict(gate, change=None)},
         {"id": "fails", "module": "change_gate", "args": dict(gate, readiness=None, fail_on_deny=True)},
@@ -282,7 +299,9 @@ def test_gate_denies_conflicts_on_related_cis_and_waits_for_stabilization(ansibl
         "fail_on_deny": False,
     }
     with open_ledger(parse_ledger_url(itsm.ledger_url)) as ledger:
-        ledger.start_stabilization(current_actor(environ={"RELOPS_RUN_ID": "earlier"}), "payments-api", "production", "2.0.0", 3600)
+        ledger.start_stabilization(
+            current_actor(environ={"RELOPS_RUN_ID": "earlier"}), "payments-api", "production", "2.0.0", 3600
+        )
     results, run = run_tasks(
         ansible,
         [
@@ -334,7 +353,9 @@ def test_unreachable_itsm_denies_unless_the_policy_fails_open(ansible: Ansible) 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    policy_path = os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "plugin_utils", "policy", "default_policy.yml")
+    policy_path = os.path.join(
+        os.path.dirname(__file__), "..", "..", "plugins", "plugin_utils", "policy", "default_policy.yml"
+    )
     with open(policy_path, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
     document["backends"]["itsm"] = "fail_open"
@@ -347,7 +368,13 @@ def test_unreachable_itsm_denies_unless_the_policy_fails_open(ansible: Ansible) 
         "cis": ["payments-api"],
         "readiness": _readiness(ansible, now, now + datetime.timedelta(hours=1)),
         "backend": "servicenow",
-        "instance": {"host": "http://127.0.0.1:%d" % port, "username": "admin", "password": "x", "max_retries": 1, "max_retry_time": 2},
+        "instance": {
+            "host": "http://127.0.0.1:%d" % port,
+            "username": "admin",
+            "password": "x",
+            "max_retries": 1,
+            "max_retry_time": 2,
+        },
         "fail_on_deny": False,
     }
     results, run = run_tasks(
@@ -382,7 +409,11 @@ def _blackout_source(itsm: ItsmWorld, start: datetime.datetime, end: datetime.da
             },
         )
         return {"type": "servicenow", "schedule": "Year-end freeze"}
-    window = {"name": "Year-end freeze", "start": start.strftime("%Y-%m-%dT%H:%M:%S"), "end": end.strftime("%Y-%m-%dT%H:%M:%S")}
+    window = {
+        "name": "Year-end freeze",
+        "start": start.strftime("%Y-%m-%dT%H:%M:%S"),
+        "end": end.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     return {"type": "windows", "kind": "blackout", "timezone": "UTC", "windows": [window]}
 
 
@@ -433,9 +464,17 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
         {"id": "exempt-again", "module": "exemption", "args": exemption},
         {"id": "with", "module": "change_gate", "args": gate},
         {"id": "listed", "module": "exemption", "args": {"state": "list", "service": "payments-api"}},
-        {"id": "revoke", "module": "exemption", "args": {"name": "payments-freeze-hotfix", "state": "revoked", "reason": "deployed"}},
+        {
+            "id": "revoke",
+            "module": "exemption",
+            "args": {"name": "payments-freeze-hotfix", "state": "revoked", "reason": "deployed"},
+        },
         {"id": "after-revoke", "module": "change_gate", "args": gate},
-        {"id": "listed-all", "module": "exemption", "args": {"state": "list", "service": "payments-api", "include_inactive": True}},
+        {
+            "id": "listed-all",
+            "module": "exemption",
+            "args": {"state": "list", "service": "payments-api", "include_inactive": True},
+        },
     ]
     results, run = run_tasks(ansible, tasks, env=itsm.env)
     normal = results["normal"]
@@ -444,7 +483,9 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
     without = results["without"]
     assert without["decision"] == "deny" and "needs an active exemption" in without["reasons"][0], without["reasons"]
     assert "exemption old-freeze-pass expired at" in without["reasons"][0] and "ignored" in without["reasons"][0]
-    assert results["planned-exemption"]["changed"] is True and "absent" in results["planned-exemption"]["diff"]["before"]
+    assert (
+        results["planned-exemption"]["changed"] is True and "absent" in results["planned-exemption"]["diff"]["before"]
+    )
     assert results["exempt"]["changed"] is True and results["exempt"]["exemption"]["status"] == "active"
     assert results["exempt-again"]["changed"] is False
     allowed = results["with"]
@@ -462,19 +503,36 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
 
 def test_bad_policies_and_exemptions_are_refused_with_the_fix(ansible: Ansible, tmp_path: "os.PathLike[str]") -> None:
     ledger_url = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
-    default = os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "plugin_utils", "policy", "default_policy.yml")
+    default = os.path.join(
+        os.path.dirname(__file__), "..", "..", "plugins", "plugin_utils", "policy", "default_policy.yml"
+    )
     with open(default, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
     bad_weight = yaml.safe_load(yaml.safe_dump(document))
     bad_weight["rules"]["risk"][2]["weight"] = "heavy"
     contradictory = yaml.safe_load(yaml.safe_dump(document))
-    contradictory["rules"]["route"].insert(0, {"id": "everything-peer", "when": {"risk": ["low", "moderate", "high"]}, "route": "peer"})
-    contradictory["rules"]["route"].insert(1, {"id": "high-automatic", "when": {"risk": ["high"]}, "route": "automatic"})
+    contradictory["rules"]["route"].insert(
+        0, {"id": "everything-peer", "when": {"risk": ["low", "moderate", "high"]}, "route": "peer"}
+    )
+    contradictory["rules"]["route"].insert(
+        1, {"id": "high-automatic", "when": {"risk": ["high"]}, "route": "automatic"}
+    )
     base = {"service": "payments-api", "release_class": "operational"}
     future = format_timestamp(utc_now() + datetime.timedelta(days=2))
-    exemption = {"name": "x", "service": "payments-api", "rule": "blackout", "approver": "boss", "reason": "r", "expires_at": future}
+    exemption = {
+        "name": "x",
+        "service": "payments-api",
+        "rule": "blackout",
+        "approver": "boss",
+        "reason": "r",
+        "expires_at": future,
+    }
     tasks = [
-        {"id": "weight", "module": "risk_assess", "args": dict(base, policy=write_yaml(os.path.join(ansible.workdir, "w.yml"), bad_weight))},
+        {
+            "id": "weight",
+            "module": "risk_assess",
+            "args": dict(base, policy=write_yaml(os.path.join(ansible.workdir, "w.yml"), bad_weight)),
+        },
         {
             "id": "contradiction",
             "module": "risk_assess",
@@ -482,15 +540,26 @@ def test_bad_policies_and_exemptions_are_refused_with_the_fix(ansible: Ansible, 
         },
         {"id": "no-expiry", "module": "exemption", "args": {k: v for k, v in exemption.items() if k != "expires_at"}},
         {"id": "no-approver", "module": "exemption", "args": {k: v for k, v in exemption.items() if k != "approver"}},
-        {"id": "self-approved", "module": "exemption", "args": dict(exemption, approver="dev.one", requested_by="dev.one")},
-        {"id": "too-long", "module": "exemption", "args": dict(exemption, expires_at=format_timestamp(utc_now() + datetime.timedelta(days=60)))},
+        {
+            "id": "self-approved",
+            "module": "exemption",
+            "args": dict(exemption, approver="dev.one", requested_by="dev.one"),
+        },
+        {
+            "id": "too-long",
+            "module": "exemption",
+            "args": dict(exemption, expires_at=format_timestamp(utc_now() + datetime.timedelta(days=60))),
+        },
     ]
     results, run = run_tasks(ansible, tasks, env={"RELOPS_LEDGER_URL": ledger_url})
     assert results["weight"]["failed"] is True, run.output
     assert "rules.risk[2].weight: 'heavy' is not of type 'number'" in results["weight"]["msg"]
     contradiction = results["contradiction"]["msg"]
     assert "contradictory rules" in contradiction
-    assert "rules.route[1] (high-automatic: automatic) never applies: rules.route[0] (everything-peer: peer)" in contradiction
+    assert (
+        "rules.route[1] (high-automatic: automatic) never applies: rules.route[0] (everything-peer: peer)"
+        in contradiction
+    )
     assert results["no-expiry"]["failed"] is True and "needs expires_at" in results["no-expiry"]["msg"]
     assert results["no-approver"]["failed"] is True and "needs approver" in results["no-approver"]["msg"]
     assert "someone else must approve" in results["self-approved"]["msg"]

@@ -22,18 +22,34 @@ def test_readiness_checklist_reads_the_ledger_roster_and_manifest(ansible: Ansib
         ledger.record_deployment(actor, "fx-api", "1.0.0", "production", "successful")
     start = utc_now() + datetime.timedelta(days=1)
     end = start + datetime.timedelta(hours=2)
-    covering = write_yaml(
+    write_yaml(
         os.path.join(ansible.workdir, "oncall.yml"),
         {
             "shifts": [
-                {"who": "alice", "start": format_timestamp(start - datetime.timedelta(hours=4)), "end": format_timestamp(start + datetime.timedelta(hours=1))},
-                {"who": "bob", "start": format_timestamp(start + datetime.timedelta(hours=1)), "end": format_timestamp(end)},
+                {
+                    "who": "alice",
+                    "start": format_timestamp(start - datetime.timedelta(hours=4)),
+                    "end": format_timestamp(start + datetime.timedelta(hours=1)),
+                },
+                {
+                    "who": "bob",
+                    "start": format_timestamp(start + datetime.timedelta(hours=1)),
+                    "end": format_timestamp(end),
+                },
             ]
         },
     )
     gappy = write_yaml(
         os.path.join(ansible.workdir, "gappy.yml"),
-        {"shifts": [{"who": "alice", "start": format_timestamp(start + datetime.timedelta(minutes=30)), "end": format_timestamp(end - datetime.timedelta(minutes=15))}]},
+        {
+            "shifts": [
+                {
+                    "who": "alice",
+                    "start": format_timestamp(start + datetime.timedelta(minutes=30)),
+                    "end": format_timestamp(end - datetime.timedelta(minutes=15)),
+                }
+            ]
+        },
     )
     manifest = write_yaml(
         os.path.join(ansible.workdir, "release.yml"),
@@ -41,7 +57,9 @@ def test_readiness_checklist_reads_the_ledger_roster_and_manifest(ansible: Ansib
             "name": "payments-api",
             "readiness": {
                 "rollback": {"plan": "https://runbooks.example.com/payments/rollback"},
-                "communication": [{"at": format_timestamp(start - datetime.timedelta(hours=3)), "channel": "#payments"}],
+                "communication": [
+                    {"at": format_timestamp(start - datetime.timedelta(hours=3)), "channel": "#payments"}
+                ],
                 "roster": "oncall.yml",
                 "runbook": "https://runbooks.example.com/payments",
                 "dependencies": [{"service": "ledger-api", "version": "3.0.0"}],
@@ -70,7 +88,11 @@ def test_readiness_checklist_reads_the_ledger_roster_and_manifest(ansible: Ansib
             ),
         },
         {"id": "empty", "module": "readiness_check", "args": dict(base, fail_on_failure=True)},
-        {"id": "no-rollback-needed", "module": "readiness_check", "args": dict(base, version="9.9.9", rollback={"not_needed": "config only"})},
+        {
+            "id": "no-rollback-needed",
+            "module": "readiness_check",
+            "args": dict(base, version="9.9.9", rollback={"not_needed": "config only"}),
+        },
     ]
     results, run = run_tasks(ansible, tasks, env={"RELOPS_LEDGER_URL": ledger_url})
     ready = results["ready"]

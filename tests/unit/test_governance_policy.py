@@ -51,11 +51,20 @@ def test_digest_ignores_comments_and_key_order_but_not_content() -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["rules"]["risk"][2].__setitem__("weight", "heavy"), "rules.risk[2].weight: 'heavy' is not of type"),
+        (
+            lambda d: d["rules"]["risk"][2].__setitem__("weight", "heavy"),
+            "rules.risk[2].weight: 'heavy' is not of type",
+        ),
         (lambda d: d["rules"]["route"][0].__setitem__("route", "board"), "rules.route[0].route: 'board' is not one of"),
-        (lambda d: d["rules"]["route"][0]["when"].__setitem__("colour", ["red"]), "rules.route[0].when: 'colour' is not one of"),
+        (
+            lambda d: d["rules"]["route"][0]["when"].__setitem__("colour", ["red"]),
+            "rules.route[0].when: 'colour' is not one of",
+        ),
         (lambda d: d.__delitem__("version"), "(top level): 'version' is a required property"),
-        (lambda d: d["rules"]["risk"][0].__setitem__("bands", [{"points": 1}]), "rules.risk[0]: give exactly one of points or bands"),
+        (
+            lambda d: d["rules"]["risk"][0].__setitem__("bands", [{"points": 1}]),
+            "rules.risk[0]: give exactly one of points or bands",
+        ),
         (lambda d: d["backends"].__setitem__("itsm", "maybe"), "backends.itsm: 'maybe' is not one of"),
     ],
 )
@@ -70,28 +79,45 @@ def test_schema_errors_name_the_path_inside_the_file(mutate, expected: str) -> N
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["risk_levels"].__setitem__("high", 20), "risk_levels.moderate (30) must be below risk_levels.high (20)"),
         (
-            lambda d: d["rules"]["risk"][2].__setitem__("bands", [{"below": 10, "points": 1}, {"below": 5, "points": 2}, {"points": 3}]),
+            lambda d: d["risk_levels"].__setitem__("high", 20),
+            "risk_levels.moderate (30) must be below risk_levels.high (20)",
+        ),
+        (
+            lambda d: d["rules"]["risk"][2].__setitem__(
+                "bands", [{"below": 10, "points": 1}, {"below": 5, "points": 2}, {"points": 3}]
+            ),
             "rules.risk[2].bands[1].below (5) must be above the previous band's (10)",
         ),
         (
             lambda d: d["rules"]["risk"][2].__setitem__("bands", [{"points": 1}, {"below": 5, "points": 2}]),
             "rules.risk[2].bands[0] has no upper bound but is not the last band",
         ),
-        (lambda d: d["rules"]["route"][1].__setitem__("id", "very-high-to-cab"), "rules.route[1] reuses id 'very-high-to-cab'"),
+        (
+            lambda d: d["rules"]["route"][1].__setitem__("id", "very-high-to-cab"),
+            "rules.route[1] reuses id 'very-high-to-cab'",
+        ),
         (
             lambda d: d["rules"]["change_type"].insert(0, {"id": "all-standard", "type": "standard"}),
-            "rules.change_type[1] (emergency-release: emergency) never applies: rules.change_type[0] (all-standard: standard)",
+            "rules.change_type[1] (emergency-release: emergency) never applies: "
+            "rules.change_type[0] (all-standard: standard)",
         ),
         (
-            lambda d: d["rules"]["route"].insert(
-                0, {"id": "big-cab", "when": {"blast_radius": {"at_least": 10}}, "route": "cab"}
-            )
-            or d["rules"]["route"].insert(1, {"id": "huge-auto", "when": {"blast_radius": {"at_least": 50, "below": 80}}, "route": "automatic"}),
+            lambda d: (
+                d["rules"]["route"].insert(
+                    0, {"id": "big-cab", "when": {"blast_radius": {"at_least": 10}}, "route": "cab"}
+                )
+                or d["rules"]["route"].insert(
+                    1,
+                    {"id": "huge-auto", "when": {"blast_radius": {"at_least": 50, "below": 80}}, "route": "automatic"},
+                )
+            ),
             "rules.route[1] (huge-auto: automatic) never applies",
         ),
-        (lambda d: d["stabilization"].__setitem__("high", 60), "stabilization.moderate (3600s) is longer than stabilization.high (60s)"),
+        (
+            lambda d: d["stabilization"].__setitem__("high", 60),
+            "stabilization.moderate (3600s) is longer than stabilization.high (60s)",
+        ),
     ],
 )
 def test_contradictory_rules_are_refused(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
@@ -104,15 +130,21 @@ def test_contradictory_rules_are_refused(mutate, expected: str) -> None:  # type
 
 def test_a_later_rule_with_the_same_outcome_is_redundant_not_contradictory() -> None:
     document = _default()
-    document["rules"]["route"].insert(0, {"id": "tiny-auto", "when": {"blast_radius": {"below": 100}}, "route": "automatic"})
-    document["rules"]["route"].insert(1, {"id": "tinier-auto", "when": {"blast_radius": {"below": 3}}, "route": "automatic"})
+    document["rules"]["route"].insert(
+        0, {"id": "tiny-auto", "when": {"blast_radius": {"below": 100}}, "route": "automatic"}
+    )
+    document["rules"]["route"].insert(
+        1, {"id": "tinier-auto", "when": {"blast_radius": {"below": 3}}, "route": "automatic"}
+    )
     _load(document)
 
 
 def test_a_narrower_earlier_rule_does_not_shadow_a_wider_later_one() -> None:
     document = _default()
     document["rules"]["route"].insert(0, {"id": "huge-cab", "when": {"blast_radius": {"at_least": 50}}, "route": "cab"})
-    document["rules"]["route"].insert(1, {"id": "big-peer", "when": {"blast_radius": {"at_least": 10}}, "route": "peer"})
+    document["rules"]["route"].insert(
+        1, {"id": "big-peer", "when": {"blast_radius": {"at_least": 10}}, "route": "peer"}
+    )
     _load(document)
 
 
@@ -167,7 +199,15 @@ def test_roster_gaps_cover_the_start_the_middle_and_the_end() -> None:
     at = datetime.datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
     hour = datetime.timedelta(hours=1)
     window = (at, at + 6 * hour)
-    shifts = [(at + hour, at + 2 * hour, "a"), (at + 3 * hour, at + 5 * hour, "b"), (at + 4 * hour, at + 4.5 * hour, "c")]
+    shifts = [
+        (at + hour, at + 2 * hour, "a"),
+        (at + 3 * hour, at + 5 * hour, "b"),
+        (at + 4 * hour, at + 4.5 * hour, "c"),
+    ]
     gaps = roster_gaps(shifts, window)
-    assert [(gap["start"][11:16], gap["end"][11:16]) for gap in gaps] == [("00:00", "01:00"), ("02:00", "03:00"), ("05:00", "06:00")]
+    assert [(gap["start"][11:16], gap["end"][11:16]) for gap in gaps] == [
+        ("00:00", "01:00"),
+        ("02:00", "03:00"),
+        ("05:00", "06:00"),
+    ]
     assert roster_gaps([(at - hour, at + 7 * hour, "a")], window) == []

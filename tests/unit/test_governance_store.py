@@ -59,7 +59,9 @@ def test_deployment_reads_for_risk_and_readiness(ledger_url: str) -> None:
         outcomes = ledger.finished_deployment_outcomes("payments-api", "production", 10)
         assert sorted(outcomes) == ["failed", "rolled_back", "successful", "successful"]
         assert len(ledger.finished_deployment_outcomes("payments-api", "production", 2)) == 2
-        assert [row["environment"] for row in ledger.rollback_rehearsals("payments-api", "2.0.0", ["staging"])] == ["staging"]
+        assert [row["environment"] for row in ledger.rollback_rehearsals("payments-api", "2.0.0", ["staging"])] == [
+            "staging"
+        ]
         assert ledger.rollback_rehearsals("payments-api", "2.0.1", ["staging"]) == []
         assert ledger.deployed_versions("payments-api", "production") == ["2.0.0"]
         assert ledger.last_incident_at("payments-api") is None

@@ -108,7 +108,9 @@ def template_fact(policy: Policy, args: Mapping[str, Any]) -> Tuple[Optional[boo
     if template.get("services") and args["service"] not in template["services"]:
         misfits.append("service %s is not one of %s" % (args["service"], ", ".join(template["services"])))
     if template.get("release_classes") and args["release_class"] not in template["release_classes"]:
-        misfits.append("release class %s is not one of %s" % (args["release_class"], ", ".join(template["release_classes"])))
+        misfits.append(
+            "release class %s is not one of %s" % (args["release_class"], ", ".join(template["release_classes"]))
+        )
     limit = template.get("max_files_changed")
     if limit is not None and (args.get("files_changed") is None or args["files_changed"] > limit):
         misfits.append("files changed %s exceeds %d" % (args.get("files_changed"), limit))

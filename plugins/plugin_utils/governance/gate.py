@@ -76,7 +76,9 @@ class GateContext:
 def unreachable(ctx: GateContext, check: str, backend: str, error: str) -> Finding:
     """Fail closed, unless the policy says this backend fails open."""
     if ctx.policy.fail_open(backend):
-        return Finding(check, "skipped", "%s backend unreachable (%s); skipped: policy says fail_open" % (backend, error))
+        return Finding(
+            check, "skipped", "%s backend unreachable (%s); skipped: policy says fail_open" % (backend, error)
+        )
     return Finding(
         check,
         "deny",
@@ -92,7 +94,9 @@ def check_approval(ctx: GateContext) -> Finding:
             return unreachable(ctx, "approval", "itsm", ctx.backend_error or "not configured")
         change = ctx.change
         if change is None:
-            return Finding("approval", "deny", "change %s does not exist on the ITSM backend" % args["change"], waivable=False)
+            return Finding(
+                "approval", "deny", "change %s does not exist on the ITSM backend" % args["change"], waivable=False
+            )
         state, approval = change["state"], change.get("approval") or ""
         ctx.inputs["change"] = {"number": change.get("number"), "state": state, "approval": approval}
         if state == "implement":
@@ -106,7 +110,8 @@ def check_approval(ctx: GateContext) -> Finding:
         return Finding(
             "approval",
             "wait",
-            "change %s is in %s (approval %s); waiting for implement" % (change.get("number"), state, approval or "none"),
+            "change %s is in %s (approval %s); waiting for implement"
+            % (change.get("number"), state, approval or "none"),
             waivable=False,
         )
     if ctx.route == "automatic":
@@ -163,9 +168,7 @@ def check_blackout(ctx: GateContext, sources: Sequence[Mapping[str, Any]], scope
     ctx.inputs["calendar"] = answer.as_dict()
     findings = [_blackout_finding(ctx, answer)]
     if ctx.policy.gate["require_maintenance_window"] and answer.outside_maintenance:
-        findings.append(
-            Finding("maintenance_window", "deny", "the planned window is outside every maintenance window")
-        )
+        findings.append(Finding("maintenance_window", "deny", "the planned window is outside every maintenance window"))
     return findings
 
 
@@ -214,7 +217,9 @@ def _blackout_finding(ctx: GateContext, answer: Any) -> Finding:
     if ctx.change_type == "emergency":
         mode = ctx.policy.gate["emergency_during_blackout"]
         if mode == "allow":
-            return Finding("blackout", "pass", "emergency change during blackout %s: the emergency policy allows it" % names)
+            return Finding(
+                "blackout", "pass", "emergency change during blackout %s: the emergency policy allows it" % names
+            )
         if mode == "deny":
             return Finding(
                 "blackout", "deny", "emergency change during blackout %s: the policy denies it" % names, waivable=False
@@ -224,7 +229,9 @@ def _blackout_finding(ctx: GateContext, answer: Any) -> Finding:
         )
     following = answer.next_allowed_start
     if answer.in_blackout and following is not None and ctx.window is not None and following < ctx.window[1]:
-        return Finding("blackout", "wait", "in blackout %s; next allowed start %s" % (names, format_timestamp(following)))
+        return Finding(
+            "blackout", "wait", "in blackout %s; next allowed start %s" % (names, format_timestamp(following))
+        )
     return Finding("blackout", "deny", "the planned window overlaps blackout %s" % names)
 
 
@@ -254,7 +261,9 @@ def check_conflicts(ctx: GateContext) -> Finding:
         shared = related & set(backend.change_cis(other))
         if shared:
             how = "same CI" if shared & mine else "a parent or child CI"
-            clashes.append("%s (%s, %s to %s)" % (other.get("number"), how, format_timestamp(span[0]), format_timestamp(span[1])))
+            clashes.append(
+                "%s (%s, %s to %s)" % (other.get("number"), how, format_timestamp(span[0]), format_timestamp(span[1]))
+            )
     ctx.inputs["conflicts"] = clashes
     if clashes:
         return Finding("conflict", "deny", "conflicting change(s) in the window: %s" % ", ".join(clashes))
@@ -289,7 +298,12 @@ def check_stabilization(ctx: GateContext) -> Finding:
         return Finding("stabilization", "pass", "%s is not stabilizing in %s" % (args["service"], args["environment"]))
     period = periods[0]
     ctx.inputs["stabilization"] = {"id": period["id"], "version": period["version"], "ends_at": period["ends_at"]}
-    what = "%s %s stabilizes in %s until %s" % (args["service"], period["version"], args["environment"], period["ends_at"])
+    what = "%s %s stabilizes in %s until %s" % (
+        args["service"],
+        period["version"],
+        args["environment"],
+        period["ends_at"],
+    )
     if ctx.change_type == "emergency":
         return Finding("stabilization", "pass", "%s; emergency changes pass" % what)
     return Finding("stabilization", "wait", "%s; only emergency changes pass" % what)
@@ -300,7 +314,11 @@ def check_readiness(ctx: GateContext) -> Finding:
     if not ctx.policy.gate["require_readiness"]:
         return Finding("readiness", "pass", "the policy does not require a readiness review")
     if not spec:
-        return Finding("readiness", "deny", "no readiness review: give readiness (rollback, communication, roster, runbook, dependencies)")
+        return Finding(
+            "readiness",
+            "deny",
+            "no readiness review: give readiness (rollback, communication, roster, runbook, dependencies)",
+        )
     if ctx.ledger is None and ctx.ledger_error:
         return unreachable(ctx, "readiness", "ledger", ctx.ledger_error)
     request = dict(spec, service=ctx.args["service"], version=ctx.args["version"], environment=ctx.args["environment"])
@@ -327,7 +345,10 @@ def check_lock(ctx: GateContext, run_id: str) -> Finding:
         return Finding("lock", "pass", "lock %s is free or held by this run" % name)
     ctx.inputs["lock"] = {"name": name, "owner_run_id": lock.owner_run_id}
     return Finding(
-        "lock", "wait", "lock %s is held by %s until %s" % (name, lock.describe_holder(), lock.expires_at), waivable=False
+        "lock",
+        "wait",
+        "lock %s is held by %s until %s" % (name, lock.describe_holder(), lock.expires_at),
+        waivable=False,
     )
 
 
@@ -336,7 +357,9 @@ def check_segregation(ctx: GateContext) -> Finding:
     if ctx.args.get("peer_approver"):
         approvers.append(str(ctx.args["peer_approver"]))
     if ctx.change is not None and ctx.backend is not None:
-        approvers.extend(str(a.get("approver")) for a in ctx.backend.approvals(ctx.change) if a.get("state") == "approved")
+        approvers.extend(
+            str(a.get("approver")) for a in ctx.backend.approvals(ctx.change) if a.get("state") == "approved"
+        )
     ctx.inputs["approvers"] = sorted(set(approvers))
     if ctx.route != "peer":
         return Finding("segregation_of_duties", "pass", "%s route: requester %s" % (ctx.route, ctx.requester))
@@ -347,11 +370,18 @@ def check_segregation(ctx: GateContext) -> Finding:
             "requester %s approved their own change on the peer route; another person must approve" % ctx.requester,
             waivable=False,
         )
-    return Finding("segregation_of_duties", "pass", "requester %s is not the approver (%s)" % (ctx.requester, ", ".join(approvers) or "none"))
+    return Finding(
+        "segregation_of_duties",
+        "pass",
+        "requester %s is not the approver (%s)" % (ctx.requester, ", ".join(approvers) or "none"),
+    )
 
 
 def apply_exemptions(
-    ctx: GateContext, findings: List[Finding], scope: Mapping[str, Optional[str]], used: Callable[[Dict[str, Any]], None]
+    ctx: GateContext,
+    findings: List[Finding],
+    scope: Mapping[str, Optional[str]],
+    used: Callable[[Dict[str, Any]], None],
 ) -> None:
     """Waive findings an active exemption covers; say when only an expired one would have."""
     exemptable = set(ctx.policy.exemptions["exemptable"])
@@ -376,7 +406,10 @@ def apply_exemptions(
             continue
         expired = [row for row in rows if not row["revoked_at"]]
         if expired:
-            finding.reason += "; exemption %s expired at %s and was ignored" % (expired[0]["name"], expired[0]["expires_at"])
+            finding.reason += "; exemption %s expired at %s and was ignored" % (
+                expired[0]["name"],
+                expired[0]["expires_at"],
+            )
 
 
 def decide(findings: Sequence[Finding]) -> str:

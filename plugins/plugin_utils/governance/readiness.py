@@ -49,7 +49,9 @@ def merge_manifest(spec: Mapping[str, Any]) -> Dict[str, Any]:
             with open(path, encoding="utf-8") as handle:
                 document = yaml.safe_load(handle) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise LedgerError("cannot read the release manifest %s (%s); fix the path or the file" % (path, exc)) from None
+            raise LedgerError(
+                "cannot read the release manifest %s (%s); fix the path or the file" % (path, exc)
+            ) from None
         section = document.get("readiness") if isinstance(document, dict) else None
         if section is not None and not isinstance(section, dict):
             raise LedgerError("%s: readiness must be a mapping of %s" % (path, ", ".join(READINESS_KEYS)))
@@ -211,7 +213,9 @@ def _dependencies(declared: Any, ledger: Optional[Ledger], environment: str) -> 
         if not deployed:
             missing.append("%s is not deployed in %s" % (entry["service"], environment))
         elif wanted and not _at_least(deployed[0], str(wanted)):
-            missing.append("%s %s is deployed in %s, %s or later is needed" % (entry["service"], deployed[0], environment, wanted))
+            missing.append(
+                "%s %s is deployed in %s, %s or later is needed" % (entry["service"], deployed[0], environment, wanted)
+            )
     if missing:
         return _item("dependencies", False, "; ".join(missing))
     return _item("dependencies", True, "%d dependenc(ies) deployed in %s" % (len(declared), environment))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ def load_policy(path: Optional[str] = None, inline: Optional[Mapping[str, Any]] 
         if key in _CACHE:
             return copy.deepcopy(_CACHE[key])
         with open(source, encoding="utf-8") as handle:
-            document = yaml.load(handle, Loader=SafeLoader)  # noqa: S506 - a safe loader, C or Python
+            document = yaml.load(handle, Loader=SafeLoader)
     except OSError as exc:
         raise PolicyError(
             "cannot read policy file %s (%s); check the path given as policy" % (source, exc.strerror)
@@ -175,7 +176,7 @@ def find_contradictions(document: Mapping[str, Any]) -> List[str]:
     """Rules that cannot all hold: unordered thresholds, overlapping bands, shadowed rules with other outcomes."""
     found: List[str] = []
     levels = document["risk_levels"]
-    for lower, higher in zip(RISK_LEVELS, RISK_LEVELS[1:]):
+    for lower, higher in itertools.pairwise(RISK_LEVELS):
         if levels[lower] >= levels[higher]:
             found.append(
                 "risk_levels.%s (%s) must be below risk_levels.%s (%s)" % (lower, levels[lower], higher, levels[higher])
@@ -194,7 +195,7 @@ def find_contradictions(document: Mapping[str, Any]) -> List[str]:
     found.extend(_shadowed("route", rules["route"], "route"))
     stabilization = document.get("stabilization", {})
     known = [level for level in RISK_LEVELS if level in stabilization]
-    for lower, higher in zip(known, known[1:]):
+    for lower, higher in itertools.pairwise(known):
         if stabilization[lower] > stabilization[higher]:
             found.append(
                 "stabilization.%s (%ss) is longer than stabilization.%s (%ss); riskier changes need at least as long"
@@ -253,7 +254,9 @@ def covers(general: Mapping[str, Any], specific: Mapping[str, Any]) -> bool:
                 return False
             continue
         if isinstance(narrow, list):
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and in_range(v, allowed) for v in narrow):
+            if not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and in_range(v, allowed) for v in narrow
+            ):
                 return False
             continue
         low, high = allowed.get("at_least"), allowed.get("below")

@@ -27,7 +27,7 @@ FACTS = (
     "template_match",
 )
 # Route rules may also read what the risk and change-type rules concluded.
-ROUTE_FACTS = FACTS + ("risk", "change_type", "score")
+ROUTE_FACTS = (*FACTS, "risk", "change_type", "score")
 # Gate checks an exemption may waive; segregation of duties and approvals never.
 EXEMPTABLE_CHECKS = ("blackout", "stabilization", "readiness", "conflict", "maintenance_window")
 
@@ -163,7 +163,7 @@ POLICY_SCHEMA: Dict[str, Any] = {
         "stabilization": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {level: _SECONDS for level in RISK_LEVELS},
+            "properties": dict.fromkeys(RISK_LEVELS, _SECONDS),
         },
         "gate": {
             "type": "object",
@@ -188,9 +188,7 @@ POLICY_SCHEMA: Dict[str, Any] = {
         "backends": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {
-                name: {"enum": list(BACKEND_MODES)} for name in ("itsm", "calendar", "ledger")
-            },
+            "properties": {name: {"enum": list(BACKEND_MODES)} for name in ("itsm", "calendar", "ledger")},
         },
         "calendars": {
             "type": "array",
