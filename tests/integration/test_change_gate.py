@@ -348,7 +348,7 @@ def test_gate_waits_with_backoff_until_the_window_opens(ansible: Ansible, itsm: 
     assert waited["decision"] == "allow" and waited["attempts"] > 1, run.output
 
 
-def test_unreachable_itsm_denies_unless_the_policy_fails_open(ansible: Ansible) -> None:
+def test_unreachable_backends_deny_unless_the_policy_fails_open(ansible: Ansible) -> None:
     ledger_url = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -359,8 +359,10 @@ def test_unreachable_itsm_denies_unless_the_policy_fails_open(ansible: Ansible) 
     with open(policy_path, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
     document["backends"]["itsm"] = "fail_open"
+    document["backends"]["calendar"] = "fail_open"
     open_policy = write_yaml(os.path.join(ansible.workdir, "open.yml"), document)
     now = utc_now()
+    unreachable = {"type": "ics", "url": "http://127.0.0.1:%d/freezes.ics" % port, "kind": "blackout", "timeout": 2}
     gate = {
         "service": "payments-api",
         "version": "2.3.0",
@@ -382,6 +384,12 @@ def test_unreachable_itsm_denies_unless_the_policy_fails_open(ansible: Ansible) 
         [
             {"id": "closed", "module": "change_gate", "args": gate},
             {"id": "open", "module": "change_gate", "args": dict(gate, policy=open_policy)},
+            {"id": "calendar-closed", "module": "change_gate", "args": dict(gate, cis=[], calendars=[unreachable])},
+            {
+                "id": "calendar-open",
+                "module": "change_gate",
+                "args": dict(gate, cis=[], calendars=[unreachable], policy=open_policy),
+            },
         ],
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
@@ -391,6 +399,13 @@ def test_unreachable_itsm_denies_unless_the_policy_fails_open(ansible: Ansible) 
     opened = results["open"]
     assert opened["decision"] == "allow", opened["reasons"]
     assert any("skipped: policy says fail_open" in reason for reason in opened["reasons"])
+    calendar_closed = results["calendar-closed"]
+    assert calendar_closed["decision"] == "deny", calendar_closed["reasons"]
+    assert calendar_closed["reasons"][0].startswith("blackout deny: calendar backend unreachable")
+    assert "127.0.0.1:%d" % port in calendar_closed["reasons"][0]
+    calendar_open = results["calendar-open"]
+    assert calendar_open["decision"] == "allow", calendar_open["reasons"]
+    assert any(r.startswith("blackout skipped: calendar backend unreachable") for r in calendar_open["reasons"])
 
 
 def _blackout_source(itsm: ItsmWorld, start: datetime.datetime, end: datetime.datetime) -> dict:
