@@ -17,7 +17,12 @@ from ansible_collections.relops.release.plugins.plugin_utils.governance.readines
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMAuthError, ITSMUnreachable
-from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerConnectionError, LedgerError
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
+    Ledger,
+    LedgerConnectionError,
+    LedgerError,
+    decision_record,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.policy import (
     CHANGE_TYPES,
     RISK_LEVELS,
@@ -97,14 +102,19 @@ class ActionModule(ItsmActionBase):
                 "inputs": inputs,
             }
         )
-        record = self.record_decision(
-            {"subject": subject, "policy_version": policy.identity, "ledger_url": args.get("ledger_url")},
-            GATE,
-            decision,
-            reasons,
-            digest,
-        )
-        if used and not self.check_mode:
+        recording = {"subject": subject, "policy_version": policy.identity, "ledger_url": args.get("ledger_url")}
+        warnings: List[str] = []
+        try:
+            record = self.record_decision(recording, GATE, decision, reasons, digest)
+        except LedgerConnectionError as exc:
+            # A decision nobody can audit later is only acceptable when the policy says the ledger fails open.
+            if not policy.fail_open("ledger"):
+                decision = "deny"
+                reasons.insert(0, "ledger deny: ledger backend unreachable (%s); denied: policy says fail_closed" % exc)
+            warnings.append("the decision could not be stored in the ledger: %s" % exc)
+            record = decision_record(decision, reasons, policy.identity, digest)
+            self.audit("decision", gate=GATE, subject=subject, **record)
+        if used and not self.check_mode and not warnings:
             with self.open_task_ledger(args, touch=False) as ledger:
                 for exemption in used.values():
                     ledger.record_exemption_use(self.actor, int(exemption["id"]), GATE, subject)
@@ -123,6 +133,9 @@ class ActionModule(ItsmActionBase):
             "attempts": attempts,
             "msg": "change gate %s for %s: %s" % (decision, subject, "; ".join(reasons[:3])),
         }
+        if warnings:
+            result["warnings"] = warnings
+            result["recorded"] = False
         if decision != "allow" and args["fail_on_deny"]:
             result["failed"] = True
         return result

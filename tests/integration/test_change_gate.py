@@ -386,6 +386,11 @@ def test_unreachable_backends_deny_unless_the_policy_fails_open(ansible: Ansible
             {"id": "open", "module": "change_gate", "args": dict(gate, policy=open_policy)},
             {"id": "calendar-closed", "module": "change_gate", "args": dict(gate, cis=[], calendars=[unreachable])},
             {
+                "id": "ledger-closed",
+                "module": "change_gate",
+                "args": dict(gate, cis=[], ledger_url="postgresql://relops@127.0.0.1:%d/ledger" % port),
+            },
+            {
                 "id": "calendar-open",
                 "module": "change_gate",
                 "args": dict(gate, cis=[], calendars=[unreachable], policy=open_policy),
@@ -403,6 +408,10 @@ def test_unreachable_backends_deny_unless_the_policy_fails_open(ansible: Ansible
     assert calendar_closed["decision"] == "deny", calendar_closed["reasons"]
     assert calendar_closed["reasons"][0].startswith("blackout deny: calendar backend unreachable")
     assert "127.0.0.1:%d" % port in calendar_closed["reasons"][0]
+    ledger_closed = results["ledger-closed"]
+    assert ledger_closed["decision"] == "deny" and ledger_closed["recorded"] is False, ledger_closed
+    assert ledger_closed["reasons"][0].startswith("ledger deny: ledger backend unreachable")
+    assert any(r.startswith("lock deny: ledger backend unreachable") for r in ledger_closed["reasons"])
     calendar_open = results["calendar-open"]
     assert calendar_open["decision"] == "allow", calendar_open["reasons"]
     assert any(r.startswith("blackout skipped: calendar backend unreachable") for r in calendar_open["reasons"])
