@@ -9,7 +9,7 @@ import socket
 import time
 
 import yaml
-from fixtures.governance import run_tasks, write_cobertura, write_junit, write_yaml
+from fixtures.governance import finish_tasks, run_tasks, start_tasks, write_cobertura, write_junit, write_yaml
 from fixtures.playbooks import Ansible
 from fixtures.servicenow import ItsmWorld
 
@@ -320,32 +320,41 @@ def test_gate_denies_conflicts_on_related_cis_and_waits_for_stabilization(ansibl
     assert emergency["outcome"] == "pass" and "emergency changes pass" in emergency["reason"]
 
 
-def test_gate_waits_with_backoff_until_the_window_opens(ansible: Ansible, itsm: ItsmWorld) -> None:
+def test_gate_waits_with_backoff_until_the_lock_is_released(ansible: Ansible) -> None:
+    ledger_url = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
+    holder = current_actor(environ={"RELOPS_RUN_ID": "other-release"})
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        assert ledger.try_lock("payments-api", holder, 600).obtained
     now = utc_now()
-    start, end = now + datetime.timedelta(seconds=8), now + datetime.timedelta(hours=1)
-    results, run = run_tasks(
-        ansible,
-        [
-            {
-                "id": "waited",
-                "module": "change_gate",
-                "args": {
-                    "service": "payments-api",
-                    "version": "2.2.0",
-                    "route": "peer",
-                    "peer_approver": "dev.two",
-                    "requested_by": "dev.one",
-                    "planned_start": format_timestamp(start),
-                    "planned_end": format_timestamp(end),
-                    "readiness": _readiness(ansible, start, end),
-                    "wait_timeout": 240,
-                },
-            }
-        ],
-        env=itsm.env,
+    start, end = now - datetime.timedelta(minutes=1), now + datetime.timedelta(hours=1)
+    gate = {
+        "service": "payments-api",
+        "version": "2.2.0",
+        "route": "peer",
+        "peer_approver": "dev.two",
+        "requested_by": "dev.one",
+        "planned_start": format_timestamp(start),
+        "planned_end": format_timestamp(end),
+        "readiness": _readiness(ansible, start, end),
+        "wait_timeout": 300,
+    }
+    process, result_file = start_tasks(
+        ansible, [{"id": "waited", "module": "change_gate", "args": gate}], env={"RELOPS_LEDGER_URL": ledger_url}
     )
+    # The gate notes its run in the ledger as its first attempt opens it, just before it reads the lock.
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+            if any(run["run_id"] != "other-release" for run in ledger.list_runs(10)):
+                break
+        time.sleep(0.5)
+    time.sleep(2)
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        ledger.release_lock("payments-api", holder)
+    results, run = finish_tasks(process, result_file)
     waited = results["waited"]
     assert waited["decision"] == "allow" and waited["attempts"] > 1, run.output
+    assert any(r.startswith("lock pass") for r in waited["reasons"])
 
 
 def test_unreachable_backends_deny_unless_the_policy_fails_open(ansible: Ansible) -> None:
