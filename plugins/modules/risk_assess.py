@@ -20,7 +20,7 @@ description:
   - Answers with the risk level (V(low), V(moderate), V(high), V(very_high)), the change type (V(standard),
     V(normal), V(emergency)) and the approval route (V(automatic), V(peer), V(cab)), with every rule's
     contribution, so a person can see why.
-  - Pass the registered result to M(relops.release.change_gate) as its O(relops.release.change_gate#action:assessment).
+  - Pass the registered result to M(relops.release.change_gate) as its O(relops.release.change_gate#module:assessment).
 author:
   - relops.release maintainers (@relops)
 options:
