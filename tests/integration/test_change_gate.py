@@ -18,6 +18,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor
 
 SN_FORMAT = "%Y-%m-%d %H:%M:%S"
+DEFAULT_POLICY = os.path.join(
+    os.path.dirname(__file__), "..", "..", "plugins", "plugin_utils", "policy", "default_policy.yml"
+)
 
 
 def _sn_time(moment: datetime.datetime) -> str:
@@ -489,8 +492,20 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
         "requested_by": "dev.one",
         "expires_at": format_timestamp(now + datetime.timedelta(days=1)),
     }
+    longer = now + datetime.timedelta(hours=5)
+    longer_readiness = _readiness(ansible, start, longer)
+    with open(DEFAULT_POLICY, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    document["gate"]["emergency_during_blackout"] = "allow"
+    allowing = write_yaml(os.path.join(ansible.workdir, "allowing.yml"), document)
     tasks = [
         {"id": "normal", "module": "change_gate", "args": dict(gate, change_type="normal")},
+        {
+            "id": "normal-longer",
+            "module": "change_gate",
+            "args": dict(gate, change_type="normal", planned_end=format_timestamp(longer), readiness=longer_readiness),
+        },
+        {"id": "emergency-allowed", "module": "change_gate", "args": dict(gate, policy=allowing)},
         {"id": "without", "module": "change_gate", "args": gate},
         {"id": "planned-exemption", "module": "exemption", "args": exemption, "check_mode": True, "diff": True},
         {"id": "exempt", "module": "exemption", "args": exemption},
@@ -513,6 +528,13 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
     normal = results["normal"]
     assert normal["decision"] == "deny", run.output
     assert normal["reasons"][0].startswith("blackout deny: the planned window overlaps blackout Year-end freeze")
+    longer_window = results["normal-longer"]
+    assert longer_window["decision"] == "wait", longer_window["reasons"]
+    assert longer_window["reasons"][0].startswith("blackout wait: in blackout Year-end freeze")
+    assert format_timestamp(now + datetime.timedelta(hours=3)) in longer_window["reasons"][0]
+    allowed_by_policy = next(c for c in results["emergency-allowed"]["checks"] if c["check"] == "blackout")
+    assert allowed_by_policy["outcome"] == "pass" and "the emergency policy allows it" in allowed_by_policy["reason"]
+    assert results["emergency-allowed"]["decision"] == "allow" and results["emergency-allowed"]["exemptions_used"] == []
     without = results["without"]
     assert without["decision"] == "deny" and "needs an active exemption" in without["reasons"][0], without["reasons"]
     assert "exemption old-freeze-pass expired at" in without["reasons"][0] and "ignored" in without["reasons"][0]
