@@ -24,6 +24,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledge
 
 from .times import parse_moment
 
+# libyaml when PyYAML has it: rosters list hundreds of shifts.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 READINESS_KEYS = ("rollback", "communication", "roster", "runbook", "dependencies")
 Window = Tuple[datetime.datetime, datetime.datetime]
 # The readiness options readiness_check takes and change_gate takes under readiness.
@@ -47,7 +50,7 @@ def merge_manifest(spec: Mapping[str, Any]) -> Dict[str, Any]:
     if path:
         try:
             with open(path, encoding="utf-8") as handle:
-                document = yaml.safe_load(handle) or {}
+                document = yaml.load(handle, Loader=SafeLoader) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise LedgerError(
                 "cannot read the release manifest %s (%s); fix the path or the file" % (path, exc)
@@ -159,7 +162,7 @@ def load_roster(path: str) -> List[Tuple[datetime.datetime, datetime.datetime, s
     """Shifts from a roster file: ``shifts: [{who, start, end}]`` with RFC 3339 times."""
     try:
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle) or {}
+            document = yaml.load(handle, Loader=SafeLoader) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise LedgerError("cannot read the on-call roster %s (%s); fix the path or the YAML" % (path, exc)) from None
     entries = document.get("shifts") if isinstance(document, dict) else None
