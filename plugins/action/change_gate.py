@@ -118,6 +118,15 @@ class ActionModule(ItsmActionBase):
             with self.open_task_ledger(args, touch=False) as ledger:
                 for exemption in used.values():
                     ledger.record_exemption_use(self.actor, int(exemption["id"]), GATE, subject)
+                    self.audit(
+                        "exemption_used",
+                        gate=GATE,
+                        subject=subject,
+                        exemption=exemption["name"],
+                        rule=exemption["rule"],
+                        approver=exemption["approver"],
+                        expires_at=exemption["expires_at"],
+                    )
         result: Dict[str, Any] = {
             "changed": False,
             **record,

@@ -546,6 +546,10 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
     allowed = results["with"]
     assert allowed["decision"] == "allow", allowed["reasons"]
     assert allowed["exemptions_used"] == ["payments-freeze-hotfix"]
+    audited = {record["kind"]: record for record in allowed["relops_audit"]}
+    assert audited["decision"]["decision"] == "allow"
+    assert audited["exemption_used"]["exemption"] == "payments-freeze-hotfix"
+    assert audited["exemption_used"]["approver"] == "head.of.ops"
     blackout = next(check for check in allowed["checks"] if check["check"] == "blackout")
     assert blackout["outcome"] == "waived" and blackout["exemption"] == "payments-freeze-hotfix"
     listed = results["listed"]["exemptions"]
