@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import importlib.util
 import os
 import re
 import sqlite3
@@ -20,12 +21,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
 
-try:
-    import psycopg  # noqa: F401 - only tells whether PostgreSQL databases can be opened
-
-    HAS_PSYCOPG = True
-except ImportError:
-    HAS_PSYCOPG = False
+# Only whether PostgreSQL databases can be opened: importing psycopg costs about a second on a busy
+# controller, which every SQLite-only task would pay; PostgresDatabase imports it when it connects.
+HAS_PSYCOPG = importlib.util.find_spec("psycopg") is not None
 
 try:
     import fcntl

@@ -26,6 +26,7 @@ from . import schema
 from .backends import Backend, Cursor, Row, open_backend
 from .envs_store import EnvsStore
 from .errors import LedgerError
+from .governance_store import GovernanceStore
 from .url import LedgerURL
 
 RUN_STATUSES = ("running", "successful", "failed", "aborted")
@@ -97,7 +98,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger(EnvsStore):
+class Ledger(EnvsStore, GovernanceStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:

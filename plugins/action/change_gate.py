@@ -1,0 +1,251 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for relops.release.change_gate (documentation in plugins/modules/change_gate.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Dict, Iterator, List, Optional
+
+from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff, poll_until
+from ansible_collections.relops.release.plugins.plugin_utils.governance import gate
+from ansible_collections.relops.release.plugins.plugin_utils.governance.readiness import (
+    READINESS_KEYS,
+    READINESS_OPTIONS,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMAuthError, ITSMUnreachable
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
+    Ledger,
+    LedgerConnectionError,
+    LedgerError,
+    decision_record,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.policy import (
+    CHANGE_TYPES,
+    RISK_LEVELS,
+    ROUTES,
+    Policy,
+    canonical_digest,
+    load_policy,
+)
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "service": {"type": "str", "required": True},
+    "environment": {"type": "str", "default": "production"},
+    "version": {"type": "str", "required": True},
+    "assessment": {"type": "dict"},
+    "route": {"type": "str", "choices": list(ROUTES)},
+    "change_type": {"type": "str", "choices": list(CHANGE_TYPES)},
+    "risk": {"type": "str", "choices": list(RISK_LEVELS)},
+    "change": {"type": "str"},
+    "cis": {"type": "list", "elements": "str", "default": []},
+    "planned_start": {"type": "str"},
+    "planned_end": {"type": "str"},
+    "duration": {"type": "int", "default": 3600},
+    "calendars": {"type": "list", "elements": "dict", "default": []},
+    "base_dir": {"type": "path"},
+    "business_unit": {"type": "str"},
+    "team": {"type": "str"},
+    "readiness": {"type": "dict", "options": READINESS_OPTIONS},
+    "peer_approver": {"type": "str"},
+    "requested_by": {"type": "str"},
+    "lock": {"type": "str"},
+    "policy": {"type": "path"},
+    "subject": {"type": "str"},
+    "wait_timeout": {"type": "float"},
+    "fail_on_deny": {"type": "bool", "default": True},
+    **ITSM_ARGUMENT_SPEC,
+}
+GATE = "change_gate"
+
+
+class ActionModule(ItsmActionBase):
+    argument_spec = ARGUMENT_SPEC
+
+    def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        policy = load_policy(args.get("policy"))
+        route, change_type, risk = _classification(args)
+        requester = args.get("requested_by") or self.actor.awx_user_name or self.actor.sudo_user or self.actor.user
+        subject = (
+            args.get("subject")
+            or args.get("change")
+            or "%s/%s/%s"
+            % (
+                args["service"],
+                args["environment"],
+                args["version"],
+            )
+        )
+        timeout = args["wait_timeout"] if args.get("wait_timeout") is not None else policy.gate["wait_timeout"]
+        used: Dict[int, Dict[str, Any]] = {}
+
+        def attempt() -> "tuple[str, List[gate.Finding], Dict[str, Any]]":
+            used.clear()
+            return self._evaluate(args, policy, route, change_type, requester, used)
+
+        if self.check_mode or timeout <= 0:
+            outcome = attempt()
+            attempts = 1
+        else:
+            polled = poll_until(attempt, lambda value: value[0] != "wait", Backoff(timeout=float(timeout)))
+            outcome, attempts = polled.value, polled.attempts
+        decision, findings, inputs = outcome
+        reasons = gate.reasons_of(findings)
+        digest = canonical_digest(
+            {
+                "policy": policy.digest,
+                "arguments": _digestible(args),
+                "classification": [route, change_type, risk],
+                "inputs": inputs,
+            }
+        )
+        recording = {"subject": subject, "policy_version": policy.identity, "ledger_url": args.get("ledger_url")}
+        warnings: List[str] = []
+        try:
+            record = self.record_decision(recording, GATE, decision, reasons, digest)
+        except LedgerConnectionError as exc:
+            # A decision nobody can audit later is only acceptable when the policy says the ledger fails open.
+            if not policy.fail_open("ledger"):
+                decision = "deny"
+                reasons.insert(0, "ledger deny: ledger backend unreachable (%s); denied: policy says fail_closed" % exc)
+            warnings.append("the decision could not be stored in the ledger: %s" % exc)
+            record = decision_record(decision, reasons, policy.identity, digest)
+            self.audit("decision", gate=GATE, subject=subject, **record)
+        if used and not self.check_mode and not warnings:
+            with self.open_task_ledger(args, touch=False) as ledger:
+                for exemption in used.values():
+                    ledger.record_exemption_use(self.actor, int(exemption["id"]), GATE, subject)
+                    self.audit(
+                        "exemption_used",
+                        gate=GATE,
+                        subject=subject,
+                        exemption=exemption["name"],
+                        rule=exemption["rule"],
+                        approver=exemption["approver"],
+                        expires_at=exemption["expires_at"],
+                    )
+        result: Dict[str, Any] = {
+            "changed": False,
+            **record,
+            "allowed": decision == "allow",
+            "recorded": not self.check_mode,
+            "subject": subject,
+            "checks": [finding.as_dict() for finding in findings],
+            "exemptions_used": sorted(exemption["name"] for exemption in used.values()),
+            "route": route,
+            "change_type": change_type,
+            "risk": risk,
+            "policy": policy.describe(),
+            "attempts": attempts,
+            "msg": "change gate %s for %s: %s" % (decision, subject, "; ".join(reasons[:3])),
+        }
+        if warnings:
+            result["warnings"] = warnings
+            result["recorded"] = False
+        if decision != "allow" and args["fail_on_deny"]:
+            result["failed"] = True
+        return result
+
+    def _evaluate(
+        self,
+        args: Dict[str, Any],
+        policy: Policy,
+        route: str,
+        change_type: str,
+        requester: str,
+        used: Dict[int, Dict[str, Any]],
+    ) -> "tuple[str, List[gate.Finding], Dict[str, Any]]":
+        ctx = gate.GateContext(
+            policy=policy, args=args, now=utc_now(), route=route, change_type=change_type, requester=requester
+        )
+        sources = list(policy.document.get("calendars", [])) + list(args["calendars"])
+        needs_itsm = bool(args.get("change") or args["cis"] or any(s.get("type") == "servicenow" for s in sources))
+        with self._ledger(args, ctx) as ledger, self._backend(args, ctx, needs_itsm) as backend:
+            ctx.ledger, ctx.backend = ledger, backend
+            findings = [gate.check_approval(ctx), gate.check_window(ctx)]
+            findings.extend(self._guarded(ctx, "blackout", lambda: gate.check_blackout(ctx, sources, _scope(args))))
+            findings.extend(self._guarded(ctx, "conflict", lambda: [gate.check_conflicts(ctx)]))
+            findings.append(gate.check_stabilization(ctx))
+            findings.append(gate.check_readiness(ctx))
+            findings.append(gate.check_lock(ctx, self.actor.run_id))
+            findings.extend(self._guarded(ctx, "segregation_of_duties", lambda: [gate.check_segregation(ctx)]))
+
+            def remember(row: Dict[str, Any]) -> None:
+                used[int(row["id"])] = row
+
+            gate.apply_exemptions(ctx, findings, {"service": args["service"], "team": args.get("team")}, remember)
+        return gate.decide(findings), findings, ctx.inputs
+
+    @staticmethod
+    def _guarded(ctx: gate.GateContext, check: str, run: Any) -> List[gate.Finding]:
+        """A check that talks to the ITSM backend: an unreachable instance is a finding, not a crash."""
+        try:
+            found: List[gate.Finding] = run()
+            return found
+        except (ITSMUnreachable, ITSMAuthError) as exc:
+            return [gate.unreachable(ctx, check, "itsm", str(exc))]
+
+    @contextlib.contextmanager
+    def _ledger(self, args: Dict[str, Any], ctx: gate.GateContext) -> Iterator[Optional[Ledger]]:
+        try:
+            ledger = self.open_task_ledger_readonly(args) if self.check_mode else self.open_task_ledger(args)
+        except LedgerConnectionError as exc:
+            ctx.ledger_error = str(exc)
+            yield None
+            return
+        try:
+            yield ledger
+        finally:
+            if ledger is not None:
+                ledger.close()
+
+    @contextlib.contextmanager
+    def _backend(self, args: Dict[str, Any], ctx: gate.GateContext, needed: bool) -> Iterator[Optional[ItsmBackend]]:
+        if not needed:
+            yield None
+            return
+        with self.itsm_backend(args, write=False) as backend:
+            try:
+                if args.get("change"):
+                    ctx.change = backend.get_change(number=args["change"])
+            except (ITSMUnreachable, ITSMAuthError) as exc:
+                ctx.backend_error = str(exc)
+                yield None
+                return
+            yield backend
+
+
+def _classification(args: Dict[str, Any]) -> "tuple[str, str, Optional[str]]":
+    """Route, change type and risk from a risk_assess result or the explicit options."""
+    assessment = args.get("assessment") or {}
+    route = args.get("route") or assessment.get("route")
+    change_type = args.get("change_type") or assessment.get("change_type") or "normal"
+    risk = args.get("risk") or assessment.get("risk")
+    if route not in ROUTES:
+        raise LedgerError(
+            "the gate needs the approval route: give assessment (a registered relops.release.risk_assess result) "
+            "or route (one of %s); got %r" % (", ".join(ROUTES), route)
+        )
+    if change_type not in CHANGE_TYPES:
+        raise LedgerError("change_type %r is not one of %s" % (change_type, ", ".join(CHANGE_TYPES)))
+    return str(route), str(change_type), risk
+
+
+def _scope(args: Dict[str, Any]) -> Dict[str, Any]:
+    scope: Dict[str, Any] = {"service": args["service"], "environment": args["environment"]}
+    if args["cis"]:
+        scope["ci"] = list(args["cis"])
+    if args.get("business_unit"):
+        scope["business_unit"] = args["business_unit"]
+    return scope
+
+
+def _digestible(args: Dict[str, Any]) -> Dict[str, Any]:
+    """The arguments that decide, without credentials or result-shaping switches."""
+    skipped = {"instance", "ledger_url", "fail_on_deny", "wait_timeout"}
+    shown = {key: value for key, value in args.items() if key not in skipped}
+    shown["readiness"] = {k: v for k, v in (args.get("readiness") or {}).items() if k in (*READINESS_KEYS, "manifest")}
+    return shown

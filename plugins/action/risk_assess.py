@@ -1,0 +1,100 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin for relops.release.risk_assess (documentation in plugins/modules/risk_assess.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from ansible_collections.relops.release.plugins.plugin_utils.governance.facts import (
+    ci_facts,
+    ledger_facts,
+    template_fact,
+    test_facts,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError
+from ansible_collections.relops.release.plugins.plugin_utils.policy import assess, load_policy
+from ansible_collections.relops.release.plugins.plugin_utils.quality import RELEASE_CLASSES
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "service": {"type": "str", "required": True},
+    "environment": {"type": "str", "default": "production"},
+    "release_class": {"type": "str", "required": True, "choices": list(RELEASE_CLASSES)},
+    "cis": {"type": "list", "elements": "str", "default": []},
+    "impact_depth": {"type": "int", "default": 3},
+    "junit": {"type": "list", "elements": "path", "default": []},
+    "coverage": {"type": "list", "elements": "path", "default": []},
+    "files_changed": {"type": "int"},
+    "migrations": {"type": "int", "default": 0},
+    "irreversible_migrations": {"type": "int", "default": 0},
+    "template": {"type": "str"},
+    "policy": {"type": "path"},
+    **ITSM_ARGUMENT_SPEC,
+}
+
+
+class ActionModule(ItsmActionBase):
+    argument_spec = ARGUMENT_SPEC
+
+    def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        for name in ("files_changed", "migrations", "irreversible_migrations"):
+            if args.get(name) is not None and args[name] < 0:
+                raise LedgerError("%s %r must not be negative" % (name, args[name]))
+        if args["irreversible_migrations"] > args["migrations"]:
+            raise LedgerError(
+                "irreversible_migrations (%d) cannot exceed migrations (%d); count every migration in migrations"
+                % (args["irreversible_migrations"], args["migrations"])
+            )
+        policy = load_policy(args.get("policy"))
+        facts: Dict[str, Any] = {
+            "release_class": args["release_class"],
+            "files_changed": args.get("files_changed"),
+            "migrations": args["migrations"],
+            "irreversible_migrations": args["irreversible_migrations"],
+            "ci_criticality": None,
+            "blast_radius": None,
+            "business_services": None,
+        }
+        evidence: Dict[str, Any] = {}
+        if args["cis"]:
+            with self.itsm_backend(args, write=False) as backend:
+                found, evidence["cmdb"] = ci_facts(backend, args["cis"], args["impact_depth"])
+            facts.update(found)
+        with self._ledger(args) as ledger:
+            found, evidence["ledger"] = ledger_facts(
+                ledger, args["service"], args["environment"], int(policy.gate["change_failure_window"])
+            )
+        facts.update(found)
+        found, evidence["tests"] = test_facts(args["junit"], args["coverage"])
+        facts.update(found)
+        facts["template_match"], template_detail = template_fact(policy, args)
+        outcome = assess(policy, facts)
+        return {
+            "changed": False,
+            **outcome.as_dict(),
+            "facts": facts,
+            "evidence": evidence,
+            "template": {"name": args.get("template"), "match": facts["template_match"], "detail": template_detail},
+            "policy": policy.describe(),
+            "policy_version": policy.identity,
+            "msg": "%s risk (score %g), %s change, %s approval"
+            % (outcome.risk, outcome.score, outcome.change_type, outcome.route),
+        }
+
+    def _ledger(self, args: Dict[str, Any]) -> Any:
+        return _Optional(self.open_task_ledger_readonly(args))
+
+
+class _Optional:
+    """A readonly ledger (or None when none exists yet) as a context manager."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+
+    def __enter__(self) -> Any:
+        return self.ledger
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.ledger is not None:
+            self.ledger.close()

@@ -1,0 +1,258 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The implementation is the controller-side action plugin of the same name;
+# this file holds its documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: change_gate
+short_description: Decide allow, deny or wait for a change before it touches an environment
+version_added: 0.1.0
+description:
+  - Checks everything change governance asks before a deployment and answers with one decision record
+    (V(allow), V(deny) or V(wait), every reason, the policy version and content digest, a digest of the inputs),
+    written to the release ledger and the audit trail.
+  - C(approval) the change (O(change)) is approved and in implement on the ITSM backend (local or ServiceNow),
+    or the route is V(automatic), or a peer approved (O(peer_approver)) on the V(peer) route.
+  - C(window) now is inside the planned window (the change's start and end dates, or O(planned_start) and
+    O(planned_end)).
+  - C(blackout) no blackout now or in the rest of the window, from the policy's and the task's calendar sources
+    (docs/calendars.md), unless an exemption or the emergency policy (C(gate.emergency_during_blackout)) applies.
+  - C(conflict) no other open change on the same CIs or their parents or children overlaps the window.
+  - C(stabilization) the service is not in a stabilization period in the environment; only emergency changes pass.
+  - C(readiness) the readiness review (as in M(relops.release.readiness_check)) passes, when the policy requires it.
+  - C(lock) the service lock (M(relops.release.release_lock)) is free or held by this run.
+  - C(segregation_of_duties) on the V(peer) route the requester is not the approver.
+  - A V(wait) decision (approval pending, window not open yet, a blackout ending inside the window, a
+    stabilization period, a held lock) is re-evaluated with backoff up to O(wait_timeout).
+  - When a backend the gate needs does not answer, the gate denies, unless the policy's C(backends) says
+    V(fail_open) for it.
+author:
+  - relops.release maintainers (@relops)
+options:
+  service:
+    description: The service being changed.
+    type: str
+    required: true
+  environment:
+    description: The target environment.
+    type: str
+    default: production
+  version:
+    description: The version being deployed.
+    type: str
+    required: true
+  assessment:
+    description: The registered result of M(relops.release.risk_assess); supplies route, change type and risk.
+    type: dict
+  route:
+    description: The approval route, when not taken from O(assessment).
+    type: str
+    choices: [automatic, peer, cab]
+  change_type:
+    description: The change type, when not taken from O(assessment). Default V(normal).
+    type: str
+    choices: [standard, normal, emergency]
+  risk:
+    description: The risk level, when not taken from O(assessment) (recorded in the inputs).
+    type: str
+    choices: [low, moderate, high, very_high]
+  change:
+    description: The change request number on the ITSM backend.
+    type: str
+  cis:
+    description: CIs the change touches, in addition to the change's own, for the conflict check and calendar scope.
+    type: list
+    elements: str
+    default: []
+  planned_start:
+    description: Start of the planned window (RFC 3339); default is the change's start date.
+    type: str
+  planned_end:
+    description: End of the planned window (RFC 3339); default is the change's end date.
+    type: str
+  duration:
+    description: Seconds from now that an V(automatic) change without a planned window may run.
+    type: int
+    default: 3600
+  calendars:
+    description: Calendar sources added to the policy's C(calendars) (see docs/calendars.md for their options).
+    type: list
+    elements: dict
+    default: []
+  base_dir:
+    description: Directory that relative calendar paths are read from.
+    type: path
+  business_unit:
+    description: The business unit, for calendar windows scoped by business unit.
+    type: str
+  team:
+    description: The team making the change, for team-scoped exemptions.
+    type: str
+  readiness:
+    description: The readiness review's inputs, the options of M(relops.release.readiness_check).
+    type: dict
+    suboptions:
+      manifest:
+        description: A file whose C(readiness) section declares the items.
+        type: path
+      rollback:
+        description: C(plan) or C(not_needed).
+        type: dict
+        suboptions:
+          plan:
+            description: Reference to the rollback plan.
+            type: str
+          not_needed:
+            description: Why no rollback is needed.
+            type: str
+      communication:
+        description: The communication schedule.
+        type: list
+        elements: dict
+      roster:
+        description: The on-call roster file.
+        type: path
+      runbook:
+        description: The runbook reference.
+        type: str
+      dependencies:
+        description: Services that must already be deployed in the environment.
+        type: list
+        elements: dict
+  peer_approver:
+    description: Who approved the change on the V(peer) route when there is no change request.
+    type: str
+  requested_by:
+    description: Who requests the change. Default is the user running the play.
+    type: str
+  lock:
+    description: The release lock to check. Default is the service name.
+    type: str
+  policy:
+    description: Path of the policy file. Default is the policy shipped with the collection.
+    type: path
+  subject:
+    description: What the ledger files the decision under. Default is the change number, else service/environment/version.
+    type: str
+  wait_timeout:
+    description: Seconds to keep re-evaluating a V(wait) decision. Default is the policy's C(gate.wait_timeout).
+    type: float
+  fail_on_deny:
+    description: Fail the task unless the decision is V(allow). Set V(false) to branch on RV(decision) instead.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - relops.release.attributes.controller
+  - relops.release.itsm
+  - relops.release.ledger
+attributes:
+  check_mode:
+    support: full
+    details: Decides as usual but stores nothing (no decision record, no exemption use) and does not wait.
+  diff_mode:
+    support: none
+notes:
+  - The gate reports RV(ignore:changed=false); storing its decision record is bookkeeping, not a change to the release.
+seealso:
+  - module: relops.release.risk_assess
+  - module: relops.release.readiness_check
+  - module: relops.release.exemption
+  - module: relops.release.stabilization
+"""
+
+EXAMPLES = r"""
+- name: Assess
+  relops.release.risk_assess:
+    service: payments-api
+    release_class: operational
+    cis: [payments-api]
+    junit: [reports/unit.xml]
+  register: risk
+
+- name: Gate the production deployment
+  relops.release.change_gate:
+    service: payments-api
+    environment: production
+    version: 2.4.0
+    assessment: "{{ risk }}"
+    change: "{{ change.change.number }}"
+    calendars:
+      - {type: ics, path: calendars/freezes.ics, kind: blackout}
+    readiness:
+      rollback: {plan: "https://runbooks.example.com/payments/rollback"}
+      communication: [{at: "2026-12-01T12:00:00Z", channel: "#payments-releases"}]
+      roster: oncall/payments.yml
+      runbook: https://runbooks.example.com/payments
+    wait_timeout: 900
+"""
+
+RETURN = r"""
+decision:
+  description: V(allow), V(deny) or V(wait).
+  returned: always
+  type: str
+reasons:
+  description: One line per check, blocking ones first, as C(check outcome reason).
+  returned: always
+  type: list
+  elements: str
+policy_version:
+  description: The policy's declared version and content digest (C(2026.4@sha256:...)).
+  returned: always
+  type: str
+inputs_digest:
+  description: sha256 of the policy digest, the arguments and everything the checks read.
+  returned: always
+  type: str
+decided_at:
+  description: When the decision was made (RFC 3339, UTC).
+  returned: always
+  type: str
+allowed:
+  description: Whether the decision is V(allow).
+  returned: always
+  type: bool
+recorded:
+  description: Whether the decision was stored in the ledger (false in check mode).
+  returned: always
+  type: bool
+subject:
+  description: What the decision is filed under.
+  returned: always
+  type: str
+checks:
+  description: One entry per check with C(check), C(outcome) (pass, wait, deny, waived, skipped) and C(reason).
+  returned: always
+  type: list
+  elements: dict
+exemptions_used:
+  description: Names of the exemptions that waived a check.
+  returned: always
+  type: list
+  elements: str
+route:
+  description: The approval route the gate applied.
+  returned: always
+  type: str
+change_type:
+  description: The change type the gate applied.
+  returned: always
+  type: str
+risk:
+  description: The risk level, when known.
+  returned: always
+  type: str
+policy:
+  description: The policy's name, declared version, content digest and source.
+  returned: always
+  type: dict
+attempts:
+  description: How many times the checks ran (more than one when a V(wait) was re-evaluated).
+  returned: always
+  type: int
+"""
