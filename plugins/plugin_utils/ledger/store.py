@@ -25,6 +25,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 from . import schema
 from .backends import Backend, Cursor, Row, open_backend
 from .errors import LedgerError
+from .planning_store import PlanningStore
 from .url import LedgerURL
 
 RUN_STATUSES = ("running", "successful", "failed", "aborted")
@@ -96,7 +97,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger:
+class Ledger(PlanningStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
