@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import graphlib
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -190,7 +191,7 @@ def check_dependencies_exist(plan: Plan) -> None:
 
 
 def dependency_order(plan: Plan) -> List[str]:
-    """Releases in an order that puts every dependency first; earlier starts first among equals."""
+    """Releases in an order that puts every dependency first and, within that, earlier starts first."""
     releases = plan.by_id()
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for release in plan.releases:
@@ -203,11 +204,15 @@ def dependency_order(plan: Plan) -> List[str]:
             "release plan has a dependency cycle: %s; remove one of these depends_on entries"
             % " -> ".join(reversed(cycle))
         ) from None
+    # Kahn's algorithm with the earliest-starting ready release first, so the order reads like the calendar.
     order: List[str] = []
+    ready: List[Tuple[datetime.datetime, str]] = []
     while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=lambda rid: (releases[rid].start, rid))
-        order.extend(ready)
-        sorter.done(*ready)
+        for rid in sorter.get_ready():
+            heapq.heappush(ready, (releases[rid].start, rid))
+        rid = heapq.heappop(ready)[1]
+        order.append(rid)
+        sorter.done(rid)
     return order
 
 
