@@ -5,7 +5,9 @@ ServiceNow product documentation, "Change request table fields",
 "Configuration item [cmdb_ci] table", "CI Relationship [cmdb_rel_ci] table",
 "Approval [sysapproval_approver]", "Task CI [task_ci]", "Standard change
 template versions [std_change_producer_version]", "Blackout schedules
-[cmn_schedule_blackout]", "Schedule entry [cmn_schedule_span]", "Journal entry
+[cmn_schedule_blackout]", "Maintenance schedules [cmn_schedule_maintenance]"
+(both extend cmn_schedule_condition), "Schedule entry [cmn_schedule_span]"
+(Repeats, Repeat every, Repeat on, Repeat until, All day), "Journal entry
 [sys_journal_field]", and the
 servicenow.itsm collection's change_request / configuration_item modules,
 which read and write the same columns). Writes of other columns are ignored,
@@ -117,8 +119,24 @@ TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
     "task_ci": (None, ("task", "ci_item")),
     "std_change_producer_version": (None, ("name", "std_change_producer", "version", "template_value")),
     "cmn_schedule": (None, ("name", "type", "time_zone", "description")),
-    "cmn_schedule_blackout": ("cmn_schedule", ()),
-    "cmn_schedule_span": (None, ("schedule", "name", "start_date_time", "end_date_time", "type")),
+    "cmn_schedule_condition": ("cmn_schedule", ("applies_to", "condition")),
+    "cmn_schedule_blackout": ("cmn_schedule_condition", ()),
+    "cmn_schedule_maintenance": ("cmn_schedule_condition", ()),
+    "cmn_schedule_span": (
+        None,
+        (
+            "schedule",
+            "name",
+            "start_date_time",
+            "end_date_time",
+            "type",
+            "all_day",
+            "repeat_type",
+            "repeat_count",
+            "days_of_week",
+            "repeat_until",
+        ),
+    ),
     "sys_journal_field": (None, ("element_id", "element", "name", "value")),
     "conflict": (None, ("change", "type", "configuration_item", "conflicting_change", "schedule", "description")),
 }

@@ -146,6 +146,18 @@ class ItsmBackend(abc.ABC):
     def add_relation(self, parent: str, child: str, type_name: str) -> bool:
         """Relate two CIs; False when already related."""
 
+    # Change schedules (blackout calendars, issue 5)
+
+    def change_schedule(self, name: str) -> Optional[Record]:
+        """Return the blackout or maintenance schedule ``name`` with its entries, or None.
+
+        The record has ``name``, ``kind`` (blackout or maintenance), ``time_zone`` and
+        ``spans`` (schedule entries with ServiceNow's cmn_schedule_span fields). The
+        base answers None: the local backend keeps no schedules (calendars are files).
+        """
+        del name
+        return None
+
     # Shared behaviour: changes
 
     def require_change(

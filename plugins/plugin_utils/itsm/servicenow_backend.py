@@ -54,6 +54,19 @@ CHANGE_FIELDS = (
     "sys_updated_on",
 )
 IN_BATCH = 100
+# Schedule tables by the kind of window they hold, and the entry fields the calendar reads.
+SCHEDULE_TABLES = (("cmn_schedule_blackout", "blackout"), ("cmn_schedule_maintenance", "maintenance"))
+SPAN_FIELDS = (
+    "sys_id",
+    "name",
+    "start_date_time",
+    "end_date_time",
+    "all_day",
+    "repeat_type",
+    "repeat_count",
+    "days_of_week",
+    "repeat_until",
+)
 
 
 class ServiceNowBackend(ItsmBackend):
@@ -69,6 +82,21 @@ class ServiceNowBackend(ItsmBackend):
         if self._change_api is None:
             self._change_api = self.client.change_api_available()
         return self._change_api
+
+    # Change schedules
+
+    def change_schedule(self, name: str) -> Optional[Record]:
+        for table, kind in SCHEDULE_TABLES:
+            found = self.client.list_records(
+                table, str(Query().equals("name", name)), fields=("sys_id", "name", "time_zone"), limit=1
+            )
+            if found:
+                schedule = dict(found[0], kind=kind)
+                schedule["spans"] = self.client.list_records(
+                    "cmn_schedule_span", str(Query().equals("schedule", schedule["sys_id"])), fields=SPAN_FIELDS
+                )
+                return schedule
+        return None
 
     # Changes
 
