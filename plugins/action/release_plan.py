@@ -11,9 +11,16 @@ from typing import Any, Dict, List, Optional
 from ansible.errors import AnsibleError
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.calendar import CalendarError, load_windows
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError
-from ansible_collections.relops.release.plugins.plugin_utils.planning.analysis import SEVERITIES, Analysis, analyse
+from ansible_collections.relops.release.plugins.plugin_utils.planning.analysis import (
+    SEVERITIES,
+    Analysis,
+    CalendarCheck,
+    analyse,
+    make_calendar_check,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.planning.cmdb import related_cis
 from ansible_collections.relops.release.plugins.plugin_utils.planning.export import to_html, to_ical, to_markdown
 from ansible_collections.relops.release.plugins.plugin_utils.planning.files import write_if_changed
@@ -84,8 +91,20 @@ class ActionModule(ItsmActionBase):
         with self.itsm_backend(args, write=False) as backend:
             return related_cis(plan, backend)
 
-    def _calendar_check(self, plan: Plan, base_dir: str, args: Dict[str, Any]) -> Any:
-        return None
+    def _calendar_check(self, plan: Plan, base_dir: str, args: Dict[str, Any]) -> Optional[CalendarCheck]:
+        """Read the plan's governance calendars once; the check asks them about each release's window."""
+        if not plan.calendars:
+            return None
+        try:
+            if any(source.get("type") == "servicenow" for source in plan.calendars):
+                with self.itsm_backend(args, write=False) as backend:
+                    windows = load_windows(plan.calendars, plan.default_tz, base_dir, itsm=backend)
+            else:
+                windows = load_windows(plan.calendars, plan.default_tz, base_dir)
+        except CalendarError as exc:
+            raise PlanError("plan.calendars: %s" % exc) from None
+        as_of = parse_when(args["as_of"], "as_of")[0] if args.get("as_of") else _today()
+        return make_calendar_check(windows, as_of)
 
     def _export(self, analysis: Analysis, as_of: datetime.datetime, args: Dict[str, Any]) -> "tuple[List[str], List[Dict[str, Any]]]":
         outputs = {

@@ -13,6 +13,16 @@ from fixtures.playbooks import Ansible
 PLAN = {
     "name": "Retail roadmap 2027",
     "buffer_days": 5,
+    "calendars": [
+        {
+            "type": "windows",
+            "name": "governance",
+            "windows": [
+                {"name": "peak: winter sale", "kind": "blackout", "start": "2027-02-01", "end": "2027-02-01",
+                 "scope": {"business_unit": ["retail"]}}
+            ],
+        }
+    ],
     "releases": [
         {
             "id": "core-27.1",
@@ -129,6 +139,8 @@ def test_plan_review_finds_conflicts_through_the_cmdb_and_exports(ansible: Ansib
     conflicts = [f for f in first["findings"] if f["kind"] == "ci_conflict"]
     assert [sorted(f["releases"]) for f in conflicts] == [["dbpatch-27.1", "payments-27.1"]]
     assert conflicts[0]["details"] == {"same": [], "related": ["db01", "payments-api"]}
+    peaks = [f for f in first["findings"] if f["kind"] == "calendar"]
+    assert [f["releases"] for f in peaks] == [["payments-27.1"]] and "peak: winter sale" in peaks[0]["message"]
     payments = next(r for r in first["releases"] if r["id"] == "payments-27.1")
     assert payments["governance"]["approvals"] == ["change manager"]
 

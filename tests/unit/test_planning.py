@@ -224,3 +224,28 @@ def test_exports_are_stable_and_parse() -> None:
     document["releases"][0]["title"] = "<script>alert(1)</script>"
     html = to_html(analyse(load_plan(document)))
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_releases_inside_peak_periods_and_blackouts_are_findings() -> None:
+    from ansible_collections.relops.release.plugins.plugin_utils.calendar import load_windows
+    from ansible_collections.relops.release.plugins.plugin_utils.planning.analysis import make_calendar_check
+
+    sources = [
+        {
+            "type": "windows",
+            "name": "governance",
+            "windows": [
+                {"name": "peak: retail sale", "kind": "blackout", "start": "2027-01-31", "end": "2027-02-01",
+                 "scope": {"business_unit": ["retail"]}},
+                {"name": "platform freeze", "kind": "blackout", "start": "2027-03-01", "end": "2027-03-02",
+                 "scope": {"business_unit": ["platform"]}},
+                {"name": "Sunday maintenance", "kind": "maintenance", "cron_start": "0 2 * * 0",
+                 "cron_end": "0 6 * * 0"},
+            ],
+        }
+    ]
+    plan = load_plan(_plan(calendars=sources))
+    check = make_calendar_check(load_windows(plan.calendars, plan.default_tz, None), AS_OF)
+    findings = [f for f in analyse(plan, as_of=AS_OF, calendar_check=check).findings if f.kind == "calendar"]
+    assert sorted(f.releases[0] for f in findings) == ["orders-27.1", "payments-27.1"]
+    assert all(f.details["window"]["name"] == "peak: retail sale" for f in findings)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp
+from ansible_collections.relops.release.plugins.plugin_utils.calendar import evaluate
 
 from .plan import DAY, Plan, PlanError, Release, parse_when
 
@@ -349,6 +350,25 @@ def conflict_findings(plan: Plan, related: Mapping[str, Set[str]]) -> Iterable[F
                 {"same": sorted(same), "related": sorted(linked)},
             )
         active.append(release)
+
+
+def make_calendar_check(windows: Sequence[Any], as_of: datetime.datetime) -> CalendarCheck:
+    """A calendar check over the governance calendars' windows (plugin_utils/calendar), blackouts only.
+
+    Peak periods are blackout windows too (a calendar names them, for example "peak: Black Friday");
+    maintenance windows say where changes may go, not where they may not, so they are not findings.
+    """
+    def check(release: Release) -> List[Dict[str, Any]]:
+        scope = {
+            "business_unit": release.business_unit or None,
+            "ci": release.cis or None,
+            "service": release.service,
+            "environment": release.environment,
+        }
+        answer = evaluate(windows, now=as_of, planned=(release.start, release.end), scope=scope)
+        return [hit.as_dict() for hit in answer.overlapping if hit.kind == "blackout"]
+
+    return check
 
 
 def calendar_findings(plan: Plan, calendar_check: CalendarCheck) -> Iterable[Finding]:
