@@ -31,6 +31,9 @@ if [ "$set_name" = test ]; then
   compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
   # The health gate's tests query a real Prometheus scraping the demo app.
   command -v prometheus >/dev/null || missing+=(prometheus)
+  # feature_flag's Unleash backend is tested against a real Unleash server (npm, tests/setup/unleash.sh).
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2
