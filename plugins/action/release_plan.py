@@ -103,8 +103,7 @@ class ActionModule(ItsmActionBase):
                 windows = load_windows(plan.calendars, plan.default_tz, base_dir)
         except CalendarError as exc:
             raise PlanError("plan.calendars: %s" % exc) from None
-        as_of = parse_when(args["as_of"], "as_of")[0] if args.get("as_of") else _today()
-        return make_calendar_check(windows, as_of)
+        return make_calendar_check(windows)
 
     def _export(self, analysis: Analysis, as_of: datetime.datetime, args: Dict[str, Any]) -> "tuple[List[str], List[Dict[str, Any]]]":
         outputs = {

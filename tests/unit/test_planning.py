@@ -245,7 +245,7 @@ def test_releases_inside_peak_periods_and_blackouts_are_findings() -> None:
         }
     ]
     plan = load_plan(_plan(calendars=sources))
-    check = make_calendar_check(load_windows(plan.calendars, plan.default_tz, None), AS_OF)
+    check = make_calendar_check(load_windows(plan.calendars, plan.default_tz, None))
     findings = [f for f in analyse(plan, as_of=AS_OF, calendar_check=check).findings if f.kind == "calendar"]
     assert sorted(f.releases[0] for f in findings) == ["orders-27.1", "payments-27.1"]
     assert all(f.details["window"]["name"] == "peak: retail sale" for f in findings)

@@ -352,7 +352,7 @@ def conflict_findings(plan: Plan, related: Mapping[str, Set[str]]) -> Iterable[F
         active.append(release)
 
 
-def make_calendar_check(windows: Sequence[Any], as_of: datetime.datetime) -> CalendarCheck:
+def make_calendar_check(windows: Sequence[Any]) -> CalendarCheck:
     """A calendar check over the governance calendars' windows (plugin_utils/calendar), blackouts only.
 
     Peak periods are blackout windows too (a calendar names them, for example "peak: Black Friday");
@@ -365,7 +365,11 @@ def make_calendar_check(windows: Sequence[Any], as_of: datetime.datetime) -> Cal
             "service": release.service,
             "environment": release.environment,
         }
-        answer = evaluate(windows, now=as_of, planned=(release.start, release.end), scope=scope)
+        # Only the occurrences overlapping the window matter: asking "as of" the window's start with a
+        # one-day horizon keeps recurring windows from being expanded from today to every release.
+        answer = evaluate(
+            windows, now=release.start, planned=(release.start, release.end), scope=scope, horizon=DAY
+        )
         return [hit.as_dict() for hit in answer.overlapping if hit.kind == "blackout"]
 
     return check
