@@ -71,7 +71,8 @@ def make_plan(releases: int, dependencies: int, cis: int, seed: int) -> Dict[str
         }
         if index % 5 == 0:
             vendor_date = start - datetime.timedelta(days=rng.randint(0, 20))
-            item["vendors"] = [{"vendor": "vendor-%d" % (index % 7), "delivery": "kit", "date": vendor_date.isoformat()}]
+            vendor = {"vendor": "vendor-%d" % (index % 7), "delivery": "kit", "date": vendor_date.isoformat()}
+            item["vendors"] = [vendor]
         if index % 9 == 0:
             deadline = start + datetime.timedelta(days=rng.randint(0, 30))
             item["scope"] = [{"id": "CMP-%d" % index, "type": "compliance", "deadline": deadline.isoformat()}]
@@ -88,12 +89,23 @@ def make_plan(releases: int, dependencies: int, cis: int, seed: int) -> Dict[str
             "type": "windows",
             "name": "governance",
             "windows": [
-                {"name": "peak: winter sale %d" % year, "kind": "blackout", "start": "%d-12-01" % year,
-                 "end": "%d-12-31" % year, "scope": {"business_unit": ["retail"]}}
+                {
+                    "name": "peak: winter sale %d" % year,
+                    "kind": "blackout",
+                    "start": "%d-12-01" % year,
+                    "end": "%d-12-31" % year,
+                    "scope": {"business_unit": ["retail"]},
+                }
                 for year in (2027, 2028)
             ]
-            + [{"name": "quarter close", "kind": "blackout", "cron_start": "0 0 28 3,6,9,12 *",
-                "cron_end": "0 0 3 1,4,7,10 *"}],
+            + [
+                {
+                    "name": "quarter close",
+                    "kind": "blackout",
+                    "cron_start": "0 0 28 3,6,9,12 *",
+                    "cron_end": "0 0 3 1,4,7,10 *",
+                }
+            ],
         }
     ]
     return {"name": "benchmark plan", "buffer_days": 3, "related_depth": 1, "calendars": calendars, "releases": items}
@@ -134,7 +146,7 @@ def main() -> None:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
         def load() -> Any:
-            return load_plan(yaml.load(text, Loader=loader))  # noqa: S506 - the C variant of SafeLoader
+            return load_plan(yaml.load(text, Loader=loader))  # the C variant of SafeLoader
 
         def full() -> Any:
             plan = load()

@@ -151,8 +151,10 @@ def _as_row(request: ReservationRequest) -> Dict[str, Any]:
 def _public(row: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     if row is None:
         return {}
-    return {key: row.get(key) for key in ("id", "service", "name", "owner", "purpose", "data_name", "status",
-                                          "starts_at", "ends_at")}
+    return {
+        key: row.get(key)
+        for key in ("id", "service", "name", "owner", "purpose", "data_name", "status", "starts_at", "ends_at")
+    }
 
 
 def _result(changed: bool, before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]]) -> Dict[str, Any]:

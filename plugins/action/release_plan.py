@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible.errors import AnsibleError
 
@@ -105,8 +105,10 @@ class ActionModule(ItsmActionBase):
             raise PlanError("plan.calendars: %s" % exc) from None
         return make_calendar_check(windows)
 
-    def _export(self, analysis: Analysis, as_of: datetime.datetime, args: Dict[str, Any]) -> "tuple[List[str], List[Dict[str, Any]]]":
-        outputs = {
+    def _export(
+        self, analysis: Analysis, as_of: datetime.datetime, args: Dict[str, Any]
+    ) -> "tuple[List[str], List[Dict[str, Any]]]":
+        outputs: Dict[str, Callable[[], bytes]] = {
             "ical_dest": lambda: to_ical(analysis, as_of),
             "markdown_dest": lambda: to_markdown(analysis).encode("utf-8"),
             "html_dest": lambda: to_html(analysis).encode("utf-8"),

@@ -18,8 +18,13 @@ PLAN = {
             "type": "windows",
             "name": "governance",
             "windows": [
-                {"name": "peak: winter sale", "kind": "blackout", "start": "2027-02-01", "end": "2027-02-01",
-                 "scope": {"business_unit": ["retail"]}}
+                {
+                    "name": "peak: winter sale",
+                    "kind": "blackout",
+                    "start": "2027-02-01",
+                    "end": "2027-02-01",
+                    "scope": {"business_unit": ["retail"]},
+                }
             ],
         }
     ],
@@ -158,8 +163,9 @@ def test_plan_review_finds_conflicts_through_the_cmdb_and_exports(ansible: Ansib
     again = _review(ansible, plan_file)
     assert again["changed"] is False and again["exports_written"] == []
 
-    moved = _review(ansible, plan_file, "-e", '{"moves": [{"vendor": "acme", "date": "2027-02-06"}]}', "-e",
-                    "fail_on=error")
+    moved = _review(
+        ansible, plan_file, "-e", '{"moves": [{"vendor": "acme", "date": "2027-02-06"}]}', "-e", "fail_on=error"
+    )
     assert moved["failed"] is True and "PCI-4.0" in moved["msg"]
     assert [m["release"] for m in moved["moves"]] == ["payments-27.1"]
     assert moved["moves"][0]["new_start"] == "2027-02-13T00:00:00.000000Z"

@@ -48,11 +48,11 @@ def test_fractional_percentages_must_sum_to_100() -> None:
 
 
 def test_buckets_and_default_must_name_declared_variants() -> None:
-    with pytest.raises(FlagError, match="bucket 'green' names no variant; declared are off, on"):
+    with pytest.raises(FlagError, match=r"bucket 'green' names no variant; declared are off, on"):
         build_and_validate(rollout=[{"variant": "on", "percentage": 50}, {"variant": "green", "percentage": 50}])
-    with pytest.raises(FlagError, match="defaultVariant: 'maybe' is not one of the variants off, on"):
+    with pytest.raises(FlagError, match=r"defaultVariant: 'maybe' is not one of the variants off, on"):
         build_and_validate(default_variant="maybe")
-    with pytest.raises(FlagError, match="percentage 2.5 of 'on' must be a whole number"):
+    with pytest.raises(FlagError, match=r"percentage 2\.5 of 'on' must be a whole number"):
         build_and_validate(rollout=[{"variant": "on", "percentage": 2.5}, {"variant": "off", "percentage": 97.5}])
 
 
@@ -94,7 +94,12 @@ def test_a_published_schema_with_a_relative_targeting_reference_is_applied(tmp_p
         "$schema": "http://json-schema.org/draft-07/schema#",
         "type": "object",
         "properties": {
-            "flags": {"type": "object", "additionalProperties": {"properties": {"targeting": {"$ref": "./targeting.json#/definitions/targeting"}}}}
+            "flags": {
+                "type": "object",
+                "additionalProperties": {
+                    "properties": {"targeting": {"$ref": "./targeting.json#/definitions/targeting"}}
+                },
+            }
         },
     }
     targeting_schema = {"definitions": {"targeting": {"type": "object", "maxProperties": 1}}}

@@ -183,7 +183,7 @@ def _fractional_problems(arguments: Any, variants: Mapping[str, Any], path: str)
     buckets = arguments[1:] if not isinstance(arguments[0], list) else arguments
     problems = []
     total = 0
-    for index, bucket in enumerate(buckets):
+    for bucket in buckets:
         if not (isinstance(bucket, list) and len(bucket) == 2 and isinstance(bucket[0], str)):
             problems.append("%s: bucket %r must be [variant, percentage]" % (path, bucket))
             continue

@@ -58,7 +58,10 @@ class UnleashClient:
         self.session.close()
 
     def _feature_path(self) -> str:
-        return "/api/admin/projects/%s/features/%s" % (quote(self.target.project, safe=""), quote(self.target.feature, safe=""))
+        return "/api/admin/projects/%s/features/%s" % (
+            quote(self.target.project, safe=""),
+            quote(self.target.feature, safe=""),
+        )
 
     def _environment_path(self) -> str:
         return "%s/environments/%s" % (self._feature_path(), quote(self.target.environment, safe=""))
@@ -69,19 +72,17 @@ class UnleashClient:
         try:
             response = self.session.request(method, url, json=body, timeout=self.target.timeout)
         except requests.RequestException as exc:
-            raise FlagError("Unleash %s %s failed: %s; check unleash_url and that the server runs" % (method, url, exc)) from None
+            raise FlagError(
+                "Unleash %s %s failed: %s; check unleash_url and that the server runs" % (method, url, exc)
+            ) from None
         if allow_missing and response.status_code == 404:
             return None
         if response.status_code >= 400:
+            hint = ""
+            if response.status_code in (401, 403):
+                hint = "; check unleash_token (an admin or personal access token)"
             raise FlagError(
-                "Unleash %s %s answered %d: %s%s"
-                % (
-                    method,
-                    path,
-                    response.status_code,
-                    _message(response),
-                    "; check unleash_token (an admin or personal access token)" if response.status_code in (401, 403) else "",
-                )
+                "Unleash %s %s answered %d: %s%s" % (method, path, response.status_code, _message(response), hint)
             )
         return response.json() if response.content and "json" in response.headers.get("Content-Type", "") else None
 
@@ -150,7 +151,9 @@ def _message(response: requests.Response) -> str:
     return str(body)[:200]
 
 
-def plan_changes(current: UnleashState, present: bool, enabled: bool, rollout: Optional[int], stickiness: str) -> List[str]:
+def plan_changes(
+    current: UnleashState, present: bool, enabled: bool, rollout: Optional[int], stickiness: str
+) -> List[str]:
     """The steps that bring Unleash to the desired state, in order; empty when it is there."""
     if not present:
         return ["archive"] if current.exists else []

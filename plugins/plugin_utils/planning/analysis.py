@@ -358,6 +358,7 @@ def make_calendar_check(windows: Sequence[Any]) -> CalendarCheck:
     Peak periods are blackout windows too (a calendar names them, for example "peak: Black Friday");
     maintenance windows say where changes may go, not where they may not, so they are not findings.
     """
+
     def check(release: Release) -> List[Dict[str, Any]]:
         scope = {
             "business_unit": release.business_unit or None,
@@ -367,9 +368,7 @@ def make_calendar_check(windows: Sequence[Any]) -> CalendarCheck:
         }
         # Only the occurrences overlapping the window matter: asking "as of" the window's start with a
         # one-day horizon keeps recurring windows from being expanded from today to every release.
-        answer = evaluate(
-            windows, now=release.start, planned=(release.start, release.end), scope=scope, horizon=DAY
-        )
+        answer = evaluate(windows, now=release.start, planned=(release.start, release.end), scope=scope, horizon=DAY)
         return [hit.as_dict() for hit in answer.overlapping if hit.kind == "blackout"]
 
     return check
@@ -399,9 +398,7 @@ def calendar_findings(plan: Plan, calendar_check: CalendarCheck) -> Iterable[Fin
 def apply_vendor_moves(plan: Plan, moves: Sequence[Mapping[str, Any]]) -> Dict[Tuple[str, int], datetime.datetime]:
     """Vendor delivery dates after the what-if moves, keyed by (release id, vendor index)."""
     dates = {
-        (release.id, index): vendor.at
-        for release in plan.releases
-        for index, vendor in enumerate(release.vendors)
+        (release.id, index): vendor.at for release in plan.releases for index, vendor in enumerate(release.vendors)
     }
     for number, move in enumerate(moves):
         where = "vendor_moves[%d]" % number

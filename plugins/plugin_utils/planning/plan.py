@@ -52,7 +52,7 @@ PLAN_SCHEMA: Dict[str, Any] = {
         "governance": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {name: _GOVERNANCE_CLASS for name in CLASSES},
+            "properties": dict.fromkeys(CLASSES, _GOVERNANCE_CLASS),
         },
         "releases": {
             "type": "array",
@@ -256,8 +256,10 @@ def _parse_release(item: Mapping[str, Any], where: str) -> Release:
     else:
         end = start + DAY if start_is_date else start
     if end <= start:
-        raise PlanError("%s.end: %s ends before it starts (%s); give an end on or after the start" % (
-            where, item.get("end"), item["start"]))
+        raise PlanError(
+            "%s.end: %s ends before it starts (%s); give an end on or after the start"
+            % (where, item.get("end"), item["start"])
+        )
     return Release(
         id=item["id"],
         title=item.get("title", item["id"]),
@@ -278,7 +280,7 @@ def _parse_release(item: Mapping[str, Any], where: str) -> Release:
                 vendor=v["vendor"],
                 delivery=v.get("delivery", ""),
                 at=parse_when(v["date"], "%s.vendors[%d].date" % (where, i))[0],
-                buffer_days=v["buffer_days"] if "buffer_days" in v else -1,
+                buffer_days=v.get("buffer_days", -1),
             )
             for i, v in enumerate(item.get("vendors", []))
         ],
@@ -304,7 +306,9 @@ def parse_when(text: str, where: str) -> Tuple[datetime.datetime, bool]:
             return datetime.datetime(day.year, day.month, day.day, tzinfo=UTC), True
         return parse_timestamp(text), False
     except ValueError:
-        raise PlanError("%s: %r is not a valid date; write YYYY-MM-DD with a real day of the month" % (where, text))
+        raise PlanError(
+            "%s: %r is not a valid date; write YYYY-MM-DD with a real day of the month" % (where, text)
+        ) from None
 
 
 def _duplicate_ids(releases: Sequence[Release]) -> List[str]:
