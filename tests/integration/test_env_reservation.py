@@ -186,3 +186,5 @@ def test_bad_reservations_are_refused_with_the_fix(ansible: Ansible, ledger_url:
     assert "not a usable database or schema name" in results["injection"]["msg"]
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         assert ledger.list_reservations(active_only=False) == []
+    doc = ansible.doc("relops.release.env_reservation")
+    assert doc.returncode == 0 and "data_name" in doc.stdout, doc.output

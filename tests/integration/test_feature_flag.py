@@ -185,6 +185,8 @@ def test_bad_flag_input_is_refused(ansible: Ansible) -> None:
     )
     assert uneven["failed"] is True and "percentages sum to 90 (on 60, off 30), not 100" in uneven["msg"]
     assert not os.path.exists(path)
+    doc = ansible.doc("relops.release.feature_flag")
+    assert doc.returncode == 0 and "gate_max_age" in doc.stdout, doc.output
 
 
 def _playground(server: UnleashServer, flag: str, users: int) -> int:
