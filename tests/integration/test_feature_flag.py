@@ -75,8 +75,12 @@ def openfeature_file() -> Iterator[Any]:
     """Evaluate a flag file with the OpenFeature SDK's flagd provider in file mode (a fresh provider each call)."""
 
     def client(path: str) -> Any:
-        api.set_provider(FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=path))
-        return api.get_client()
+        # Initialisation runs in a thread unless waited for; evaluating before it ends gives the code default.
+        api.set_provider_and_wait(FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=path))
+        client = api.get_client()
+        details = client.get_boolean_details("new-checkout", False, EvaluationContext(targeting_key="probe"))
+        assert details.error_code is None, details
+        return client
 
     yield client
     api.shutdown()
