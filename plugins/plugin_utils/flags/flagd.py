@@ -18,7 +18,12 @@ import json
 import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-import jsonschema
+try:
+    import jsonschema
+
+    HAS_JSONSCHEMA = True
+except ImportError:  # reported when a flag file is validated
+    HAS_JSONSCHEMA = False
 
 try:
     import referencing
@@ -143,6 +148,11 @@ def validate_document(document: Any, where: str, published_schema: Optional[str]
 
 
 def _schema_problems(schema: Mapping[str, Any], document: Any, where: str, source: str = "") -> List[str]:
+    if not HAS_JSONSCHEMA:
+        raise FlagError(
+            "validating flag definitions needs the Python package 'jsonschema' on the controller; install it"
+            " (pip install jsonschema, or pip install -r requirements.txt from the collection)"
+        )
     registry = getattr(schema, "registry", None)
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema, registry=registry) if registry is not None else validator_class(schema)

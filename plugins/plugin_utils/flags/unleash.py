@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
 
-import requests
-
 from .flagd import FlagError
+
+try:
+    import requests
+
+    HAS_REQUESTS = True
+except ImportError:  # reported when the Unleash backend is used
+    HAS_REQUESTS = False
 
 ROLLOUT_STRATEGY = "flexibleRollout"
 
@@ -48,6 +53,11 @@ class UnleashClient:
     """The few admin API calls the module needs, with errors that name the call and Unleash's message."""
 
     def __init__(self, target: UnleashTarget) -> None:
+        if not HAS_REQUESTS:
+            raise FlagError(
+                "backend unleash needs the Python package 'requests' on the controller; install it"
+                " (pip install requests, or pip install -r requirements.txt from the collection)"
+            )
         self.target = target
         self.session = requests.Session()
         self.session.headers.update({"Authorization": target.token, "Accept": "application/json"})
@@ -137,11 +147,11 @@ class UnleashClient:
         self.call("POST", "%s/%s" % (self._environment_path(), "on" if enabled else "off"))
 
 
-def _message(response: requests.Response) -> str:
+def _message(response: Any) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
+        return str(response.text)[:200]
     if isinstance(body, dict):
         details = body.get("details") or []
         text = body.get("message") or body.get("name") or str(body)

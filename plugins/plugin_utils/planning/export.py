@@ -13,10 +13,17 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-import icalendar
 import jinja2
 
 from .analysis import Analysis
+from .plan import require_library
+
+try:
+    import icalendar
+
+    HAS_ICALENDAR = True
+except ImportError:  # reported when the iCalendar export is asked for
+    HAS_ICALENDAR = False
 
 PRODID = "-//relops.release//release plan//EN"
 
@@ -64,6 +71,7 @@ def to_html(analysis: Analysis) -> str:
 
 def to_ical(analysis: Analysis, stamp: datetime.datetime) -> bytes:
     """One VEVENT per release window, milestone, vendor delivery and compliance deadline."""
+    require_library(HAS_ICALENDAR, "icalendar", "the iCalendar export (ical_dest)")
     calendar = icalendar.Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -131,7 +139,7 @@ def to_ical(analysis: Analysis, stamp: datetime.datetime) -> bytes:
 
 
 def _add_event(
-    calendar: icalendar.Calendar,
+    calendar: Any,
     uid: str,
     summary: str,
     span: Tuple[datetime.datetime, Optional[datetime.datetime]],

@@ -14,7 +14,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import jsonschema
+try:
+    import jsonschema
+
+    HAS_JSONSCHEMA = True
+except ImportError:  # reported when a plan is validated
+    HAS_JSONSCHEMA = False
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import parse_timestamp
 
@@ -195,14 +200,24 @@ def normalize(document: Any) -> Any:
     return document
 
 
+def require_library(available: bool, package: str, purpose: str) -> None:
+    """Fail with the install command when a controller-side Python package is missing."""
+    if not available:
+        raise PlanError(
+            "%s needs the Python package %r on the controller; install it (pip install %s, or "
+            "pip install -r requirements.txt from the collection)" % (purpose, package, package)
+        )
+
+
 def validate(document: Any) -> List[str]:
     """Return every schema violation as ``path: message``, in document order."""
+    require_library(HAS_JSONSCHEMA, "jsonschema", "validating a release plan")
     validator = jsonschema.Draft202012Validator(PLAN_SCHEMA)
     errors = sorted(validator.iter_errors(document), key=lambda error: [str(part) for part in error.absolute_path])
     return [describe_error(error) for error in errors]
 
 
-def describe_error(error: jsonschema.ValidationError) -> str:
+def describe_error(error: Any) -> str:
     where = format_path(error.absolute_path)
     if error.validator == "pattern" and error.schema.get("title") == "date":
         return "%s: %r is not a date; write YYYY-MM-DD or an RFC 3339 time such as 2027-01-25T09:00:00Z" % (
