@@ -39,4 +39,5 @@ pytest_plugins = [
     "fixtures.calendar_http",
     "fixtures.routers",
     "fixtures.canary",
+    "fixtures.unleash",
 ]

@@ -34,6 +34,9 @@ if [ "$set_name" = test ]; then
   # The health gate's tests query a real Prometheus scraping the demo app.
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  # feature_flag's Unleash backend is tested against a real Unleash server (npm, tests/setup/unleash.sh).
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2

@@ -27,6 +27,7 @@ from .backends import Backend, Cursor, Row, open_backend
 from .envs_store import EnvsStore
 from .errors import LedgerError
 from .governance_store import GovernanceStore
+from .planning_store import PlanningStore
 from .url import LedgerURL
 
 RUN_STATUSES = ("running", "successful", "failed", "aborted")
@@ -98,7 +99,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger(EnvsStore, GovernanceStore):
+class Ledger(EnvsStore, GovernanceStore, PlanningStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
