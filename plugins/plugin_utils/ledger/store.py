@@ -25,6 +25,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 from . import schema
 from .backends import Backend, Cursor, Row, open_backend
 from .errors import LedgerError
+from .incident_store import IncidentStore
 from .url import LedgerURL
 
 RUN_STATUSES = ("running", "successful", "failed", "aborted")
@@ -96,7 +97,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger:
+class Ledger(IncidentStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
@@ -717,6 +718,8 @@ class Ledger:
         severity: str = "high",
         version: Optional[str] = None,
         details: Optional[Mapping[str, Any]] = None,
+        correlation_id: Optional[str] = None,
+        caused_by: Optional[str] = None,
     ) -> "tuple[Optional[Row], Row]":
         """End a period as breached and open its incident in one transaction; return both.
 
@@ -732,8 +735,8 @@ class Ledger:
                 period = cursor.one("SELECT * FROM stabilization_periods WHERE id = ?", (period_id,))
             incident = cursor.one(
                 "INSERT INTO incidents (run_id, service, environment, version, title, severity, status, source,"
-                " stabilization_id, opened_at, details) VALUES (?, ?, ?, ?, ?, ?, 'open', 'stabilization', ?, ?, ?)"
-                " RETURNING *",
+                " stabilization_id, opened_at, details, correlation_id, caused_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'open', 'stabilization', ?, ?, ?, ?, ?) RETURNING *",
                 (
                     actor.run_id,
                     service,
@@ -744,6 +747,8 @@ class Ledger:
                     period_id,
                     now,
                     _dump(dict(details or {})),
+                    correlation_id,
+                    caused_by,
                 ),
             )
         return (
