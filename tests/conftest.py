@@ -36,4 +36,5 @@ pytest_plugins = [
     "fixtures.audit",
     "fixtures.http_services",
     "fixtures.prometheus",
+    "fixtures.http_proxy",
 ]

@@ -104,6 +104,8 @@ class Instance:
         self.tokens: Dict[str, Tuple[str, float]] = {}
         self.refresh_tokens: Dict[str, str] = {}
         self.token_lifetime = 1800
+        # The grant_type of every token request, in order, for tests of the client's grant choice.
+        self.oauth_grants: List[str] = []
         self.change_api = True
         self.requests: List[Tuple[str, str]] = []
         self.faults = Faults()
@@ -504,6 +506,7 @@ class Handler(BaseHTTPRequestHandler):
         if instance.oauth_clients.get(form.get("client_id", "")) != form.get("client_secret"):
             return denied
         grant = form.get("grant_type")
+        instance.oauth_grants.append(str(grant))
         if grant == "password":
             if instance.users.get(form.get("username", "")) != form.get("password"):
                 return denied

@@ -160,6 +160,36 @@ def test_oauth_password_grant_refreshes_before_expiry(servicenow: ServiceNowStan
     assert len(token_posts) == 2
 
 
+def test_oauth_refreshes_with_the_refresh_token_then_falls_back_to_the_password_grant(
+    servicenow: ServiceNowStandIn,
+) -> None:
+    clock = FakeClock()
+    client = _client(servicenow, clock, client_id="relops", client_secret="client-secret")
+    client.list_records("sys_user", "")
+    clock.now += 1800  # the access token expired: the refresh token the instance issued renews it
+    client.list_records("sys_user", "")
+    assert servicenow.instance.oauth_grants == ["password", "refresh_token"]
+    servicenow.instance.refresh_tokens.clear()  # the refresh token expired too, or was revoked
+    clock.now += 1800
+    assert client.list_records("sys_user", "user_name=admin")[0]["user_name"] == "admin"
+    assert servicenow.instance.oauth_grants == ["password", "refresh_token", "refresh_token", "password"]
+    assert [p for _m, p in servicenow.instance.requests].count("/oauth_token.do") == 4
+
+
+def test_oauth_refresh_token_grant_alone_fails_when_the_token_is_refused(servicenow: ServiceNowStandIn) -> None:
+    """Without a password there is nothing to fall back to: the refusal names the grant and variables."""
+    env = {
+        "SN_HOST": servicenow.url,
+        "SN_CLIENT_ID": "relops",
+        "SN_CLIENT_SECRET": "client-secret",
+        "SN_REFRESH_TOKEN": "revoked-token",
+    }
+    with pytest.raises(ITSMAuthError, match="oauth refresh_token authentication") as failure:
+        ServiceNowClient(resolve_instance(None, env)).list_records("sys_user", "")
+    assert "SN_REFRESH_TOKEN" in str(failure.value) and "revoked-token" not in str(failure.value)
+    assert servicenow.instance.oauth_grants == ["refresh_token"]
+
+
 def test_oauth_reauthenticates_once_on_401(servicenow: ServiceNowStandIn) -> None:
     client = _client(servicenow, client_id="relops", client_secret="client-secret", grant_type="client_credentials")
     client.list_records("sys_user", "")

@@ -66,6 +66,10 @@ class ItsmBackend(abc.ABC):
         """Add affected CIs to a change."""
 
     @abc.abstractmethod
+    def ci_changes(self, sys_id: str, limit: int) -> List[Record]:
+        """Return the changes that affect a CI, the one that added it most recently (its last change) first."""
+
+    @abc.abstractmethod
     def has_work_note(self, change: Record, note: str) -> bool:
         """Whether this exact work note is already on the change."""
 

@@ -99,6 +99,11 @@ class LocalBackend(ItsmBackend):
             self.actor, change["sys_id"], change["state"], {"cis": cis}, "cis_added", {"cis": list(sys_ids)}
         )
 
+    def ci_changes(self, sys_id: str, limit: int) -> List[Record]:
+        if self.ledger is None:
+            return []
+        return [_change(row) for row in self.ledger.itsm_changes_for_ci(sys_id, limit)]
+
     def has_work_note(self, change: Record, note: str) -> bool:
         if self.ledger is None:
             return False

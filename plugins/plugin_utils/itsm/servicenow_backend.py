@@ -168,6 +168,31 @@ class ServiceNowBackend(ItsmBackend):
                     if sys_id in self.change_cis(change):
                         break
 
+    def ci_changes(self, sys_id: str, limit: int) -> List[Record]:
+        """Read the CI's ``task_ci`` rows (its Affected CIs entries), newest first, and the changes they name."""
+        links = self.client.list_records(
+            "task_ci",
+            str(Query().equals("ci_item", sys_id).order_by("sys_created_on", descending=True)),
+            fields=("task", "sys_created_on"),
+        )
+        added: Dict[str, str] = {}
+        for link in links:
+            added[link["task"]] = max(added.get(link["task"], ""), link["sys_created_on"])
+        if not added:
+            return []
+        changes = [
+            _change(record)
+            for start in range(0, len(added), IN_BATCH)
+            for record in self.client.list_records(
+                "change_request",
+                str(Query().is_in("sys_id", list(added)[start : start + IN_BATCH])),
+                fields=CHANGE_FIELDS,
+            )
+        ]
+        # sys_created_on has whole seconds: the change number breaks a tie, as numbers only grow.
+        changes.sort(key=lambda change: (added[change["sys_id"]], change["number"]), reverse=True)
+        return changes[:limit]
+
     def has_work_note(self, change: Record, note: str) -> bool:
         query = Query().equals("element_id", change["sys_id"]).equals("element", "work_notes").equals("value", note)
         return bool(self.client.list_records("sys_journal_field", str(query), fields=("sys_id",), limit=1))

@@ -24,6 +24,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 from . import schema
 from .backends import Backend, Cursor, Row, open_backend
+from .ci_change_store import CiChangeStore
 from .errors import LedgerError
 from .incident_store import IncidentStore
 from .url import LedgerURL
@@ -97,7 +98,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger(IncidentStore):
+class Ledger(IncidentStore, CiChangeStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
