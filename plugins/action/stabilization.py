@@ -47,6 +47,8 @@ class ActionModule(ItsmActionBase):
         _check_arguments(args)
         before = self._read_active(args)
         result = self._decide(args, before)
+        if result["changed"] and not self.check_mode:
+            self._audit_outcome(args, result)
         if self.diff_mode:
             header = "stabilization %s/%s" % (args["service"], args["environment"])
             result["diff"] = {
@@ -56,6 +58,25 @@ class ActionModule(ItsmActionBase):
                 "after_header": header,
             }
         return result
+
+    def _audit_outcome(self, args: Dict[str, Any], result: Dict[str, Any]) -> None:
+        """Put what was recorded on the audit trail: the period's start or end, a breach and its incidents."""
+        period = result.get("period") or {}
+        incident = result.get("incident") or {}
+        itsm_incident = result.get("itsm_incident") or {}
+        self.audit(
+            "stabilization",
+            service=args["service"],
+            environment=args["environment"],
+            version=period.get("version") or args.get("version"),
+            outcome=result["outcome"],
+            period_id=period.get("id"),
+            ends_at=period.get("ends_at"),
+            incident_id=incident.get("id"),
+            incident_title=incident.get("title"),
+            severity=incident.get("severity"),
+            itsm_incident=itsm_incident.get("number"),
+        )
 
     def _read_active(self, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         """The newest running period of the service in the environment, read without creating the ledger."""

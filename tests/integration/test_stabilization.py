@@ -10,6 +10,7 @@ import shutil
 from typing import Any, Optional
 
 import yaml
+from fixtures.audit import audit_environment, read_events
 from fixtures.playbooks import REPO, Ansible
 from fixtures.prometheus import PrometheusStack, free_port
 from servicenow.server import ServiceNowStandIn
@@ -196,11 +197,12 @@ def test_a_healthy_period_ends_and_lifts_the_restriction(ansible: Ansible, prome
 
 
 def test_a_breach_opens_an_incident_and_rolls_back(ansible: Ansible, prometheus_stack: PrometheusStack) -> None:
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
     prometheus_stack.stable.set_faults(error_ratio=0.3)
     try:
         prometheus_stack.wait_until(ERROR_RATIO, lambda values: bool(values) and values[0] > 0.1)
         ledger = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
-        code, output = _stabilize(ansible, prometheus_stack, ledger, rollback=True)
+        code, output = _stabilize(ansible, prometheus_stack, ledger, rollback=True, env=audit_environment(trail))
     finally:
         prometheus_stack.reset_faults()
     assert code != 0
@@ -219,6 +221,15 @@ def test_a_breach_opens_an_incident_and_rolls_back(ansible: Ansible, prometheus_
         assert decision["decision"] == "deny"
     with open(os.path.join(ansible.workdir, "rolled-back"), encoding="utf-8") as handle:
         assert handle.read() == "rolled back demo-app from 1.0.0, incident 1"
+    events = read_events(trail)
+    recorded = [e["data"] for e in events if e.get("event") == "module_event" and e["kind"] == "stabilization"]
+    assert [(r["outcome"], r["period_id"]) for r in recorded] == [("started", period["id"]), ("breached", period["id"])]
+    assert recorded[1]["incident_id"] == incident["id"] and recorded[1]["severity"] == "high"
+    assert "breached its stabilization period" in recorded[1]["incident_title"]
+    decisions = [e["data"] for e in events if e.get("event") == "module_event" and e["kind"] == "decision"]
+    assert [(d["gate"], d["decision"]) for d in decisions] == [("health_gate", "deny")]
+    rolled = [e for e in events if str(e.get("task")).endswith("Roll back (stand-in for the deploy role's rollback)")]
+    assert [e["event"] for e in rolled] == ["task_start", "runner_changed"], rolled
 
 
 def _deploy_role(ansible: Ansible) -> str:
@@ -349,3 +360,25 @@ def test_period_records_are_idempotent_and_check_mode_writes_nothing(ansible: An
     assert completed["changed"] is True and completed["period"]["status"] == "completed"
     done = _period(ansible, ledger_url, "completed")
     assert done["changed"] is False and done["outcome"] == "not_active"
+
+
+def test_two_rollbacks_at_once_are_refused_before_the_period_starts(ansible: Ansible, ledger_url: str) -> None:
+    variables = {
+        "smoke_test_service": "demo-app",
+        "smoke_test_environment": "local",
+        "smoke_test_version": "1.0.0",
+        "smoke_test_prometheus_url": "http://127.0.0.1:%d" % free_port(),
+        "smoke_test_conditions": [{"name": "error ratio", "query": ERROR_RATIO, "below": 0.01}],
+        "smoke_test_rollback_tasks": ansible.write_playbook(ROLLBACK_TASKS, "rollback.yml"),
+        "smoke_test_rollback_role": "relops.release.blue_green",
+    }
+    vars_file = os.path.join(ansible.workdir, "stabilize-vars.yml")
+    with open(vars_file, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(variables, handle)
+    run = ansible.playbook(
+        os.path.join(REPO, "playbooks", "stabilize.yml"), "-e", "@" + vars_file, env={"RELOPS_LEDGER_URL": ledger_url}
+    )
+    assert run.returncode != 0
+    assert "give smoke_test_rollback_tasks" in run.output and "not both" in run.output, run.output
+    with open_ledger(parse_ledger_url(ledger_url)) as opened:
+        assert opened.list_stabilizations("demo-app", "local") == []
