@@ -244,6 +244,32 @@ def test_instance_options_and_backend_selection() -> None:
         resolve_instance({"host": "h", "username": "u"}, {"SN_GRANT_TYPE": "implicit"})
 
 
+def test_every_sn_variable_is_a_fallback_and_the_task_wins() -> None:
+    env = {
+        "SN_HOST": "env.service-now.com",
+        "SN_USERNAME": "env-user",
+        "SN_PASSWORD": "env-pass",
+        "SN_CLIENT_ID": "env-client",
+        "SN_CLIENT_SECRET": "env-secret",
+        "SN_REFRESH_TOKEN": "env-refresh",
+        "SN_GRANT_TYPE": "refresh_token",
+        "SN_ACCESS_TOKEN": "env-token",
+        "SN_API_KEY": "env-key",
+        "SN_TIMEOUT": "12.5",
+    }
+    config = resolve_instance(None, env)
+    assert (config.host, config.username, config.password) == ("env.service-now.com", "env-user", "env-pass")
+    assert (config.client_id, config.client_secret, config.refresh_token) == ("env-client", "env-secret", "env-refresh")
+    assert (config.grant_type, config.access_token, config.api_key) == ("refresh_token", "env-token", "env-key")
+    assert config.timeout == 12.5 and sorted(config.env_used) == sorted(env)
+    assert config.auth_method() == "api_key", "an API key wins, as the documented order says"
+    mine = resolve_instance({"host": "task.example", "api_key": "task-key", "timeout": 3}, env)
+    assert (mine.host, mine.api_key, mine.timeout) == ("task.example", "task-key", 3.0)
+    assert "SN_HOST" not in mine.env_used and "SN_API_KEY" not in mine.env_used
+    bearer = resolve_instance(None, {k: v for k, v in env.items() if k != "SN_API_KEY"})
+    assert bearer.auth_method() == "bearer"
+
+
 def test_table_errors_carry_the_servicenow_message(servicenow: ServiceNowStandIn) -> None:
     client = _client(servicenow)
     with pytest.raises(ITSMError, match="Invalid table cmdb_ci_toaster"):
