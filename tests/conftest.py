@@ -40,4 +40,5 @@ pytest_plugins = [
     "fixtures.routers",
     "fixtures.canary",
     "fixtures.unleash",
+    "fixtures.http_proxy",
 ]

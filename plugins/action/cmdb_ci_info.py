@@ -12,6 +12,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import 
     require_positive,
 )
 
+# How many of a CI's changes with_changes lists, newest first.
+CHANGES_SHOWN = 10
+
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "ci_class": {"type": "str", "default": "cmdb_ci", "aliases": ["sys_class_name"]},
     "name": {"type": "str"},
@@ -19,6 +22,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "query": {"type": "str"},
     "limit": {"type": "int"},
     "with_relations": {"type": "bool", "default": False},
+    "with_changes": {"type": "bool", "default": False},
     **ITSM_ARGUMENT_SPEC,
 }
 
@@ -41,4 +45,9 @@ class ActionModule(ItsmActionBase):
                     record["relations"] = backend.relations(record["sys_id"], "downstream") + backend.relations(
                         record["sys_id"], "upstream"
                     )
+            if args["with_changes"]:
+                for record in records:
+                    changes = backend.ci_changes(record["sys_id"], CHANGES_SHOWN)
+                    record["changes"] = [change["number"] for change in changes]
+                    record["last_change"] = changes[0]["number"] if changes else ""
         return {"changed": False, "records": records, "requests_sent": self.requests_sent}

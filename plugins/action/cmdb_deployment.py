@@ -40,11 +40,7 @@ class ActionModule(ItsmActionBase):
             relations_changed = self._relate_hosts(backend, app, hosts)
             change_changed = False
             if change is not None and app is not None:
-                present = backend.change_cis(change)
-                missing = [ci["sys_id"] for ci in [app, *hosts] if ci["sys_id"] not in present]
-                change_changed = bool(missing)
-                if missing and not self.check_mode:
-                    backend.add_change_cis(change, missing)
+                change_changed = self._attach(backend, change, app, hosts)
             elif change is not None:
                 change_changed = True
         recorded = self._record(args, app, hosts)
@@ -53,11 +49,27 @@ class ActionModule(ItsmActionBase):
             "app": app or after,
             "hosts": [h["sys_id"] for h in hosts],
             "deployment_id": recorded,
+            "last_change": args.get("change") or "",
             "requests_sent": self.requests_sent,
         }
         if self.diff_mode:
             result["diff"] = {"before": before, "after": after}
         return result
+
+    def _attach(self, backend: ItsmBackend, change: Record, app: Record, hosts: List[Record]) -> bool:
+        """Record the change on the CIs it deployed to, as ServiceNow does: the application CI becomes the
+        change's configuration item (``cmdb_ci``) unless it has one, and the application and its hosts
+        become its affected CIs (``task_ci``), through which each CI's last change is read."""
+        present = backend.change_cis(change)
+        missing = [ci["sys_id"] for ci in [app, *hosts] if ci["sys_id"] not in present]
+        primary = not change.get("cmdb_ci")
+        if self.check_mode:
+            return bool(missing) or primary
+        if primary:
+            change = backend.write_change(change, {"cmdb_ci": app["sys_id"]})
+        if missing:
+            backend.add_change_cis(change, missing)
+        return bool(missing) or primary
 
     def _host(self, backend: ItsmBackend, args: Dict[str, Any], name: str) -> Record:
         found = backend.find_cis(args["host_class"], {"name": name}, limit=2)

@@ -38,6 +38,16 @@ options:
     description: Also return each CI's relations (parent, child, type).
     type: bool
     default: false
+  with_changes:
+    description:
+      - Also return the changes that affected each CI, newest first (C(changes), up to 10 numbers), and
+        C(last_change), the change that touched it last (empty when none did).
+      - On ServiceNow these are read from the CI's C(task_ci) rows (the change's Affected CIs); on the
+        local backend from the changes' affected CIs in the ledger.
+      - M(relops.release.cmdb_deployment) and M(relops.release.change_request) with
+        O(relops.release.change_request#module:configuration_items) record them.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -70,7 +80,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 records:
-  description: The CIs found.
+  description: The CIs found; with O(with_changes), each also has C(changes) and C(last_change).
   returned: always
   type: list
   elements: dict

@@ -14,6 +14,10 @@ description:
   - Records that version O(version) of service O(service) was deployed to O(hosts) under change O(change).
   - Sets the application CI's C(version), relates it to each host with C(Runs on::Runs), adds the
     application and hosts to the change's affected CIs, and writes the deployment to the release ledger.
+  - The change becomes each CI's last change the way ServiceNow records it, through the change's
+    affected CIs (C(task_ci) rows on ServiceNow, the change's CI list in the ledger); the application CI
+    also becomes the change's configuration item (C(cmdb_ci)) when the change has none. Read it back
+    with M(relops.release.cmdb_ci_info) and O(relops.release.cmdb_ci_info#module:with_changes).
   - A rerun with the same service, version, environment, change and status changes nothing.
   - Runs on the controller.
 author:
@@ -96,6 +100,10 @@ deployment_id:
   description: The ledger id of the recorded deployment; null when it was already recorded.
   returned: always
   type: int
+last_change:
+  description: The change now recorded as the CIs' last change (O(change)), or empty without one.
+  returned: always
+  type: str
 requests_sent:
   description: HTTP requests sent to ServiceNow (0 on the local backend).
   returned: always

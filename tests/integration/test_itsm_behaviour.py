@@ -262,3 +262,45 @@ def test_deployment_is_recorded_once(ansible: Ansible, itsm: ItsmWorld) -> None:
     assert len(info["records"][0]["configuration_items"]) == 2, info
     ledger = run_task(ansible, itsm, "ledger_info", {"service": "payments-api"})
     assert [(d["version"], d["change_id"]) for d in ledger["deployments"]] == [("1.2.0", change["change"]["number"])]
+
+
+def test_deployment_records_the_last_change_on_the_cis(ansible: Ansible, itsm: ItsmWorld) -> None:
+    _register_estate(ansible, itsm)
+    numbers = []
+    for release in ("1.2.0", "1.3.0"):
+        change = run_task(
+            ansible, itsm, "change_request", {"correlation_id": "rel-" + release, "short_description": "x"}
+        )
+        numbers.append(change["change"]["number"])
+        args = {
+            "service": "payments-api",
+            "version": release,
+            "environment": "production",
+            "hosts": ["web01"],
+            "change": numbers[-1],
+        }
+        planned = run_task(ansible, itsm, "cmdb_deployment", args, "--check")
+        assert planned["changed"] is True and planned["last_change"] == numbers[-1], planned
+        deployed = run_task(ansible, itsm, "cmdb_deployment", args)
+        assert deployed["changed"] is True and deployed["last_change"] == numbers[-1], deployed
+        info = run_task(ansible, itsm, "change_request_info", {"number": numbers[-1]})
+        assert info["records"][0]["cmdb_ci"] == deployed["app"]["sys_id"], "the app CI is the change's CI"
+    cis = run_task(ansible, itsm, "cmdb_ci_info", {"ci_class": "cmdb_ci", "with_changes": True})
+    by_name = {ci["name"]: ci for ci in cis["records"]}
+    first, second = numbers
+    assert by_name["payments-api"]["last_change"] == second and by_name["payments-api"]["changes"] == [second, first]
+    assert by_name["web01"]["last_change"] == second and by_name["web01"]["changes"] == [second, first]
+    assert by_name["Payments"]["last_change"] == "" and by_name["Payments"]["changes"] == []
+    again = run_task(
+        ansible,
+        itsm,
+        "cmdb_deployment",
+        {
+            "service": "payments-api",
+            "version": "1.3.0",
+            "environment": "production",
+            "hosts": ["web01"],
+            "change": second,
+        },
+    )
+    assert again["changed"] is False, again

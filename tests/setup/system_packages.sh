@@ -37,6 +37,8 @@ if [ "$set_name" = test ]; then
   # feature_flag's Unleash backend is tested against a real Unleash server (npm, tests/setup/unleash.sh).
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
+  # The ServiceNow client's proxy option is tested through a real forwarding proxy.
+  command -v tinyproxy >/dev/null || missing+=(tinyproxy)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2

@@ -160,6 +160,36 @@ def test_oauth_password_grant_refreshes_before_expiry(servicenow: ServiceNowStan
     assert len(token_posts) == 2
 
 
+def test_oauth_refreshes_with_the_refresh_token_then_falls_back_to_the_password_grant(
+    servicenow: ServiceNowStandIn,
+) -> None:
+    clock = FakeClock()
+    client = _client(servicenow, clock, client_id="relops", client_secret="client-secret")
+    client.list_records("sys_user", "")
+    clock.now += 1800  # the access token expired: the refresh token the instance issued renews it
+    client.list_records("sys_user", "")
+    assert servicenow.instance.oauth_grants == ["password", "refresh_token"]
+    servicenow.instance.refresh_tokens.clear()  # the refresh token expired too, or was revoked
+    clock.now += 1800
+    assert client.list_records("sys_user", "user_name=admin")[0]["user_name"] == "admin"
+    assert servicenow.instance.oauth_grants == ["password", "refresh_token", "refresh_token", "password"]
+    assert [p for _m, p in servicenow.instance.requests].count("/oauth_token.do") == 4
+
+
+def test_oauth_refresh_token_grant_alone_fails_when_the_token_is_refused(servicenow: ServiceNowStandIn) -> None:
+    """Without a password there is nothing to fall back to: the refusal names the grant and variables."""
+    env = {
+        "SN_HOST": servicenow.url,
+        "SN_CLIENT_ID": "relops",
+        "SN_CLIENT_SECRET": "client-secret",
+        "SN_REFRESH_TOKEN": "revoked-token",
+    }
+    with pytest.raises(ITSMAuthError, match="oauth refresh_token authentication") as failure:
+        ServiceNowClient(resolve_instance(None, env)).list_records("sys_user", "")
+    assert "SN_REFRESH_TOKEN" in str(failure.value) and "revoked-token" not in str(failure.value)
+    assert servicenow.instance.oauth_grants == ["refresh_token"]
+
+
 def test_oauth_reauthenticates_once_on_401(servicenow: ServiceNowStandIn) -> None:
     client = _client(servicenow, client_id="relops", client_secret="client-secret", grant_type="client_credentials")
     client.list_records("sys_user", "")
@@ -212,6 +242,32 @@ def test_instance_options_and_backend_selection() -> None:
         resolve_instance({"host": "h", "client_id": "c"}, {})
     with pytest.raises(ITSMError, match="SN_GRANT_TYPE"):
         resolve_instance({"host": "h", "username": "u"}, {"SN_GRANT_TYPE": "implicit"})
+
+
+def test_every_sn_variable_is_a_fallback_and_the_task_wins() -> None:
+    env = {
+        "SN_HOST": "env.service-now.com",
+        "SN_USERNAME": "env-user",
+        "SN_PASSWORD": "env-pass",
+        "SN_CLIENT_ID": "env-client",
+        "SN_CLIENT_SECRET": "env-secret",
+        "SN_REFRESH_TOKEN": "env-refresh",
+        "SN_GRANT_TYPE": "refresh_token",
+        "SN_ACCESS_TOKEN": "env-token",
+        "SN_API_KEY": "env-key",
+        "SN_TIMEOUT": "12.5",
+    }
+    config = resolve_instance(None, env)
+    assert (config.host, config.username, config.password) == ("env.service-now.com", "env-user", "env-pass")
+    assert (config.client_id, config.client_secret, config.refresh_token) == ("env-client", "env-secret", "env-refresh")
+    assert (config.grant_type, config.access_token, config.api_key) == ("refresh_token", "env-token", "env-key")
+    assert config.timeout == 12.5 and sorted(config.env_used) == sorted(env)
+    assert config.auth_method() == "api_key", "an API key wins, as the documented order says"
+    mine = resolve_instance({"host": "task.example", "api_key": "task-key", "timeout": 3}, env)
+    assert (mine.host, mine.api_key, mine.timeout) == ("task.example", "task-key", 3.0)
+    assert "SN_HOST" not in mine.env_used and "SN_API_KEY" not in mine.env_used
+    bearer = resolve_instance(None, {k: v for k, v in env.items() if k != "SN_API_KEY"})
+    assert bearer.auth_method() == "bearer"
 
 
 def test_table_errors_carry_the_servicenow_message(servicenow: ServiceNowStandIn) -> None:

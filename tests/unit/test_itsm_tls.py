@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fixtures.http_proxy import HttpProxy
 from servicenow.server import ServiceNowStandIn
 
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMUnreachable
@@ -114,3 +115,25 @@ def test_a_missing_client_certificate_is_refused(tls_instance: tuple[ServiceNowS
     options = {"host": standin.url, "username": "admin", "password": "p", "ca_path": os.path.join(folder, "ca.pem")}
     with pytest.raises(ITSMUnreachable):
         ServiceNowClient(resolve_instance(options, {}), sleep=lambda _s: None).list_records("sys_user", "")
+
+
+def test_https_is_tunnelled_through_the_proxy_and_verified_against_the_ca_bundle(
+    tls_instance: tuple[ServiceNowStandIn, str], http_proxy: HttpProxy
+) -> None:
+    standin, folder = tls_instance
+    options = {
+        "host": standin.url,
+        "username": "admin",
+        "password": "admin-secret",
+        "ca_path": os.path.join(folder, "ca.pem"),
+        "client_certificate_file": os.path.join(folder, "client.pem"),
+        "client_key_file": os.path.join(folder, "client.key"),
+        "proxy": http_proxy.url,
+    }
+    client = ServiceNowClient(resolve_instance(options, {}))
+    assert client.list_records("sys_user", "user_name=admin")[0]["user_name"] == "admin"
+    authority = standin.url.replace("https://", "")
+    assert ("CONNECT", authority) in http_proxy.requests(), http_proxy.requests()
+    untrusted = ServiceNowClient(resolve_instance(dict(options, ca_path=None), {}))
+    with pytest.raises(ITSMUnreachable, match=r"set instance\.ca_path"):
+        untrusted.list_records("sys_user", "")
