@@ -25,6 +25,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 from . import schema
 from .backends import Backend, Cursor, Row, open_backend
 from .errors import LedgerError
+from .metrics_store import MetricsStore
 from .url import LedgerURL
 
 RUN_STATUSES = ("running", "successful", "failed", "aborted")
@@ -96,7 +97,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger:
+class Ledger(MetricsStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
@@ -197,7 +198,9 @@ class Ledger:
                     _dump(dict(details or {})),
                 ),
             )
-        return int(_must_exist(row, "the new deployment")["id"])
+            deployment_id = int(_must_exist(row, "the new deployment")["id"])
+            self._store_deployment_facts(cursor, deployment_id, service, details or {})
+        return deployment_id
 
     def finish_deployment(self, deployment_id: int, status: str) -> None:
         """Set the final status of a deployment recorded as in progress."""

@@ -1,0 +1,445 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ledger queries for delivery metrics and incidents (schema V13, issue 11).
+
+A mixin of :class:`~.store.Ledger`. The heavy work (linking incidents to
+deployments, counting, medians per period) runs in the database, so a ledger
+of a million deployments answers in seconds; Python only shapes the answer.
+
+Incident links: an explicit link (``incident_deployments``) wins; otherwise an
+incident is linked to the newest finished deployment on the same CI and
+environment that finished at most ``link_window_seconds`` before the incident
+was opened (never "the last deployment however long ago").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ansible_collections.relops.release.plugins.module_utils.timestamps import now_timestamp
+
+from .errors import LedgerError
+
+if TYPE_CHECKING:
+    from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
+
+    from .backends import Backend, Cursor, Row
+    from .url import LedgerURL
+
+INCIDENT_STATUSES = ("open", "resolved")
+METRIC_GROUPS = ("service", "team")
+Period = Tuple[str, str, str]
+
+# Facts about a deployment taken from its details (the release manifest's fields) when recorded.
+_FACT_KEYS = ("team", "ci", "source_revision", "commit_at", "runbook")
+
+
+@dataclass(frozen=True)
+class MetricsScope:
+    """Which deployments a metric covers: one environment, optionally one service or team, a time range."""
+
+    environment: str
+    start: str
+    end: str
+    incident_until: str
+    link_window_seconds: int
+    service: Optional[str] = None
+    team: Optional[str] = None
+
+
+class MetricsStore:
+    """Incident records and delivery-metric aggregation; mixed into ``Ledger``."""
+
+    backend: "Backend"
+    url: "LedgerURL"
+
+    if TYPE_CHECKING:
+
+        def _touch_run(self, cursor: "Cursor", actor: "Actor", now: str) -> bool: ...
+
+    # Deployment facts
+
+    def _store_deployment_facts(
+        self, cursor: "Cursor", deployment_id: int, service: str, details: Mapping[str, Any]
+    ) -> None:
+        """Copy the metric-relevant fields of a deployment's details into their V13 columns."""
+        facts = {key: _text_or_none(details.get(key)) for key in _FACT_KEYS}
+        facts["ci"] = facts["ci"] or _text_or_none(details.get("app_ci")) or service
+        planned = details.get("planned", True)
+        remedies = details.get("remedies_incident")
+        cursor.execute(
+            "UPDATE deployments SET team = ?, ci = ?, source_revision = ?, commit_at = ?, runbook = ?, planned = ?,"
+            " remedies_incident = ? WHERE id = ?",
+            (
+                facts["team"],
+                facts["ci"],
+                facts["source_revision"],
+                facts["commit_at"],
+                facts["runbook"],
+                1 if planned else 0,
+                int(remedies) if remedies is not None else None,
+                deployment_id,
+            ),
+        )
+
+    def import_deployments(self, actor: "Actor", deployments: Sequence[Mapping[str, Any]], batch: int = 500) -> int:
+        """Insert deployments that happened elsewhere (history, generated ledgers) with their own times.
+
+        Each mapping holds the deployments columns (service, version, environment, status, started_at,
+        finished_at, and optionally team, ci, commit_at, planned, remedies_incident, strategy,
+        artifact_digest, change_id, source_revision, runbook, details). Rows go in multi-row batches.
+        """
+        columns = (
+            "run_id", "service", "version", "environment", "status", "strategy", "artifact_digest", "change_id",
+            "started_at", "finished_at", "details", "team", "ci", "source_revision", "commit_at", "planned",
+            "remedies_incident", "runbook",
+        )  # fmt: skip
+        row_sql = "(" + ", ".join("?" for _column in columns) + ")"
+        now = now_timestamp()
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            for offset in range(0, len(deployments), batch):
+                chunk = deployments[offset : offset + batch]
+                params: List[Any] = []
+                for item in chunk:
+                    params.extend(_deployment_values(actor.run_id, item))
+                cursor.execute(
+                    "INSERT INTO deployments (" + ", ".join(columns) + ") VALUES "
+                    + ", ".join(row_sql for _item in chunk),
+                    params,
+                )
+        return len(deployments)
+
+    def get_deployment(self, deployment_id: int) -> Optional["Row"]:
+        with self.backend.transaction(write=False) as cursor:
+            row = cursor.one("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
+        return _decode(row, ("details",)) if row else None
+
+    def deployments_between(self, scope: MetricsScope, limit: int = 100000) -> List["Row"]:
+        """Finished deployments in a scope, oldest first, with how many incidents each is linked to."""
+        facts, params = self._facts_sql(scope)
+        sql = (
+            "SELECT dep.*, dd.details FROM (" + facts + ") dep JOIN deployments dd ON dd.id = dep.id"
+            " ORDER BY dep.finished_at, dep.id LIMIT ?"
+        )
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(sql, (*params, limit))
+        return [_decode(row, ("details",)) for row in rows]
+
+    # Incidents
+
+    def record_incident(self, actor: "Actor", incident: Mapping[str, Any]) -> Tuple["Row", bool]:
+        """Insert an incident; one with a known (source, external id) is returned unchanged instead."""
+        now = now_timestamp()
+        source = incident.get("source") or "manual"
+        with self.backend.transaction(write=True) as cursor:
+            if incident.get("external_id"):
+                existing = cursor.one(
+                    "SELECT * FROM incidents WHERE source = ? AND external_id = ?", (source, incident["external_id"])
+                )
+                if existing:
+                    return _decode(existing, ("details",)), False
+            self._touch_run(cursor, actor, now)
+            row = cursor.one(
+                "INSERT INTO incidents (run_id, service, environment, version, title, severity, status, source,"
+                " opened_at, resolved_at, details, ci, component, root_cause, external_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    actor.run_id,
+                    incident["service"],
+                    incident["environment"],
+                    incident.get("version"),
+                    incident["title"],
+                    incident.get("severity") or "moderate",
+                    "resolved" if incident.get("resolved_at") else "open",
+                    source,
+                    incident.get("opened_at") or now,
+                    incident.get("resolved_at"),
+                    json.dumps(dict(incident.get("details") or {}), sort_keys=True, separators=(",", ":")),
+                    incident.get("ci") or incident["service"],
+                    incident.get("component"),
+                    incident.get("root_cause"),
+                    incident.get("external_id"),
+                ),
+            )
+            if row is None:
+                raise LedgerError("the new incident was written but cannot be read back; check the ledger's health")
+            for deployment_id in incident.get("deployment_ids") or ():
+                self._link(cursor, int(row["id"]), int(deployment_id), now)
+        return _decode(row, ("details",)), True
+
+    def resolve_incident(
+        self, incident_id: int, resolved_at: str, root_cause: Optional[str], component: Optional[str]
+    ) -> "Row":
+        """Mark an incident resolved (keeping a root cause or component already recorded when none is given)."""
+        with self.backend.transaction(write=True) as cursor:
+            changed = cursor.execute(
+                "UPDATE incidents SET status = 'resolved', resolved_at = ?, root_cause = coalesce(?, root_cause),"
+                " component = coalesce(?, component) WHERE id = ?",
+                (resolved_at, root_cause, component, incident_id),
+            )
+            if changed == 0:
+                raise LedgerError("incident %d is not in the ledger; list incidents to find its id" % incident_id)
+            row = cursor.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return _decode(_required(row, incident_id), ("details",))
+
+    def get_incident(
+        self, incident_id: Optional[int] = None, source: Optional[str] = None, external_id: Optional[str] = None
+    ) -> Optional["Row"]:
+        with self.backend.transaction(write=False) as cursor:
+            if incident_id is not None:
+                row = cursor.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+            else:
+                row = cursor.one(
+                    "SELECT * FROM incidents WHERE source = ? AND external_id = ?", (source or "manual", external_id)
+                )
+        return _decode(row, ("details",)) if row else None
+
+    def link_incident(self, incident_id: int, deployment_id: int) -> bool:
+        """Link an incident to a deployment explicitly; return False when the link existed."""
+        with self.backend.transaction(write=True) as cursor:
+            for table, key in (("incidents", incident_id), ("deployments", deployment_id)):
+                if cursor.one("SELECT id FROM %s WHERE id = ?" % table, (key,)) is None:
+                    raise LedgerError("%s %d is not in the ledger; pass an existing id" % (table[:-1], key))
+            return self._link(cursor, incident_id, deployment_id, now_timestamp())
+
+    def _link(self, cursor: "Cursor", incident_id: int, deployment_id: int, now: str) -> bool:
+        return (
+            cursor.execute(
+                "INSERT INTO incident_deployments (incident_id, deployment_id, linked_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (incident_id, deployment_id) DO NOTHING",
+                (incident_id, deployment_id, now),
+            )
+            == 1
+        )
+
+    def incidents_with_links(
+        self, environment: str, since: str, until: str, link_window_seconds: int, service: Optional[str] = None
+    ) -> List["Row"]:
+        """Incidents opened in [since, until) with the deployment each is linked to (None when unlinked)."""
+        where = " WHERE i.environment = ? AND i.opened_at >= ? AND i.opened_at < ?"
+        params: List[Any] = [environment, since, until]
+        if service is not None:
+            where += " AND i.service = ?"
+            params.append(service)
+        sql = (
+            "SELECT i.*, coalesce(x.deployment_id, w.deployment_id) AS deployment_id,"
+            " CASE WHEN x.deployment_id IS NOT NULL THEN 'explicit' WHEN w.deployment_id IS NOT NULL THEN 'window'"
+            " END AS link FROM incidents i"
+            " LEFT JOIN (SELECT incident_id, max(deployment_id) AS deployment_id FROM incident_deployments"
+            " GROUP BY incident_id) x ON x.incident_id = i.id"
+            " LEFT JOIN (" + self._window_links_sql("c") + ") w ON w.incident_id = i.id" + where + " ORDER BY i.opened_at, i.id"
+        )
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(sql, (environment, since, until, link_window_seconds, *params))
+        return [_decode(row, ("details",)) for row in rows]
+
+    def component_stats(self, environment: str, since: str, until: str) -> List["Row"]:
+        """Incidents per service, component and root cause, with resolved counts and total open time."""
+        duration = self._seconds("i.resolved_at", "i.opened_at")
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(
+                "SELECT i.service, coalesce(i.component, i.service) AS component,"
+                " coalesce(i.root_cause, 'unknown') AS root_cause, count(*) AS incidents,"
+                " sum(CASE WHEN i.status = 'resolved' THEN 1 ELSE 0 END) AS resolved,"
+                " sum(CASE WHEN i.resolved_at IS NOT NULL THEN " + duration + " ELSE 0 END) AS resolution_seconds"
+                " FROM incidents i WHERE i.environment = ? AND i.opened_at >= ? AND i.opened_at < ?"
+                " GROUP BY i.service, coalesce(i.component, i.service), coalesce(i.root_cause, 'unknown')"
+                " ORDER BY count(*) DESC, i.service, coalesce(i.component, i.service)",
+                (environment, since, until),
+            )
+
+    # Delivery metrics
+
+    def delivery_counts(
+        self, scope: MetricsScope, periods: Sequence[Period], group: Optional[str] = None
+    ) -> List["Row"]:
+        """Per period (and group): deployments, successes, failures, rollbacks, rework and sample counts."""
+        facts, params = self._period_facts_sql(scope, periods, group)
+        sql = (
+            "SELECT f.period, f.grp, count(*) AS deployments,"
+            " sum(CASE WHEN f.status = 'successful' THEN 1 ELSE 0 END) AS successful,"
+            " sum(f.failure) AS failures, sum(f.rework) AS rework,"
+            " sum(CASE WHEN f.status = 'rolled_back' THEN 1 ELSE 0 END) AS rollbacks,"
+            " sum(CASE WHEN f.incidents IS NOT NULL THEN 1 ELSE 0 END) AS with_incident,"
+            " count(f.lead_seconds) AS lead_samples, count(f.recovery_seconds) AS recovered,"
+            " sum(CASE WHEN f.failure = 1 AND f.recovery_seconds IS NULL THEN 1 ELSE 0 END) AS unrecovered"
+            " FROM (" + facts + ") f GROUP BY f.period, f.grp"
+        )
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(sql, params)
+
+    def delivery_medians(
+        self, scope: MetricsScope, periods: Sequence[Period], group: Optional[str] = None
+    ) -> List["Row"]:
+        """The middle value(s) of lead time and recovery time per period and group (one or two rows each)."""
+        facts, params = self._period_facts_sql(scope, periods, group)
+        parts = []
+        for metric in ("lead_seconds", "recovery_seconds"):
+            parts.append(
+                "SELECT r.period, r.grp, '" + metric + "' AS metric, r.value FROM ("
+                "SELECT f.period, f.grp, f." + metric + " AS value,"
+                " row_number() OVER (PARTITION BY f.period, f.grp ORDER BY f." + metric + ") AS rn,"
+                " count(*) OVER (PARTITION BY f.period, f.grp) AS n"
+                " FROM (" + facts + ") f WHERE f." + metric + " IS NOT NULL) r"
+                " WHERE r.rn = (r.n + 1) / 2 OR r.rn = (r.n + 2) / 2"
+            )
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(" UNION ALL ".join(parts), (*params, *params))
+
+    def deployment_day_counts(self, scope: MetricsScope, days: Sequence[Period]) -> List["Row"]:
+        """Successful deployments per local day (the days' UTC bounds come from the caller)."""
+        if not days:
+            return []
+        values, params = _periods_values(days)
+        where, scoped = _scope_filter(scope)
+        sql = (
+            "SELECT p.label, count(*) AS deployments FROM (" + values + ") p JOIN deployments d"
+            " ON d.finished_at >= p.starts AND d.finished_at < p.ends"
+            + where
+            + " AND d.status = 'successful' GROUP BY p.label"
+        )
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(sql, (*params, *scoped))
+
+    def _period_facts_sql(
+        self, scope: MetricsScope, periods: Sequence[Period], group: Optional[str]
+    ) -> Tuple[str, List[Any]]:
+        if group is not None and group not in METRIC_GROUPS:
+            raise LedgerError("metrics group %r is not one of %s" % (group, ", ".join(METRIC_GROUPS)))
+        if not periods:
+            raise LedgerError("no periods to aggregate over; give a window that is not empty")
+        group_sql = {"service": "dep.service", "team": "coalesce(dep.team, '(none)')"}.get(group or "", "''")
+        values, period_params = _periods_values(periods)
+        facts, params = self._facts_sql(scope)
+        sql = (
+            "SELECT p.label AS period, " + group_sql + " AS grp, dep.* FROM (" + values + ") p"
+            " JOIN (" + facts + ") dep ON dep.finished_at >= p.starts AND dep.finished_at < p.ends"
+        )
+        return sql, [*period_params, *params]
+
+    def _facts_sql(self, scope: MetricsScope) -> Tuple[str, List[Any]]:
+        """One row per finished deployment in scope, with its failure, rework, lead and recovery facts."""
+        where, scoped = _scope_filter(scope)
+        lead = self._seconds("d.finished_at", "d.commit_at")
+        span = self._seconds("f.last_resolved", "f.first_opened")
+        rollback = self._seconds("d.finished_at", "d.started_at")
+        links = (
+            "SELECT l.deployment_id, count(*) AS incidents, min(l.opened_at) AS first_opened,"
+            " max(l.resolved_at) AS last_resolved,"
+            " sum(CASE WHEN l.resolved_at IS NULL THEN 1 ELSE 0 END) AS open_incidents FROM ("
+            + self._window_links_sql("w")
+            + " UNION SELECT x.incident_id, x.deployment_id, i.opened_at, i.resolved_at"
+            " FROM incident_deployments x JOIN incidents i ON i.id = x.incident_id) l GROUP BY l.deployment_id"
+        )
+        sql = (
+            "SELECT d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at,"
+            " d.commit_at, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest, d.change_id,"
+            " f.incidents, f.first_opened, f.last_resolved,"
+            " CASE WHEN d.status IN ('failed', 'rolled_back') OR f.incidents IS NOT NULL THEN 1 ELSE 0 END"
+            " AS failure,"
+            " CASE WHEN d.planned = 0 OR d.remedies_incident IS NOT NULL THEN 1 ELSE 0 END AS rework,"
+            " CASE WHEN d.commit_at IS NOT NULL THEN " + lead + " END AS lead_seconds,"
+            " CASE WHEN f.incidents IS NOT NULL THEN (CASE WHEN f.open_incidents = 0 THEN " + span + " END)"
+            " WHEN d.status IN ('failed', 'rolled_back') THEN " + rollback + " END AS recovery_seconds"
+            " FROM deployments d LEFT JOIN (" + links + ") f ON f.deployment_id = d.id" + where
+        )
+        window = [scope.environment, scope.start, scope.incident_until, scope.link_window_seconds]
+        return sql, [*window, *scoped]
+
+    def _window_links_sql(self, alias: str) -> str:
+        """Incidents (environment, opened in a range; 4 parameters with the window) and their window link.
+
+        Incidents with an explicit link are left out: the explicit link replaces the window rule.
+        """
+        gap = self._seconds(alias + ".opened_at", "wd.finished_at")
+        return (
+            "SELECT " + alias + ".incident_id, " + alias + ".deployment_id, " + alias + ".opened_at, "
+            + alias + ".resolved_at FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at,"
+            " (SELECT d2.id FROM deployments d2 WHERE d2.ci = coalesce(i.ci, i.service)"
+            " AND d2.environment = i.environment AND d2.finished_at <= i.opened_at AND d2.status <> 'in_progress'"
+            " ORDER BY d2.finished_at DESC, d2.id DESC LIMIT 1) AS deployment_id"
+            " FROM incidents i WHERE i.environment = ? AND i.opened_at >= ? AND i.opened_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM incident_deployments xx WHERE xx.incident_id = i.id)) " + alias
+            + " JOIN deployments wd ON wd.id = " + alias + ".deployment_id WHERE " + gap + " <= ?"
+        )
+
+    def _seconds(self, later: str, earlier: str) -> str:
+        """SQL for the seconds between two ledger timestamps (the one dialect-specific expression)."""
+        if self.url.dialect == "postgresql":
+            return "CAST(EXTRACT(EPOCH FROM (CAST(%s AS timestamptz) - CAST(%s AS timestamptz))) AS double precision)" % (
+                later,
+                earlier,
+            )
+        # julianday() is a float of days: about 20 microseconds of noise, so keep milliseconds.
+        return "round((julianday(%s) - julianday(%s)) * 86400.0, 3)" % (later, earlier)
+
+
+def _scope_filter(scope: MetricsScope) -> Tuple[str, List[Any]]:
+    where = " WHERE d.environment = ? AND d.finished_at >= ? AND d.finished_at < ? AND d.status <> 'in_progress'"
+    params: List[Any] = [scope.environment, scope.start, scope.end]
+    if scope.service is not None:
+        where += " AND d.service = ?"
+        params.append(scope.service)
+    if scope.team is not None:
+        where += " AND d.team = ?"
+        params.append(scope.team)
+    return where, params
+
+
+def _periods_values(periods: Sequence[Period]) -> Tuple[str, List[Any]]:
+    params: List[Any] = []
+    for period in periods:
+        params.extend(period)
+    # Both databases name a VALUES list's columns column1, column2, ...; name them once here.
+    values = "VALUES " + ", ".join("(?, ?, ?)" for _period in periods)
+    return "SELECT column1 AS label, column2 AS starts, column3 AS ends FROM (" + values + ") v", params
+
+
+def _deployment_values(run_id: str, item: Mapping[str, Any]) -> List[Any]:
+    if item.get("status") not in ("in_progress", "successful", "failed", "rolled_back"):
+        raise LedgerError("deployment status %r is not one of in_progress, successful, failed, rolled_back" % item.get("status"))
+    details = dict(item.get("details") or {})
+    return [
+        run_id,
+        item["service"],
+        item["version"],
+        item["environment"],
+        item["status"],
+        item.get("strategy"),
+        item.get("artifact_digest"),
+        item.get("change_id"),
+        item["started_at"],
+        item.get("finished_at"),
+        json.dumps(details, sort_keys=True, separators=(",", ":")),
+        item.get("team", details.get("team")),
+        item.get("ci") or details.get("ci") or item["service"],
+        item.get("source_revision", details.get("source_revision")),
+        item.get("commit_at"),
+        0 if item.get("planned", True) is False else 1,
+        item.get("remedies_incident"),
+        item.get("runbook", details.get("runbook")),
+    ]
+
+
+def _text_or_none(value: Any) -> Optional[str]:
+    return None if value is None or value == "" else str(value)
+
+
+def _required(row: Optional["Row"], incident_id: int) -> "Row":
+    if row is None:
+        raise LedgerError("incident %d was updated but cannot be read back" % incident_id)
+    return row
+
+
+def _decode(row: "Row", columns: Sequence[str]) -> "Row":
+    decoded = dict(row)
+    for column in columns:
+        if isinstance(decoded.get(column), str):
+            try:
+                decoded[column] = json.loads(decoded[column])
+            except ValueError:
+                pass
+    return decoded
