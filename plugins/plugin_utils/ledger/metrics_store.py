@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 INCIDENT_STATUSES = ("open", "resolved")
 METRIC_GROUPS = ("service", "team")
-Period = Tuple[str, str, str]
+GRANULARITIES = ("day", "week", "month")
 
 # Facts about a deployment taken from its details (the release manifest's fields) when recorded.
 _FACT_KEYS = ("team", "ci", "source_revision", "commit_at", "runbook")
@@ -47,6 +47,10 @@ class MetricsScope:
     link_window_seconds: int
     service: Optional[str] = None
     team: Optional[str] = None
+    # Local calendar: the IANA name (PostgreSQL converts itself) and, for SQLite, the UTC offset in
+    # seconds of each stretch of the window, as (end of stretch or None for the last, offset).
+    timezone: str = "UTC"
+    offsets: Tuple[Tuple[Optional[str], int], ...] = ((None, 0),)
 
 
 class MetricsStore:
@@ -112,6 +116,15 @@ class MetricsStore:
                 )
         return len(deployments)
 
+    def refresh_statistics(self) -> None:
+        """Update the query planner's statistics (ANALYZE), e.g. after importing history in bulk.
+
+        PostgreSQL's autovacuum does this by itself after enough changes; a freshly filled ledger
+        has none yet, and without them the planner picks nested loops for the metric joins.
+        """
+        with self.backend.transaction(write=True) as cursor:
+            cursor.execute("ANALYZE")
+
     def get_deployment(self, deployment_id: int) -> Optional["Row"]:
         with self.backend.transaction(write=False) as cursor:
             row = cursor.one("SELECT * FROM deployments WHERE id = ?", (deployment_id,))
@@ -169,6 +182,34 @@ class MetricsStore:
             for deployment_id in incident.get("deployment_ids") or ():
                 self._link(cursor, int(row["id"]), int(deployment_id), now)
         return _decode(row, ("details",)), True
+
+    def import_incidents(self, actor: "Actor", incidents: Sequence[Mapping[str, Any]], batch: int = 500) -> int:
+        """Insert incidents from history in multi-row batches (no idempotency check: for generated ledgers)."""
+        columns = (
+            "run_id", "service", "environment", "title", "severity", "status", "source", "opened_at",
+            "resolved_at", "details", "ci", "component", "root_cause", "external_id",
+        )  # fmt: skip
+        row_sql = "(" + ", ".join("?" for _column in columns) + ")"
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now_timestamp())
+            for offset in range(0, len(incidents), batch):
+                chunk = incidents[offset : offset + batch]
+                params: List[Any] = []
+                for item in chunk:
+                    params.extend(
+                        [
+                            actor.run_id, item["service"], item["environment"], item["title"],
+                            item.get("severity") or "moderate", "resolved" if item.get("resolved_at") else "open",
+                            item.get("source") or "manual", item["opened_at"], item.get("resolved_at"), "{}",
+                            item.get("ci") or item["service"], item.get("component"), item.get("root_cause"),
+                            item.get("external_id"),
+                        ]
+                    )  # fmt: skip
+                cursor.execute(
+                    "INSERT INTO incidents (" + ", ".join(columns) + ") VALUES " + ", ".join(row_sql for _i in chunk),
+                    params,
+                )
+        return len(incidents)
 
     def resolve_incident(
         self, incident_id: int, resolved_at: str, root_cause: Optional[str], component: Optional[str]
@@ -254,10 +295,13 @@ class MetricsStore:
     # Delivery metrics
 
     def delivery_counts(
-        self, scope: MetricsScope, periods: Sequence[Period], group: Optional[str] = None
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str] = None
     ) -> List["Row"]:
-        """Per period (and group): deployments, successes, failures, rollbacks, rework and sample counts."""
-        facts, params = self._period_facts_sql(scope, periods, group)
+        """Per period (and group): deployments, successes, failures, rollbacks, rework and sample counts.
+
+        ``period`` is the first local day of the period (YYYY-MM-DD), or ``all`` without a granularity.
+        """
+        facts, params = self._period_facts_sql(scope, granularity, group)
         sql = (
             "SELECT f.period, f.grp, count(*) AS deployments,"
             " sum(CASE WHEN f.status = 'successful' THEN 1 ELSE 0 END) AS successful,"
@@ -272,55 +316,96 @@ class MetricsStore:
             return cursor.all(sql, params)
 
     def delivery_medians(
-        self, scope: MetricsScope, periods: Sequence[Period], group: Optional[str] = None
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str] = None
     ) -> List["Row"]:
-        """The middle value(s) of lead time and recovery time per period and group (one or two rows each)."""
-        facts, params = self._period_facts_sql(scope, periods, group)
-        parts = []
-        for metric in ("lead_seconds", "recovery_seconds"):
-            parts.append(
-                "SELECT r.period, r.grp, '" + metric + "' AS metric, r.value FROM ("
-                "SELECT f.period, f.grp, f." + metric + " AS value,"
-                " row_number() OVER (PARTITION BY f.period, f.grp ORDER BY f." + metric + ") AS rn,"
-                " count(*) OVER (PARTITION BY f.period, f.grp) AS n"
-                " FROM (" + facts + ") f WHERE f." + metric + " IS NOT NULL) r"
-                " WHERE r.rn = (r.n + 1) / 2 OR r.rn = (r.n + 2) / 2"
-            )
-        with self.backend.transaction(write=False) as cursor:
-            return cursor.all(" UNION ALL ".join(parts), (*params, *params))
+        """The middle rows of lead time and recovery time, per period and over all periods (per group).
 
-    def deployment_day_counts(self, scope: MetricsScope, days: Sequence[Period]) -> List["Row"]:
-        """Successful deployments per local day (the days' UTC bounds come from the caller)."""
-        if not days:
-            return []
-        values, params = _periods_values(days)
-        where, scoped = _scope_filter(scope)
+        One pass: each row carries its rank and the sample count within its period (``*_p``) and within
+        the whole window (``*_w``); only rows in a middle position come back. NULLs sort last in both
+        databases through the CASE, so ranks 1..n are the non-null values.
+        """
+        facts, params = self._period_facts_sql(scope, granularity, group)
+        ranks = []
+        conditions = []
+        for short, column in (("l", "lead_seconds"), ("r", "recovery_seconds")):
+            order = "ORDER BY CASE WHEN f.%s IS NULL THEN 1 ELSE 0 END, f.%s" % (column, column)
+            ranks.append(
+                "row_number() OVER (PARTITION BY f.period, f.grp %s) AS %s_rank_p,"
+                " count(f.%s) OVER (PARTITION BY f.period, f.grp) AS %s_count_p,"
+                " row_number() OVER (PARTITION BY f.grp %s) AS %s_rank_w,"
+                " count(f.%s) OVER (PARTITION BY f.grp) AS %s_count_w"
+                % (order, short, column, short, order, short, column, short)
+            )
+            conditions.append(
+                "(r.%s IS NOT NULL AND (%s))"
+                % (
+                    column,
+                    " OR ".join(
+                        "r.%s_rank_%s = (r.%s_count_%s + %d) / 2" % (short, scope_, short, scope_, offset)
+                        for scope_ in ("p", "w")
+                        for offset in (1, 2)
+                    ),
+                )
+            )
         sql = (
-            "SELECT p.label, count(*) AS deployments FROM (" + values + ") p JOIN deployments d"
-            " ON d.finished_at >= p.starts AND d.finished_at < p.ends"
-            + where
-            + " AND d.status = 'successful' GROUP BY p.label"
+            "SELECT r.* FROM (SELECT f.period, f.grp, f.lead_seconds, f.recovery_seconds, "
+            + ", ".join(ranks)
+            + " FROM ("
+            + facts
+            + ") f) r WHERE "
+            + " OR ".join(conditions)
         )
         with self.backend.transaction(write=False) as cursor:
-            return cursor.all(sql, (*params, *scoped))
+            return cursor.all(sql, params)
+
+    def deployment_day_counts(self, scope: MetricsScope) -> List["Row"]:
+        """Successful deployments per local day (``label`` YYYY-MM-DD)."""
+        where, scoped = _scope_filter(scope)
+        day, day_params = self._local_period_sql(scope, "d.finished_at", "day")
+        sql = (
+            "SELECT " + day + " AS label, count(*) AS deployments FROM deployments d" + where
+            + " AND d.status = 'successful' GROUP BY " + day
+        )  # fmt: skip
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(sql, (*day_params, *scoped, *day_params))
 
     def _period_facts_sql(
-        self, scope: MetricsScope, periods: Sequence[Period], group: Optional[str]
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str]
     ) -> Tuple[str, List[Any]]:
         if group is not None and group not in METRIC_GROUPS:
             raise LedgerError("metrics group %r is not one of %s" % (group, ", ".join(METRIC_GROUPS)))
-        if not periods:
-            raise LedgerError("no periods to aggregate over; give a window that is not empty")
-        group_sql = {"service": "dep.service", "team": "coalesce(dep.team, '(none)')"}.get(group or "", "''")
-        values, period_params = _periods_values(periods)
-        facts, params = self._facts_sql(scope)
-        sql = (
-            "SELECT p.label AS period, " + group_sql + " AS grp, dep.* FROM (" + values + ") p"
-            " JOIN (" + facts + ") dep ON dep.finished_at >= p.starts AND dep.finished_at < p.ends"
-        )
-        return sql, [*period_params, *params]
+        group_sql = {"service": "d.service", "team": "coalesce(d.team, '(none)')"}.get(group or "", "''")
+        if granularity is None:
+            period, period_params = "'all'", []
+        else:
+            period, period_params = self._local_period_sql(scope, "d.finished_at", granularity)
+        facts, params = self._facts_sql(scope, period + " AS period, " + group_sql + " AS grp, ")
+        return facts, [*period_params, *params]
 
-    def _facts_sql(self, scope: MetricsScope) -> Tuple[str, List[Any]]:
+    def _local_period_sql(self, scope: MetricsScope, column: str, granularity: str) -> Tuple[str, List[Any]]:
+        """SQL for the first local day (YYYY-MM-DD) of the day, ISO week or month a timestamp falls in."""
+        if granularity not in GRANULARITIES:
+            raise LedgerError("granularity %r is not one of %s" % (granularity, ", ".join(GRANULARITIES)))
+        if self.url.dialect == "postgresql":
+            local = "(CAST(%s AS timestamptz) AT TIME ZONE ?)" % column
+            if granularity != "day":
+                local = "date_trunc('%s', %s)" % (granularity, local)
+            return "to_char(%s, 'YYYY-MM-DD')" % local, [scope.timezone]
+        params: List[Any] = []
+        if len(scope.offsets) == 1:
+            shift = "?"
+            params.append("%+d seconds" % scope.offsets[0][1])
+        else:
+            shift = "CASE"
+            for until, offset in scope.offsets[:-1]:
+                shift += " WHEN %s < ? THEN ?" % column
+                params.extend([until, "%+d seconds" % offset])
+            shift += " ELSE ? END"
+            params.append("%+d seconds" % scope.offsets[-1][1])
+        extra = {"day": "", "week": ", 'weekday 0', '-6 days'", "month": ", 'start of month'"}[granularity]
+        return "date(%s, %s%s)" % (column, shift, extra), params
+
+    def _facts_sql(self, scope: MetricsScope, leading: str = "") -> Tuple[str, List[Any]]:
         """One row per finished deployment in scope, with its failure, rework, lead and recovery facts."""
         where, scoped = _scope_filter(scope)
         lead = self._seconds("d.finished_at", "d.commit_at")
@@ -335,7 +420,7 @@ class MetricsStore:
             " FROM incident_deployments x JOIN incidents i ON i.id = x.incident_id) l GROUP BY l.deployment_id"
         )
         sql = (
-            "SELECT d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at,"
+            "SELECT " + leading + "d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at,"
             " d.commit_at, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest, d.change_id,"
             " f.incidents, f.first_opened, f.last_resolved,"
             " CASE WHEN d.status IN ('failed', 'rolled_back') OR f.incidents IS NOT NULL THEN 1 ELSE 0 END"
@@ -387,15 +472,6 @@ def _scope_filter(scope: MetricsScope) -> Tuple[str, List[Any]]:
         where += " AND d.team = ?"
         params.append(scope.team)
     return where, params
-
-
-def _periods_values(periods: Sequence[Period]) -> Tuple[str, List[Any]]:
-    params: List[Any] = []
-    for period in periods:
-        params.extend(period)
-    # Both databases name a VALUES list's columns column1, column2, ...; name them once here.
-    values = "VALUES " + ", ".join("(?, ?, ?)" for _period in periods)
-    return "SELECT column1 AS label, column2 AS starts, column3 AS ends FROM (" + values + ") v", params
 
 
 def _deployment_values(run_id: str, item: Mapping[str, Any]) -> List[Any]:

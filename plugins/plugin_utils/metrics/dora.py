@@ -18,13 +18,14 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.metrics_store import MetricsScope, Period
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.metrics_store import MetricsScope
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
 GRANULARITIES = ("day", "week", "month")
 DAY = 86400.0
+Period = Tuple[str, str, str]
 ALL = "all"
 
 # Accelerate State of DevOps Report 2023 (Google Cloud / DORA), "Software delivery performance"
@@ -120,13 +121,17 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         link_window_seconds=request.link_window_seconds,
         service=request.service,
         team=request.team,
+        timezone=request.timezone,
+        offsets=offset_stretches(request.start, request.end, tz),
     )
     series_periods = calendar_periods(request.start, request.end, request.granularity, tz)
-    total: Period = (ALL, scope.start, scope.end)
-    counts = _index(ledger.delivery_counts(scope, [total, *series_periods]))
-    medians = _medians(ledger.delivery_medians(scope, [total, *series_periods]))
+    counts = _with_totals(_relabel(ledger.delivery_counts(scope, request.granularity), request.granularity))
+    medians = _medians(_relabel(ledger.delivery_medians(scope, request.granularity), request.granularity))
     days = calendar_periods(request.start, request.end, "day", tz)
-    day_counts = {row["label"]: int(row["deployments"]) for row in ledger.deployment_day_counts(scope, days)}
+    if request.granularity == "day":
+        day_counts = {label: int(row["successful"]) for (label, _grp), row in counts.items() if label != ALL}
+    else:
+        day_counts = {row["label"]: int(row["deployments"]) for row in ledger.deployment_day_counts(scope)}
     git_leads = _git_lead_times(ledger, scope, series_periods, request.repository) if request.repository else None
     if git_leads is not None:
         for key in list(medians):
@@ -164,13 +169,13 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         "series": series,
     }
     if request.group_by:
-        answer["groups"] = _groups(ledger, scope, total, request.group_by, window_days)
+        answer["groups"] = _groups(ledger, scope, request.group_by, window_days)
     return answer
 
 
-def _groups(ledger: Ledger, scope: MetricsScope, total: Period, group: str, window_days: int) -> Dict[str, Any]:
-    counts = _index(ledger.delivery_counts(scope, [total], group))
-    medians = _medians(ledger.delivery_medians(scope, [total], group))
+def _groups(ledger: Ledger, scope: MetricsScope, group: str, window_days: int) -> Dict[str, Any]:
+    counts = _index(ledger.delivery_counts(scope, None, group))
+    medians = _medians(ledger.delivery_medians(scope, None, group), per_period=False)
     return {name: _metrics(row, medians, (ALL, name), window_days) for (label, name), row in sorted(counts.items())}
 
 
@@ -343,15 +348,74 @@ def commit_times(repository: str, revision: str, previous: Optional[str]) -> Lis
     return [float(line) for line in done.stdout.split()]
 
 
+def offset_stretches(
+    start: datetime.datetime, end: datetime.datetime, tz: datetime.tzinfo
+) -> Tuple[Tuple[Optional[str], int], ...]:
+    """The UTC offsets in force over [start, end): (UTC end of each stretch, offset seconds), the last open.
+
+    Found hour by hour, then to the second by bisection, so a DST change lands exactly.
+    """
+    def offset(moment: datetime.datetime) -> int:
+        return int((moment.astimezone(tz).utcoffset() or datetime.timedelta(0)).total_seconds())
+
+    stretches: List[Tuple[Optional[str], int]] = []
+    moment = start.astimezone(datetime.timezone.utc)
+    current = offset(moment)
+    hour = datetime.timedelta(hours=1)
+    while moment < end:
+        following = moment + hour
+        if offset(following) != current:
+            low, high = moment, following
+            while (high - low).total_seconds() > 1:
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == current else (low, middle)
+            stretches.append((format_timestamp(high), current))
+            current = offset(following)
+        moment = following
+    stretches.append((None, current))
+    return tuple(stretches)
+
+
+def _relabel(rows: Iterable[Mapping[str, Any]], granularity: str) -> List[Dict[str, Any]]:
+    """Name each period (the ledger returns its first local day) as the series does."""
+    relabelled = []
+    for row in rows:
+        period = row["period"]
+        label = period if period == ALL else _label(datetime.date.fromisoformat(str(period)), granularity)
+        relabelled.append({**row, "period": label})
+    return relabelled
+
+
 def _index(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
     return {(row["period"], row["grp"]): row for row in rows}
 
 
-def _medians(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str, str], float]:
-    """The ledger returns the one or two middle values per key; the median is their mean."""
+def _with_totals(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
+    """Counts per period plus their sums as period ``all`` (the periods partition the window)."""
+    indexed = _index(rows)
+    totals: Dict[str, Dict[str, int]] = {}
+    for (_label, grp), row in indexed.items():
+        total = totals.setdefault(grp, {name: 0 for name in _COUNT_COLUMNS})
+        for name in _COUNT_COLUMNS:
+            total[name] += int(row.get(name) or 0)
+    result: Dict[Tuple[str, str], Mapping[str, Any]] = dict(indexed)
+    result.update({(ALL, grp): total for grp, total in totals.items()})
+    return result
+
+
+def _medians(rows: Iterable[Mapping[str, Any]], per_period: bool = True) -> Dict[Tuple[str, str, str], float]:
+    """The ledger returns the middle rows per period and per window; each median is the mean of its middle."""
     middle: Dict[Tuple[str, str, str], List[float]] = {}
     for row in rows:
-        middle.setdefault((row["period"], row["grp"], row["metric"]), []).append(float(row["value"]))
+        for short, metric in (("l", "lead_seconds"), ("r", "recovery_seconds")):
+            if row[metric] is None:
+                continue
+            value = float(row[metric])
+            scopes = (("p", row["period"]), ("w", ALL)) if per_period else (("w", ALL),)
+            for scope, label in scopes:
+                count = int(row["%s_count_%s" % (short, scope)])
+                if int(row["%s_rank_%s" % (short, scope)]) in ((count + 1) // 2, (count + 2) // 2):
+                    middle.setdefault((label, row["grp"], metric), []).append(value)
     return {key: round(sum(values) / len(values), 3) for key, values in middle.items()}
 
 

@@ -23,7 +23,7 @@ WHERE details IS NOT NULL AND details <> '';
 UPDATE deployments SET ci = service WHERE ci IS NULL;
 
 CREATE INDEX deployments_env_finished ON deployments (environment, finished_at);
-CREATE INDEX deployments_ci_env_finished ON deployments (ci, environment, finished_at);
+CREATE INDEX deployments_ci_env_finished ON deployments (ci, environment, finished_at, id);
 
 ALTER TABLE incidents ADD COLUMN ci TEXT;
 ALTER TABLE incidents ADD COLUMN component TEXT;
