@@ -36,11 +36,26 @@ PORT = 8080
 def start_apps(lab: lab_harness.Lab, latency: float) -> list[subprocess.Popen]:
     processes = []
     for host in lab.hosts:
-        processes.append(subprocess.Popen(
-            ["ip", "netns", "exec", host.namespace, sys.executable, DEMO_APP, "--host", host.address,
-             "--port", str(PORT), "--latency", str(latency)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    host.namespace,
+                    sys.executable,
+                    DEMO_APP,
+                    "--host",
+                    host.address,
+                    "--port",
+                    str(PORT),
+                    "--latency",
+                    str(latency),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     for host in lab.hosts:
         wait_for("http://%s:%d/healthz" % (host.address, PORT))
     return processes
@@ -64,11 +79,23 @@ def make_checks(lab: lab_harness.Lab, total: int) -> list[dict]:
     for number in range(total):
         host = lab.hosts[number % len(lab.hosts)]
         if number % 2:
-            checks.append({"name": "check-%d" % number, "url": "http://%s:%d/healthz" % (host.address, PORT),
-                           "json": [{"path": "status", "equals": "ok"}], "max_latency_ms": 1000})
+            checks.append(
+                {
+                    "name": "check-%d" % number,
+                    "url": "http://%s:%d/healthz" % (host.address, PORT),
+                    "json": [{"path": "status", "equals": "ok"}],
+                    "max_latency_ms": 1000,
+                }
+            )
         else:
-            checks.append({"name": "check-%d" % number, "url": "http://%s:%d/" % (host.address, PORT),
-                           "status": 200, "max_latency_ms": 1000})
+            checks.append(
+                {
+                    "name": "check-%d" % number,
+                    "url": "http://%s:%d/" % (host.address, PORT),
+                    "status": 200,
+                    "max_latency_ms": 1000,
+                }
+            )
     return normalize_checks(checks)
 
 
@@ -101,18 +128,23 @@ def main() -> int:
             process.wait(timeout=10)
         lab_harness.down(lab)
     best_concurrent, best_sequential = min(run[0] for run in concurrent), min(run[0] for run in sequential)
-    print(json.dumps({
-        "benchmark": "smoke_checks",
-        "hosts": options.hosts,
-        "checks": options.checks,
-        "concurrency": options.concurrency,
-        "app_latency_s": options.latency,
-        "repeat": options.repeat,
-        "concurrent_wall_s": round(best_concurrent, 3),
-        "sequential_wall_s": round(best_sequential, 3),
-        "passed": {"concurrent": concurrent[0][1], "sequential": sequential[0][1]},
-        "speedup_vs_sequential": round(best_sequential / best_concurrent, 2),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "smoke_checks",
+                "hosts": options.hosts,
+                "checks": options.checks,
+                "concurrency": options.concurrency,
+                "app_latency_s": options.latency,
+                "repeat": options.repeat,
+                "concurrent_wall_s": round(best_concurrent, 3),
+                "sequential_wall_s": round(best_sequential, 3),
+                "passed": {"concurrent": concurrent[0][1], "sequential": sequential[0][1]},
+                "speedup_vs_sequential": round(best_sequential / best_concurrent, 2),
+            },
+            indent=2,
+        )
+    )
     return 0 if all(run[1] == options.checks for run in concurrent + sequential) else 1
 
 

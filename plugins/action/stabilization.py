@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Dict, Optional
+import os
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
-from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import Record
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.instance import resolve_backend
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.store import INCIDENT_SEVERITIES
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -26,14 +29,18 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
             "title": {"type": "str"},
             "severity": {"type": "str", "default": "high", "choices": list(INCIDENT_SEVERITIES)},
             "details": {"type": "dict", "default": {}},
+            "description": {"type": "str"},
+            "caused_by": {"type": "str"},
+            "cmdb_ci": {"type": "str"},
+            "assignment_group": {"type": "str"},
         },
     },
     "details": {"type": "dict", "default": {}},
-    **LEDGER_ARGUMENT_SPEC,
+    **ITSM_ARGUMENT_SPEC,
 }
 
 
-class ActionModule(RelopsActionBase):
+class ActionModule(ItsmActionBase):
     argument_spec = ARGUMENT_SPEC
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
@@ -88,6 +95,19 @@ class ActionModule(RelopsActionBase):
 
     def _breach(self, ledger: Ledger, args: Dict[str, Any], before: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         incident = args["incident"]
+        version = args["version"] or (before or {}).get("version")
+        correlation_id = self._correlation_id(args, before)
+        warnings: List[str] = []
+        details = dict(incident["details"])
+        itsm_incident, itsm_error = self._open_itsm_incident(args, version, correlation_id)
+        if itsm_incident is not None:
+            details["itsm_incident"] = {"number": itsm_incident["number"], "sys_id": itsm_incident["sys_id"]}
+        if itsm_error is not None:
+            details["itsm_error"] = itsm_error
+            warnings.append(
+                "the ServiceNow incident could not be opened (%s); the incident is in the ledger only, "
+                "open it in ServiceNow by hand or rerun once the instance answers" % itsm_error
+            )
         period, opened = ledger.breach_stabilization(
             self.actor,
             int(before["id"]) if before else None,
@@ -95,16 +115,63 @@ class ActionModule(RelopsActionBase):
             args["environment"],
             incident["title"],
             incident["severity"],
-            args["version"] or (before or {}).get("version"),
-            incident["details"],
+            version,
+            details,
+            correlation_id=correlation_id if before else None,
+            caused_by=incident.get("caused_by") or None,
         )
-        result: Dict[str, Any] = {"changed": True, "outcome": "breached", "period": period, "incident": opened}
+        result: Dict[str, Any] = {
+            "changed": True,
+            "outcome": "breached",
+            "period": period,
+            "incident": opened,
+            "itsm_incident": itsm_incident,
+        }
         if before is None:
-            result["warnings"] = [
+            warnings.append(
                 "no stabilization period of %s in %s was running; opened the incident alone"
                 % (args["service"], args["environment"])
-            ]
+            )
+        if warnings:
+            result["warnings"] = warnings
         return result
+
+    def _correlation_id(self, args: Dict[str, Any], before: Optional[Dict[str, Any]]) -> str:
+        """One id per breached period (a period breaches once), so a retried breach finds its incident."""
+        if before is not None:
+            return "relops-stabilization-%d" % int(before["id"])
+        return "relops-incident-%s-%s-%s" % (self.actor.run_id, args["service"], args["environment"])
+
+    def _open_itsm_incident(
+        self, args: Dict[str, Any], version: Optional[str], correlation_id: str
+    ) -> Tuple[Optional[Record], Optional[str]]:
+        """Open the incident on ServiceNow when that is the ITSM backend; the ledger holds it on local.
+
+        A ServiceNow failure is returned, not raised: the breach must still be recorded and the
+        rollback must still run when the instance is down.
+        """
+        if resolve_backend(args.get("backend"), args.get("instance"), os.environ) != "servicenow":
+            return None, None
+        incident = args["incident"]
+        wanted = {
+            "short_description": incident["title"],
+            "description": incident.get("description"),
+            "service": args["service"],
+            "environment": args["environment"],
+            "version": version,
+            "severity": incident["severity"],
+            "caused_by": incident.get("caused_by"),
+            "cmdb_ci": incident.get("cmdb_ci"),
+            "assignment_group": incident.get("assignment_group"),
+            "correlation_id": correlation_id,
+            "details": incident["details"],
+        }
+        try:
+            with self.itsm_backend(args, write=True) as backend:
+                opened, _created = backend.ensure_incident(wanted)
+        except ITSMError as exc:
+            return None, str(exc)
+        return opened, None
 
     def _predict(self, args: Dict[str, Any], before: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         """Check mode: the period as the write would leave it."""
@@ -128,6 +195,7 @@ class ActionModule(RelopsActionBase):
                 "severity": args["incident"]["severity"],
                 "status": "open",
             }
+            result["itsm_incident"] = None
         return result
 
 

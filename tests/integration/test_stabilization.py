@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import Any, Optional
 
 import yaml
 from fixtures.playbooks import REPO, Ansible
-from fixtures.prometheus import PrometheusStack
+from fixtures.prometheus import PrometheusStack, free_port
+from servicenow.server import ServiceNowStandIn
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
 
@@ -66,6 +68,30 @@ PERIOD_PLAY = """
 """
 
 
+BREACH_PLAY = """
+- name: Breach
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Record a breach
+      relops.release.stabilization:
+        service: demo-app
+        environment: local
+        state: breached
+        instance:
+          max_retries: 1
+          max_retry_time: 2
+        incident:
+          title: error ratio above 1%
+      register: breach
+    - name: Keep the result for the test
+      ansible.builtin.copy:
+        content: "{{ breach | to_nice_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+"""
+
+
 def _release_dir(ansible: Ansible, version: str = "1.0.0") -> str:
     release = os.path.join(ansible.workdir, "releases", version)
     os.makedirs(release)
@@ -118,8 +144,15 @@ def test_role_reports_a_release_that_is_not_the_one_running(
     assert result == {}
 
 
-def _stabilize(ansible: Ansible, stack: PrometheusStack, ledger: str, rollback: bool) -> tuple[int, str]:
-    variables = {
+def _stabilize(
+    ansible: Ansible,
+    stack: PrometheusStack,
+    ledger: str,
+    rollback: bool,
+    extra: Optional[dict[str, Any]] = None,
+    env: Optional[dict[str, str]] = None,
+) -> tuple[int, str]:
+    variables: dict[str, Any] = {
         "smoke_test_service": "demo-app",
         "smoke_test_environment": "local",
         "smoke_test_version": "1.0.0",
@@ -131,12 +164,16 @@ def _stabilize(ansible: Ansible, stack: PrometheusStack, ledger: str, rollback: 
     }
     if rollback:
         variables["smoke_test_rollback_tasks"] = ansible.write_playbook(ROLLBACK_TASKS, "rollback.yml")
-        variables["rollback_marker"] = os.path.join(ansible.workdir, "rolled-back")
+    variables["rollback_marker"] = os.path.join(ansible.workdir, "rolled-back")
+    variables.update(extra or {})
     vars_file = os.path.join(ansible.workdir, "stabilize-vars.yml")
     with open(vars_file, "w", encoding="utf-8") as handle:
         yaml.safe_dump(variables, handle)
     run = ansible.playbook(
-        os.path.join(REPO, "playbooks", "stabilize.yml"), "-e", "@" + vars_file, env={"RELOPS_LEDGER_URL": ledger}
+        os.path.join(REPO, "playbooks", "stabilize.yml"),
+        "-e",
+        "@" + vars_file,
+        env=dict({"RELOPS_LEDGER_URL": ledger}, **(env or {})),
     )
     return run.returncode, run.output
 
@@ -182,6 +219,100 @@ def test_a_breach_opens_an_incident_and_rolls_back(ansible: Ansible, prometheus_
         assert decision["decision"] == "deny"
     with open(os.path.join(ansible.workdir, "rolled-back"), encoding="utf-8") as handle:
         assert handle.read() == "rolled back demo-app from 1.0.0, incident 1"
+
+
+def _deploy_role(ansible: Ansible) -> str:
+    """A stand-in for a deploy role (blue_green, canary) with the rollback entry point they ship."""
+    roles = os.path.join(ansible.workdir, "roles")
+    os.makedirs(os.path.join(roles, "fake_deploy", "tasks"))
+    with open(os.path.join(roles, "fake_deploy", "tasks", "rollback.yml"), "w", encoding="utf-8") as handle:
+        handle.write(
+            ROLLBACK_TASKS.replace(
+                "incident {{ smoke_test_incident.incident.id }}",
+                "{{ fake_deploy_slot }}, {{ smoke_test_incident.itsm_incident.number }}",
+            )
+        )
+    return roles
+
+
+def test_a_breach_opens_the_incident_in_servicenow_and_runs_the_deploy_roles_rollback(
+    ansible: Ansible, prometheus_stack: PrometheusStack, servicenow: ServiceNowStandIn
+) -> None:
+    change = servicenow.insert("change_request", {"short_description": "Deploy demo-app 1.0.0", "type": "normal"})
+    roles = _deploy_role(ansible)
+    prometheus_stack.stable.set_faults(error_ratio=0.3)
+    try:
+        prometheus_stack.wait_until(ERROR_RATIO, lambda values: bool(values) and values[0] > 0.1)
+        ledger = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
+        code, output = _stabilize(
+            ansible,
+            prometheus_stack,
+            ledger,
+            rollback=False,
+            extra={
+                "smoke_test_rollback_role": "fake_deploy",
+                "fake_deploy_slot": "blue",
+                "smoke_test_change_number": change["number"],
+                "smoke_test_incident_assignment_group": "CAB Approval",
+                "smoke_test_incident_severity": "critical",
+            },
+            env={
+                "SN_HOST": servicenow.url,
+                "SN_USERNAME": "admin",
+                "SN_PASSWORD": "admin-secret",
+                "ANSIBLE_ROLES_PATH": roles,
+            },
+        )
+    finally:
+        prometheus_stack.reset_faults()
+    assert code != 0
+    (record,) = servicenow.records("incident")
+    assert (
+        "stabilization of demo-app 1.0.0 in local breached; incident 1 opened (ServiceNow %s), "
+        "rolled back with fake_deploy rollback" % record["number"]
+    ) in output, output
+    assert record["caused_by"] == change["sys_id"] and record["priority"] == "1" and record["state"] == "1"
+    assert "breached its stabilization period: health gate fail (deny)" in record["short_description"]
+    assert "Service demo-app in local, version 1.0.0." in record["description"]
+    with open_ledger(parse_ledger_url(ledger)) as opened:
+        (period,) = opened.list_stabilizations("demo-app", "local")
+        assert record["correlation_id"] == "relops-stabilization-%d" % period["id"]
+        (incident,) = opened.list_incidents("demo-app", "local")
+        assert incident["details"]["itsm_incident"] == {"number": record["number"], "sys_id": record["sys_id"]}
+        assert incident["caused_by"] == change["number"] and incident["severity"] == "critical"
+    with open(os.path.join(ansible.workdir, "rolled-back"), encoding="utf-8") as handle:
+        assert handle.read() == "rolled back demo-app from 1.0.0, blue, %s" % record["number"]
+
+
+def test_a_breach_is_recorded_and_rolled_back_when_servicenow_is_down(ansible: Ansible, ledger_url: str) -> None:
+    started = _period(ansible, ledger_url, "started")
+    breach = ansible.write_playbook(BREACH_PLAY, "breach.yml")
+    result_file = os.path.join(ansible.workdir, "breach.json")
+    run = ansible.playbook(
+        breach,
+        "-e",
+        "result_file=%s" % result_file,
+        env={
+            "RELOPS_LEDGER_URL": ledger_url,
+            # Nothing listens there: the instance is unreachable.
+            "SN_HOST": "http://127.0.0.1:%d" % free_port(),
+            "SN_USERNAME": "admin",
+            "SN_PASSWORD": "admin-secret",
+        },
+    )
+    assert run.returncode == 0, run.output
+    with open(result_file, encoding="utf-8") as handle:
+        result = json.load(handle)
+    assert result["changed"] is True and result["itsm_incident"] is None
+    assert "the ServiceNow incident could not be opened" in run.output and "unreachable" in run.output
+    assert result["incident"]["stabilization_id"] == started["period"]["id"]
+    assert "is unreachable after" in result["incident"]["details"]["itsm_error"]
+    with open_ledger(parse_ledger_url(ledger_url)) as opened:
+        (incident,) = opened.list_incidents("demo-app", "local")
+        assert (
+            incident["status"] == "open"
+            and incident["correlation_id"] == "relops-stabilization-%d" % (started["period"]["id"])
+        )
 
 
 def _period(ansible: Ansible, ledger_url: str, state: str, *extra: str) -> dict:

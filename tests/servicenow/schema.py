@@ -6,9 +6,13 @@ ServiceNow product documentation, "Change request table fields",
 "Approval [sysapproval_approver]", "Task CI [task_ci]", "Standard change
 template versions [std_change_producer_version]", "Blackout schedules
 [cmn_schedule_blackout]", "Schedule entry [cmn_schedule_span]", "Journal entry
-[sys_journal_field]", and the
-servicenow.itsm collection's change_request / configuration_item modules,
-which read and write the same columns). Writes of other columns are ignored,
+[sys_journal_field]", "Incident [incident] table" (the incident form's
+fields: caller_id, business_service, cmdb_ci, caused_by, impact, urgency,
+priority, close_code, close_notes, resolved_by, resolved_at, hold_reason,
+incident_state), "Resolve and close an incident" (resolution code and notes),
+"Priority lookup rules" (priority from impact and urgency), and the
+servicenow.itsm collection's change_request / configuration_item / incident
+modules, which read and write the same columns). Writes of other columns are ignored,
 as the Table API does.
 """
 
@@ -35,6 +39,7 @@ TASK_COLUMNS = (
     "approval",
     "assignment_group",
     "assigned_to",
+    "business_service",
     "cmdb_ci",
     "correlation_id",
     "correlation_display",
@@ -100,7 +105,21 @@ TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
         ),
     ),
     "change_task": ("task", ("change_request", "change_task_type", "planned_start_date", "planned_end_date")),
-    "incident": ("task", ("caller_id", "category", "subcategory", "severity", "resolved_at", "close_code")),
+    "incident": (
+        "task",
+        (
+            "caller_id",
+            "category",
+            "subcategory",
+            "severity",
+            "incident_state",
+            "hold_reason",
+            "caused_by",
+            "resolved_by",
+            "resolved_at",
+            "close_code",
+        ),
+    ),
     "cmdb_ci": (None, CI_COLUMNS),
     "cmdb_ci_hardware": ("cmdb_ci", ("model_id", "manufacturer")),
     "cmdb_ci_computer": ("cmdb_ci_hardware", ("os", "os_version", "cpu_count", "ram")),
@@ -144,6 +163,9 @@ REFERENCE_COLUMNS = {
     "conflicting_change": "change_request",
     "change": "change_request",
     "caller_id": "sys_user",
+    "business_service": "cmdb_ci_service",
+    "caused_by": "change_request",
+    "resolved_by": "sys_user",
     "manager": "sys_user",
     "support_group": "sys_user_group",
 }
@@ -170,6 +192,23 @@ CHANGE_TRANSITIONS: Dict[str, Dict[str, List[str]]] = {
 }
 CANCELABLE = ("-5", "-4", "-3", "-2", "-1", "0")
 CHOICE_LABELS = {"state": CHANGE_STATES}
+
+# Incident states ("Incident [incident]" state choices) and the default priority lookup
+# (impact, urgency: 1 high, 2 medium, 3 low -> priority 1 critical ... 5 planning).
+INCIDENT_STATES = {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed", "8": "Canceled"}
+INCIDENT_RESOLVED = ("6", "7")
+INCIDENT_INACTIVE = ("7", "8")
+PRIORITY_LOOKUP = {
+    ("1", "1"): "1",
+    ("1", "2"): "2",
+    ("1", "3"): "3",
+    ("2", "1"): "2",
+    ("2", "2"): "3",
+    ("2", "3"): "4",
+    ("3", "1"): "3",
+    ("3", "2"): "4",
+    ("3", "3"): "5",
+}
 
 
 def columns(table: str) -> Tuple[str, ...]:

@@ -180,6 +180,8 @@ class Instance:
         }
         if schema.is_a(record["sys_class_name"], "change_request"):
             self._check_change_update(record, changes)
+        if record["sys_class_name"] == "incident":
+            self._check_incident_update(record, changes)
         note = changes.pop("work_notes", None)
         if note:
             self.insert(
@@ -204,7 +206,44 @@ class Instance:
         record["sys_mod_count"] = str(int(record["sys_mod_count"]) + 1)
         if schema.is_a(record["sys_class_name"], "change_request") and "state" in changes:
             self._enter_state(record)
+        if record["sys_class_name"] == "incident":
+            self.settle_incident(record, who)
         return record
+
+    # Incident rules
+
+    def _check_incident_update(self, record: Record, changes: Record) -> None:
+        target = changes.get("state")
+        if target is None or target == record["state"]:
+            return
+        if target not in schema.INCIDENT_STATES:
+            raise ApiError(400, "Operation Failed", "Invalid state value %s for incident" % target)
+        if target in schema.INCIDENT_RESOLVED:
+            missing = [
+                label
+                for column, label in (("close_code", "Resolution code"), ("close_notes", "Resolution notes"))
+                if not (changes.get(column) or record.get(column))
+            ]
+            if missing:
+                raise ApiError(403, "Operation Failed", "Data Policy Exception: %s mandatory" % " and ".join(missing))
+
+    def settle_incident(self, record: Record, who: str) -> None:
+        """Business rules an instance runs on an incident write: priority, state mirror, resolution stamps."""
+        record["impact"] = record.get("impact") or "3"
+        record["urgency"] = record.get("urgency") or "3"
+        record["priority"] = schema.PRIORITY_LOOKUP.get((record["impact"], record["urgency"]), "5")
+        record["state"] = record.get("state") or "1"
+        record["incident_state"] = record["state"]
+        record["opened_at"] = record.get("opened_at") or record["sys_created_on"]
+        if record["state"] in schema.INCIDENT_RESOLVED and not record.get("resolved_at"):
+            user = self.select("sys_user", "user_name=%s" % who)
+            record["resolved_at"] = now_text()
+            record["resolved_by"] = user[0]["sys_id"] if user else ""
+        if record["state"] not in schema.INCIDENT_RESOLVED:
+            record["resolved_at"] = ""
+        record["active"] = "false" if record["state"] in schema.INCIDENT_INACTIVE else "true"
+        if record["state"] == "7" and not record.get("closed_at"):
+            record["closed_at"] = now_text()
 
     # Change rules
 
@@ -337,6 +376,8 @@ class Instance:
     def _display(self, column: str, value: str, record: Record) -> str:
         if column == "state" and schema.is_a(record["sys_class_name"], "change_request"):
             return schema.CHANGE_STATES.get(value, value)
+        if column in ("state", "incident_state") and record["sys_class_name"] == "incident":
+            return schema.INCIDENT_STATES.get(value, value)
         reference = schema.REFERENCE_COLUMNS.get(column)
         if reference and value and (record["sys_class_name"], column) not in schema.REFERENCE_EXCEPTIONS:
             target = self.find(reference, value)
@@ -527,6 +568,11 @@ class Handler(BaseHTTPRequestHandler):
             record = instance.insert(table, body, user)
             if schema.is_a(table, "change_request"):
                 _default_change(record)
+            if table == "incident":
+                if record["state"] not in ("", *schema.INCIDENT_STATES):
+                    del instance.tables[table][record["sys_id"]]
+                    raise ApiError(400, "Operation Failed", "Invalid state value %s for incident" % record["state"])
+                instance.settle_incident(record, user)
             return (
                 201,
                 {"result": instance.render(table, record, fields, display, exclude, base)},

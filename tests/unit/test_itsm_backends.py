@@ -180,3 +180,80 @@ def test_servicenow_ire_inserts_then_reports_no_change(servicenow: ServiceNowSta
     assert (first["operation"], second["operation"]) == ("INSERT", "NO_CHANGE") and first["sysId"] == second["sysId"]
     with pytest.raises(ITSMError, match="Invalid data source"):
         backend.identify_reconcile("cmdb_ci_linux_server", values, "Spreadsheet")
+
+
+def test_incidents_open_once_and_list_in_one_shape(backend: ItsmBackend) -> None:
+    change, _created = backend.ensure_change("normal", {"correlation_id": "rel-inc", "short_description": "x"}, None)
+    if isinstance(backend, ServiceNowBackend):
+        backend.upsert_ci("cmdb_ci_service", ["name"], {"name": "payments"}, check_mode=False)
+    wanted = {
+        "short_description": "payments 1.4.2 breached its stabilization period",
+        "description": "error ratio 0.3 above 0.01",
+        "service": "payments",
+        "environment": "production",
+        "version": "1.4.2",
+        "severity": "critical",
+        "caused_by": change["number"],
+        "correlation_id": "stabilization-7",
+        "details": {"verdict": "fail"},
+    }
+    incident, opened = backend.ensure_incident(wanted)
+    assert opened is True
+    assert incident["number"].startswith("INC") and incident["state"] == "new"
+    assert (incident["impact"], incident["urgency"], incident["priority"], incident["severity"]) == (
+        "1",
+        "1",
+        "1",
+        "critical",
+    )
+    assert incident["business_service"] == "payments" and incident["caused_by"] == change["number"]
+    assert incident["correlation_id"] == "stabilization-7" and incident["resolved_at"] == ""
+    assert "error ratio 0.3 above 0.01" in incident["description"]
+    assert incident["opened_at"].endswith("Z"), incident["opened_at"]
+
+    again, opened_again = backend.ensure_incident(dict(wanted, short_description="a retry"))
+    assert opened_again is False and again["number"] == incident["number"]
+    other, _opened = backend.ensure_incident(dict(wanted, correlation_id=None, severity="low", caused_by=None))
+    assert (other["priority"], other["severity"], other["caused_by"]) == ("4", "low", "")
+
+    assert [i["number"] for i in backend.list_incidents({}, None, 10)] == [other["number"], incident["number"]]
+    assert [i["number"] for i in backend.list_incidents({"correlation_id": "stabilization-7"}, None, 10)] == [
+        incident["number"]
+    ]
+    assert [i["number"] for i in backend.list_incidents({"caused_by": change["number"]}, None, 10)] == [
+        incident["number"]
+    ]
+    assert [i["number"] for i in backend.list_incidents({"number": other["number"]}, None, 10)] == [other["number"]]
+    assert len(backend.list_incidents({"business_service": "payments", "state": "new"}, None, 10)) == 2
+    assert backend.list_incidents({"state": "resolved"}, None, 10) == []
+    assert backend.list_incidents({"business_service": "billing"}, None, 10) == []
+    with pytest.raises(ITSMError, match="incident state 'fixed' is unknown; use one of new, in_progress"):
+        backend.list_incidents({"state": "fixed"}, None, 10)
+    with pytest.raises(ITSMError, match="incident severity 'urgent' is unknown; use one of critical, high"):
+        backend.ensure_incident(dict(wanted, severity="urgent", correlation_id="other"))
+
+
+def test_servicenow_incident_references_must_exist(servicenow: ServiceNowStandIn) -> None:
+    config = resolve_instance({"host": servicenow.url, "username": "admin", "password": "admin-secret"}, {})
+    backend = ServiceNowBackend(ServiceNowClient(config))
+    wanted = {"short_description": "down", "service": "payments", "environment": "prod", "caused_by": "CHG0099999"}
+    with pytest.raises(ITSMError, match=r"incident caused_by 'CHG0099999' is not on .*no change_request with number"):
+        backend.create_incident(wanted)
+    assert servicenow.records("incident") == []
+    incident = backend.create_incident(dict(wanted, caused_by=None, assignment_group="CAB Approval", caller="admin"))
+    assert incident["assignment_group"] == "CAB Approval" and incident["caller_id"] == "System Administrator"
+    assert incident["business_service"] == "", "no cmdb_ci_service named payments exists, so none is referenced"
+    (stored,) = servicenow.records("incident")
+    assert "Service payments in prod." in stored["description"]
+
+
+def test_servicenow_incident_is_opened_once_through_an_ambiguous_failure(servicenow: ServiceNowStandIn) -> None:
+    config = resolve_instance({"host": servicenow.url, "username": "admin", "password": "admin-secret"}, {})
+    backend = ServiceNowBackend(ServiceNowClient(config))
+    # The POST is handled, then the connection drops: the client cannot know the incident exists.
+    servicenow.instance.faults.queue.extend(["", "", "reset_after"])
+    incident, opened = backend.ensure_incident(
+        {"short_description": "down", "service": "payments", "environment": "prod", "correlation_id": "brk-1"}
+    )
+    assert opened is True and servicenow.instance.faults.injected == {"reset_after": 1}
+    assert [r["number"] for r in servicenow.records("incident")] == [incident["number"]]

@@ -66,3 +66,30 @@ def test_table_api_shapes(servicenow: ServiceNowStandIn) -> None:
     }
     refused = requests.get(servicenow.url + "/api/now/table/sys_user", auth=("admin", "no"), timeout=10)
     assert refused.status_code == 401 and refused.json()["error"]["message"] == "User Not Authenticated"
+
+
+def test_incident_table_rules(servicenow: ServiceNowStandIn) -> None:
+    auth = ("admin", "admin-secret")
+    url = servicenow.url + "/api/now/table/incident"
+    created = requests.post(
+        url, json={"short_description": "down", "impact": "2", "urgency": "1"}, auth=auth, timeout=10
+    )
+    assert created.status_code == 201
+    record = created.json()["result"]
+    assert record["number"].startswith("INC") and (record["state"], record["priority"]) == ("1", "2")
+    assert record["active"] == "true" and record["opened_at"] and record["resolved_at"] == ""
+    refused = requests.patch(url + "/" + record["sys_id"], json={"state": "6"}, auth=auth, timeout=10)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["detail"] == "Data Policy Exception: Resolution code and Resolution notes mandatory"
+    resolved = requests.patch(
+        url + "/" + record["sys_id"],
+        params={"sysparm_display_value": "all", "sysparm_fields": "state,resolved_at,resolved_by,priority"},
+        json={"state": "6", "close_code": "Solved (Permanently)", "close_notes": "rolled back", "urgency": "3"},
+        auth=auth,
+        timeout=10,
+    ).json()["result"]
+    assert resolved["state"] == {"display_value": "Resolved", "value": "6"}
+    assert resolved["resolved_at"]["value"] and resolved["resolved_by"]["display_value"] == "System Administrator"
+    assert resolved["priority"]["value"] == "4", "priority follows impact 2 and urgency 3"
+    bad = requests.post(url, json={"short_description": "x", "state": "5"}, auth=auth, timeout=10)
+    assert bad.status_code == 400 and len(servicenow.records("incident")) == 1

@@ -93,6 +93,32 @@ class ItsmBackend(abc.ABC):
     def conflicts(self, change: Record) -> List[Record]:
         """Run conflict detection for the change's window and CI; return the conflicts."""
 
+    # Incident primitives
+
+    @abc.abstractmethod
+    def create_incident(self, incident: Mapping[str, Any]) -> Record:
+        """Open an incident and return it in the shape ``list_incidents`` returns.
+
+        ``incident`` holds ``short_description``, ``service`` and ``environment``, and optionally
+        ``description``, ``version``, ``severity`` (critical, high, moderate, low; default high),
+        ``cmdb_ci`` (a CI name), ``caused_by`` (a change number), ``correlation_id``,
+        ``assignment_group`` (a group name), ``caller`` (a user name), ``source`` and ``details``.
+        """
+
+    @abc.abstractmethod
+    def list_incidents(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
+        """Return incidents, newest first, matching equality filters (``number``, ``state`` as a name,
+        ``correlation_id``, ``business_service`` as a service name, ``caused_by`` as a change number),
+        and an encoded query on ServiceNow.
+
+        Each incident has ``sys_id``, ``number``, ``short_description``, ``description``, ``state``
+        (new, in_progress, on_hold, resolved, closed, canceled), ``impact``, ``urgency``, ``priority``
+        (ServiceNow's values, "1" highest), ``severity`` (the priority's name), ``business_service``
+        (name), ``cmdb_ci`` (name), ``caused_by`` (change number), ``correlation_id``,
+        ``assignment_group`` (name), ``caller_id`` (user name), ``close_code``, ``opened_at`` and
+        ``resolved_at`` (RFC 3339 UTC, empty while unresolved).
+        """
+
     # CMDB primitives
 
     @abc.abstractmethod
@@ -282,6 +308,36 @@ class ItsmBackend(abc.ABC):
                 )
             )
         return final
+
+    # Shared behaviour: incidents
+
+    def ensure_incident(self, incident: Mapping[str, Any], attempts: int = 5) -> Tuple[Record, bool]:
+        """Open an incident unless one with the same correlation id exists; return it and whether it was opened.
+
+        As with changes, a create that fails midway is looked up again by correlation id before it is
+        retried, so a retried breach or a flaky network never opens a second incident.
+        """
+        model.check_severity(str(incident.get("severity") or "high"))
+        correlation_id = incident.get("correlation_id")
+        sent = False
+        for _attempt in range(attempts):
+            if correlation_id:
+                existing = self.list_incidents({"correlation_id": correlation_id}, None, 1)
+                if existing:
+                    # Found after a create that failed midway: that create is what opened it.
+                    return existing[0], sent
+            try:
+                return self.create_incident(incident), True
+            except ITSMAmbiguousWrite as exc:
+                sent = True
+                if not correlation_id:
+                    raise ITSMError(
+                        "opening the incident failed midway (%s) and without correlation_id it cannot be found "
+                        "again; set correlation_id so retries are safe" % exc
+                    ) from None
+        raise ITSMError(
+            "opening incident %s failed %d times; check the instance's health and retry" % (correlation_id, attempts)
+        )
 
     # Shared behaviour: CMDB
 

@@ -15,11 +15,17 @@ import uuid
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.incident_store import incident_number
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 from . import model
 from .backend import ItsmBackend, Record, as_text
 from .errors import ITSMError
+
+# Incident fields the ledger keeps in the incident's details (it has columns for the rest).
+INCIDENT_EXTRAS = ("description", "cmdb_ci", "assignment_group", "caller")
+# The ledger records an incident as open (shown as state new) or resolved; no local incident is in another state.
+LEDGER_STATUS = {"new": "open", "resolved": "resolved"}
 
 
 class LocalBackend(ItsmBackend):
@@ -176,6 +182,52 @@ class LocalBackend(ItsmBackend):
                 )
         return found
 
+    # Incidents
+
+    def create_incident(self, incident: Mapping[str, Any]) -> Record:
+        severity = str(incident.get("severity") or "high")
+        model.check_severity(severity)
+        extra = {key: as_text(incident[key]) for key in INCIDENT_EXTRAS if incident.get(key)}
+        row, _created = self._writable().open_incident(
+            self.actor,
+            {
+                "service": incident["service"],
+                "environment": incident["environment"],
+                "version": incident.get("version"),
+                "title": incident["short_description"],
+                "severity": severity,
+                "source": incident.get("source") or "itsm",
+                "correlation_id": incident.get("correlation_id"),
+                "caused_by": incident.get("caused_by"),
+                "details": dict(incident.get("details") or {}, **extra),
+            },
+        )
+        return _incident(row)
+
+    def list_incidents(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
+        if query:
+            raise ITSMError(
+                "encoded queries need backend servicenow; on the local backend filter by number, state, "
+                "correlation_id, business_service or caused_by"
+            )
+        if self.ledger is None:
+            return []
+        columns: Dict[str, str] = {}
+        for key, value in filters.items():
+            if key == "state":
+                model.incident_state_value(value)
+                columns["status"] = LEDGER_STATUS.get(value, "none")
+            elif key == "business_service":
+                columns["service"] = value
+            elif key in ("number", "correlation_id", "caused_by"):
+                columns[key] = value
+            else:
+                raise ITSMError(
+                    "incidents cannot be filtered by %s on the local backend; use number, state, correlation_id, "
+                    "business_service or caused_by" % key
+                )
+        return [_incident(row) for row in self.ledger.find_incidents(limit=limit, **columns)]
+
     # CMDB
 
     def check_ci_class(self, ci_class: str) -> str:
@@ -249,6 +301,37 @@ def _change(row: Mapping[str, Any]) -> Record:
         _cis=list(row["cis"]),
     )
     return change
+
+
+def _incident(row: Mapping[str, Any]) -> Record:
+    """A ledger incident in the shape both backends return (ServiceNow's incident fields)."""
+    details: Dict[str, Any] = dict(row.get("details") or {})
+    impact, urgency = model.SEVERITY_IMPACT_URGENCY[row["severity"]]
+    return {
+        "sys_id": str(row["id"]),
+        "number": incident_number(int(row["id"])),
+        "short_description": row["title"],
+        "description": str(details.get("description") or ""),
+        "state": "resolved" if row["status"] == "resolved" else "new",
+        "impact": impact,
+        "urgency": urgency,
+        "priority": model.PRIORITY_LOOKUP[(impact, urgency)],
+        "severity": row["severity"],
+        "business_service": row["service"],
+        "environment": row["environment"],
+        "version": row.get("version") or "",
+        "cmdb_ci": str(details.get("cmdb_ci") or ""),
+        "caused_by": row.get("caused_by") or "",
+        "correlation_id": row.get("correlation_id") or "",
+        "assignment_group": str(details.get("assignment_group") or ""),
+        "caller_id": str(details.get("caller") or ""),
+        "close_code": str(details.get("close_code") or ""),
+        "opened_at": row["opened_at"],
+        "resolved_at": row.get("resolved_at") or "",
+        "source": row["source"],
+        "stabilization_id": row.get("stabilization_id"),
+        "details": details,
+    }
 
 
 def _ci(row: Mapping[str, Any]) -> Record:

@@ -137,3 +137,55 @@ def check_relation_type(name: str, known: Optional[List[str]] = None) -> str:
     if name not in names:
         raise ITSMError("relation type %r is unknown; use one of %s" % (name, ", ".join(names)))
     return name
+
+
+# Incidents (ServiceNow "Incident [incident]" table, state choices): New 1, In Progress 2, On Hold 3,
+# Resolved 6, Closed 7, Canceled 8.
+INCIDENT_STATE_VALUES: Dict[str, str] = {
+    "new": "1",
+    "in_progress": "2",
+    "on_hold": "3",
+    "resolved": "6",
+    "closed": "7",
+    "canceled": "8",
+}
+INCIDENT_STATE_NAMES: Dict[str, str] = {value: name for name, value in INCIDENT_STATE_VALUES.items()}
+# The ledger's incident severities are ServiceNow's priority labels (1 - Critical, 2 - High, 3 - Moderate,
+# 4 - Low, 5 - Planning). An instance computes priority from impact and urgency (1 high, 2 medium, 3 low)
+# through its default priority lookup, so a severity is sent as the impact/urgency pair that yields it.
+INCIDENT_SEVERITIES = ("critical", "high", "moderate", "low")
+SEVERITY_IMPACT_URGENCY: Dict[str, Tuple[str, str]] = {
+    "critical": ("1", "1"),
+    "high": ("1", "2"),
+    "moderate": ("2", "2"),
+    "low": ("2", "3"),
+}
+PRIORITY_LOOKUP: Dict[Tuple[str, str], str] = {
+    ("1", "1"): "1",
+    ("1", "2"): "2",
+    ("1", "3"): "3",
+    ("2", "1"): "2",
+    ("2", "2"): "3",
+    ("2", "3"): "4",
+    ("3", "1"): "3",
+    ("3", "2"): "4",
+    ("3", "3"): "5",
+}
+PRIORITY_SEVERITY: Dict[str, str] = {"1": "critical", "2": "high", "3": "moderate", "4": "low", "5": "low"}
+
+
+def incident_state_value(name: str) -> str:
+    if name not in INCIDENT_STATE_VALUES:
+        raise ITSMError("incident state %r is unknown; use one of %s" % (name, ", ".join(INCIDENT_STATE_VALUES)))
+    return INCIDENT_STATE_VALUES[name]
+
+
+def incident_state_name(value: str) -> str:
+    return INCIDENT_STATE_NAMES.get(str(value), str(value))
+
+
+def check_severity(severity: str) -> Tuple[str, str]:
+    """Return the (impact, urgency) that gives a severity, failing with the valid names."""
+    if severity not in SEVERITY_IMPACT_URGENCY:
+        raise ITSMError("incident severity %r is unknown; use one of %s" % (severity, ", ".join(INCIDENT_SEVERITIES)))
+    return SEVERITY_IMPACT_URGENCY[severity]

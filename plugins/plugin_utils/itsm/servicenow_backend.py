@@ -14,8 +14,12 @@ and ``use_ire`` sends CIs through ``/api/now/identifyreconcile``.
 
 from __future__ import annotations
 
+import datetime
+import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp
 
 from . import model
 from .backend import ItsmBackend, Record, as_text
@@ -54,6 +58,32 @@ CHANGE_FIELDS = (
     "sys_updated_on",
 )
 IN_BATCH = 100
+INCIDENT_FIELDS = (
+    "sys_id",
+    "number",
+    "short_description",
+    "description",
+    "state",
+    "impact",
+    "urgency",
+    "priority",
+    "business_service",
+    "cmdb_ci",
+    "caused_by",
+    "correlation_id",
+    "assignment_group",
+    "caller_id",
+    "close_code",
+    "opened_at",
+    "resolved_at",
+)
+# Incident fields that reference another record: (incident field, table, column naming the record there).
+INCIDENT_REFERENCES = (
+    ("cmdb_ci", "cmdb_ci", "name"),
+    ("caused_by", "change_request", "number"),
+    ("assignment_group", "sys_user_group", "name"),
+    ("caller", "sys_user", "user_name"),
+)
 
 
 class ServiceNowBackend(ItsmBackend):
@@ -217,6 +247,66 @@ class ServiceNowBackend(ItsmBackend):
             )
         return found
 
+    # Incidents
+
+    def create_incident(self, incident: Mapping[str, Any]) -> Record:
+        impact, urgency = model.check_severity(str(incident.get("severity") or "high"))
+        values: Dict[str, str] = {
+            "short_description": str(incident["short_description"]),
+            "description": incident_description(incident),
+            "impact": impact,
+            "urgency": urgency,
+        }
+        if incident.get("correlation_id"):
+            values.update(correlation_id=str(incident["correlation_id"]), correlation_display="relops.release")
+        service = self._find_sys_id("cmdb_ci_service", "name", str(incident["service"]))
+        if service:
+            values["business_service"] = service
+        for option, table, column in INCIDENT_REFERENCES:
+            if not incident.get(option):
+                continue
+            found = self._find_sys_id(table, column, str(incident[option]))
+            if found is None:
+                raise ITSMError(
+                    "incident %s %r is not on %s (no %s with %s %r); fix the value or leave it out"
+                    % (option, incident[option], self.client.config.host, table, column, incident[option])
+                )
+            values["caller_id" if option == "caller" else option] = found
+        created = self.client.create_record("incident", values)
+        return self._read_incidents(str(Query().equals("sys_id", created["sys_id"])), 1)[0]
+
+    def list_incidents(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
+        built = Query()
+        for key, value in filters.items():
+            if key == "state":
+                built.equals("state", model.incident_state_value(value))
+            elif key in ("number", "correlation_id"):
+                built.equals(key, value)
+            elif key in ("business_service", "caused_by"):
+                table, column = (
+                    ("cmdb_ci_service", "name") if key == "business_service" else ("change_request", "number")
+                )
+                found = self._find_sys_id(table, column, value)
+                if found is None:
+                    return []
+                built.equals(key, found)
+            else:
+                raise ITSMError(
+                    "incidents cannot be filtered by %s; use number, state, correlation_id, business_service, "
+                    "caused_by, or an encoded query" % key
+                )
+        # Numbers break ties between incidents opened within the same second (opened_at has seconds only).
+        built.raw(query or "").order_by("opened_at", descending=True).order_by("number", descending=True)
+        return self._read_incidents(str(built), limit)
+
+    def _read_incidents(self, query: str, limit: Optional[int]) -> List[Record]:
+        records = self.client.list_records("incident", query, fields=INCIDENT_FIELDS, display_value="all", limit=limit)
+        return [_incident(record) for record in records]
+
+    def _find_sys_id(self, table: str, column: str, value: str) -> Optional[str]:
+        found = self.client.list_records(table, str(Query().equals(column, value)), fields=("sys_id",), limit=1)
+        return str(found[0]["sys_id"]) if found else None
+
     # CMDB
 
     def check_ci_class(self, ci_class: str) -> str:
@@ -334,6 +424,63 @@ def _change(record: Mapping[str, Any]) -> Record:
     change = dict(record)
     change["state"] = model.state_name(record.get("state", ""))
     return change
+
+
+def incident_description(incident: Mapping[str, Any]) -> str:
+    """The incident's description: what the caller wrote, then where it happened (the incident table has
+    no service, environment or version columns), then the details as JSON."""
+    where = "Service %s in %s" % (incident["service"], incident["environment"])
+    if incident.get("version"):
+        where += ", version %s" % incident["version"]
+    parts = [str(incident.get("description") or ""), where + "."]
+    if incident.get("details"):
+        parts.append("Details: " + json.dumps(incident["details"], sort_keys=True, default=str))
+    return "\n\n".join(part for part in parts if part)
+
+
+def _incident(record: Mapping[str, Any]) -> Record:
+    """A Table API incident read with sysparm_display_value=all, in the shape both backends return."""
+
+    def value(name: str) -> str:
+        field = record.get(name)
+        return str(field.get("value") or "") if isinstance(field, dict) else str(field or "")
+
+    def label(name: str) -> str:
+        field = record.get(name)
+        return str(field.get("display_value") or "") if isinstance(field, dict) else str(field or "")
+
+    priority = value("priority")
+    return {
+        "sys_id": value("sys_id"),
+        "number": value("number"),
+        "short_description": value("short_description"),
+        "description": value("description"),
+        "state": model.incident_state_name(value("state")),
+        "impact": value("impact"),
+        "urgency": value("urgency"),
+        "priority": priority,
+        "severity": model.PRIORITY_SEVERITY.get(priority, ""),
+        "business_service": label("business_service"),
+        "cmdb_ci": label("cmdb_ci"),
+        "caused_by": label("caused_by"),
+        "correlation_id": value("correlation_id"),
+        "assignment_group": label("assignment_group"),
+        "caller_id": label("caller_id"),
+        "close_code": value("close_code"),
+        "opened_at": glide_to_rfc3339(value("opened_at")),
+        "resolved_at": glide_to_rfc3339(value("resolved_at")),
+    }
+
+
+def glide_to_rfc3339(text: str) -> str:
+    """The Table API's stored date-times are UTC ``YYYY-MM-DD HH:MM:SS``; return the collection's RFC 3339 form."""
+    if not text:
+        return ""
+    try:
+        moment = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return text
+    return format_timestamp(moment)
 
 
 def _template_values(template: Mapping[str, Any]) -> Dict[str, str]:

@@ -256,6 +256,49 @@ class MetricsStore:
             == 1
         )
 
+    def deployment_ids_for_change(self, change_id: str) -> List[int]:
+        """Deployments made under a change (ServiceNow's incident.caused_by names the change)."""
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all("SELECT id FROM deployments WHERE change_id = ? ORDER BY id", (change_id,))
+        return [int(row["id"]) for row in rows]
+
+    def list_incident_records(
+        self,
+        environment: Optional[str] = None,
+        service: Optional[str] = None,
+        status: Optional[str] = None,
+        since: Optional[str] = None,
+        limit: int = 100,
+    ) -> List["Row"]:
+        """Incidents newest first, each with the ids of the deployments it is linked to explicitly."""
+        clauses = []
+        params: List[Any] = []
+        for column, value in (("environment", environment), ("service", service), ("status", status)):
+            if value is not None:
+                clauses.append("i.%s = ?" % column)
+                params.append(value)
+        if since is not None:
+            clauses.append("i.opened_at >= ?")
+            params.append(since)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT i.* FROM incidents i" + where + " ORDER BY i.opened_at DESC, i.id DESC LIMIT ?",
+                (*params, limit),
+            )
+            links = cursor.all(
+                "SELECT x.incident_id, x.deployment_id FROM incident_deployments x JOIN (SELECT i.id FROM incidents i"
+                + where
+                + " ORDER BY i.opened_at DESC, i.id DESC LIMIT ?) chosen ON chosen.id = x.incident_id",
+                (*params, limit),
+            )
+        linked: Dict[int, List[int]] = {}
+        for link in links:
+            linked.setdefault(int(link["incident_id"]), []).append(int(link["deployment_id"]))
+        return [
+            {**_decode(row, ("details",)), "deployment_ids": sorted(linked.get(int(row["id"]), []))} for row in rows
+        ]
+
     def incidents_with_links(
         self, environment: str, since: str, until: str, link_window_seconds: int, service: Optional[str] = None
     ) -> List["Row"]:
