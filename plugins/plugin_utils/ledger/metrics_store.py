@@ -335,6 +335,41 @@ class MetricsStore:
                 (environment, since, until),
             )
 
+    # Report inputs
+
+    def decisions_for_run(self, run_id: str) -> List["Row"]:
+        """A run's gate decisions, oldest first."""
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all("SELECT * FROM decisions WHERE run_id = ? ORDER BY decided_at, id", (run_id,))
+        return [_decode(row, ("reasons",)) for row in rows]
+
+    def decisions_between(self, since: str, until: str) -> List["Row"]:
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT * FROM decisions WHERE decided_at >= ? AND decided_at < ? ORDER BY decided_at, id",
+                (since, until),
+            )
+        return [_decode(row, ("reasons",)) for row in rows]
+
+    def successful_deployments_after(self, since: str) -> List["Row"]:
+        """Service, version and finish time of every successful deployment finished since a time."""
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(
+                "SELECT service, version, environment, finished_at FROM deployments"
+                " WHERE status = 'successful' AND finished_at >= ? ORDER BY finished_at",
+                (since,),
+            )
+
+    def artifact_digest_of_run(self, run_id: str) -> Optional[str]:
+        """The artifact a run deployed (its newest deployment's digest), or None."""
+        with self.backend.transaction(write=False) as cursor:
+            row = cursor.one(
+                "SELECT artifact_digest FROM deployments WHERE run_id = ? AND artifact_digest IS NOT NULL"
+                " ORDER BY id DESC LIMIT 1",
+                (run_id,),
+            )
+        return str(row["artifact_digest"]) if row else None
+
     # Delivery metrics
 
     def delivery_counts(
