@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fixtures.metrics_data import ACTOR, DAY, deployment, incident, seed_week, ts
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, open_ledger, parse_ledger_url
 from ansible_collections.relops.release.plugins.plugin_utils.metrics.dora import (
@@ -19,46 +20,12 @@ from ansible_collections.relops.release.plugins.plugin_utils.metrics.dora import
     resolve_window,
     zone,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
-
-ACTOR = Actor(run_id="metrics-run", user="tester", host="ctl")
-DAY = 86400
 
 
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     with open_ledger(parse_ledger_url(ledger_url)) as opened:
         yield opened
-
-
-def ts(text: str) -> str:
-    """'03-02 10:00' in March 2026 (UTC) as a ledger timestamp."""
-    return "2026-%s:00.000000Z" % text.replace(" ", "T")
-
-
-def deployment(service: str, finished: str, status: str = "successful", **extra: Any) -> dict[str, Any]:
-    row = {
-        "service": service,
-        "version": "1.0.%s" % finished[3:5],
-        "environment": "production",
-        "status": status,
-        "started_at": extra.pop("started", ts(finished)),
-        "finished_at": ts(finished),
-    }
-    row.update(extra)
-    return row
-
-
-def incident(ci: str, opened: str, resolved: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {
-        "service": extra.pop("service", ci),
-        "environment": "production",
-        "ci": ci,
-        "title": "incident on %s at %s" % (ci, opened),
-        "opened_at": ts(opened),
-        "resolved_at": ts(resolved) if resolved else None,
-        **extra,
-    }
 
 
 def request(start: str, end: str, **extra: Any) -> MetricsRequest:
@@ -73,40 +40,6 @@ def request(start: str, end: str, **extra: Any) -> MetricsRequest:
         link_window_seconds=extra.pop("link_window_seconds", DAY),
         **extra,
     )
-
-
-def seed_week(ledger: Ledger) -> dict[str, int]:
-    """The hand-computed ledger of docs/metrics.md's worked example (2026-03-01 .. 03-07, UTC)."""
-    ledger.import_deployments(
-        ACTOR,
-        [
-            deployment("api", "03-01 10:00", team="blue", ci="api-ci", commit_at=ts("03-01 08:00")),
-            deployment("api", "03-02 10:00", team="blue", ci="api-ci", commit_at=ts("03-01 10:00")),
-            deployment(
-                "api", "03-03 10:00", "rolled_back", team="blue", ci="api-ci", started=ts("03-03 09:30"),
-                commit_at=ts("03-03 06:00"),
-            ),
-            deployment("api", "03-04 10:00", team="blue", ci="api-ci", planned=False),
-            deployment("web", "03-05 09:00", team="red", ci="shared-ci", commit_at=ts("03-05 08:00")),
-            deployment("worker", "03-05 11:00", team="red", ci="shared-ci"),
-            # Outside the scope: another environment, and a deployment still running.
-            {**deployment("api", "03-02 11:00"), "environment": "staging"},
-            deployment("api", "03-06 10:00", "in_progress", team="blue", ci="api-ci"),
-        ],
-    )
-    ids = {row["finished_at"]: int(row["id"]) for row in ledger.list_deployments(limit=20)}
-    opened = {}
-    for name, item in {
-        "before_any": incident("api-ci", "03-01 09:00", "03-01 09:30", service="api"),
-        "after_d2": incident("api-ci", "03-02 12:00", "03-02 13:00", service="api"),
-        "too_late": incident("api-ci", "03-06 12:00", None, service="api"),
-        "shared_1": incident("shared-ci", "03-05 12:00", "03-05 14:00", service="web", component="db"),
-        "shared_2": incident("shared-ci", "03-05 13:00", "03-05 15:00", service="worker", component="db"),
-    }.items():
-        row, created = ledger.record_incident(ACTOR, item)
-        assert created
-        opened[name] = int(row["id"])
-    return {"d1": ids[ts("03-01 10:00")], "d2": ids[ts("03-02 10:00")], "d6": ids[ts("03-05 11:00")], **opened}
 
 
 def test_no_deployments_gives_no_rates_and_no_tiers(ledger: Ledger) -> None:
@@ -195,10 +128,12 @@ def test_explicit_link_replaces_the_window_rule(ledger: Ledger) -> None:
 
 
 def test_incident_import_is_idempotent_by_external_id(ledger: Ledger) -> None:
-    first, created = ledger.record_incident(ACTOR, {**incident("api", "03-02 12:00"), "external_id": "INC0010001",
-                                                    "source": "servicenow"})
-    again, created_again = ledger.record_incident(ACTOR, {**incident("api", "03-02 12:00"), "external_id": "INC0010001",
-                                                          "source": "servicenow"})
+    first, created = ledger.record_incident(
+        ACTOR, {**incident("api", "03-02 12:00"), "external_id": "INC0010001", "source": "servicenow"}
+    )
+    again, created_again = ledger.record_incident(
+        ACTOR, {**incident("api", "03-02 12:00"), "external_id": "INC0010001", "source": "servicenow"}
+    )
     assert (created, created_again) == (True, False)
     assert again["id"] == first["id"]
     resolved = ledger.resolve_incident(int(first["id"]), ts("03-02 12:30"), "bad config", "gateway")

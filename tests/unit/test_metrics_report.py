@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_metrics_dora import ACTOR, request, seed_week, ts
+from fixtures.metrics_data import ACTOR, seed_week, ts
+from test_metrics_dora import request
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, open_ledger, parse_ledger_url
