@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
 from typing import Any, Dict, List, Optional
@@ -71,8 +72,9 @@ class ActionModule(RelopsActionBase):
         ledger = self.open_task_ledger_readonly(args)
         if ledger is None:
             raise LedgerError("there is no ledger yet at the task's ledger_url; record deployments first")
-        covers = "covering %s to %s (%s, %s)" % (start.date().isoformat(), end.date().isoformat(),
-                                                 args["environment"], args["timezone"])  # fmt: skip
+        last_day = (end - datetime.timedelta(days=1)).date().isoformat()
+        covers = "covering %s to %s (%s, %s)" % (start.date().isoformat(), last_day, args["environment"],
+                                                 args["timezone"])  # fmt: skip
         documents = {}
         with ledger:
             for name in args["reports"]:

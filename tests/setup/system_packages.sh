@@ -31,6 +31,8 @@ if [ "$set_name" = test ]; then
   compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
   # The health gate's tests query a real Prometheus scraping the demo app.
   command -v prometheus >/dev/null || missing+=(prometheus)
+  # The delivery reports (issue 11) are opened in a real headless browser.
+  command -v chromium >/dev/null || missing+=(chromium)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2
