@@ -152,8 +152,12 @@ def main() -> None:
     try:
         for database in args.databases.split(","):
             if database == "sqlite":
-                results["sqlite"] = measure("sqlite:///" + os.path.join(base, "ledger.db").lstrip("/"),
-                                            args.deployments, args.incidents, args.repeat)  # fmt: skip
+                results["sqlite"] = measure(
+                    "sqlite:///" + os.path.join(base, "ledger.db").lstrip("/"),
+                    args.deployments,
+                    args.incidents,
+                    args.repeat,
+                )
             elif database == "postgresql":
                 results["postgresql"] = measure_postgres(base, args)
             else:

@@ -43,7 +43,9 @@ class ActionModule(RelopsActionBase):
         if args["link_window_hours"] < 0:
             raise LedgerError("link_window_hours %d is negative; give 0 or more" % args["link_window_hours"])
         if args["repository"] and not os.path.isdir(args["repository"]):
-            raise LedgerError("repository %s is not a directory on the controller; give a git checkout" % args["repository"])
+            raise LedgerError(
+                "repository %s is not a directory on the controller; give a git checkout" % args["repository"]
+            )
         start, end = resolve_window(args["window"], args["start"], args["end"], args["timezone"])
         request = MetricsRequest(
             environment=args["environment"],

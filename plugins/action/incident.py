@@ -7,7 +7,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp, utc_now
+from ansible_collections.relops.release.plugins.module_utils.timestamps import (
+    format_timestamp,
+    parse_timestamp,
+    utc_now,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import Record
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.local import LocalBackend
@@ -60,9 +64,12 @@ class ActionModule(ItsmActionBase):
             return {"changed": False, "incidents": []}
         with ledger:
             incidents = ledger.list_incident_records(
-                environment=args["environment"], service=args["service"], status=args["status"],
-                since=args["since"], limit=args["limit"],
-            )  # fmt: skip
+                environment=args["environment"],
+                service=args["service"],
+                status=args["status"],
+                since=args["since"],
+                limit=args["limit"],
+            )
         return {"changed": False, "incidents": incidents}
 
     def _add(self, args: Dict[str, Any]) -> Dict[str, Any]:
@@ -140,8 +147,9 @@ class ActionModule(ItsmActionBase):
             links = ledger.deployment_ids_for_change(str(record["caused_by"])) if record.get("caused_by") else []
             ledger.record_incident(self.actor, _from_servicenow(args, record, links))
         elif outcome == "resolved" and existing is not None:
-            ledger.resolve_incident(int(existing["id"]), _timestamp("resolved_at", str(record["resolved_at"])), None,
-                                    None)  # fmt: skip
+            ledger.resolve_incident(
+                int(existing["id"]), _timestamp("resolved_at", str(record["resolved_at"])), None, None
+            )
         return {"number": number, "outcome": outcome}
 
     def _existing(self, args: Dict[str, Any], external_id: Optional[str]) -> Optional[Dict[str, Any]]:
@@ -165,9 +173,12 @@ class ActionModule(ItsmActionBase):
 
 
 def _incident(args: Dict[str, Any]) -> Dict[str, Any]:
-    key = args["external_id"] or hashlib.sha256(
-        "\n".join((args["service"], args["environment"], args["opened_at"], args["title"])).encode()
-    ).hexdigest()[:16]
+    key = (
+        args["external_id"]
+        or hashlib.sha256(
+            "\n".join((args["service"], args["environment"], args["opened_at"], args["title"])).encode()
+        ).hexdigest()[:16]
+    )
     return {
         "service": args["service"],
         "environment": args["environment"],

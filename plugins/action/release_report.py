@@ -73,8 +73,12 @@ class ActionModule(RelopsActionBase):
         if ledger is None:
             raise LedgerError("there is no ledger yet at the task's ledger_url; record deployments first")
         last_day = (end - datetime.timedelta(days=1)).date().isoformat()
-        covers = "covering %s to %s (%s, %s)" % (start.date().isoformat(), last_day, args["environment"],
-                                                 args["timezone"])  # fmt: skip
+        covers = "covering %s to %s (%s, %s)" % (
+            start.date().isoformat(),
+            last_day,
+            args["environment"],
+            args["timezone"],
+        )
         documents = {}
         with ledger:
             for name in args["reports"]:
@@ -90,11 +94,14 @@ class ActionModule(RelopsActionBase):
                     written.append(path)
         result: Dict[str, Any] = {"changed": bool(written), "files": files, "written": written}
         result["reports"] = {
-            name: {"title": d["title"], "sections": len(d["sections"]),
-                   "charts": sum(1 for s in d["sections"] if s.get("chart")),
-                   "tables": sum(1 for s in d["sections"] if s.get("table"))}
+            name: {
+                "title": d["title"],
+                "sections": len(d["sections"]),
+                "charts": sum(1 for s in d["sections"] if s.get("chart")),
+                "tables": sum(1 for s in d["sections"] if s.get("table")),
+            }
             for name, d in documents.items()
-        }  # fmt: skip
+        }
         if self.diff_mode:
             result["diff"] = {"before": "", "after": "".join("%s\n" % path for path in written)}
         return result
@@ -120,9 +127,9 @@ def _write(path: str, content: str, check_mode: bool) -> bool:
         return True
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".report-")
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".report-")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as output:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as output:
             output.write(content)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)

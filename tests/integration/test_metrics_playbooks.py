@@ -119,16 +119,29 @@ def test_incident_lifecycle_through_a_playbook(ansible: Ansible, ledger_url: str
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         ids = seed_week(ledger)
     env = {"RELOPS_LEDGER_URL": ledger_url}
-    present = {"service": "api", "ci": "api-ci", "title": "latency", "opened_at": "2026-03-04T11:00:00Z",
-               "external_id": "PD-1", "source": "pagerduty", "deployment_ids": [ids["d1"]]}  # fmt: skip
+    present = {
+        "service": "api",
+        "ci": "api-ci",
+        "title": "latency",
+        "opened_at": "2026-03-04T11:00:00Z",
+        "external_id": "PD-1",
+        "source": "pagerduty",
+        "deployment_ids": [ids["d1"]],
+    }
     checked = _run(ansible, INCIDENT_PLAY, env, {"incident_args": present}, "--check")
     assert checked["changed"] is True
     added = _run(ansible, INCIDENT_PLAY, env, {"incident_args": present})
     assert added["changed"] is True and added["incident"]["status"] == "open"
     again = _run(ansible, INCIDENT_PLAY, env, {"incident_args": present})
     assert again["changed"] is False and again["incident"]["id"] == added["incident"]["id"]
-    resolve = {"state": "resolved", "source": "pagerduty", "external_id": "PD-1",
-               "resolved_at": "2026-03-04T12:30:00Z", "root_cause": "pool exhausted", "component": "db"}  # fmt: skip
+    resolve = {
+        "state": "resolved",
+        "source": "pagerduty",
+        "external_id": "PD-1",
+        "resolved_at": "2026-03-04T12:30:00Z",
+        "root_cause": "pool exhausted",
+        "component": "db",
+    }
     assert _run(ansible, INCIDENT_PLAY, env, {"incident_args": resolve}, "--check")["changed"] is True
     resolved = _run(ansible, INCIDENT_PLAY, env, {"incident_args": resolve}, "--diff")
     assert resolved["changed"] is True
@@ -151,17 +164,39 @@ def test_incidents_imported_from_servicenow(ansible: Ansible, servicenow: Servic
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         ledger.import_deployments(
             Actor(run_id="release-run", user="t", host="c"),
-            [{"service": "api", "version": "2.0.0", "environment": "production", "status": "successful",
-              "started_at": ts("03-02 09:00"), "finished_at": ts("03-02 09:10"), "change_id": change["number"]}],
-        )  # fmt: skip
+            [
+                {
+                    "service": "api",
+                    "version": "2.0.0",
+                    "environment": "production",
+                    "status": "successful",
+                    "started_at": ts("03-02 09:00"),
+                    "finished_at": ts("03-02 09:10"),
+                    "change_id": change["number"],
+                }
+            ],
+        )
     incident = servicenow.insert(
         "incident",
-        {"short_description": "api errors", "business_service": service["sys_id"], "cmdb_ci": ci["sys_id"],
-         "caused_by": change["sys_id"], "impact": "1", "urgency": "1", "priority": "1", "state": "2",
-         "opened_at": "2026-03-02 12:00:00", "close_code": ""},
-    )  # fmt: skip
-    env = {"RELOPS_LEDGER_URL": ledger_url, "SN_HOST": servicenow.url, "SN_USERNAME": "admin",
-           "SN_PASSWORD": "admin-secret"}  # fmt: skip
+        {
+            "short_description": "api errors",
+            "business_service": service["sys_id"],
+            "cmdb_ci": ci["sys_id"],
+            "caused_by": change["sys_id"],
+            "impact": "1",
+            "urgency": "1",
+            "priority": "1",
+            "state": "2",
+            "opened_at": "2026-03-02 12:00:00",
+            "close_code": "",
+        },
+    )
+    env = {
+        "RELOPS_LEDGER_URL": ledger_url,
+        "SN_HOST": servicenow.url,
+        "SN_USERNAME": "admin",
+        "SN_PASSWORD": "admin-secret",
+    }
     args = {"state": "imported", "backend": "servicenow"}
     first = _run(ansible, INCIDENT_PLAY, env, {"incident_args": args})
     assert first["changed"] is True
@@ -169,8 +204,11 @@ def test_incidents_imported_from_servicenow(ansible: Ansible, servicenow: Servic
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         (stored,) = ledger.list_incident_records(service="api")
     assert (stored["source"], stored["external_id"], stored["ci"], stored["severity"]) == (
-        "servicenow", incident["number"], "api-cluster", "critical",
-    )  # fmt: skip
+        "servicenow",
+        incident["number"],
+        "api-cluster",
+        "critical",
+    )
     assert stored["opened_at"] == ts("03-02 12:00")
     assert len(stored["deployment_ids"]) == 1
     assert _run(ansible, INCIDENT_PLAY, env, {"incident_args": args})["changed"] is False
@@ -194,11 +232,23 @@ def _browser(*args: str, cwd: str) -> subprocess.CompletedProcess[str]:
     home = os.path.join(cwd, "chromium-home")
     os.makedirs(home, exist_ok=True)
     return subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--no-first-run", "--user-data-dir=" + home, *args],
-        capture_output=True, text=True, timeout=180, check=False, cwd=cwd,
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--user-data-dir=" + home,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=cwd,
         env=dict(os.environ, HOME=home),
-    )  # fmt: skip
+    )
 
 
 def test_reports_render_in_a_real_browser(ansible: Ansible, tmp_path: Any) -> None:
@@ -230,8 +280,12 @@ def test_reports_render_in_a_real_browser(ansible: Ansible, tmp_path: Any) -> No
     )
     dest = str(tmp_path / "reports")
     env = {"RELOPS_LEDGER_URL": ledger_url}
-    extra = {"report_dest": dest, "audit_path": str(audit), "review_ids": [ids["d2"], ids["d6"]],
-             "runbook_root": str(tmp_path)}  # fmt: skip
+    extra = {
+        "report_dest": dest,
+        "audit_path": str(audit),
+        "review_ids": [ids["d2"], ids["d6"]],
+        "runbook_root": str(tmp_path),
+    }
     first = _run(ansible, REPORT_PLAY, env, extra)
     assert first["changed"] is True and len(first["written"]) == 21
     assert _run(ansible, REPORT_PLAY, env, extra)["changed"] is False
@@ -253,8 +307,9 @@ def test_reports_render_in_a_real_browser(ansible: Ansible, tmp_path: Any) -> No
         shot = os.path.join(ARTIFACTS, name + ".png")
         if os.path.exists(shot):
             os.unlink(shot)
-        taken = _browser("--screenshot=" + shot, "--window-size=1280,2400", "--hide-scrollbars", "file://" + page,
-                         cwd=str(tmp_path))  # fmt: skip
+        taken = _browser(
+            "--screenshot=" + shot, "--window-size=1280,2400", "--hide-scrollbars", "file://" + page, cwd=str(tmp_path)
+        )
         assert taken.returncode == 0 and os.path.getsize(shot) > 10000, taken.stderr
     dashboard = json.loads((tmp_path / "reports" / "dashboard.json").read_text())
     assert dashboard["data"]["metrics"]["summary"]["change_failure_rate"]["rate"] == 0.5
@@ -268,9 +323,11 @@ def test_report_playbook_runs_on_an_empty_window(ansible: Ansible, tmp_path: Any
         seed_week(ledger)
     dest = str(tmp_path / "out")
     run = ansible.playbook(
-        os.path.join(REPO, "playbooks", "report.yml"), "-e", json.dumps({"report_dest": dest}),
+        os.path.join(REPO, "playbooks", "report.yml"),
+        "-e",
+        json.dumps({"report_dest": dest}),
         env={"RELOPS_LEDGER_URL": ledger_url},
-    )  # fmt: skip
+    )
     assert run.returncode == 0, run.output
     assert sorted(os.listdir(dest)) == sorted(
         "%s.%s" % (name, fmt)

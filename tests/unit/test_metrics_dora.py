@@ -46,9 +46,14 @@ def test_no_deployments_gives_no_rates_and_no_tiers(ledger: Ledger) -> None:
     answer = compute(ledger, request("2026-03-01", "2026-03-07"))
     summary = answer["summary"]
     assert summary["deployment_frequency"] == {
-        "deployments": 0, "per_day": 0.0, "per_week": 0.0, "tier": None, "deployment_days": 0,
-        "fourkeys": None, "devlake": None,
-    }  # fmt: skip
+        "deployments": 0,
+        "per_day": 0.0,
+        "per_week": 0.0,
+        "tier": None,
+        "deployment_days": 0,
+        "fourkeys": None,
+        "devlake": None,
+    }
     assert summary["change_failure_rate"]["rate"] is None
     assert summary["change_failure_rate"]["tier"] is None
     assert summary["lead_time"]["median_seconds"] is None
@@ -70,8 +75,13 @@ def test_week_of_deployments_matches_the_hand_computed_answer(ledger: Ledger) ->
     assert summary["deployment_frequency"]["devlake"] == "high"
     # Failures: d2 (incident 2 h later), d3 (rolled back, no incident), worker's d6 (two overlapping incidents).
     assert summary["change_failure_rate"] == {
-        "deployments": 6, "failures": 3, "rollbacks": 1, "with_incident": 2, "rate": 0.5, "tier": "low",
-    }  # fmt: skip
+        "deployments": 6,
+        "failures": 3,
+        "rollbacks": 1,
+        "with_incident": 2,
+        "rate": 0.5,
+        "tier": "low",
+    }
     # Lead times 2 h, 24 h, 4 h, 1 h: median (2 h + 4 h) / 2.
     assert summary["lead_time"]["median_seconds"] == 3 * 3600
     assert summary["lead_time"]["samples"] == 4
@@ -96,8 +106,10 @@ def test_groups_by_team_and_service(ledger: Ledger) -> None:
     assert teams["blue"]["change_failure_rate"]["deployments"] == 4
     services = compute(ledger, request("2026-03-01", "2026-03-07", group_by="service"))["groups"]
     assert {name: group["change_failure_rate"]["rate"] for name, group in services.items()} == {
-        "api": 0.5, "web": 0.0, "worker": 1.0,
-    }  # fmt: skip
+        "api": 0.5,
+        "web": 0.0,
+        "worker": 1.0,
+    }
     only_red = compute(ledger, request("2026-03-01", "2026-03-07", team="red"))["summary"]
     assert only_red["change_failure_rate"]["deployments"] == 2
 
@@ -167,8 +179,10 @@ def test_days_follow_local_midnights_across_a_dst_change(ledger: Ledger) -> None
     assert bounds["2026-03-29"] == ("2026-03-28T23:00:00.000000Z", "2026-03-29T22:00:00.000000Z")
     utc = compute(ledger, request("2026-03-28", "2026-03-30"))
     assert {e["period"]: e["deployment_frequency"]["deployments"] for e in utc["series"]} == {
-        "2026-03-28": 1, "2026-03-29": 2, "2026-03-30": 0,
-    }  # fmt: skip
+        "2026-03-28": 1,
+        "2026-03-29": 2,
+        "2026-03-30": 0,
+    }
 
 
 def test_weeks_and_months_are_calendar_periods_clipped_to_the_window() -> None:

@@ -42,23 +42,56 @@ def test_post_implementation_review_of_a_rolled_back_deployment(ledger: Ledger, 
     run = Actor(run_id="run-rollback", user="tester", host="ctl")
     ledger.import_deployments(
         run,
-        [{"service": "api", "version": "2.0.0", "environment": "production", "status": "rolled_back",
-          "started_at": ts("03-03 09:30"), "finished_at": ts("03-03 10:00"), "artifact_digest": "sha256:aa"}],
-    )  # fmt: skip
+        [
+            {
+                "service": "api",
+                "version": "2.0.0",
+                "environment": "production",
+                "status": "rolled_back",
+                "started_at": ts("03-03 09:30"),
+                "finished_at": ts("03-03 10:00"),
+                "artifact_digest": "sha256:aa",
+            }
+        ],
+    )
     ledger.record_decision(run, "health_gate", "api@2.0.0", "deny", ["error ratio 0.2 above 0.05"])
     trail = write_trail(
         str(tmp_path / "audit.jsonl"),
         [
             event("run-rollback", "03-03 09:30", "playbook_start", ""),
-            event("run-rollback", "03-03 09:31", "runner_changed", "Deploy", action="copy", outcome="changed",
-                  duration=400.0, result={}),
-            event("run-rollback", "03-03 09:40", "runner_failed", "Health gate", action="relops.release.health_gate",
-                  outcome="failed", duration=30.0, result={"msg": "error ratio", "verdict": "fail", "attempts": 3}),
-            event("run-rollback", "03-03 09:59", "runner_changed", "Roll back", action="copy", outcome="changed",
-                  duration=5.0, result={}),
+            event(
+                "run-rollback",
+                "03-03 09:31",
+                "runner_changed",
+                "Deploy",
+                action="copy",
+                outcome="changed",
+                duration=400.0,
+                result={},
+            ),
+            event(
+                "run-rollback",
+                "03-03 09:40",
+                "runner_failed",
+                "Health gate",
+                action="relops.release.health_gate",
+                outcome="failed",
+                duration=30.0,
+                result={"msg": "error ratio", "verdict": "fail", "attempts": 3},
+            ),
+            event(
+                "run-rollback",
+                "03-03 09:59",
+                "runner_changed",
+                "Roll back",
+                action="copy",
+                outcome="changed",
+                duration=5.0,
+                result={},
+            ),
             event("other-run", "03-03 09:45", "runner_ok", "Unrelated", action="debug", outcome="ok", duration=1.0),
         ],
-    )  # fmt: skip
+    )
     report = build(ledger, "pir", ReportInputs(request("2026-03-01", "2026-03-07"), audit_path=trail))
     (review,) = report.data["reviews"]
     assert review["rollback"] is True
@@ -77,16 +110,40 @@ def test_automation_coverage_ranks_interventions(tmp_path: Any) -> None:
     trail = write_trail(
         str(tmp_path / "audit.jsonl"),
         [
-            event("r1", "03-01 10:00", "runner_ok", "Wait for approval", action="ansible.builtin.pause",
-                  outcome="ok", duration=600.0, args={"prompt": "go?"}),
-            event("r2", "03-02 10:00", "runner_ok", "Wait for approval", action="ansible.builtin.pause",
-                  outcome="ok", duration=300.0, args={"prompt": "go?"}),
+            event(
+                "r1",
+                "03-01 10:00",
+                "runner_ok",
+                "Wait for approval",
+                action="ansible.builtin.pause",
+                outcome="ok",
+                duration=600.0,
+                args={"prompt": "go?"},
+            ),
+            event(
+                "r2",
+                "03-02 10:00",
+                "runner_ok",
+                "Wait for approval",
+                action="ansible.builtin.pause",
+                outcome="ok",
+                duration=300.0,
+                args={"prompt": "go?"},
+            ),
             event("r2", "03-02 10:10", "runner_rescued", "Deploy", action="copy", outcome="rescued", duration=2.0),
-            event("r2", "03-02 10:20", "runner_ok", "Fetch", action="get_url", outcome="ok", duration=9.0,
-                  result={"attempts": 2}),
+            event(
+                "r2",
+                "03-02 10:20",
+                "runner_ok",
+                "Fetch",
+                action="get_url",
+                outcome="ok",
+                duration=9.0,
+                result={"attempts": 2},
+            ),
             event("r2", "03-02 10:30", "runner_ok", "Plain", action="debug", outcome="ok", duration=1.0),
         ],
-    )  # fmt: skip
+    )
     report = build(None, "automation", ReportInputs(request("2026-03-01", "2026-03-07"), audit_path=trail))  # type: ignore[arg-type]
     assert [(p["kind"], p["task"], p["count"], p["held_seconds"]) for p in report.data["points"]] == [
         ("prompt", "Wait for approval", 2, 900.0),
@@ -99,23 +156,34 @@ def test_pipeline_efficiency_finds_a_suite_rerun_on_the_same_artifact(ledger: Le
     for run_id in ("p1", "p2", "p3"):
         ledger.import_deployments(
             Actor(run_id=run_id, user="t", host="c"),
-            [{"service": "api", "version": "1.0.0", "environment": "staging", "status": "successful",
-              "started_at": ts("03-01 10:00"), "finished_at": ts("03-01 10:05"),
-              "artifact_digest": "sha256:bb" if run_id != "p3" else "sha256:cc"}],
-        )  # fmt: skip
+            [
+                {
+                    "service": "api",
+                    "version": "1.0.0",
+                    "environment": "staging",
+                    "status": "successful",
+                    "started_at": ts("03-01 10:00"),
+                    "finished_at": ts("03-01 10:05"),
+                    "artifact_digest": "sha256:bb" if run_id != "p3" else "sha256:cc",
+                }
+            ],
+        )
     gate = {"action": "relops.release.quality_gate", "outcome": "ok", "result": {"suites": {"unit": {}, "api": {}}}}
     trail = write_trail(
         str(tmp_path / "audit.jsonl"),
-        [event(run_id, "03-01 10:01", "runner_ok", "Quality gate", duration=d, **gate)
-         for run_id, d in (("p1", 10.0), ("p2", 20.0), ("p3", 30.0))],
-    )  # fmt: skip
+        [
+            event(run_id, "03-01 10:01", "runner_ok", "Quality gate", duration=d, **gate)
+            for run_id, d in (("p1", 10.0), ("p2", 20.0), ("p3", 30.0))
+        ],
+    )
     report = build(ledger, "pipeline", ReportInputs(request("2026-03-01", "2026-03-07"), audit_path=trail))
     assert report.data["stages"] == [
         {"stage": "Quality gate", "runs": 3, "median_seconds": 20.0, "max_seconds": 30.0, "total_seconds": 60.0}
     ]
     assert [(r["suite"], r["artifact_digest"], r["times"]) for r in report.data["redundant"]] == [
-        ("api", "sha256:bb", 2), ("unit", "sha256:bb", 2),
-    ]  # fmt: skip
+        ("api", "sha256:bb", 2),
+        ("unit", "sha256:bb", 2),
+    ]
 
 
 def test_runbook_compliance_from_git_history_and_mtime(ledger: Ledger, tmp_path: Any) -> None:
@@ -133,19 +201,48 @@ def test_runbook_compliance_from_git_history_and_mtime(ledger: Ledger, tmp_path:
     ledger.import_deployments(
         ACTOR,
         [
-            {"service": "api", "version": "1", "environment": "production", "status": "successful",
-             "started_at": ts("03-02 10:00"), "finished_at": ts("03-02 10:05"), "runbook": str(repo / "api.md")},
-            {"service": "api", "version": "2", "environment": "production", "status": "successful",
-             "started_at": ts("03-05 10:00"), "finished_at": ts("03-05 10:05"), "runbook": str(repo / "api.md")},
-            {"service": "web", "version": "1", "environment": "production", "status": "successful",
-             "started_at": ts("03-02 10:00"), "finished_at": ts("03-02 10:05"), "runbook": "web.md"},
-            {"service": "db", "version": "1", "environment": "production", "status": "successful",
-             "started_at": ts("03-02 10:00"), "finished_at": ts("03-02 10:05")},
+            {
+                "service": "api",
+                "version": "1",
+                "environment": "production",
+                "status": "successful",
+                "started_at": ts("03-02 10:00"),
+                "finished_at": ts("03-02 10:05"),
+                "runbook": str(repo / "api.md"),
+            },
+            {
+                "service": "api",
+                "version": "2",
+                "environment": "production",
+                "status": "successful",
+                "started_at": ts("03-05 10:00"),
+                "finished_at": ts("03-05 10:05"),
+                "runbook": str(repo / "api.md"),
+            },
+            {
+                "service": "web",
+                "version": "1",
+                "environment": "production",
+                "status": "successful",
+                "started_at": ts("03-02 10:00"),
+                "finished_at": ts("03-02 10:05"),
+                "runbook": "web.md",
+            },
+            {
+                "service": "db",
+                "version": "1",
+                "environment": "production",
+                "status": "successful",
+                "started_at": ts("03-02 10:00"),
+                "finished_at": ts("03-02 10:05"),
+            },
         ],
-    )  # fmt: skip
+    )
     inputs = ReportInputs(request("2026-03-01", "2026-03-07"), runbook_root=str(tmp_path))
-    verdicts = {(d["service"], d["version"]): (d["verdict"], d["method"])
-                for d in build(ledger, "runbook", inputs).data["deployments"]}  # fmt: skip
+    verdicts = {
+        (d["service"], d["version"]): (d["verdict"], d["method"])
+        for d in build(ledger, "runbook", inputs).data["deployments"]
+    }
     assert verdicts == {
         ("api", "1"): ("compliant", "git"),  # committed 34 hours before
         ("api", "2"): ("stale", "git"),  # 106 hours before
@@ -162,9 +259,17 @@ def test_calibration_counts_routes_denials_and_later_deployments(ledger: Ledger)
     later = format_timestamp(utc_now() + datetime.timedelta(minutes=5))
     ledger.import_deployments(
         run,
-        [{"service": "api", "version": "2.0.0", "environment": "production", "status": "successful",
-          "started_at": later, "finished_at": later}],
-    )  # fmt: skip
+        [
+            {
+                "service": "api",
+                "version": "2.0.0",
+                "environment": "production",
+                "status": "successful",
+                "started_at": later,
+                "finished_at": later,
+            }
+        ],
+    )
     today = utc_now().date()
     quarter_start = datetime.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
     inputs = ReportInputs(
@@ -184,8 +289,10 @@ def test_dashboard_and_cfr_render_consistently_in_every_format(ledger: Ledger) -
     cfr = build(ledger, "cfr", inputs)
     assert cfr.data["team"]["trend"]["series"]["blue"][1] == 1.0
     assert {name: g["change_failure_rate"]["rate"] for name, g in cfr.data["service"]["groups"].items()} == {
-        "api": 0.5, "web": 0.0, "worker": 1.0,
-    }  # fmt: skip
+        "api": 0.5,
+        "web": 0.0,
+        "worker": 1.0,
+    }
     document = build(ledger, "dashboard", inputs).as_dict("covering a test week")
     charts = sum(1 for section in document["sections"] if section.get("chart"))
     tables = sum(1 for section in document["sections"] if section.get("table"))

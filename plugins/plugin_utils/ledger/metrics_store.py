@@ -96,10 +96,25 @@ class MetricsStore:
         artifact_digest, change_id, source_revision, runbook, details). Rows go in multi-row batches.
         """
         columns = (
-            "run_id", "service", "version", "environment", "status", "strategy", "artifact_digest", "change_id",
-            "started_at", "finished_at", "details", "team", "ci", "source_revision", "commit_at", "planned",
-            "remedies_incident", "runbook",
-        )  # fmt: skip
+            "run_id",
+            "service",
+            "version",
+            "environment",
+            "status",
+            "strategy",
+            "artifact_digest",
+            "change_id",
+            "started_at",
+            "finished_at",
+            "details",
+            "team",
+            "ci",
+            "source_revision",
+            "commit_at",
+            "planned",
+            "remedies_incident",
+            "runbook",
+        )
         row_sql = "(" + ", ".join("?" for _column in columns) + ")"
         now = now_timestamp()
         with self.backend.transaction(write=True) as cursor:
@@ -110,7 +125,9 @@ class MetricsStore:
                 for item in chunk:
                     params.extend(_deployment_values(actor.run_id, item))
                 cursor.execute(
-                    "INSERT INTO deployments (" + ", ".join(columns) + ") VALUES "
+                    "INSERT INTO deployments ("
+                    + ", ".join(columns)
+                    + ") VALUES "
                     + ", ".join(row_sql for _item in chunk),
                     params,
                 )
@@ -186,9 +203,21 @@ class MetricsStore:
     def import_incidents(self, actor: "Actor", incidents: Sequence[Mapping[str, Any]], batch: int = 500) -> int:
         """Insert incidents from history in multi-row batches (no idempotency check: for generated ledgers)."""
         columns = (
-            "run_id", "service", "environment", "title", "severity", "status", "source", "opened_at",
-            "resolved_at", "details", "ci", "component", "root_cause", "external_id",
-        )  # fmt: skip
+            "run_id",
+            "service",
+            "environment",
+            "title",
+            "severity",
+            "status",
+            "source",
+            "opened_at",
+            "resolved_at",
+            "details",
+            "ci",
+            "component",
+            "root_cause",
+            "external_id",
+        )
         row_sql = "(" + ", ".join("?" for _column in columns) + ")"
         with self.backend.transaction(write=True) as cursor:
             self._touch_run(cursor, actor, now_timestamp())
@@ -198,13 +227,22 @@ class MetricsStore:
                 for item in chunk:
                     params.extend(
                         [
-                            actor.run_id, item["service"], item["environment"], item["title"],
-                            item.get("severity") or "moderate", "resolved" if item.get("resolved_at") else "open",
-                            item.get("source") or "manual", item["opened_at"], item.get("resolved_at"), "{}",
-                            item.get("ci") or item["service"], item.get("component"), item.get("root_cause"),
+                            actor.run_id,
+                            item["service"],
+                            item["environment"],
+                            item["title"],
+                            item.get("severity") or "moderate",
+                            "resolved" if item.get("resolved_at") else "open",
+                            item.get("source") or "manual",
+                            item["opened_at"],
+                            item.get("resolved_at"),
+                            "{}",
+                            item.get("ci") or item["service"],
+                            item.get("component"),
+                            item.get("root_cause"),
                             item.get("external_id"),
                         ]
-                    )  # fmt: skip
+                    )
                 cursor.execute(
                     "INSERT INTO incidents (" + ", ".join(columns) + ") VALUES " + ", ".join(row_sql for _i in chunk),
                     params,
@@ -314,7 +352,11 @@ class MetricsStore:
             " END AS link FROM incidents i"
             " LEFT JOIN (SELECT incident_id, max(deployment_id) AS deployment_id FROM incident_deployments"
             " GROUP BY incident_id) x ON x.incident_id = i.id"
-            " LEFT JOIN (" + self._window_links_sql("c") + ") w ON w.incident_id = i.id" + where + " ORDER BY i.opened_at, i.id"
+            " LEFT JOIN ("
+            + self._window_links_sql("c")
+            + ") w ON w.incident_id = i.id"
+            + where
+            + " ORDER BY i.opened_at, i.id"
         )
         with self.backend.transaction(write=False) as cursor:
             rows = cursor.all(sql, (environment, since, until, link_window_seconds, *params))
@@ -441,9 +483,13 @@ class MetricsStore:
         where, scoped = _scope_filter(scope)
         day, day_params = self._local_period_sql(scope, "d.finished_at", "day")
         sql = (
-            "SELECT " + day + " AS label, count(*) AS deployments FROM deployments d" + where
-            + " AND d.status = 'successful' GROUP BY " + day
-        )  # fmt: skip
+            "SELECT "
+            + day
+            + " AS label, count(*) AS deployments FROM deployments d"
+            + where
+            + " AND d.status = 'successful' GROUP BY "
+            + day
+        )
         with self.backend.transaction(write=False) as cursor:
             return cursor.all(sql, (*day_params, *scoped, *day_params))
 
@@ -453,8 +499,9 @@ class MetricsStore:
         if group is not None and group not in METRIC_GROUPS:
             raise LedgerError("metrics group %r is not one of %s" % (group, ", ".join(METRIC_GROUPS)))
         group_sql = {"service": "d.service", "team": "coalesce(d.team, '(none)')"}.get(group or "", "''")
+        period_params: List[Any] = []
         if granularity is None:
-            period, period_params = "'all'", []
+            period = "'all'"
         else:
             period, period_params = self._local_period_sql(scope, "d.finished_at", granularity)
         facts, params = self._facts_sql(scope, period + " AS period, " + group_sql + " AS grp, ")
@@ -519,22 +566,37 @@ class MetricsStore:
         """
         gap = self._seconds(alias + ".opened_at", "wd.finished_at")
         return (
-            "SELECT " + alias + ".incident_id, " + alias + ".deployment_id, " + alias + ".opened_at, "
-            + alias + ".resolved_at FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at,"
+            "SELECT "
+            + alias
+            + ".incident_id, "
+            + alias
+            + ".deployment_id, "
+            + alias
+            + ".opened_at, "
+            + alias
+            + ".resolved_at FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at,"
             " (SELECT d2.id FROM deployments d2 WHERE d2.ci = coalesce(i.ci, i.service)"
             " AND d2.environment = i.environment AND d2.finished_at <= i.opened_at AND d2.status <> 'in_progress'"
             " ORDER BY d2.finished_at DESC, d2.id DESC LIMIT 1) AS deployment_id"
             " FROM incidents i WHERE i.environment = ? AND i.opened_at >= ? AND i.opened_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM incident_deployments xx WHERE xx.incident_id = i.id)) " + alias
-            + " JOIN deployments wd ON wd.id = " + alias + ".deployment_id WHERE " + gap + " <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM incident_deployments xx WHERE xx.incident_id = i.id)) "
+            + alias
+            + " JOIN deployments wd ON wd.id = "
+            + alias
+            + ".deployment_id WHERE "
+            + gap
+            + " <= ?"
         )
 
     def _seconds(self, later: str, earlier: str) -> str:
         """SQL for the seconds between two ledger timestamps (the one dialect-specific expression)."""
         if self.url.dialect == "postgresql":
-            return "CAST(EXTRACT(EPOCH FROM (CAST(%s AS timestamptz) - CAST(%s AS timestamptz))) AS double precision)" % (
-                later,
-                earlier,
+            return (
+                "CAST(EXTRACT(EPOCH FROM (CAST(%s AS timestamptz) - CAST(%s AS timestamptz))) AS double precision)"
+                % (
+                    later,
+                    earlier,
+                )
             )
         # julianday() is a float of days: about 20 microseconds of noise, so keep milliseconds.
         return "round((julianday(%s) - julianday(%s)) * 86400.0, 3)" % (later, earlier)
@@ -554,7 +616,9 @@ def _scope_filter(scope: MetricsScope) -> Tuple[str, List[Any]]:
 
 def _deployment_values(run_id: str, item: Mapping[str, Any]) -> List[Any]:
     if item.get("status") not in ("in_progress", "successful", "failed", "rolled_back"):
-        raise LedgerError("deployment status %r is not one of in_progress, successful, failed, rolled_back" % item.get("status"))
+        raise LedgerError(
+            "deployment status %r is not one of in_progress, successful, failed, rolled_back" % item.get("status")
+        )
     details = dict(item.get("details") or {})
     return [
         run_id,

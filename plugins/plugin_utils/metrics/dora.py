@@ -15,12 +15,11 @@ import statistics
 import subprocess
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.metrics_store import MetricsScope
-
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
 GRANULARITIES = ("day", "week", "month")
@@ -150,7 +149,9 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
     for label, starts, ends in series_periods:
         entry = _metrics(counts.get((label, "")), medians, (label, ""), _days_between(starts, ends))
         entry["deployment_frequency"]["deployment_days"] = sum(
-            1 for day_label, day_start, _day_end in days if day_start >= starts and day_start < ends and day_counts.get(day_label)
+            1
+            for day_label, day_start, _day_end in days
+            if day_start >= starts and day_start < ends and day_counts.get(day_label)
         )
         series.append({"period": label, "start": starts, "end": ends, **entry})
     answer: Dict[str, Any] = {
@@ -243,14 +244,14 @@ def _tier_lower_better(value: Optional[float], limits: Sequence[float], strict: 
     """Elite/high/medium when under (or, for rates, at most) each limit in turn; low beyond the last."""
     if value is None:
         return None
-    for tier, limit in zip(TIERS, limits):
+    for tier, limit in zip(TIERS, limits, strict=False):
         if value < limit or (not strict and value <= limit):
             return tier
     return TIERS[-1]
 
 
 def _tier_higher_better(value: float, limits: Sequence[float]) -> str:
-    for tier, limit in zip(TIERS, limits):
+    for tier, limit in zip(TIERS, limits, strict=False):
         if value >= limit:
             return tier
     return TIERS[-1]
@@ -314,7 +315,9 @@ def _git_lead_times(
             for label, starts, ends in periods:
                 if starts <= deployment["finished_at"] < ends:
                     samples.setdefault(label, []).append(lead)
-    return {(label, "", "lead_seconds"): float(statistics.median(values)) for label, values in samples.items() if values}
+    return {
+        (label, "", "lead_seconds"): float(statistics.median(values)) for label, values in samples.items() if values
+    }
 
 
 def _revision_history(ledger: Ledger, scope: MetricsScope) -> List[Dict[str, Any]]:
@@ -328,7 +331,11 @@ def _revision_history(ledger: Ledger, scope: MetricsScope) -> List[Dict[str, Any
         service=scope.service,
         team=scope.team,
     )
-    return [row for row in ledger.deployments_between(earlier) if row["status"] == "successful" or row["finished_at"] >= scope.start]
+    return [
+        row
+        for row in ledger.deployments_between(earlier)
+        if row["status"] == "successful" or row["finished_at"] >= scope.start
+    ]
 
 
 def commit_times(repository: str, revision: str, previous: Optional[str]) -> List[float]:
@@ -355,6 +362,7 @@ def offset_stretches(
 
     Found hour by hour, then to the second by bisection, so a DST change lands exactly.
     """
+
     def offset(moment: datetime.datetime) -> int:
         return int((moment.astimezone(tz).utcoffset() or datetime.timedelta(0)).total_seconds())
 
@@ -395,7 +403,7 @@ def _with_totals(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Map
     indexed = _index(rows)
     totals: Dict[str, Dict[str, int]] = {}
     for (_label, grp), row in indexed.items():
-        total = totals.setdefault(grp, {name: 0 for name in _COUNT_COLUMNS})
+        total = totals.setdefault(grp, dict.fromkeys(_COUNT_COLUMNS, 0))
         for name in _COUNT_COLUMNS:
             total[name] += int(row.get(name) or 0)
     result: Dict[Tuple[str, str], Mapping[str, Any]] = dict(indexed)

@@ -63,7 +63,8 @@ figure svg { max-width: 100%; height: auto; }
 {% if section.table %}<table class="report-table">
 <thead><tr>{% for column in section.table.columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for row in section.table.rows %}<tr>{% for cell in row %}<td>{{ cell if cell is not none else "" }}</td>{% endfor %}</tr>
+{% for row in section.table.rows %}<tr>{% for cell in row %}<td>{{ "" if cell is none else cell }}</td>
+{%- endfor %}</tr>
 {% else %}<tr><td class="empty" colspan="{{ section.table.columns | length }}">none</td></tr>
 {% endfor %}</tbody>
 </table>
@@ -136,8 +137,12 @@ def _without_scripts(text: str) -> str:
 
 
 def markdown(document: Mapping[str, Any]) -> str:
-    lines: List[str] = ["# %s" % document["title"], "", "_relops.release report `%s`, %s_" % (
-        document["report"], document["covers"]), ""]  # fmt: skip
+    lines: List[str] = [
+        "# %s" % document["title"],
+        "",
+        "_relops.release report `%s`, %s_" % (document["report"], document["covers"]),
+        "",
+    ]
     for section in document["sections"]:
         lines.extend(["## %s" % section["heading"], ""])
         for paragraph in section.get("text", []):
@@ -153,17 +158,20 @@ def markdown(document: Mapping[str, Any]) -> str:
 
 def _chart_table(chart: Mapping[str, Any]) -> List[str]:
     """Markdown has no charts: the chart's numbers as a table under its title."""
-    columns = ["period"] + list(chart["series"])
-    rows = [[label] + [chart["series"][name][index] for name in chart["series"]] for index, label in enumerate(chart["labels"])]
-    return ["**%s**" % chart["title"], ""] + _table(columns, rows)
+    columns = ["period", *chart["series"]]
+    rows = [
+        [label, *(chart["series"][name][index] for name in chart["series"])]
+        for index, label in enumerate(chart["labels"])
+    ]
+    return ["**%s**" % chart["title"], "", *_table(columns, rows)]
 
 
 def _table(columns: List[str], rows: List[List[Any]]) -> List[str]:
     out = ["| " + " | ".join(_cell(column) for column in columns) + " |", "|" + "---|" * len(columns)]
     if not rows:
-        out.append("| " + " | ".join(["none"] + [""] * (len(columns) - 1)) + " |")
+        out.append("| " + " | ".join(["none", *[""] * (len(columns) - 1)]) + " |")
     out.extend("| " + " | ".join(_cell(value) for value in row) + " |" for row in rows)
-    return out + [""]
+    return [*out, ""]
 
 
 def _cell(value: Optional[Any]) -> str:
@@ -174,4 +182,3 @@ def _cell(value: Optional[Any]) -> str:
 
 def output_name(report: str, fmt: str) -> str:
     return "%s.%s" % (report, fmt)
-

@@ -100,8 +100,15 @@ def dashboard(ledger: Ledger, inputs: ReportInputs) -> Report:
     sections = [
         Section(
             "The four keys and rework rate",
-            text=["%s to %s, %s, %s" % (_day(metrics["window"]["start"]), _day(metrics["window"]["end"], -1),
-                                        inputs.request.environment, inputs.request.timezone)],  # fmt: skip
+            text=[
+                "%s to %s, %s, %s"
+                % (
+                    _day(metrics["window"]["start"]),
+                    _day(metrics["window"]["end"], -1),
+                    inputs.request.environment,
+                    inputs.request.timezone,
+                )
+            ],
             columns=["metric", "value", "tier (DORA 2023)"],
             rows=_summary_rows(summary),
         ),
@@ -138,10 +145,21 @@ def dashboard(ledger: Ledger, inputs: ReportInputs) -> Report:
         Section("Per team", columns=_GROUP_COLUMNS, rows=_group_rows(teams)),
         Section("Per service", columns=_GROUP_COLUMNS, rows=_group_rows(services)),
     ]
-    return Report("dashboard", "Delivery dashboard", sections, {"metrics": metrics, "teams": teams, "services": services})
+    return Report(
+        "dashboard", "Delivery dashboard", sections, {"metrics": metrics, "teams": teams, "services": services}
+    )
 
 
-_GROUP_COLUMNS = ["name", "deployments", "per week", "lead time h", "CFR", "recovery h", "rework", "tiers DF/LT/CFR/FDRT"]
+_GROUP_COLUMNS = [
+    "name",
+    "deployments",
+    "per week",
+    "lead time h",
+    "CFR",
+    "recovery h",
+    "rework",
+    "tiers DF/LT/CFR/FDRT",
+]
 
 
 def _group_rows(groups: Mapping[str, Mapping[str, Any]]) -> List[List[Any]]:
@@ -169,20 +187,45 @@ def _group_rows(groups: Mapping[str, Mapping[str, Any]]) -> List[List[Any]]:
 def _summary_rows(summary: Mapping[str, Any]) -> List[List[Any]]:
     frequency = summary["deployment_frequency"]
     return [
-        ["deployment frequency", "%s per week (%s deployments on %s days; fourkeys %s, DevLake %s)"
-         % (frequency["per_week"], frequency["deployments"], frequency.get("deployment_days"),
-            frequency.get("fourkeys"), frequency.get("devlake")), frequency["tier"]],
+        [
+            "deployment frequency",
+            "%s per week (%s deployments on %s days; fourkeys %s, DevLake %s)"
+            % (
+                frequency["per_week"],
+                frequency["deployments"],
+                frequency.get("deployment_days"),
+                frequency.get("fourkeys"),
+                frequency.get("devlake"),
+            ),
+            frequency["tier"],
+        ],
         ["lead time for changes", _hours_text(summary["lead_time"]["median_hours"]), summary["lead_time"]["tier"]],
-        ["change failure rate", "%s (%s of %s)" % (_percent(summary["change_failure_rate"]["rate"]),
-                                                   summary["change_failure_rate"]["failures"],
-                                                   summary["change_failure_rate"]["deployments"]),
-         summary["change_failure_rate"]["tier"]],
-        ["failed deployment recovery time", _hours_text(summary["recovery_time"]["median_hours"]),
-         summary["recovery_time"]["tier"]],
-        ["deployment rework rate", "%s (%s of %s)" % (_percent(summary["rework_rate"]["rate"]),
-                                                      summary["rework_rate"]["rework"],
-                                                      summary["rework_rate"]["deployments"]), "-"],
-    ]  # fmt: skip
+        [
+            "change failure rate",
+            "%s (%s of %s)"
+            % (
+                _percent(summary["change_failure_rate"]["rate"]),
+                summary["change_failure_rate"]["failures"],
+                summary["change_failure_rate"]["deployments"],
+            ),
+            summary["change_failure_rate"]["tier"],
+        ],
+        [
+            "failed deployment recovery time",
+            _hours_text(summary["recovery_time"]["median_hours"]),
+            summary["recovery_time"]["tier"],
+        ],
+        [
+            "deployment rework rate",
+            "%s (%s of %s)"
+            % (
+                _percent(summary["rework_rate"]["rate"]),
+                summary["rework_rate"]["rework"],
+                summary["rework_rate"]["deployments"],
+            ),
+            "-",
+        ],
+    ]
 
 
 # Change failure rate by team and application
@@ -209,11 +252,17 @@ def change_failure(ledger: Ledger, inputs: ReportInputs) -> Report:
                 "Change failure rate by %s" % title,
                 columns=[title, "deployments", "failures", "with incident", "rollbacks", "CFR", "tier"],
                 rows=[
-                    [name, g["change_failure_rate"]["deployments"], g["change_failure_rate"]["failures"],
-                     g["change_failure_rate"]["with_incident"], g["change_failure_rate"]["rollbacks"],
-                     _percent(g["change_failure_rate"]["rate"]), g["change_failure_rate"]["tier"]]
+                    [
+                        name,
+                        g["change_failure_rate"]["deployments"],
+                        g["change_failure_rate"]["failures"],
+                        g["change_failure_rate"]["with_incident"],
+                        g["change_failure_rate"]["rollbacks"],
+                        _percent(g["change_failure_rate"]["rate"]),
+                        g["change_failure_rate"]["tier"],
+                    ]
                     for name, g in sorted(groups.items())
-                ],  # fmt: skip
+                ],
             )
         )
         if trends:
@@ -264,40 +313,71 @@ def _review(
     run_events = [event for event in events if event.get("run_id") == deployment.get("run_id")]
     results = [event for event in run_events if str(event.get("event", "")).startswith("runner_")]
     timeline = [
-        {"ts": event["ts"], "event": event["event"], "task": event.get("task"), "host": event.get("host"),
-         "outcome": event.get("outcome"), "duration": event.get("duration")}
+        {
+            "ts": event["ts"],
+            "event": event["event"],
+            "task": event.get("task"),
+            "host": event.get("host"),
+            "outcome": event.get("outcome"),
+            "duration": event.get("duration"),
+        }
         for event in run_events
         if event.get("event") in ("playbook_start", "play_start", "playbook_end") or event in results
-    ]  # fmt: skip
+    ]
     decisions = [
         {"gate": d["gate"], "decision": d["decision"], "reasons": d["reasons"], "decided_at": d["decided_at"]}
         for d in ledger.decisions_for_run(str(deployment.get("run_id") or ""))
     ]
     anomalies = []
     for event in results:
-        result = event.get("result") if isinstance(event.get("result"), dict) else {}
+        result = _result(event)
         if event.get("outcome") in ("failed", "rescued", "ignored", "unreachable", "async_failed"):
             anomalies.append({"task": event.get("task"), "kind": event.get("outcome"), "detail": result.get("msg")})
         if int(result.get("attempts") or 0) > 1:
-            anomalies.append({"task": event.get("task"), "kind": "retried", "detail": "%s attempts" % result["attempts"]})
+            anomalies.append(
+                {"task": event.get("task"), "kind": "retried", "detail": "%s attempts" % result["attempts"]}
+            )
         if float(event.get("duration") or 0) > inputs.slow_task_seconds:
             anomalies.append({"task": event.get("task"), "kind": "slow", "detail": "%.1f s" % event["duration"]})
     health = [
-        {"task": event.get("task"), "action": event.get("action"), "outcome": event.get("outcome"),
-         "verdict": (event.get("result") or {}).get("verdict") or (event.get("result") or {}).get("decision")}
+        {
+            "task": event.get("task"),
+            "action": event.get("action"),
+            "outcome": event.get("outcome"),
+            "verdict": (event.get("result") or {}).get("verdict") or (event.get("result") or {}).get("decision"),
+        }
         for event in results
         if event.get("action") in ("relops.release.health_gate", "relops.release.smoke_check")
-    ]  # fmt: skip
+    ]
     linked = [
-        {"id": i["id"], "title": i["title"], "opened_at": i["opened_at"], "resolved_at": i.get("resolved_at"),
-         "link": i["link"], "root_cause": i.get("root_cause")}
+        {
+            "id": i["id"],
+            "title": i["title"],
+            "opened_at": i["opened_at"],
+            "resolved_at": i.get("resolved_at"),
+            "link": i["link"],
+            "root_cause": i.get("root_cause"),
+        }
         for i in incidents
         if i.get("deployment_id") == deployment["id"]
-    ]  # fmt: skip
+    ]
     return {
-        "deployment": {key: deployment.get(key) for key in
-                       ("id", "service", "version", "environment", "status", "team", "started_at", "finished_at",
-                        "run_id", "change_id", "artifact_digest")},
+        "deployment": {
+            key: deployment.get(key)
+            for key in (
+                "id",
+                "service",
+                "version",
+                "environment",
+                "status",
+                "team",
+                "started_at",
+                "finished_at",
+                "run_id",
+                "change_id",
+                "artifact_digest",
+            )
+        },
         "timeline": timeline,
         "decisions": decisions,
         "anomalies": anomalies,
@@ -305,23 +385,36 @@ def _review(
         "incidents": linked,
         "rollback": deployment.get("status") == "rolled_back",
         "durations": [{"task": e.get("task"), "duration": float(e.get("duration") or 0)} for e in results],
-    }  # fmt: skip
+    }
 
 
 def _review_sections(review: Mapping[str, Any]) -> List[Section]:
     deployment = review["deployment"]
-    name = "%s %s to %s (deployment %s)" % (deployment["service"], deployment["version"], deployment["environment"],
-                                            deployment["id"])  # fmt: skip
+    name = "%s %s to %s (deployment %s)" % (
+        deployment["service"],
+        deployment["version"],
+        deployment["environment"],
+        deployment["id"],
+    )
     sections = [
         Section(
             "Review: " + name,
-            text=["Status %s; started %s, finished %s; run %s; change %s." % (
-                deployment["status"], deployment["started_at"], deployment["finished_at"], deployment["run_id"],
-                deployment["change_id"] or "-")],
+            text=[
+                "Status %s; started %s, finished %s; run %s; change %s."
+                % (
+                    deployment["status"],
+                    deployment["started_at"],
+                    deployment["finished_at"],
+                    deployment["run_id"],
+                    deployment["change_id"] or "-",
+                )
+            ],
             columns=["time", "event", "task", "host", "outcome", "seconds"],
-            rows=[[e["ts"], e["event"], e["task"] or "", e["host"] or "", e["outcome"] or "", e["duration"] or ""]
-                  for e in review["timeline"]],
-        ),  # fmt: skip
+            rows=[
+                [e["ts"], e["event"], e["task"] or "", e["host"] or "", e["outcome"] or "", e["duration"] or ""]
+                for e in review["timeline"]
+            ],
+        ),
         Section(
             "Decisions and their reasons",
             columns=["gate", "decision", "reasons", "decided at"],
@@ -341,10 +434,14 @@ def _review_sections(review: Mapping[str, Any]) -> List[Section]:
             "Incidents and rollback",
             text=["Rolled back: %s." % ("yes" if review["rollback"] else "no")],
             columns=["incident", "title", "opened", "resolved", "link", "root cause"],
-            rows=[[i["id"], i["title"], i["opened_at"], i["resolved_at"] or "open", i["link"], i["root_cause"] or ""]
-                  for i in review["incidents"]],
-        ),  # fmt: skip
-        Section("Team feedback", text=["What went well, what did not, what surprised us (to be filled in by the team)."]),
+            rows=[
+                [i["id"], i["title"], i["opened_at"], i["resolved_at"] or "open", i["link"], i["root_cause"] or ""]
+                for i in review["incidents"]
+            ],
+        ),
+        Section(
+            "Team feedback", text=["What went well, what did not, what surprised us (to be filled in by the team)."]
+        ),
         Section("Follow-up actions", text=["Action, owner, due date (to be filled in by the team)."]),
     ]
     if review["durations"]:
@@ -374,13 +471,33 @@ def runbook_compliance(ledger: Ledger, inputs: ReportInputs) -> Report:
             verdict = "unknown" if method == "mtime" else "missing"
         else:
             verdict = "compliant" if started - updated <= limit else "stale"
-        entry = {"deployment": deployment["id"], "service": deployment["service"], "version": deployment["version"],
-                 "started_at": deployment["started_at"], "runbook": runbook,
-                 "updated_at": format_timestamp(updated) if updated else None, "method": method, "verdict": verdict}  # fmt: skip
+        entry = {
+            "deployment": deployment["id"],
+            "service": deployment["service"],
+            "version": deployment["version"],
+            "started_at": deployment["started_at"],
+            "runbook": runbook,
+            "updated_at": format_timestamp(updated) if updated else None,
+            "method": method,
+            "verdict": verdict,
+        }
         checked.append(entry)
         if verdict != "compliant":
-            rows.append([entry[k] or "" for k in ("deployment", "service", "version", "started_at", "runbook",
-                                                   "updated_at", "method", "verdict")])  # fmt: skip
+            rows.append(
+                [
+                    entry[k] or ""
+                    for k in (
+                        "deployment",
+                        "service",
+                        "version",
+                        "started_at",
+                        "runbook",
+                        "updated_at",
+                        "method",
+                        "verdict",
+                    )
+                ]
+            )
     compliant = sum(1 for entry in checked if entry["verdict"] == "compliant")
     sections = [
         Section(
@@ -408,10 +525,21 @@ def runbook_updated_before(
     if not os.path.isdir(directory):
         return None, "missing"
     done = subprocess.run(
-        ["git", "-C", directory, "log", "-1", "--format=%ct", "--before=%d" % int(moment.timestamp()), "--",
-         os.path.basename(path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            "git",
+            "-C",
+            directory,
+            "log",
+            "-1",
+            "--format=%ct",
+            "--before=%d" % int(moment.timestamp()),
+            "--",
+            os.path.basename(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode == 0 and done.stdout.strip():
         return datetime.datetime.fromtimestamp(int(done.stdout.split()[0]), datetime.timezone.utc), "git"
     if not os.path.exists(path):
@@ -446,7 +574,9 @@ def automation_coverage(inputs: ReportInputs) -> Report:
         sections.append(
             Section(
                 "Time held by each intervention point",
-                chart=bar_chart("Seconds held", [p["task"] for p in top], {"held seconds": [p["held_seconds"] for p in top]}),
+                chart=bar_chart(
+                    "Seconds held", [p["task"] for p in top], {"held seconds": [p["held_seconds"] for p in top]}
+                ),
             )
         )
     return Report("automation", "Automation coverage", sections, {"points": ranked})
@@ -458,7 +588,7 @@ def intervention_kind(event: Mapping[str, Any]) -> Optional[str]:
     action = str(event.get("action") or "")
     if not name.startswith("runner_"):
         return None
-    result = event.get("result") if isinstance(event.get("result"), dict) else {}
+    result = _result(event)
     if event.get("outcome") == "rescued":
         return "rescue"
     if action in PAUSE_ACTIONS:
@@ -489,13 +619,20 @@ def pipeline_efficiency(ledger: Ledger, inputs: ReportInputs) -> Report:
             digest = _event_digest(event) or runs_digest[run_id]
             if digest:
                 tests.setdefault((suite, digest), []).append(run_id)
-    stages = sorted(
-        ({"stage": name, "runs": len(values), "median_seconds": round(statistics.median(values), 3),
-          "max_seconds": round(max(values), 3), "total_seconds": round(sum(values), 3)}
-         for name, values in durations.items()),
+    stages: List[Dict[str, Any]] = sorted(
+        (
+            {
+                "stage": name,
+                "runs": len(values),
+                "median_seconds": round(statistics.median(values), 3),
+                "max_seconds": round(max(values), 3),
+                "total_seconds": round(sum(values), 3),
+            }
+            for name, values in durations.items()
+        ),
         key=lambda stage: -stage["total_seconds"],
-    )  # fmt: skip
-    redundant = [
+    )
+    redundant: List[Dict[str, Any]] = [
         {"suite": suite, "artifact_digest": digest, "times": len(runs), "runs": sorted(set(runs))}
         for (suite, digest), runs in sorted(tests.items())
         if len(runs) > 1
@@ -505,9 +642,14 @@ def pipeline_efficiency(ledger: Ledger, inputs: ReportInputs) -> Report:
             "Stage durations",
             columns=["stage", "runs", "median (s)", "max (s)", "total (s)"],
             rows=[[s["stage"], s["runs"], s["median_seconds"], s["max_seconds"], s["total_seconds"]] for s in stages],
-            chart=bar_chart("Median seconds per stage", [s["stage"] for s in stages[:20]],
-                            {"median seconds": [s["median_seconds"] for s in stages[:20]]}) if stages else None,
-        ),  # fmt: skip
+            chart=bar_chart(
+                "Median seconds per stage",
+                [s["stage"] for s in stages[:20]],
+                {"median seconds": [s["median_seconds"] for s in stages[:20]]},
+            )
+            if stages
+            else None,
+        ),
         Section(
             "Redundant stages: the same test suite on the same artifact more than once",
             columns=["suite", "artifact digest", "times", "runs"],
@@ -519,7 +661,7 @@ def pipeline_efficiency(ledger: Ledger, inputs: ReportInputs) -> Report:
 
 def _suites(event: Mapping[str, Any]) -> List[str]:
     """The test suites a result ran: quality_gate's suites, else the task itself for test actions."""
-    result = event.get("result") if isinstance(event.get("result"), dict) else {}
+    result = _result(event)
     if isinstance(result.get("suites"), dict) and result["suites"]:
         return sorted(str(name) for name in result["suites"])
     if event.get("action") in TEST_ACTIONS:
@@ -546,8 +688,9 @@ def calibration(ledger: Ledger, inputs: ReportInputs) -> Report:
     quarters: Dict[str, Dict[str, Any]] = {}
     for decision in decisions:
         quarter = _quarter(str(decision["decided_at"]))
-        entry = quarters.setdefault(quarter, {"routes": {}, "denials": {}, "later_deployed": 0, "denied": 0,
-                                              "exemptions": 0})  # fmt: skip
+        entry = quarters.setdefault(
+            quarter, {"routes": {}, "denials": {}, "later_deployed": 0, "denied": 0, "exemptions": 0}
+        )
         route = "%s: %s" % (decision["gate"], decision["decision"])
         entry["routes"][route] = entry["routes"].get(route, 0) + 1
         if decision["decision"] == "deny":
@@ -560,21 +703,37 @@ def calibration(ledger: Ledger, inputs: ReportInputs) -> Report:
     for exemption in inputs.exemptions:
         when = str(exemption.get("used_at") or exemption.get("granted_at") or "")
         if when and scope.start <= when < scope.end:
-            quarters.setdefault(_quarter(when), {"routes": {}, "denials": {}, "later_deployed": 0, "denied": 0,
-                                                 "exemptions": 0})["exemptions"] += 1  # fmt: skip
+            quarters.setdefault(
+                _quarter(when), {"routes": {}, "denials": {}, "later_deployed": 0, "denied": 0, "exemptions": 0}
+            )["exemptions"] += 1
     names = sorted(quarters)
     sections = [
         Section(
             "Policy outcomes per quarter",
             text=["Exemptions come from the exemptions option (the governance ledger tables are optional input)."],
             columns=["quarter", "decisions", "denials", "denied then deployed", "exemptions used"],
-            rows=[[q, sum(quarters[q]["routes"].values()), quarters[q]["denied"], quarters[q]["later_deployed"],
-                   quarters[q]["exemptions"]] for q in names],
-            chart=bar_chart("Decisions per quarter", names,
-                            {"allowed": [_count(quarters[q]["routes"], ": allow") for q in names],
-                             "denied": [quarters[q]["denied"] for q in names],
-                             "waited": [_count(quarters[q]["routes"], ": wait") for q in names]}) if names else None,
-        ),  # fmt: skip
+            rows=[
+                [
+                    q,
+                    sum(quarters[q]["routes"].values()),
+                    quarters[q]["denied"],
+                    quarters[q]["later_deployed"],
+                    quarters[q]["exemptions"],
+                ]
+                for q in names
+            ],
+            chart=bar_chart(
+                "Decisions per quarter",
+                names,
+                {
+                    "allowed": [_count(quarters[q]["routes"], ": allow") for q in names],
+                    "denied": [quarters[q]["denied"] for q in names],
+                    "waited": [_count(quarters[q]["routes"], ": wait") for q in names],
+                },
+            )
+            if names
+            else None,
+        ),
         Section(
             "Routes taken",
             columns=["quarter", "gate: decision", "times"],
@@ -596,7 +755,9 @@ def _deployed_later(decision: Mapping[str, Any], successes: Sequence[Mapping[str
         return False
     service, version = subject.split("@", 1)
     return any(
-        row["service"] == service and row["version"] == version and str(row["finished_at"]) > str(decision["decided_at"])
+        row["service"] == service
+        and row["version"] == version
+        and str(row["finished_at"]) > str(decision["decided_at"])
         for row in successes
     )
 
@@ -643,6 +804,12 @@ def read_audit(path: Optional[str]) -> Iterator[Dict[str, Any]]:
                     yield event
 
 
+def _result(event: Mapping[str, Any]) -> Dict[str, Any]:
+    """An audit event's recorded module result (empty when it has none or it was redacted)."""
+    result = event.get("result")
+    return dict(result) if isinstance(result, dict) else {}
+
+
 def _scope(request: MetricsRequest) -> MetricsScope:
     return MetricsScope(
         environment=request.environment,
@@ -671,4 +838,3 @@ def _hours_text(hours: Optional[float]) -> str:
 
 def _day(timestamp: str, shift: int = 0) -> str:
     return (parse_timestamp(timestamp) + datetime.timedelta(days=shift)).date().isoformat()
-
