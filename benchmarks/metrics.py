@@ -152,16 +152,14 @@ def main() -> None:
     try:
         for database in args.databases.split(","):
             if database == "sqlite":
-                results["sqlite"] = measure(
-                    "sqlite:///" + os.path.join(base, "ledger.db").lstrip("/"),
-                    args.deployments,
-                    args.incidents,
-                    args.repeat,
-                )
+                url = "sqlite:///" + os.path.join(base, "ledger.db").lstrip("/")
+                results["sqlite"] = measure(url, args.deployments, args.incidents, args.repeat)
             elif database == "postgresql":
                 results["postgresql"] = measure_postgres(base, args)
             else:
                 raise SystemExit("unknown database %r; use sqlite and/or postgresql" % database)
+            # Each database's figures as soon as they exist: a headline run takes a while.
+            print(json.dumps({database: results[database]}, sort_keys=True), file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(json.dumps(results, indent=2, sort_keys=True))

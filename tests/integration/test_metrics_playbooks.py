@@ -335,3 +335,11 @@ def test_report_playbook_runs_on_an_empty_window(ansible: Ansible, tmp_path: Any
         for fmt in ("html", "md", "json")
     )
     assert "deployments 0" in run.stdout
+
+
+@pytest.mark.parametrize("name", ["dora_metrics", "incident", "release_report"])
+def test_module_documentation_renders(ansible: Ansible, name: str) -> None:
+    shown = ansible.doc("relops.release." + name)
+    assert shown.returncode == 0, shown.output
+    assert "relops.release." + name in shown.stdout
+    assert "ledger_url" in shown.stdout

@@ -5,6 +5,8 @@ without an incident, services sharing a CI, explicit links, and days across a DS
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,3 +209,39 @@ def test_windows_and_bad_requests() -> None:
         resolve_window(None, "2026-03-05", "2026-03-01", "UTC")
     with pytest.raises(MetricsError, match="Mars/Olympus"):
         zone("Mars/Olympus")
+
+
+def _commit(repo: str, message: str, when: str) -> str:
+    env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+    git = ["git", "-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    with open(os.path.join(repo, "file.txt"), "a", encoding="utf-8") as handle:
+        handle.write(message + "\n")
+    subprocess.run([*git, "add", "file.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", message], check=True, env=env)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_lead_time_from_git_counts_every_commit_between_releases(ledger: Ledger, tmp_path: Any) -> None:
+    repo = str(tmp_path / "src")
+    subprocess.run(["git", "init", "-q", repo], check=True)
+    first = _commit(repo, "one", "2026-02-27T10:00:00Z")
+    _commit(repo, "two", "2026-03-01T06:00:00Z")
+    _commit(repo, "three", "2026-03-01T08:00:00Z")
+    second = _commit(repo, "four", "2026-03-02T09:00:00Z")
+    ledger.import_deployments(
+        ACTOR,
+        [
+            deployment("api", "02-28 10:00", source_revision=first),  # before the window: the previous release
+            deployment("api", "03-02 10:00", source_revision=second, commit_at=ts("03-02 09:00")),
+        ],
+    )
+    plain = compute(ledger, request("2026-03-01", "2026-03-07"))["summary"]["lead_time"]
+    assert (plain["median_seconds"], plain["source"]) == (3600, "commit_at")
+    answer = compute(ledger, request("2026-03-01", "2026-03-07", repository=repo))
+    lead = answer["summary"]["lead_time"]
+    # Commits two, three, four reached production at 03-02 10:00: 28 h, 26 h and 1 h; median 26 h.
+    assert (lead["median_seconds"], lead["source"]) == (26 * 3600, "git")
+    by_day = {entry["period"]: entry["lead_time"]["median_seconds"] for entry in answer["series"]}
+    assert by_day["2026-03-02"] == 26 * 3600
+    with pytest.raises(MetricsError, match="git log"):
+        compute(ledger, request("2026-03-01", "2026-03-07", repository=str(tmp_path)))

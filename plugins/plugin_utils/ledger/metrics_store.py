@@ -70,7 +70,8 @@ class MetricsStore:
     ) -> None:
         """Copy the metric-relevant fields of a deployment's details into their V13 columns."""
         facts = {key: _text_or_none(details.get(key)) for key in _FACT_KEYS}
-        facts["ci"] = facts["ci"] or _text_or_none(details.get("app_ci")) or service
+        # The CI name incidents are raised against (cmdb_deployment's app_ci is a sys_id, not a name).
+        facts["ci"] = facts["ci"] or service
         planned = details.get("planned", True)
         remedies = details.get("remedies_incident")
         cursor.execute(
@@ -546,7 +547,8 @@ class MetricsStore:
         )
         sql = (
             "SELECT " + leading + "d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at,"
-            " d.commit_at, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest, d.change_id,"
+            " d.commit_at, d.source_revision, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest,"
+            " d.change_id,"
             " f.incidents, f.first_opened, f.last_resolved,"
             " CASE WHEN d.status IN ('failed', 'rolled_back') OR f.incidents IS NOT NULL THEN 1 ELSE 0 END"
             " AS failure,"
