@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from typing import Any
 
+import pytest
 from fixtures.metrics_data import seed_week, ts
 from fixtures.playbooks import REPO, Ansible
 from servicenow.server import ServiceNowStandIn
