@@ -61,8 +61,9 @@ class ActionModule(ItsmActionBase):
     def _list(self, args: Dict[str, Any]) -> Dict[str, Any]:
         ledger = self.open_task_ledger_readonly(args)
         if ledger is None:
-            return {"changed": False, "incidents": []}
+            return {"changed": False, "incidents": [], "statistics": []}
         with ledger:
+            statistics = ledger.component_stats(args["environment"], args["since"] or "0000", "9999")
             incidents = ledger.list_incident_records(
                 environment=args["environment"],
                 service=args["service"],
@@ -70,7 +71,7 @@ class ActionModule(ItsmActionBase):
                 since=args["since"],
                 limit=args["limit"],
             )
-        return {"changed": False, "incidents": incidents}
+        return {"changed": False, "incidents": incidents, "statistics": [_numbers(row) for row in statistics]}
 
     def _add(self, args: Dict[str, Any]) -> Dict[str, Any]:
         missing = [name for name in ("service", "title") if not args[name]]
@@ -220,6 +221,11 @@ def _from_servicenow(args: Dict[str, Any], record: Record, links: List[int]) -> 
         "deployment_ids": links,
         "details": {"sys_id": record.get("sys_id"), "caused_by": record.get("caused_by") or None},
     }
+
+
+def _numbers(row: Dict[str, Any]) -> Dict[str, Any]:
+    """PostgreSQL returns sums as Decimal; the result must be plain JSON."""
+    return {key: float(value) if key == "resolution_seconds" else value for key, value in row.items()}
 
 
 def _outcome(existing: Optional[Dict[str, Any]], record: Record) -> str:

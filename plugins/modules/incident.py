@@ -163,6 +163,14 @@ incidents:
   returned: when O(state=list)
   type: list
   elements: dict
+statistics:
+  description:
+    - With O(state=list), root-cause statistics of the environment (since O(since)) per C(service),
+      C(component) and C(root_cause) (unknown when none was recorded), with C(incidents), C(resolved)
+      and C(resolution_seconds) (their total time to resolve), most incidents first.
+  returned: when O(state=list)
+  type: list
+  elements: dict
 imported:
   description: With O(state=imported), each ServiceNow incident's C(number) and C(outcome) (added, resolved, unchanged).
   returned: when O(state=imported)

@@ -151,6 +151,9 @@ def test_incident_lifecycle_through_a_playbook(ansible: Ansible, ledger_url: str
     listed = _run(ansible, INCIDENT_PLAY, env, {"incident_args": {"state": "list", "service": "api"}})
     mine = [i for i in listed["incidents"] if i.get("external_id") == "PD-1"]
     assert mine[0]["deployment_ids"] == [ids["d1"]]
+    causes = {(row["service"], row["component"], row["root_cause"]): row for row in listed["statistics"]}
+    assert causes[("api", "db", "pool exhausted")]["incidents"] == 1
+    assert causes[("api", "db", "pool exhausted")]["resolution_seconds"] == 1.5 * 3600
     missing = _failing(
         ansible, INCIDENT_PLAY, env, {"incident_args": {"service": "api", "opened_at": "2026-03-04T11:00:00Z"}}
     )

@@ -293,6 +293,8 @@ def test_dashboard_and_cfr_render_consistently_in_every_format(ledger: Ledger) -
         "web": 0.0,
         "worker": 1.0,
     }
+    causes = {(row["service"], row["component"]): row["incidents"] for row in cfr.data["root_causes"]}
+    assert causes == {("api", "api"): 3, ("web", "db"): 1, ("worker", "db"): 1}
     document = build(ledger, "dashboard", inputs).as_dict("covering a test week")
     charts = sum(1 for section in document["sections"] if section.get("chart"))
     tables = sum(1 for section in document["sections"] if section.get("table"))

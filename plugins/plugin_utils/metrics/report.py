@@ -272,6 +272,26 @@ def change_failure(ledger: Ledger, inputs: ReportInputs) -> Report:
                     chart=line_chart("CFR per %s" % inputs.request.granularity, labels, trends),
                 )
             )
+    scope = _scope(inputs.request)
+    causes = ledger.component_stats(scope.environment, scope.start, scope.end)
+    data["root_causes"] = [{**row, "resolution_seconds": float(row["resolution_seconds"] or 0)} for row in causes]
+    sections.append(
+        Section(
+            "Incidents by service, component and root cause",
+            columns=["service", "component", "root cause", "incidents", "resolved", "hours to resolve (total)"],
+            rows=[
+                [
+                    row["service"],
+                    row["component"],
+                    row["root_cause"],
+                    int(row["incidents"]),
+                    int(row["resolved"]),
+                    round(float(row["resolution_seconds"] or 0) / 3600, 2),
+                ]
+                for row in causes
+            ],
+        )
+    )
     return Report("cfr", "Change failure rate by team and application", sections, data)
 
 
