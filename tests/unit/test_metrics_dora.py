@@ -245,3 +245,21 @@ def test_lead_time_from_git_counts_every_commit_between_releases(ledger: Ledger,
     assert by_day["2026-03-02"] == 26 * 3600
     with pytest.raises(MetricsError, match="git log"):
         compute(ledger, request("2026-03-01", "2026-03-07", repository=str(tmp_path)))
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Europe/Berlin"])
+def test_weekly_and_monthly_series_sum_to_the_window(ledger: Ledger, timezone: str) -> None:
+    seed_week(ledger)
+    weekly = compute(ledger, request("2026-03-01", "2026-03-07", granularity="week", timezone=timezone))
+    assert [(e["period"], e["change_failure_rate"]["deployments"]) for e in weekly["series"]] == [
+        ("2026-W09", 1),
+        ("2026-W10", 5),
+    ]
+    assert weekly["summary"]["deployment_frequency"]["deployment_days"] == 4
+    monthly = compute(ledger, request("2026-03-01", "2026-03-07", granularity="month", timezone=timezone))
+    ((label, entry),) = [(e["period"], e) for e in monthly["series"]]
+    assert (label, entry["change_failure_rate"]["failures"], entry["lead_time"]["median_seconds"]) == (
+        "2026-03",
+        3,
+        3 * 3600,
+    )

@@ -483,16 +483,16 @@ class MetricsStore:
         """Successful deployments per local day (``label`` YYYY-MM-DD)."""
         where, scoped = _scope_filter(scope)
         day, day_params = self._local_period_sql(scope, "d.finished_at", "day")
+        # Grouped outside: PostgreSQL cannot match a GROUP BY expression holding its own parameters.
         sql = (
-            "SELECT "
+            "SELECT q.label, count(*) AS deployments FROM (SELECT "
             + day
-            + " AS label, count(*) AS deployments FROM deployments d"
+            + " AS label FROM deployments d"
             + where
-            + " AND d.status = 'successful' GROUP BY "
-            + day
+            + " AND d.status = 'successful') q GROUP BY q.label"
         )
         with self.backend.transaction(write=False) as cursor:
-            return cursor.all(sql, (*day_params, *scoped, *day_params))
+            return cursor.all(sql, (*day_params, *scoped))
 
     def _period_facts_sql(
         self, scope: MetricsScope, granularity: Optional[str], group: Optional[str]
@@ -512,6 +512,9 @@ class MetricsStore:
         """SQL for the first local day (YYYY-MM-DD) of the day, ISO week or month a timestamp falls in."""
         if granularity not in GRANULARITIES:
             raise LedgerError("granularity %r is not one of %s" % (granularity, ", ".join(GRANULARITIES)))
+        if scope.offsets == ((None, 0),) and granularity != "week":
+            # UTC days and months are prefixes of the fixed-width timestamps: no parsing per row.
+            return ("substr(%s, 1, 10)" % column if granularity == "day" else "substr(%s, 1, 7) || '-01'" % column), []
         if self.url.dialect == "postgresql":
             local = "(CAST(%s AS timestamptz) AT TIME ZONE ?)" % column
             if granularity != "day":
