@@ -39,6 +39,8 @@ if [ "$set_name" = test ]; then
   command -v npm >/dev/null || missing+=(npm)
   # The ServiceNow client's proxy option is tested through a real forwarding proxy.
   command -v tinyproxy >/dev/null || missing+=(tinyproxy)
+  # The delivery reports (issue 11) are opened in a real headless browser.
+  command -v chromium >/dev/null || missing+=(chromium)
 elif [ "$set_name" != demo ]; then
   echo "unknown package set '$set_name'; use demo or test" >&2
   exit 2

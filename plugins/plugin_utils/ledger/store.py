@@ -29,6 +29,7 @@ from .envs_store import EnvsStore
 from .errors import LedgerError
 from .governance_store import GovernanceStore
 from .incident_store import IncidentStore
+from .metrics_store import MetricsStore
 from .planning_store import PlanningStore
 from .url import LedgerURL
 
@@ -101,7 +102,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger(EnvsStore, GovernanceStore, PlanningStore, IncidentStore, CiChangeStore):
+class Ledger(EnvsStore, GovernanceStore, PlanningStore, IncidentStore, CiChangeStore, MetricsStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
@@ -202,7 +203,9 @@ class Ledger(EnvsStore, GovernanceStore, PlanningStore, IncidentStore, CiChangeS
                     _dump(dict(details or {})),
                 ),
             )
-        return int(_must_exist(row, "the new deployment")["id"])
+            deployment_id = int(_must_exist(row, "the new deployment")["id"])
+            self._store_deployment_facts(cursor, deployment_id, service, details or {})
+        return deployment_id
 
     def finish_deployment(self, deployment_id: int, status: str) -> None:
         """Set the final status of a deployment recorded as in progress."""

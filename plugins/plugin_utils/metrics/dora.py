@@ -1,0 +1,465 @@
+# Copyright: relops.release contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""DORA delivery metrics from the ledger (issue 11); definitions in docs/metrics.md.
+
+The ledger aggregates (``ledger/metrics_store.py``); this module chooses the
+window and the calendar periods (in a time zone, so days and weeks follow local
+midnights across DST changes), turns counts into rates, medians and tiers, and
+reads commit times from git when a repository is given.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.metrics_store import MetricsScope
+
+WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
+GRANULARITIES = ("day", "week", "month")
+DAY = 86400.0
+Period = Tuple[str, str, str]
+ALL = "all"
+
+# Accelerate State of DevOps Report 2023 (Google Cloud / DORA), "Software delivery performance"
+# cluster table; docs/metrics.md cites it and says how ranges become thresholds.
+TIERS = ("elite", "high", "medium", "low")
+LEAD_TIME_LIMITS = (DAY, 7 * DAY, 30 * DAY)
+RECOVERY_LIMITS = (3600.0, DAY, 7 * DAY)
+FAILURE_RATE_LIMITS = (0.05, 0.10, 0.15)
+DEPLOYS_PER_DAY_LIMITS = (1.0, 1.0 / 7.0, 1.0 / 30.0)
+
+
+class MetricsError(LedgerError):
+    """A metrics request that cannot be answered as asked (the message says what to change)."""
+
+
+@dataclass(frozen=True)
+class MetricsRequest:
+    environment: str
+    start: datetime.datetime
+    end: datetime.datetime
+    timezone: str
+    granularity: str
+    link_window_seconds: int
+    service: Optional[str] = None
+    team: Optional[str] = None
+    group_by: Optional[str] = None
+    repository: Optional[str] = None
+
+
+def zone(name: str) -> datetime.tzinfo:
+    if name.upper() == "UTC":
+        return datetime.timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MetricsError("time zone %r is unknown; use an IANA name such as Europe/Berlin or UTC" % name) from None
+
+
+def resolve_window(
+    window: Optional[str],
+    start: Optional[str],
+    end: Optional[str],
+    timezone: str,
+    now: Optional[datetime.datetime] = None,
+) -> Tuple[datetime.datetime, datetime.datetime]:
+    """The window as aware datetimes at local midnights: [start date, day after end date).
+
+    ``window`` (7d/30d/90d) ends with today (local); dates are YYYY-MM-DD, the end date included.
+    """
+    tz = zone(timezone)
+    if start or end:
+        if not (start and end):
+            raise MetricsError("give both start and end dates (YYYY-MM-DD), or a window such as 30d")
+        first, last = _date(start, "start"), _date(end, "end")
+        if last < first:
+            raise MetricsError("end date %s is before start date %s; swap them" % (end, start))
+    else:
+        name = window or "30d"
+        if name not in WINDOWS:
+            raise MetricsError("window %r is not one of %s; or give start and end dates" % (name, ", ".join(WINDOWS)))
+        last = (now or utc_now()).astimezone(tz).date()
+        first = last - datetime.timedelta(days=WINDOWS[name] - 1)
+    return _midnight(first, tz), _midnight(last + datetime.timedelta(days=1), tz)
+
+
+def calendar_periods(
+    start: datetime.datetime, end: datetime.datetime, granularity: str, tz: datetime.tzinfo
+) -> List[Period]:
+    """Local calendar periods (day, ISO week, month) covering [start, end), clipped to it, as UTC bounds."""
+    if granularity not in GRANULARITIES:
+        raise MetricsError("granularity %r is not one of %s" % (granularity, ", ".join(GRANULARITIES)))
+    periods: List[Period] = []
+    day = start.astimezone(tz).date()
+    last = end.astimezone(tz).date()
+    while day < last:
+        following = _next_boundary(day, granularity)
+        bounded = min(following, last)
+        periods.append(
+            (_label(day, granularity), format_timestamp(_midnight(day, tz)), format_timestamp(_midnight(bounded, tz)))
+        )
+        day = bounded
+    return periods
+
+
+def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
+    """The dora_metrics answer: summary, series per period, optional groups, incident link counts."""
+    tz = zone(request.timezone)
+    scope = MetricsScope(
+        environment=request.environment,
+        start=format_timestamp(request.start),
+        end=format_timestamp(request.end),
+        incident_until=format_timestamp(request.end + datetime.timedelta(seconds=request.link_window_seconds)),
+        link_window_seconds=request.link_window_seconds,
+        service=request.service,
+        team=request.team,
+        timezone=request.timezone,
+        offsets=offset_stretches(request.start, request.end, tz),
+    )
+    series_periods = calendar_periods(request.start, request.end, request.granularity, tz)
+    counts = _with_totals(_relabel(ledger.delivery_counts(scope, request.granularity), request.granularity))
+    medians = _medians(_relabel(ledger.delivery_medians(scope, request.granularity), request.granularity))
+    days = calendar_periods(request.start, request.end, "day", tz)
+    if request.granularity == "day":
+        day_counts = {label: int(row["successful"]) for (label, _grp), row in counts.items() if label != ALL}
+    else:
+        day_counts = {row["label"]: int(row["deployments"]) for row in ledger.deployment_day_counts(scope)}
+    git_leads = _git_lead_times(ledger, scope, series_periods, request.repository) if request.repository else None
+    if git_leads is not None:
+        for key in list(medians):
+            if key[2] == "lead_seconds":
+                del medians[key]
+        medians.update(git_leads)
+    window_days = len(days)
+    summary = _metrics(counts.get((ALL, "")), medians, (ALL, ""), window_days)
+    summary["deployment_frequency"].update(
+        deployment_days=sum(1 for label in day_counts if day_counts[label]),
+        fourkeys=fourkeys_bucket(days, day_counts) if day_counts else None,
+        devlake=devlake_bucket(days, day_counts) if day_counts else None,
+    )
+    summary["lead_time"]["source"] = "git" if git_leads is not None else "commit_at"
+    series = []
+    for label, starts, ends in series_periods:
+        entry = _metrics(counts.get((label, "")), medians, (label, ""), _days_between(starts, ends))
+        entry["deployment_frequency"]["deployment_days"] = sum(
+            1
+            for day_label, day_start, _day_end in days
+            if day_start >= starts and day_start < ends and day_counts.get(day_label)
+        )
+        series.append({"period": label, "start": starts, "end": ends, **entry})
+    answer: Dict[str, Any] = {
+        "window": {
+            "start": scope.start,
+            "end": scope.end,
+            "days": window_days,
+            "timezone": request.timezone,
+            "granularity": request.granularity,
+            "environment": request.environment,
+            "service": request.service,
+            "team": request.team,
+            "link_window_seconds": request.link_window_seconds,
+        },
+        "summary": summary,
+        "series": series,
+    }
+    if request.group_by:
+        answer["groups"] = _groups(ledger, scope, request.group_by, window_days)
+    return answer
+
+
+def _groups(ledger: Ledger, scope: MetricsScope, group: str, window_days: int) -> Dict[str, Any]:
+    counts = _index(ledger.delivery_counts(scope, None, group))
+    medians = _medians(ledger.delivery_medians(scope, None, group), per_period=False)
+    return {name: _metrics(row, medians, (ALL, name), window_days) for (label, name), row in sorted(counts.items())}
+
+
+def _metrics(
+    row: Optional[Mapping[str, Any]], medians: Mapping[Tuple[str, str, str], float], key: Tuple[str, str], days: float
+) -> Dict[str, Any]:
+    """Shape one period's (or group's) counts and medians as the four keys plus rework rate."""
+    data = {name: int((row or {}).get(name) or 0) for name in _COUNT_COLUMNS}
+    attempts = data["deployments"]
+    lead = medians.get((key[0], key[1], "lead_seconds"))
+    recovery = medians.get((key[0], key[1], "recovery_seconds"))
+    per_day = data["successful"] / days if days else 0.0
+    rate = data["failures"] / attempts if attempts else None
+    rework = data["rework"] / attempts if attempts else None
+    return {
+        "deployment_frequency": {
+            "deployments": data["successful"],
+            "per_day": round(per_day, 4),
+            "per_week": round(per_day * 7, 4),
+            "tier": _tier_higher_better(per_day, DEPLOYS_PER_DAY_LIMITS) if days and data["successful"] else None,
+        },
+        "lead_time": {
+            "median_seconds": lead,
+            "median_hours": _hours(lead),
+            "samples": data["lead_samples"],
+            "tier": _tier_lower_better(lead, LEAD_TIME_LIMITS, strict=True),
+        },
+        "change_failure_rate": {
+            "deployments": attempts,
+            "failures": data["failures"],
+            "rollbacks": data["rollbacks"],
+            "with_incident": data["with_incident"],
+            "rate": None if rate is None else round(rate, 4),
+            "tier": _tier_lower_better(rate, FAILURE_RATE_LIMITS, strict=False),
+        },
+        "recovery_time": {
+            "median_seconds": recovery,
+            "median_hours": _hours(recovery),
+            "recovered": data["recovered"],
+            "unrecovered": data["unrecovered"],
+            "tier": _tier_lower_better(recovery, RECOVERY_LIMITS, strict=True),
+        },
+        "rework_rate": {
+            "deployments": attempts,
+            "rework": data["rework"],
+            "rate": None if rework is None else round(rework, 4),
+        },
+    }
+
+
+_COUNT_COLUMNS = (
+    "deployments",
+    "successful",
+    "failures",
+    "rework",
+    "rollbacks",
+    "with_incident",
+    "lead_samples",
+    "recovered",
+    "unrecovered",
+)
+
+
+def _tier_lower_better(value: Optional[float], limits: Sequence[float], strict: bool) -> Optional[str]:
+    """Elite/high/medium when under (or, for rates, at most) each limit in turn; low beyond the last."""
+    if value is None:
+        return None
+    for tier, limit in zip(TIERS, limits, strict=False):
+        if value < limit or (not strict and value <= limit):
+            return tier
+    return TIERS[-1]
+
+
+def _tier_higher_better(value: float, limits: Sequence[float]) -> str:
+    for tier, limit in zip(TIERS, limits, strict=False):
+        if value >= limit:
+            return tier
+    return TIERS[-1]
+
+
+def fourkeys_bucket(days: Sequence[Period], day_counts: Mapping[str, int]) -> str:
+    """fourkeys' dashboard bucket: Daily / Weekly / Monthly / Yearly from medians of deployment days."""
+    weekly = _median_days(days, day_counts, "week")
+    monthly = _median_days(days, day_counts, "month")
+    if weekly >= 3:
+        return "Daily"
+    if weekly >= 1:
+        return "Weekly"
+    if monthly >= 1:
+        return "Monthly"
+    return "Yearly"
+
+
+def devlake_bucket(days: Sequence[Period], day_counts: Mapping[str, int]) -> str:
+    """DevLake's DORA dashboard bucket with the 2023 benchmarks: elite / high / medium / low."""
+    weekly = _median_days(days, day_counts, "week")
+    monthly = _median_days(days, day_counts, "month")
+    if weekly >= 7:
+        return "elite"
+    if weekly >= 1:
+        return "high"
+    if monthly >= 1:
+        return "medium"
+    return "low"
+
+
+def _median_days(days: Sequence[Period], day_counts: Mapping[str, int], granularity: str) -> float:
+    """Median over the window's calendar weeks (or months) of the number of days with a deployment."""
+    buckets: Dict[str, int] = {}
+    for label, _starts, _ends in days:
+        day = datetime.date.fromisoformat(label)
+        key = _label(day, granularity)
+        buckets[key] = buckets.get(key, 0) + (1 if day_counts.get(label) else 0)
+    return float(statistics.median(buckets.values())) if buckets else 0.0
+
+
+def _git_lead_times(
+    ledger: Ledger, scope: MetricsScope, periods: Sequence[Period], repository: str
+) -> Dict[Tuple[str, str, str], float]:
+    """Median lead time per period over every commit between each deployment's previous release and its own."""
+    samples: Dict[str, List[float]] = {ALL: []}
+    previous: Dict[str, str] = {}
+    history = _revision_history(ledger, scope)
+    for deployment in history:
+        revision = deployment.get("source_revision")
+        if not revision:
+            continue
+        before = previous.get(deployment["service"])
+        previous[deployment["service"]] = revision
+        if deployment["finished_at"] < scope.start:
+            continue
+        finished = datetime.datetime.fromisoformat(deployment["finished_at"].replace("Z", "+00:00")).timestamp()
+        for committed in commit_times(repository, revision, before):
+            lead = finished - committed
+            samples[ALL].append(lead)
+            for label, starts, ends in periods:
+                if starts <= deployment["finished_at"] < ends:
+                    samples.setdefault(label, []).append(lead)
+    return {
+        (label, "", "lead_seconds"): float(statistics.median(values)) for label, values in samples.items() if values
+    }
+
+
+def _revision_history(ledger: Ledger, scope: MetricsScope) -> List[Dict[str, Any]]:
+    """Deployments in scope, plus each service's deployment before the window (its previous release)."""
+    earlier = MetricsScope(
+        environment=scope.environment,
+        start="0000",
+        end=scope.end,
+        incident_until=scope.start,
+        link_window_seconds=0,
+        service=scope.service,
+        team=scope.team,
+    )
+    return [
+        row
+        for row in ledger.deployments_between(earlier)
+        if row["status"] == "successful" or row["finished_at"] >= scope.start
+    ]
+
+
+def commit_times(repository: str, revision: str, previous: Optional[str]) -> List[float]:
+    """Commit times (epoch seconds) of the commits in previous..revision, or of revision alone."""
+    selection = ["%s..%s" % (previous, revision)] if previous and previous != revision else ["-1", revision]
+    done = subprocess.run(
+        ["git", "-C", repository, "log", "--format=%ct", *selection, "--"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise MetricsError(
+            "git log %s in %s failed (%s); give the repository the releases were built from, with full history"
+            % (" ".join(selection), repository, done.stderr.strip())
+        )
+    return [float(line) for line in done.stdout.split()]
+
+
+def offset_stretches(
+    start: datetime.datetime, end: datetime.datetime, tz: datetime.tzinfo
+) -> Tuple[Tuple[Optional[str], int], ...]:
+    """The UTC offsets in force over [start, end): (UTC end of each stretch, offset seconds), the last open.
+
+    Found hour by hour, then to the second by bisection, so a DST change lands exactly.
+    """
+
+    def offset(moment: datetime.datetime) -> int:
+        return int((moment.astimezone(tz).utcoffset() or datetime.timedelta(0)).total_seconds())
+
+    stretches: List[Tuple[Optional[str], int]] = []
+    moment = start.astimezone(datetime.timezone.utc)
+    current = offset(moment)
+    hour = datetime.timedelta(hours=1)
+    while moment < end:
+        following = moment + hour
+        if offset(following) != current:
+            low, high = moment, following
+            while (high - low).total_seconds() > 1:
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == current else (low, middle)
+            stretches.append((format_timestamp(high), current))
+            current = offset(following)
+        moment = following
+    stretches.append((None, current))
+    return tuple(stretches)
+
+
+def _relabel(rows: Iterable[Mapping[str, Any]], granularity: str) -> List[Dict[str, Any]]:
+    """Name each period (the ledger returns its first local day) as the series does."""
+    relabelled = []
+    for row in rows:
+        period = row["period"]
+        label = period if period == ALL else _label(datetime.date.fromisoformat(str(period)), granularity)
+        relabelled.append({**row, "period": label})
+    return relabelled
+
+
+def _index(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
+    return {(row["period"], row["grp"]): row for row in rows}
+
+
+def _with_totals(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
+    """Counts per period plus their sums as period ``all`` (the periods partition the window)."""
+    indexed = _index(rows)
+    totals: Dict[str, Dict[str, int]] = {}
+    for (_label, grp), row in indexed.items():
+        total = totals.setdefault(grp, dict.fromkeys(_COUNT_COLUMNS, 0))
+        for name in _COUNT_COLUMNS:
+            total[name] += int(row.get(name) or 0)
+    result: Dict[Tuple[str, str], Mapping[str, Any]] = dict(indexed)
+    result.update({(ALL, grp): total for grp, total in totals.items()})
+    return result
+
+
+def _medians(rows: Iterable[Mapping[str, Any]], per_period: bool = True) -> Dict[Tuple[str, str, str], float]:
+    """The ledger returns the middle rows per period and per window; each median is the mean of its middle."""
+    middle: Dict[Tuple[str, str, str], List[float]] = {}
+    for row in rows:
+        for short, metric in (("l", "lead_seconds"), ("r", "recovery_seconds")):
+            if row[metric] is None:
+                continue
+            value = float(row[metric])
+            scopes = (("p", row["period"]), ("w", ALL)) if per_period else (("w", ALL),)
+            for scope, label in scopes:
+                count = int(row["%s_count_%s" % (short, scope)])
+                if int(row["%s_rank_%s" % (short, scope)]) in ((count + 1) // 2, (count + 2) // 2):
+                    middle.setdefault((label, row["grp"], metric), []).append(value)
+    return {key: round(sum(values) / len(values), 3) for key, values in middle.items()}
+
+
+def _hours(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else round(seconds / 3600.0, 3)
+
+
+def _days_between(starts: str, ends: str) -> float:
+    first = datetime.datetime.fromisoformat(starts.replace("Z", "+00:00"))
+    last = datetime.datetime.fromisoformat(ends.replace("Z", "+00:00"))
+    return round((last - first).total_seconds() / DAY)
+
+
+def _date(text: str, name: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise MetricsError("%s date %r is not YYYY-MM-DD" % (name, text)) from None
+
+
+def _midnight(day: datetime.date, tz: datetime.tzinfo) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(0), tzinfo=tz)
+
+
+def _next_boundary(day: datetime.date, granularity: str) -> datetime.date:
+    if granularity == "day":
+        return day + datetime.timedelta(days=1)
+    if granularity == "week":
+        return day + datetime.timedelta(days=7 - day.weekday())
+    return (day.replace(day=1) + datetime.timedelta(days=32)).replace(day=1)
+
+
+def _label(day: datetime.date, granularity: str) -> str:
+    if granularity == "day":
+        return day.isoformat()
+    if granularity == "week":
+        year, week, _weekday = day.isocalendar()
+        return "%04d-W%02d" % (year, week)
+    return day.strftime("%Y-%m")
