@@ -37,4 +37,5 @@ pytest_plugins = [
     "fixtures.http_services",
     "fixtures.prometheus",
     "fixtures.unleash",
+    "fixtures.calendar_http",
 ]

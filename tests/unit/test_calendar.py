@@ -647,3 +647,35 @@ def test_local_backend_keeps_no_schedules(tmp_path: Path) -> None:
     backend = LocalBackend(None, current_actor(environ={"RELOPS_RUN_ID": "t"}))
     with pytest.raises(CalendarError, match="the local backend keeps no schedules, use ics or yaml sources"):
         load_windows([{"type": "servicenow", "schedule": "Weekend freeze"}], itsm=backend)
+
+
+@given(
+    blackouts=st.lists(st.tuples(minutes, st.integers(min_value=1, max_value=120)), max_size=4),
+    slots=st.lists(st.tuples(minutes, st.integers(min_value=1, max_value=180)), min_size=1, max_size=4),
+    now=minutes,
+    length=st.integers(min_value=1, max_value=90),
+)
+def test_maintenance_answers_match_a_brute_force_reading(
+    blackouts: List[Tuple[int, int]], slots: List[Tuple[int, int]], now: int, length: int
+) -> None:
+    def entries(pairs: List[Tuple[int, int]], prefix: str) -> List[Dict[str, Any]]:
+        return [
+            {
+                "name": "%s%d" % (prefix, index),
+                "start": (BASE + datetime.timedelta(minutes=start)).strftime("%Y-%m-%dT%H:%M"),
+                "end": (BASE + datetime.timedelta(minutes=start + size)).strftime("%Y-%m-%dT%H:%M"),
+            }
+            for index, (start, size) in enumerate(pairs)
+        ]
+
+    windows = load_windows(
+        [windows_source(*entries(blackouts, "b")), windows_source(*entries(slots, "m"), kind="maintenance")]
+    )
+    blocked = {m for start, size in blackouts for m in range(start, start + size)}
+    open_minutes = {m for start, size in slots for m in range(start, start + size)}
+    moment = BASE + datetime.timedelta(minutes=now)
+    answer = evaluate(windows, now=moment, planned=(moment, moment + datetime.timedelta(minutes=length)))
+    assert answer.outside_maintenance == (not all(m in open_minutes for m in range(now, now + length)))
+    allowed = [t for t in range(now, 2000) if all(m in open_minutes and m not in blocked for m in range(t, t + length))]
+    expected = BASE + datetime.timedelta(minutes=allowed[0]) if allowed else None
+    assert answer.next_allowed_start == expected

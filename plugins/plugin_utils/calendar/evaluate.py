@@ -20,6 +20,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 from .model import UTC, Answer, CalendarError, Window, WindowHit
 
 DEFAULT_HORIZON = datetime.timedelta(days=366)
+FIRST_REACH = datetime.timedelta(days=8)
 Interval = Tuple[datetime.datetime, datetime.datetime]
 
 
@@ -40,17 +41,24 @@ def evaluate(
     begin = window[0] if window else now
     length = window[1] - window[0] if window else datetime.timedelta(0)
     lo = min(now, begin)
-    hi = max(now, begin) + length + horizon
-    hits = {id(w): _hits(w, lo, hi) for w in applicable}
+    limit = max(now, begin) + length + horizon
+    # Expand a short span first and widen it only while no allowed start is found: most answers
+    # need days, not the whole horizon.
+    reach = min(limit, max(now, begin) + length + FIRST_REACH)
+    while True:
+        hits = {id(w): _hits(w, lo, reach) for w in applicable}
+        blackouts = _merge([(h.start, h.end) for w in applicable if w.kind == "blackout" for h in hits[id(w)]])
+        maintenance_windows = [w for w in applicable if w.kind == "maintenance"]
+        maintenance = _merge([(h.start, h.end) for w in maintenance_windows for h in hits[id(w)]])
+        next_start = _next_allowed(begin, length, blackouts, maintenance if maintenance_windows else None, reach)
+        if next_start is not None or reach >= limit:
+            break
+        reach = min(limit, reach + (reach - lo))
     current = [h for w in applicable for h in hits[id(w)] if h.start <= now < h.end]
     overlapping = [h for w in applicable for h in hits[id(w)] if window and h.start < window[1] and h.end > window[0]]
-    blackouts = _merge([(h.start, h.end) for w in applicable if w.kind == "blackout" for h in hits[id(w)]])
-    maintenance_windows = [w for w in applicable if w.kind == "maintenance"]
-    maintenance = _merge([(h.start, h.end) for w in maintenance_windows for h in hits[id(w)]])
     outside: Optional[bool] = None
     if maintenance_windows:
         outside = not _contains(maintenance, begin, begin + length)
-    next_start = _next_allowed(begin, length, blackouts, maintenance if maintenance_windows else None, hi)
     return Answer(
         now=now,
         planned=window,
