@@ -150,7 +150,7 @@ def fleet(ansible: Ansible, packages: dict[str, dict[str, Any]], size: int, fork
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cutover-hosts", type=int, default=2)
-    parser.add_argument("--fleet", type=int, default=4, help="hosts in the fleet run (the issue's figure: 20)")
+    parser.add_argument("--fleet", type=int, default=3, help="hosts in the fleet run (the issue's figure: 20)")
     parser.add_argument("--forks", type=int, default=20)
     args = parser.parse_args()
     collections = os.path.join(REPO, "build", "collections")

@@ -254,6 +254,11 @@ def parse_server_states(text: str) -> List[Dict[str, str]]:
     return rows
 
 
+def admin_state(admin: int) -> str:
+    """ready, drain or maint from HAProxy's srv_admin_state bit field."""
+    return "maint" if admin & _MAINT_BITS else "drain" if admin & _DRAIN_BITS else "ready"
+
+
 def haproxy_servers(socket_path: str, backend: str) -> List[Server]:
     answer = haproxy_command(socket_path, "show servers state %s" % backend)
     if "Can't find backend" in answer or "No such backend" in answer:
@@ -262,8 +267,7 @@ def haproxy_servers(socket_path: str, backend: str) -> List[Server]:
     for row in parse_server_states(answer):
         if row.get("be_name") != backend:
             continue
-        admin = int(row.get("srv_admin_state", "0"))
-        state = "maint" if admin & _MAINT_BITS else "drain" if admin & _DRAIN_BITS else "ready"
+        state = admin_state(int(row.get("srv_admin_state", "0")))
         port = row.get("srv_port", "0")
         servers.append(
             {

@@ -280,3 +280,45 @@ def _kill_sshd(namespace: str) -> None:
                     os.kill(int(pid), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+
+
+def _slot_process(fleet: Fleet, host: str, slot: str) -> tuple[str, Optional[int]]:
+    """(status, pid) of a slot's process, asked from the host's supervisord over its UNIX socket."""
+    root = os.path.join(fleet.lab.host(host).root, "bg-app")
+    conf = os.path.join(root, "supervisor", "supervisord.conf")
+    done = subprocess.run(
+        [os.path.join(VENV_BIN, "supervisorctl"), "-c", conf, "status", "bg-app-%s" % slot],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    fields = done.stdout.split()
+    pid = int(fields[3].rstrip(",")) if len(fields) > 3 and fields[2] == "pid" else None
+    return (fields[1] if len(fields) > 1 else "ABSENT"), pid
+
+
+def test_rollback_while_warm_reuses_the_running_slot_and_retire_stops_it(
+    fleet_factory: Callable[[str], Fleet],
+) -> None:
+    fleet = fleet_factory("nginx")
+    assert fleet.run("1.0.0").returncode == 0
+    run = fleet.run("2.0.0", blue_green_keep_warm_seconds=600)
+    assert run.returncode == 0, run.output
+    status, warm_pid = _slot_process(fleet, "lab1", "blue")
+    assert status == "RUNNING" and warm_pid, "the previous slot must stay warm"
+
+    run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=1)
+    assert run.returncode == 0, run.output
+    assert fleet.versions_through_router() == {"1.0.0": 12}
+    # Instant: the warm process itself took the traffic back, it was neither reinstalled nor restarted.
+    assert _slot_process(fleet, "lab1", "blue") == ("RUNNING", warm_pid)
+    assert _slot_process(fleet, "lab1", "green")[0] == "RUNNING"
+
+    time.sleep(2)
+    run = fleet.run("1.0.0", entry="retire")
+    assert run.returncode == 0, run.output
+    for host in ("lab1", "lab2", "lab3"):
+        assert _slot_process(fleet, host, "green")[0] == "STOPPED"
+        assert _slot_process(fleet, host, "blue")[0] == "RUNNING"
+        assert not os.path.exists(os.path.join(fleet.lab.host(host).root, "bg-app", "warm.json"))
+    assert fleet.versions_through_router() == {"1.0.0": 12}
