@@ -68,7 +68,7 @@ def main() -> None:
         time_sha256sum(paths)
         sums = min(time_sha256sum(paths) for _attempt in range(options.repeat))
         scans = [time_scan(baseline) for _attempt in range(options.repeat)]
-        best = min(seconds for seconds, _ in scans)
+        best = min(seconds for seconds, _count in scans)
     print(
         json.dumps(
             {
