@@ -422,7 +422,7 @@ class MetricsStore:
 
         ``period`` is the first local day of the period (YYYY-MM-DD), or ``all`` without a granularity.
         """
-        facts, params = self._period_facts_sql(scope, granularity, group)
+        facts, params = self._period_facts_sql(scope, granularity, group, lean=True)
         sql = (
             "SELECT f.period, f.grp, count(*) AS deployments,"
             " sum(CASE WHEN f.status = 'successful' THEN 1 ELSE 0 END) AS successful,"
@@ -434,6 +434,7 @@ class MetricsStore:
             " FROM (" + facts + ") f GROUP BY f.period, f.grp"
         )
         with self.backend.transaction(write=False) as cursor:
+            self._allow_sort_memory(cursor)
             return cursor.all(sql, params)
 
     def delivery_medians(
@@ -441,43 +442,63 @@ class MetricsStore:
     ) -> List["Row"]:
         """The middle rows of lead time and recovery time, per period and over all periods (per group).
 
-        One pass: each row carries its rank and the sample count within its period (``*_p``) and within
-        the whole window (``*_w``); only rows in a middle position come back. NULLs sort last in both
-        databases through the CASE, so ranks 1..n are the non-null values.
+        One query per metric over only the rows that have a value (lead time needs no incident links;
+        recovery time only concerns failures): each row carries its rank and the sample count within
+        its period (``*_p``) and within the whole window (``*_w``); only rows in a middle position
+        come back, with the other metric's value NULL.
         """
-        facts, params = self._period_facts_sql(scope, granularity, group)
-        ranks = []
-        conditions = []
-        for short, column in (("l", "lead_seconds"), ("r", "recovery_seconds")):
-            order = "ORDER BY CASE WHEN f.%s IS NULL THEN 1 ELSE 0 END, f.%s" % (column, column)
-            ranks.append(
-                "row_number() OVER (PARTITION BY f.period, f.grp %s) AS %s_rank_p,"
-                " count(f.%s) OVER (PARTITION BY f.period, f.grp) AS %s_count_p,"
-                " row_number() OVER (PARTITION BY f.grp %s) AS %s_rank_w,"
-                " count(f.%s) OVER (PARTITION BY f.grp) AS %s_count_w"
-                % (order, short, column, short, order, short, column, short)
-            )
-            conditions.append(
-                "(r.%s IS NOT NULL AND (%s))"
-                % (
-                    column,
-                    " OR ".join(
-                        "r.%s_rank_%s = (r.%s_count_%s + %d) / 2" % (short, scope_, short, scope_, offset)
-                        for scope_ in ("p", "w")
-                        for offset in (1, 2)
-                    ),
-                )
-            )
+        facts, params = self._period_facts_sql(scope, granularity, group, lean=True, lead_only=True)
+        whole = granularity is None
+        rows = self._middle_rows(facts, params, whole, "l", "lead_seconds", "recovery_seconds")
+        facts, params = self._period_facts_sql(scope, granularity, group, lean=True)
+        return rows + self._middle_rows(
+            "SELECT * FROM (" + facts + ") ff WHERE ff.failure = 1",
+            params,
+            whole,
+            "r",
+            "recovery_seconds",
+            "lead_seconds",
+        )
+
+    def _middle_rows(
+        self, facts: str, params: List[Any], whole: bool, short: str, column: str, other: str
+    ) -> List["Row"]:
+        """Middle rows of one metric: ranked per period and per group (one sort when the period is the window)."""
+        window = "row_number() OVER (PARTITION BY %s ORDER BY v.value) AS %s_rank_%s, count(*) OVER (PARTITION BY %s)"
+        window += " AS %s_count_%s"
+        # Without a granularity the only period is the whole window: its ranks serve both.
+        partitions = (("v.period, v.grp", "p"),) if whole else (("v.period, v.grp", "p"), ("v.grp", "w"))
+        ranks = ", ".join(window % (part, short, suffix, part, short, suffix) for part, suffix in partitions)
+        window_suffix = "p" if whole else "w"
+        middle = " OR ".join(
+            "r.%s_rank_%s = (r.%s_count_%s + %d) / 2" % (short, suffix, short, suffix, offset)
+            for suffix in ("p", window_suffix)
+            for offset in (1, 2)
+        )
         sql = (
-            "SELECT r.* FROM (SELECT f.period, f.grp, f.lead_seconds, f.recovery_seconds, "
-            + ", ".join(ranks)
-            + " FROM ("
+            "SELECT r.period, r.grp, r.value AS %s, NULL AS %s, r.%s_rank_p, r.%s_count_p,"
+            % (column, other, short, short)
+            + " r.%s_rank_%s AS %s_rank_w, r.%s_count_%s AS %s_count_w"
+            % (short, window_suffix, short, short, window_suffix, short)
+            + " FROM (SELECT v.period, v.grp, v.value, "
+            + ranks
+            + " FROM (SELECT f.period, f.grp, f.%s AS value FROM (" % column
             + facts
-            + ") f) r WHERE "
-            + " OR ".join(conditions)
+            + ") f WHERE f.%s IS NOT NULL) v) r WHERE " % column
+            + middle
         )
         with self.backend.transaction(write=False) as cursor:
+            self._allow_sort_memory(cursor)
             return cursor.all(sql, params)
+
+    def _allow_sort_memory(self, cursor: "Cursor") -> None:
+        """Let PostgreSQL sort and hash a window in memory for this transaction only.
+
+        The default work_mem (4 MB) sends the sort of a 90-day window of a million-deployment
+        ledger (about 250,000 rows) to disk. SQLite sorts in memory already.
+        """
+        if self.url.dialect == "postgresql":
+            cursor.execute("SET LOCAL work_mem = '64MB'")
 
     def deployment_day_counts(self, scope: MetricsScope) -> List["Row"]:
         """Successful deployments per local day (``label`` YYYY-MM-DD)."""
@@ -495,7 +516,12 @@ class MetricsStore:
             return cursor.all(sql, (*day_params, *scoped))
 
     def _period_facts_sql(
-        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str]
+        self,
+        scope: MetricsScope,
+        granularity: Optional[str],
+        group: Optional[str],
+        lean: bool = False,
+        lead_only: bool = False,
     ) -> Tuple[str, List[Any]]:
         if group is not None and group not in METRIC_GROUPS:
             raise LedgerError("metrics group %r is not one of %s" % (group, ", ".join(METRIC_GROUPS)))
@@ -505,7 +531,11 @@ class MetricsStore:
             period = "'all'"
         else:
             period, period_params = self._local_period_sql(scope, "d.finished_at", granularity)
-        facts, params = self._facts_sql(scope, period + " AS period, " + group_sql + " AS grp, ")
+        leading = period + " AS period, " + group_sql + " AS grp, "
+        if lead_only:
+            facts, params = self._lead_facts_sql(scope, leading)
+        else:
+            facts, params = self._facts_sql(scope, leading, lean)
         return facts, [*period_params, *params]
 
     def _local_period_sql(self, scope: MetricsScope, column: str, granularity: str) -> Tuple[str, List[Any]]:
@@ -534,8 +564,22 @@ class MetricsStore:
         extra = {"day": "", "week": ", 'weekday 0', '-6 days'", "month": ", 'start of month'"}[granularity]
         return "date(%s, %s%s)" % (column, shift, extra), params
 
-    def _facts_sql(self, scope: MetricsScope, leading: str = "") -> Tuple[str, List[Any]]:
-        """One row per finished deployment in scope, with its failure, rework, lead and recovery facts."""
+    def _lead_facts_sql(self, scope: MetricsScope, leading: str) -> Tuple[str, List[Any]]:
+        """Lead time per finished deployment in scope: no incident links needed, the covering index suffices."""
+        where, scoped = _scope_filter(scope)
+        lead = self._seconds("d.finished_at", "d.commit_at")
+        return (
+            "SELECT " + leading + "CASE WHEN d.commit_at IS NOT NULL THEN " + lead + " END AS lead_seconds"
+            " FROM deployments d" + where,
+            scoped,
+        )
+
+    def _facts_sql(self, scope: MetricsScope, leading: str = "", lean: bool = False) -> Tuple[str, List[Any]]:
+        """One row per finished deployment in scope, with its failure, rework, lead and recovery facts.
+
+        ``lean`` leaves out the descriptive columns, so aggregation reads the covering index
+        ``deployments_metrics`` (V17) and never the table rows.
+        """
         where, scoped = _scope_filter(scope)
         lead = self._seconds("d.finished_at", "d.commit_at")
         span = self._seconds("f.last_resolved", "f.first_opened")
@@ -545,14 +589,20 @@ class MetricsStore:
             " max(l.resolved_at) AS last_resolved,"
             " sum(CASE WHEN l.resolved_at IS NULL THEN 1 ELSE 0 END) AS open_incidents FROM ("
             + self._window_links_sql("w")
+            # CROSS JOIN: SQLite then reads the (few) explicit links and looks their incidents up,
+            # instead of scanning every incident.
             + " UNION SELECT x.incident_id, x.deployment_id, i.opened_at, i.resolved_at"
-            " FROM incident_deployments x JOIN incidents i ON i.id = x.incident_id) l GROUP BY l.deployment_id"
+            " FROM incident_deployments x CROSS JOIN incidents i WHERE i.id = x.incident_id) l"
+            " GROUP BY l.deployment_id"
+        )
+        described = (
+            "d.status,"
+            if lean
+            else "d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at, d.commit_at,"
+            " d.source_revision, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest, d.change_id,"
         )
         sql = (
-            "SELECT " + leading + "d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at,"
-            " d.commit_at, d.source_revision, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest,"
-            " d.change_id,"
-            " f.incidents, f.first_opened, f.last_resolved,"
+            "SELECT " + leading + described + " f.incidents, f.first_opened, f.last_resolved,"
             " CASE WHEN d.status IN ('failed', 'rolled_back') OR f.incidents IS NOT NULL THEN 1 ELSE 0 END"
             " AS failure,"
             " CASE WHEN d.planned = 0 OR d.remedies_incident IS NOT NULL THEN 1 ELSE 0 END AS rework,"
@@ -573,9 +623,7 @@ class MetricsStore:
         return (
             "SELECT "
             + alias
-            + ".incident_id, "
-            + alias
-            + ".deployment_id, "
+            + ".incident_id, wd.id AS deployment_id, "
             + alias
             + ".opened_at, "
             + alias

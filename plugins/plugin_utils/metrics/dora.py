@@ -124,7 +124,15 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         offsets=offset_stretches(request.start, request.end, tz),
     )
     series_periods = calendar_periods(request.start, request.end, request.granularity, tz)
-    counts = _with_totals(_relabel(ledger.delivery_counts(scope, request.granularity), request.granularity))
+    group_counts: Dict[Tuple[str, str], Mapping[str, Any]] = {}
+    if request.group_by:
+        # One scan for both: counts per period and group, summed over groups for the series and over
+        # periods for the groups (every count column is a sum).
+        per_group = _relabel(ledger.delivery_counts(scope, request.granularity, request.group_by), request.granularity)
+        group_counts = {key: row for key, row in _with_totals(per_group).items() if key[0] == ALL}
+        counts = _with_totals(_sum_over_groups(per_group))
+    else:
+        counts = _with_totals(_relabel(ledger.delivery_counts(scope, request.granularity), request.granularity))
     medians = _medians(_relabel(ledger.delivery_medians(scope, request.granularity), request.granularity))
     days = calendar_periods(request.start, request.end, "day", tz)
     if request.granularity == "day":
@@ -170,12 +178,17 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         "series": series,
     }
     if request.group_by:
-        answer["groups"] = _groups(ledger, scope, request.group_by, window_days)
+        answer["groups"] = _groups(ledger, scope, request.group_by, group_counts, window_days)
     return answer
 
 
-def _groups(ledger: Ledger, scope: MetricsScope, group: str, window_days: int) -> Dict[str, Any]:
-    counts = _index(ledger.delivery_counts(scope, None, group))
+def _groups(
+    ledger: Ledger,
+    scope: MetricsScope,
+    group: str,
+    counts: Mapping[Tuple[str, str], Mapping[str, Any]],
+    window_days: int,
+) -> Dict[str, Any]:
     medians = _medians(ledger.delivery_medians(scope, None, group), per_period=False)
     return {name: _metrics(row, medians, (ALL, name), window_days) for (label, name), row in sorted(counts.items())}
 
@@ -396,6 +409,16 @@ def _relabel(rows: Iterable[Mapping[str, Any]], granularity: str) -> List[Dict[s
 
 def _index(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
     return {(row["period"], row["grp"]): row for row in rows}
+
+
+def _sum_over_groups(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Per-period counts of all groups together (group ``""``), from counts per period and group."""
+    sums: Dict[str, Dict[str, Any]] = {}
+    for row in rows:
+        total = sums.setdefault(row["period"], {"period": row["period"], "grp": "", **dict.fromkeys(_COUNT_COLUMNS, 0)})
+        for name in _COUNT_COLUMNS:
+            total[name] += int(row.get(name) or 0)
+    return list(sums.values())
 
 
 def _with_totals(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
