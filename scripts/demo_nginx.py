@@ -14,7 +14,10 @@ import subprocess
 import sys
 import time
 
-SLOTS = {"blue": 18481, "green": 18482}
+SLOTS = {
+    "blue": int(os.environ.get("RELOPS_DEMO_BLUE_PORT", "8481")),
+    "green": int(os.environ.get("RELOPS_DEMO_GREEN_PORT", "8482")),
+}
 
 
 def running(pid_file: str) -> bool:

@@ -1,0 +1,238 @@
+"""The governed release flow (roles/release, playbooks/release.yml) on the local inventory, end to end:
+real ansible-playbook, the SQLite ledger and local ITSM, nginx and supervisord on loopback.
+
+The tests share one site and run in file order: a successful release of 1.0.0, then three failures
+against it (at the gate, at the smoke tests, during a migration), each of which must leave 1.0.0
+serving with schema version 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fixtures.playbooks import BIN, REPO, Ansible, PlaybookRun
+from fixtures.routers import free_port
+
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
+
+RELEASE = os.path.join(REPO, "playbooks", "release.yml")
+
+
+@dataclass
+class Site:
+    ansible: Ansible
+    env: dict[str, str]
+    state: str
+    url: str
+
+    @property
+    def demo(self) -> str:
+        return os.path.join(self.state, "relops", "demo")
+
+    def release(self, version: str, *extra: str, package: str = "") -> PlaybookRun:
+        with open(os.path.join(self.demo, "artifacts", "releases.json"), encoding="utf-8") as handle:
+            path, digest = json.load(handle)[version]
+        if package:
+            path, digest = package, "sha256:" + sha256_of(package)
+        return self.ansible.playbook(
+            RELEASE,
+            "-e",
+            "release_artifact=%s" % path,
+            "-e",
+            "release_checksum=%s" % digest,
+            "-e",
+            "release_envelope=%s.intoto.json" % path,
+            *extra,
+            env=self.env,
+            timeout=600,
+        )
+
+    def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+                return int(response.status), json.load(response)
+        except urllib.error.HTTPError as error:
+            return int(error.code), json.load(error)
+
+    def ledger(self) -> Any:
+        return open_ledger(parse_ledger_url("sqlite:///" + os.path.join(self.state, "relops", "ledger.db").lstrip("/")))
+
+    def schema_version(self) -> str:
+        with sqlite3.connect(os.path.join(self.demo, "data", "demo-app.db")) as connection:
+            rows = connection.execute(
+                "SELECT version, type FROM flyway_schema_history WHERE success = 1 ORDER BY installed_rank"
+            ).fetchall()
+        applied: list[str] = []
+        for version, kind in rows:
+            if kind == "UNDO_SQL":
+                applied = [v for v in applied if v != version]
+            elif version:
+                applied.append(version)
+        return max(applied, key=int)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def last_run(site: Site) -> dict[str, Any]:
+    with site.ledger() as ledger:
+        run: dict[str, Any] = ledger.list_runs(limit=1)[0]
+    return run
+
+
+def change_of(site: Site, number: str) -> dict[str, Any]:
+    with site.ledger() as ledger:
+        change: dict[str, Any] = ledger.itsm_get_change(number=number)
+    return change
+
+
+@pytest.fixture(scope="module")
+def site(collections_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    workdir = str(tmp_path_factory.mktemp("release-flow"))
+    ansible = Ansible(collections_path=collections_path, workdir=workdir)
+    port = free_port()
+    env = {
+        "RELOPS_DEMO_PORT": str(port),
+        "RELOPS_DEMO_BLUE_PORT": str(free_port()),
+        "RELOPS_DEMO_GREEN_PORT": str(free_port()),
+    }
+    site = Site(ansible, env, os.path.join(workdir, "state"), "http://127.0.0.1:%d" % port)
+    build = ansible.playbook(os.path.join(REPO, "playbooks", "demo_build.yml"), env=env, timeout=600)
+    assert build.returncode == 0, build.output
+    full_env = ansible.environment(env)
+    subprocess.run(
+        [os.path.join(BIN, "python"), os.path.join(REPO, "scripts", "demo_nginx.py"), os.path.join(site.demo, "nginx"), str(port)],
+        check=True,
+        env=full_env,
+    )
+    yield site
+    subprocess.run(["bash", os.path.join(REPO, "scripts", "demo_stop.sh")], env=full_env, check=False, capture_output=True)
+
+
+def test_a_release_goes_through_every_step(site: Site) -> None:
+    run = site.release("1.0.0")
+    assert run.returncode == 0, run.output
+    assert site.get("/api/items") == (200, {"version": "1.0.0", "items": [{"id": 1, "name": "teapot"}, {"id": 2, "name": "kettle"}]})
+    assert site.schema_version() == "1"
+    summary = last_run(site)["summary"]
+    assert last_run(site)["status"] == "successful"
+    assert summary["outcome"] == "successful" and summary["gate"] == "allow" and summary["strategy"] == "blue_green"
+    change = change_of(site, summary["change"])
+    assert change["state"] == "closed" and change["close_code"] == "successful"
+    with site.ledger() as ledger:
+        deployments = ledger.list_deployments("demo-app", "local")
+        assert [(d["version"], d["status"], d["change_id"]) for d in deployments] == [
+            ("1.0.0", "successful", summary["change"])
+        ], "one deployment record, carrying the change (the CMDB update must not add a second)"
+        decisions = ledger.list_decisions(subject=summary["change"])
+        assert {d["gate"] for d in decisions} >= {"change_gate"}
+        assert ledger.get_lock("demo-app") is None
+        assert [event["event"] for event in ledger.lock_events("demo-app")][:2] == ["released", "acquired"]
+
+
+def test_a_gate_denial_deploys_nothing_and_leaves_the_change(site: Site) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    calendar = os.path.join(site.ansible.workdir, "freeze.yml")
+    with open(calendar, "w", encoding="utf-8") as handle:
+        handle.write(
+            "timezone: UTC\nkind: blackout\nwindows:\n  - name: test freeze\n    start: '%s'\n    end: '%s'\n"
+            % ((now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), (now + datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
+        )
+    run = site.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
+    assert run.returncode != 0
+    assert "test freeze" in run.output, run.output
+    summary = last_run(site)["summary"]
+    assert summary["outcome"] == "failed" and summary["failed_task"] == "Gate the release"
+    assert summary["application"] == "not needed" and summary["change_closed"] == "left as it was"
+    assert change_of(site, summary["change"])["state"] == "implement", "the change is not touched after the gate"
+    assert site.get("/")[1]["version"] == "1.0.0" and site.schema_version() == "1"
+    with site.ledger() as ledger:
+        assert [d["version"] for d in ledger.list_deployments("demo-app", "local")] == ["1.0.0"]
+        assert ledger.list_incidents(service="demo-app") == []
+        assert ledger.get_lock("demo-app") is None
+
+
+def test_a_failed_smoke_test_rolls_back_app_and_schema(site: Site) -> None:
+    run = site.release("1.2.0")
+    assert run.returncode != 0
+    assert "items API answers" in run.output
+    summary = last_run(site)["summary"]
+    assert summary["failed_stage"] == "smoke" and summary["application"] == "rolled back to 1.0.0"
+    assert summary["schema"] == "schema 3 -> 1", "1.0.0 reads schema 1: V3 and V2 are undone"
+    assert site.get("/api/items")[0] == 200 and site.get("/")[1]["version"] == "1.0.0"
+    assert site.schema_version() == "1"
+    change = change_of(site, summary["change"])
+    assert change["state"] == "closed" and change["close_code"] == "unsuccessful"
+    with site.ledger() as ledger:
+        statuses = [(d["version"], d["status"]) for d in ledger.list_deployments("demo-app", "local")]
+        assert ("1.2.0", "rolled_back") in statuses and statuses[0] == ("1.0.0", "successful")
+        incidents = ledger.list_incidents(service="demo-app")
+        assert len(incidents) == 1 and incidents[0]["details"]["change"] == summary["change"]
+        assert ledger.get_lock("demo-app") is None
+
+
+def test_a_failed_migration_keeps_the_previous_schema_and_app(site: Site) -> None:
+    tree = os.path.join(site.ansible.workdir, "broken-migration")
+    shutil.copytree(os.path.join(site.demo, "build", "1.1.0"), tree)
+    with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
+        handle.write("-- relops:phase=expand\nALTER TABLE no_such_table ADD COLUMN x TEXT;\n")
+    playbook = site.ansible.write_playbook(
+        """
+        - hosts: localhost
+          gather_facts: false
+          tasks:
+            - relops.release.package:
+                src: %s
+                manifest: "{{ lookup('file', '%s') | from_json | combine({'version': '1.1.1', 'migrations': {'path': 'migrations', 'target_version': '3'}}) }}"
+                dest: %s
+              register: built
+            - relops.release.artifact_sign:
+                artifact: "{{ built.path }}"
+                keys: [{path: %s}]
+        """
+        % (
+            tree,
+            os.path.join(site.ansible.workdir, "manifest.json"),
+            os.path.join(site.demo, "artifacts"),
+            os.path.join(site.demo, "keys", "demo-release.pem"),
+        ),
+        "broken.yml",
+    )
+    manifest = json.loads(subprocess.run(
+        ["tar", "-xzOf", os.path.join(site.demo, "artifacts", "demo-app-1.1.0.tar.gz"), "manifest.json"],
+        check=True, capture_output=True, text=True,
+    ).stdout)
+    with open(os.path.join(site.ansible.workdir, "manifest.json"), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    built = site.ansible.playbook(playbook, env=site.env)
+    assert built.returncode == 0, built.output
+    run = site.release("1.1.1", package=os.path.join(site.demo, "artifacts", "demo-app-1.1.1.tar.gz"))
+    assert run.returncode != 0
+    assert "no_such_table" in run.output
+    summary = last_run(site)["summary"]
+    assert summary["failed_stage"] == "migrate expand" and summary["application"] == "not needed"
+    assert summary["schema"] == "schema 2 -> 1", "V2 applied in this run is undone, the failed V3 never took"
+    assert site.schema_version() == "1"
+    assert site.get("/api/items")[0] == 200 and site.get("/")[1]["version"] == "1.0.0"
+    change = change_of(site, summary["change"])
+    assert change["state"] == "closed" and change["close_code"] == "unsuccessful"
+    with site.ledger() as ledger:
+        assert "1.1.1" not in [d["version"] for d in ledger.list_deployments("demo-app", "local")]
+        assert len(ledger.list_incidents(service="demo-app")) == 2
+        assert ledger.get_lock("demo-app") is None
