@@ -42,10 +42,11 @@ class Site:
         return os.path.join(self.state, "relops", "demo")
 
     def release(self, version: str, *extra: str, package: str = "") -> PlaybookRun:
-        with open(os.path.join(self.demo, "artifacts", "releases.json"), encoding="utf-8") as handle:
-            path, digest = json.load(handle)[version]
         if package:
             path, digest = package, "sha256:" + sha256_of(package)
+        else:
+            with open(os.path.join(self.demo, "artifacts", "releases.json"), encoding="utf-8") as handle:
+                path, digest = json.load(handle)[version]
         return self.ansible.playbook(
             RELEASE,
             "-e",
@@ -99,7 +100,8 @@ def last_run(site: Site) -> dict[str, Any]:
 def change_of(site: Site, number: str) -> dict[str, Any]:
     with site.ledger() as ledger:
         change: dict[str, Any] = ledger.itsm_get_change(number=number)
-    return change
+    # The local ITSM keeps the ServiceNow-style fields (close_code, ...) in a JSON column.
+    return {**(change.get("fields") or {}), **change}
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +168,28 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(site: Site) -> None
         assert [d["version"] for d in ledger.list_deployments("demo-app", "local")] == ["1.0.0"]
         assert ledger.list_incidents(service="demo-app") == []
         assert ledger.get_lock("demo-app") is None
+    # The operator withdraws the blocked change; an open change on the CI would conflict with the next.
+    cancel = site.ansible.write_playbook(
+        """
+        - hosts: localhost
+          gather_facts: false
+          tasks:
+            - relops.release.change_request:
+                number: %s
+                state: canceled
+                close_notes: withdrawn during the freeze
+        """
+        % summary["change"],
+        "cancel.yml",
+    )
+    canceled = site.ansible.playbook(cancel, env=site.env)
+    assert canceled.returncode == 0, canceled.output
 
 
 def test_a_failed_smoke_test_rolls_back_app_and_schema(site: Site) -> None:
     run = site.release("1.2.0")
     assert run.returncode != 0
-    assert "items API answers" in run.output
+    assert "items API answers" in run.output, run.output
     summary = last_run(site)["summary"]
     assert summary["failed_stage"] == "smoke" and summary["application"] == "rolled back to 1.0.0"
     assert summary["schema"] == "schema 3 -> 1", "1.0.0 reads schema 1: V3 and V2 are undone"
