@@ -38,7 +38,7 @@ def write_config(directory: str, port: int) -> str:
                 "    server 127.0.0.1:%d weight=1 down; # relops name=localhost-%s state=maint" % (slot_port, slot)
             )
         with open(upstream, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines + ["}"]) + "\n")
+            handle.write("\n".join([*lines, "}"]) + "\n")
     conf = os.path.join(directory, "nginx.conf")
     user = "user root;\n" if os.geteuid() == 0 else ""
     with open(conf, "w", encoding="utf-8") as handle:

@@ -119,18 +119,28 @@ def site(collections_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     assert build.returncode == 0, build.output
     full_env = ansible.environment(env)
     subprocess.run(
-        [os.path.join(BIN, "python"), os.path.join(REPO, "scripts", "demo_nginx.py"), os.path.join(site.demo, "nginx"), str(port)],
+        [
+            os.path.join(BIN, "python"),
+            os.path.join(REPO, "scripts", "demo_nginx.py"),
+            os.path.join(site.demo, "nginx"),
+            str(port),
+        ],
         check=True,
         env=full_env,
     )
     yield site
-    subprocess.run(["bash", os.path.join(REPO, "scripts", "demo_stop.sh")], env=full_env, check=False, capture_output=True)
+    subprocess.run(
+        ["bash", os.path.join(REPO, "scripts", "demo_stop.sh")], env=full_env, check=False, capture_output=True
+    )
 
 
 def test_a_release_goes_through_every_step(site: Site) -> None:
     run = site.release("1.0.0")
     assert run.returncode == 0, run.output
-    assert site.get("/api/items") == (200, {"version": "1.0.0", "items": [{"id": 1, "name": "teapot"}, {"id": 2, "name": "kettle"}]})
+    assert site.get("/api/items") == (
+        200,
+        {"version": "1.0.0", "items": [{"id": 1, "name": "teapot"}, {"id": 2, "name": "kettle"}]},
+    )
     assert site.schema_version() == "1"
     summary = last_run(site)["summary"]
     assert last_run(site)["status"] == "successful"
@@ -154,7 +164,10 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(site: Site) -> None
     with open(calendar, "w", encoding="utf-8") as handle:
         handle.write(
             "timezone: UTC\nkind: blackout\nwindows:\n  - name: test freeze\n    start: '%s'\n    end: '%s'\n"
-            % ((now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), (now + datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
+            % (
+                (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+                (now + datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"),
+            )
         )
     run = site.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
     assert run.returncode != 0
@@ -217,8 +230,10 @@ def test_a_failed_migration_keeps_the_previous_schema_and_app(site: Site) -> Non
           tasks:
             - relops.release.package:
                 src: %s
-                manifest: "{{ lookup('file', '%s') | from_json | combine({'version': '1.1.1', 'migrations': {'path': 'migrations', 'target_version': '3'}}) }}"
+                manifest: "{{ lookup('file', '%s') | from_json | combine(changes) }}"
                 dest: %s
+              vars:
+                changes: {version: 1.1.1, migrations: {path: migrations, target_version: "3"}}
               register: built
             - relops.release.artifact_sign:
                 artifact: "{{ built.path }}"
@@ -232,10 +247,14 @@ def test_a_failed_migration_keeps_the_previous_schema_and_app(site: Site) -> Non
         ),
         "broken.yml",
     )
-    manifest = json.loads(subprocess.run(
-        ["tar", "-xzOf", os.path.join(site.demo, "artifacts", "demo-app-1.1.0.tar.gz"), "manifest.json"],
-        check=True, capture_output=True, text=True,
-    ).stdout)
+    manifest = json.loads(
+        subprocess.run(
+            ["tar", "-xzOf", os.path.join(site.demo, "artifacts", "demo-app-1.1.0.tar.gz"), "manifest.json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     with open(os.path.join(site.ansible.workdir, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     built = site.ansible.playbook(playbook, env=site.env)
