@@ -66,9 +66,9 @@ def main() -> None:
             os.chmod(path, 0o600)
         # Warm the page cache so both sides measure hashing, not the first read from disk.
         time_sha256sum(paths)
-        sums = min(time_sha256sum(paths) for _ in range(options.repeat))
-        scans = [time_scan(baseline) for _ in range(options.repeat)]
-        best = min(seconds for seconds, _ in scans)
+        sums = min(time_sha256sum(paths) for _attempt in range(options.repeat))
+        scans = [time_scan(baseline) for _attempt in range(options.repeat)]
+        best = min(seconds for seconds, _count in scans)
     print(
         json.dumps(
             {

@@ -30,7 +30,7 @@ from typing import Any, Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
-# benchmarks/calendar.py would shadow the standard library's calendar module, which icalendar imports.
+# benchmarks/calendar_eval.py would shadow the standard library's calendar module, which icalendar imports.
 sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != HERE]
 sys.path.insert(0, os.path.join(REPO, "build", "src"))
 BIN = os.path.dirname(sys.executable)

@@ -41,4 +41,6 @@ pytest_plugins = [
     "fixtures.canary",
     "fixtures.unleash",
     "fixtures.http_proxy",
+    "fixtures.unleash",
+    "fixtures.calendar_http",
 ]

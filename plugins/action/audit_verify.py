@@ -67,7 +67,12 @@ class ActionModule(RelopsActionBase):
         anchor = args.get("anchor")
         if args.get("anchor_from"):
             if anchor:
-                return {"failed": True, "changed": False, "msg": "give either anchor or anchor_from, not both"}
+                return {
+                    "failed": True,
+                    "changed": False,
+                    "msg": "anchor and anchor_from both given; give one: anchor (a seq and head you kept)"
+                    " or anchor_from (a sink's export)",
+                }
             try:
                 anchor = anchor_from_sink(args["anchor_from"], public_keys)
             except AnchorError as exc:

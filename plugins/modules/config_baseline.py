@@ -70,7 +70,6 @@ attributes:
     platforms: posix
 seealso:
   - module: relops.release.drift_scan
-  - role: relops.release.config_drift
 """
 
 EXAMPLES = r"""

@@ -49,7 +49,6 @@ attributes:
     platforms: posix
 seealso:
   - module: relops.release.config_baseline
-  - role: relops.release.config_drift
 """
 
 EXAMPLES = r"""

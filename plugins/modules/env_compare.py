@@ -77,8 +77,6 @@ attributes:
     details: Reads only; runs the same in check mode.
   diff_mode:
     support: none
-seealso:
-  - role: relops.release.config_drift
 """
 
 EXAMPLES = r"""

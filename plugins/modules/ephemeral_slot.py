@@ -70,8 +70,6 @@ attributes:
     details: Shows the environment before and after.
 requirements:
   - psycopg (version 3) on the controller when O(db_admin_url) is given
-seealso:
-  - role: relops.release.ephemeral_env
 """
 
 EXAMPLES = r"""

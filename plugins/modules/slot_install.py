@@ -76,10 +76,22 @@ slot:
   returned: always
   type: dict
   contains:
-    digest: {description: The package digest, C(sha256:<hex>)., type: str, returned: success}
-    artifact: {description: The package file name., type: str, returned: success}
-    name: {description: The manifest's name., type: str, returned: success}
-    version: {description: The manifest's version., type: str, returned: success}
+    digest:
+      description: "The package digest, as C(sha256:<hex>)."
+      type: str
+      returned: success
+    artifact:
+      description: The package file name.
+      type: str
+      returned: success
+    name:
+      description: The manifest's name.
+      type: str
+      returned: success
+    version:
+      description: The manifest's version.
+      type: str
+      returned: success
 manifest:
   description: The package's manifest.json, when the slot holds a package.
   returned: always

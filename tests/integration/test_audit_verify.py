@@ -152,6 +152,28 @@ def test_missing_trail_and_bad_key_file_fail_with_the_fix(ansible: Ansible) -> N
     assert "set path to the callback's trail" in run.output
 
 
+def test_anchor_and_anchor_from_together_are_refused(ansible: Ansible, audit_keys: AuditKeys) -> None:
+    trail = _write_trail(ansible, audit_keys, runs=1)
+    playbook = ansible.write_playbook(
+        """
+        - name: Verify with two anchors
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Verify against a kept anchor and a sink export at once
+              relops.release.audit_verify:
+                path: "%s"
+                anchor: {seq: 1, head: "%s"}
+                anchor_from: ["{{ playbook_dir }}/export.jsonl"]
+        """
+        % (trail, "0" * 64),
+        "two-anchors.yml",
+    )
+    run = ansible.playbook(playbook)
+    assert run.returncode == 2, run.output
+    assert "anchor and anchor_from both given; give one" in run.output
+
+
 def test_ansible_doc_renders_the_module_and_the_callback(ansible: Ansible) -> None:
     module = ansible.doc("relops.release.audit_verify")
     assert module.returncode == 0, module.output

@@ -23,6 +23,10 @@ def test_molecule_default_scenario_converges_idempotently(ansible: Ansible) -> N
             "RELOPS_MOLECULE_BIN": VENV_BIN,
             "RELOPS_MOLECULE_PYTHON": sys.executable,
             "MOLECULE_NO_LOG": "false",
+            # Molecule (ansible-compat) installs the role's collection under ~/.ansible/collections;
+            # a stale copy there would later shadow build/collections for ansible-lint.
+            "HOME": os.path.join(ansible.workdir, "home"),
+            "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
         }
     )
     env.pop("ANSIBLE_INVENTORY", None)

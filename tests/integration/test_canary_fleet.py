@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
 import yaml
@@ -40,6 +42,7 @@ STABLE_PLAY = """
         supervisord_binary: "{{ canary_supervisord_binary }}"
         supervisorctl_binary: "{{ canary_supervisorctl_binary }}"
         wait_port: "{{ canary_slot_ports.blue }}"
+        wait_timeout: 120
     - name: Send it all traffic
       relops.release.traffic_router:
         router: nginx
@@ -71,7 +74,9 @@ def test_two_hosts_take_the_canary_together(ansible: Ansible, router_factory: Ro
     router = router_factory("nginx", "demo_app", backends)
     work = ansible.workdir
     stable, canary = build_package(work, "1.0.0"), build_package(work, "1.1.0")
-    roots = {host: os.path.join(work, host) for host in HOSTS}
+    # Short roots: supervisord's socket path must fit AF_UNIX's 108 bytes, pytest's tmp paths may not.
+    short = tempfile.mkdtemp(prefix="canary-fleet-")
+    roots = {host: os.path.join(short, host) for host in HOSTS}
     bin_dir = os.path.dirname(sys.executable)
     ledger = "sqlite:///" + os.path.join(work, "ledger.db").lstrip("/")
     servers = [
@@ -147,3 +152,4 @@ def test_two_hosts_take_the_canary_together(ansible: Ansible, router_factory: Ro
     finally:
         for root in roots.values():
             stop_supervisord(root)
+        shutil.rmtree(short, ignore_errors=True)

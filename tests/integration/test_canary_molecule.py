@@ -23,6 +23,9 @@ def test_molecule_default_scenario(canary_site, ansible: Ansible) -> None:
             "CANARY_MOLECULE_VARS": vars_file,
             "MOLECULE_PYTHON": sys.executable,
             "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
+            # Molecule (ansible-compat) installs the role's collection under ~/.ansible/collections;
+            # a stale copy there would later shadow build/collections for ansible-lint.
+            "HOME": os.path.join(ansible.workdir, "home"),
         }
     )
     done = subprocess.run(

@@ -208,3 +208,22 @@ def test_services_without_systemd_are_unknown_and_not_compared(host: Host) -> No
     code, result, output = host.run()
     assert code == 0, output
     assert result["scan"]["drift"] == []
+
+
+def test_the_shipped_playbook_records_and_scans(host: Host) -> None:
+    variables = {
+        "drift_hosts": "localhost",
+        "config_drift_baseline_path": host.baseline,
+        "config_drift_sysctl_root": host.sysctl,
+    }
+    run = host.ansible.playbook(
+        "relops.release.drift_scan",
+        "-e",
+        json.dumps({**variables, "config_drift_mode": "baseline", "config_drift_files": [host.root]}),
+    )
+    assert run.returncode == 0, run.output
+    assert os.path.exists(host.baseline)
+    os.chmod(host.path("app.conf"), 0o600)
+    run = host.ansible.playbook("relops.release.drift_scan", "-e", json.dumps(variables))
+    assert run.returncode == 0, run.output
+    assert "file %s mode: 0600" % host.path("app.conf") in run.output

@@ -72,13 +72,11 @@ class EnvsStore:
         for _attempt in range(_PICK_ATTEMPTS):
             try:
                 return self._insert_env(actor, name, ports, ttl_seconds, db_name, slot_dir, details)
-            except Exception as error:
-                if not _is_unique_violation(error):
+            except LedgerError as error:
+                # Another run took the same port between our read and our insert (PostgreSQL's
+                # read committed); the partial unique index refused ours, so pick again.
+                if not _is_port_clash(error):
                     raise
-                if self.active_env(name) is not None:
-                    raise LedgerError(
-                        "ephemeral environment %r is already active; tear it down first or pick another name" % name
-                    ) from None
         raise LedgerError(
             "could not reserve a port for %r after %d attempts; too many environments start at once, retry"
             % (name, _PICK_ATTEMPTS)
@@ -98,6 +96,10 @@ class EnvsStore:
         now = format_timestamp(moment)
         expires = format_timestamp(moment + datetime.timedelta(seconds=ttl_seconds))
         with self.backend.transaction(write=True) as cursor:
+            if cursor.one("SELECT id FROM ephemeral_envs WHERE name = ? AND status = 'active'", (name,)):
+                raise LedgerError(
+                    "ephemeral environment %r is already active; tear it down first or pick another name" % name
+                )
             self._touch_run(cursor, actor, now)
             taken = {
                 int(row["port"])
@@ -144,8 +146,10 @@ class EnvsStore:
         return _decode(row)
 
 
-def _is_unique_violation(error: Exception) -> bool:
-    return any(kind.__name__ == "IntegrityError" for kind in type(error).__mro__)
+def _is_port_clash(error: LedgerError) -> bool:
+    """The backends word a unique violation differently; both name the index or the column."""
+    text = str(error)
+    return "ephemeral_envs_active_port" in text or "ephemeral_envs.port" in text
 
 
 def _decode(row: Row) -> Row:

@@ -12,8 +12,8 @@ that first span alone (the evaluator's own overhead).
 
 Prints one JSON object: median milliseconds per evaluation and per baseline expansion, and their ratio.
 
-    .venv/bin/python benchmarks/calendar.py                      # defaults: 260 weeks, 12 holidays, 200 runs
-    .venv/bin/python benchmarks/calendar.py --weeks 520 --runs 500
+    .venv/bin/python benchmarks/calendar_eval.py                      # defaults: 260 weeks, 12 holidays, 200 runs
+    .venv/bin/python benchmarks/calendar_eval.py --weeks 520 --runs 500
 """
 
 from __future__ import annotations
