@@ -1,94 +1,21 @@
 """The governed release flow (roles/release, playbooks/release.yml) on the local inventory, end to end:
 real ansible-playbook, the SQLite ledger and local ITSM, nginx and supervisord on loopback.
 
-The tests share one site and run in file order: a successful release of 1.0.0, then three failures
-against it (at the gate, at the smoke tests, during a migration), each of which must leave 1.0.0
-serving with schema version 1.
+The tests share one site (fixture demo_site) and run in file order: a successful release of 1.0.0,
+then three failures against it (at the gate, at the smoke tests, during a migration), each of which
+must leave 1.0.0 serving with schema version 1.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import pytest
-from fixtures.playbooks import BIN, REPO, Ansible, PlaybookRun
-from fixtures.routers import free_port
-
-from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
-
-RELEASE = os.path.join(REPO, "playbooks", "release.yml")
-
-
-@dataclass
-class Site:
-    ansible: Ansible
-    env: dict[str, str]
-    state: str
-    url: str
-
-    @property
-    def demo(self) -> str:
-        return os.path.join(self.state, "relops", "demo")
-
-    def release(self, version: str, *extra: str, package: str = "") -> PlaybookRun:
-        if package:
-            path, digest = package, "sha256:" + sha256_of(package)
-        else:
-            with open(os.path.join(self.demo, "artifacts", "releases.json"), encoding="utf-8") as handle:
-                path, digest = json.load(handle)[version]
-        return self.ansible.playbook(
-            RELEASE,
-            "-e",
-            "release_artifact=%s" % path,
-            "-e",
-            "release_checksum=%s" % digest,
-            "-e",
-            "release_envelope=%s.intoto.json" % path,
-            *extra,
-            env=self.env,
-            timeout=600,
-        )
-
-    def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
-                return int(response.status), json.load(response)
-        except urllib.error.HTTPError as error:
-            return int(error.code), json.load(error)
-
-    def ledger(self) -> Any:
-        return open_ledger(parse_ledger_url("sqlite:///" + os.path.join(self.state, "relops", "ledger.db").lstrip("/")))
-
-    def schema_version(self) -> str:
-        with sqlite3.connect(os.path.join(self.demo, "data", "demo-app.db")) as connection:
-            rows = connection.execute(
-                "SELECT version, type FROM flyway_schema_history WHERE success = 1 ORDER BY installed_rank"
-            ).fetchall()
-        applied: list[str] = []
-        for version, kind in rows:
-            if kind == "UNDO_SQL":
-                applied = [v for v in applied if v != version]
-            elif version:
-                applied.append(version)
-        return max(applied, key=int)
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        digest.update(handle.read())
-    return digest.hexdigest()
+from fixtures.demo_site import Site
 
 
 def last_run(site: Site) -> dict[str, Any]:
@@ -104,37 +31,8 @@ def change_of(site: Site, number: str) -> dict[str, Any]:
     return {**(change.get("fields") or {}), **change}
 
 
-@pytest.fixture(scope="module")
-def site(collections_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    workdir = str(tmp_path_factory.mktemp("release-flow"))
-    ansible = Ansible(collections_path=collections_path, workdir=workdir)
-    port = free_port()
-    env = {
-        "RELOPS_DEMO_PORT": str(port),
-        "RELOPS_DEMO_BLUE_PORT": str(free_port()),
-        "RELOPS_DEMO_GREEN_PORT": str(free_port()),
-    }
-    site = Site(ansible, env, os.path.join(workdir, "state"), "http://127.0.0.1:%d" % port)
-    build = ansible.playbook(os.path.join(REPO, "playbooks", "demo_build.yml"), env=env, timeout=600)
-    assert build.returncode == 0, build.output
-    full_env = ansible.environment(env)
-    subprocess.run(
-        [
-            os.path.join(BIN, "python"),
-            os.path.join(REPO, "scripts", "demo_nginx.py"),
-            os.path.join(site.demo, "nginx"),
-            str(port),
-        ],
-        check=True,
-        env=full_env,
-    )
-    yield site
-    subprocess.run(
-        ["bash", os.path.join(REPO, "scripts", "demo_stop.sh")], env=full_env, check=False, capture_output=True
-    )
-
-
-def test_a_release_goes_through_every_step(site: Site) -> None:
+def test_a_release_goes_through_every_step(demo_site: Site) -> None:
+    site = demo_site
     run = site.release("1.0.0")
     assert run.returncode == 0, run.output
     assert site.get("/api/items") == (
@@ -158,7 +56,8 @@ def test_a_release_goes_through_every_step(site: Site) -> None:
         assert [event["event"] for event in ledger.lock_events("demo-app")][:2] == ["released", "acquired"]
 
 
-def test_a_gate_denial_deploys_nothing_and_leaves_the_change(site: Site) -> None:
+def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) -> None:
+    site = demo_site
     now = datetime.datetime.now(datetime.timezone.utc)
     calendar = os.path.join(site.ansible.workdir, "freeze.yml")
     with open(calendar, "w", encoding="utf-8") as handle:
@@ -199,7 +98,8 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(site: Site) -> None
     assert canceled.returncode == 0, canceled.output
 
 
-def test_a_failed_smoke_test_rolls_back_app_and_schema(site: Site) -> None:
+def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
+    site = demo_site
     run = site.release("1.2.0")
     assert run.returncode != 0
     assert "items API answers" in run.output, run.output
@@ -218,7 +118,8 @@ def test_a_failed_smoke_test_rolls_back_app_and_schema(site: Site) -> None:
         assert ledger.get_lock("demo-app") is None
 
 
-def test_a_failed_migration_keeps_the_previous_schema_and_app(site: Site) -> None:
+def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -> None:
+    site = demo_site
     tree = os.path.join(site.ansible.workdir, "broken-migration")
     shutil.copytree(os.path.join(site.demo, "build", "1.1.0"), tree)
     with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
