@@ -44,8 +44,8 @@ def run_like_awx(ansible, tmp_path, extravars: dict, env: dict) -> ansible_runne
     """ansible-runner with a private data dir, as AWX lays one out for a job."""
     private = tmp_path / "runner"
     (private / "project").mkdir(parents=True)
-    (private / "inventory").mkdir()
-    shutil.copy(os.path.join(REPO, "inventories", "local", "hosts.yml"), private / "inventory" / "hosts.yml")
+    # The whole inventory, group_vars included, as an AWX inventory source from the project would be.
+    shutil.copytree(os.path.join(REPO, "inventories", "local"), private / "inventory")
     environment = ansible.environment(env)
     environment.pop("ANSIBLE_INVENTORY", None)
     return ansible_runner.run(
