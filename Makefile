@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 SOURCE_LINK := build/src/ansible_collections/relops/release
 
-.PHONY: help setup system-packages python-packages install source-link demo demo-check test unit lint sanity integration bench clean
+.PHONY: help setup system-packages python-packages install source-link demo demo-stop demo-check test unit lint sanity integration bench clean
 
 help:
 	@echo "make demo    set up, then run a governed release of the demo app on this machine"
@@ -57,9 +57,12 @@ source-link:
 	@mkdir -p $(dir $(SOURCE_LINK))
 	@ln -sfn $(CURDIR) $(SOURCE_LINK)
 
+# Three governed releases of examples/demo_app on this machine (README "What the demo does").
 demo: setup
-	$(BIN)/ansible-playbook -i inventories/local/hosts.yml playbooks/release.yml
-	$(BIN)/ansible-playbook -i inventories/local/hosts.yml playbooks/ledger_status.yml
+	@bash scripts/demo.sh
+
+demo-stop:
+	@bash scripts/demo_stop.sh
 
 test: setup unit lint sanity integration demo-check
 
@@ -67,6 +70,7 @@ test: setup unit lint sanity integration demo-check
 # with its ledger in build/ so the tester's own ledger is left alone.
 demo-check:
 	XDG_STATE_HOME=$(CURDIR)/build/demo-state $(MAKE) --no-print-directory demo
+	XDG_STATE_HOME=$(CURDIR)/build/demo-state $(MAKE) --no-print-directory demo-stop
 
 unit: source-link
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit

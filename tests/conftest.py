@@ -38,6 +38,7 @@ pytest_plugins = [
     "fixtures.prometheus",
     "fixtures.calendar_http",
     "fixtures.routers",
+    "fixtures.demo_site",
     "fixtures.canary",
     "fixtures.unleash",
     "fixtures.http_proxy",

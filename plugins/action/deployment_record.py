@@ -87,8 +87,13 @@ class ActionModule(RelopsActionBase):
 
 
 def _last_successful(deployments: List[Dict[str, Any]], exclude_version: Optional[str]) -> Optional[Dict[str, Any]]:
-    """The newest successful deployment of another version: a failed or rolled-back one never qualifies."""
+    """The newest successful deployment of another version: a failed or rolled-back one never qualifies,
+    nor one without an artifact digest (a CMDB-only record names no package to go back to)."""
     for deployment in deployments:
-        if deployment["status"] == "successful" and deployment["version"] != exclude_version:
+        if (
+            deployment["status"] == "successful"
+            and deployment["version"] != exclude_version
+            and deployment.get("artifact_digest")
+        ):
             return deployment
     return None

@@ -4,12 +4,14 @@ and the audit trail must say which AWX user and job did the release."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 
 import ansible_runner
 from fixtures.audit import AuditKeys, audit_environment, read_events
+from fixtures.demo_site import Site
 from fixtures.playbooks import REPO
 
 # What AWX puts into every job's extra variables (see AWX's "Extra Variables" docs).
@@ -31,12 +33,19 @@ AWX_EXTRA_VARS = {
 }
 
 
+def release_vars(site: Site, version: str) -> dict:
+    """The release of one of the demo site's signed packages."""
+    with open(os.path.join(site.demo, "artifacts", "releases.json"), encoding="utf-8") as handle:
+        path, digest = json.load(handle)[version]
+    return {"release_artifact": path, "release_checksum": digest, "release_envelope": path + ".intoto.json"}
+
+
 def run_like_awx(ansible, tmp_path, extravars: dict, env: dict) -> ansible_runner.Runner:
     """ansible-runner with a private data dir, as AWX lays one out for a job."""
     private = tmp_path / "runner"
     (private / "project").mkdir(parents=True)
-    (private / "inventory").mkdir()
-    shutil.copy(os.path.join(REPO, "inventories", "local", "hosts.yml"), private / "inventory" / "hosts.yml")
+    # The whole inventory, group_vars included, as an AWX inventory source from the project would be.
+    shutil.copytree(os.path.join(REPO, "inventories", "local"), private / "inventory")
     environment = ansible.environment(env)
     environment.pop("ANSIBLE_INVENTORY", None)
     return ansible_runner.run(
@@ -50,7 +59,9 @@ def run_like_awx(ansible, tmp_path, extravars: dict, env: dict) -> ansible_runne
     )
 
 
-def test_release_under_ansible_runner_records_the_awx_user_and_job(ansible, tmp_path, audit_keys: AuditKeys) -> None:
+def test_release_under_ansible_runner_records_the_awx_user_and_job(
+    ansible, tmp_path, audit_keys: AuditKeys, demo_site: Site
+) -> None:
     trail = str(tmp_path / "audit.jsonl")
     ledger = str(tmp_path / "ledger.db")
     extravars = dict(
@@ -58,9 +69,10 @@ def test_release_under_ansible_runner_records_the_awx_user_and_job(ansible, tmp_
         release_service="demo-app",
         release_environment="staging",
         relops_ledger_url="sqlite:///" + ledger,
+        **release_vars(demo_site, "1.0.0"),
     )
 
-    runner = run_like_awx(ansible, tmp_path, extravars, audit_environment(trail, audit_keys))
+    runner = run_like_awx(ansible, tmp_path, extravars, {**demo_site.env, **audit_environment(trail, audit_keys)})
 
     assert runner.status == "successful", runner.stdout.read()
     assert runner.rc == 0
@@ -81,10 +93,11 @@ def test_release_under_ansible_runner_records_the_awx_user_and_job(ansible, tmp_
     assert status == "successful"
     assert "ada" in actor
     assert [event for event, _run, _actor in lock_events] == ["acquired", "released"]
+    assert demo_site.get("/")[1]["version"] == "1.0.0"
     assert all(run == "awx-job-4711" and "ada" in who for _event, run, who in lock_events)
 
 
-def test_two_awx_jobs_are_two_runs_in_the_ledger(ansible, tmp_path) -> None:
+def test_two_awx_jobs_are_two_runs_in_the_ledger(ansible, tmp_path, demo_site: Site) -> None:
     ledger = str(tmp_path / "ledger.db")
     for job in (100, 101):
         extravars = dict(
@@ -94,8 +107,9 @@ def test_two_awx_jobs_are_two_runs_in_the_ledger(ansible, tmp_path) -> None:
             relops_ledger_url="sqlite:///" + ledger,
             release_service="demo-app",
             release_environment="staging",
+            **release_vars(demo_site, "1.0.0"),
         )
-        runner = run_like_awx(ansible, tmp_path / str(job), extravars, {})
+        runner = run_like_awx(ansible, tmp_path / str(job), extravars, demo_site.env)
         assert runner.status == "successful", runner.stdout.read()
 
     with sqlite3.connect(ledger) as db:

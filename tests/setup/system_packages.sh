@@ -14,6 +14,8 @@ command -v git >/dev/null || missing+=(git)
 "$python" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # Deploy roles (issue 7): nginx is the demo's router; the tests also drive HAProxy.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# Signing keys: the demo generates its release key and audit key with openssl (docs/artifacts.md).
+command -v openssl >/dev/null || missing+=(openssl)
 
 if [ "$set_name" = test ]; then
   have_postgres() { compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || command -v pg_ctl >/dev/null; }
@@ -25,8 +27,7 @@ if [ "$set_name" = test ]; then
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   # ansible-test sanity skips its shellcheck test, silently, without the program.
   command -v shellcheck >/dev/null || missing+=(shellcheck)
-  # Artifacts (issue 3): key generation in the docs and tests, and the baselines of benchmarks/artifacts.py.
-  command -v openssl >/dev/null || missing+=(openssl)
+  # Artifacts (issue 3): the baselines of benchmarks/artifacts.py.
   command -v zstd >/dev/null || missing+=(zstd)
   # The audit callback's syslog sink is tested against a real rsyslog.
   command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)

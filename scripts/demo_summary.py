@@ -1,0 +1,58 @@
+#!/usr/bin/env python
+"""Print the demo's closing summary from the release ledger.
+
+Usage: demo_summary.py <state dir> <site url> <log file> <audit verdict> <report path>
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "build", "src"))
+
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import (  # noqa: E402
+    open_ledger,
+    parse_ledger_url,
+)
+
+
+def main() -> None:
+    state, url, log, verdict, report = sys.argv[1:6]
+    with open_ledger(parse_ledger_url("sqlite:///" + os.path.join(state, "ledger.db").lstrip("/"))) as ledger:
+        runs = [run for run in ledger.list_runs(limit=50) if (run.get("summary") or {}).get("version")]
+        releases = list(reversed(runs[:3]))
+        incidents = ledger.list_incidents(service="demo-app")
+    print("Releases (newest last):")
+    for run in releases:
+        summary = run["summary"]
+        line = "  %-6s %-10s risk %-9s gate %-6s change %-11s" % (
+            summary["version"],
+            summary.get("outcome", run["status"]),
+            summary.get("risk") or "-",
+            summary.get("gate") or "-",
+            summary.get("change") or "-",
+        )
+        if summary.get("outcome") == "failed":
+            line += " failed at %s; application %s; %s; change closed %s; incident %s" % (
+                summary.get("failed_stage"),
+                summary.get("application"),
+                summary.get("schema"),
+                summary.get("change_closed"),
+                summary.get("incident"),
+            )
+        print(line)
+    print("Incidents recorded for demo-app: %d" % len(incidents))
+    print("Audit trail: %s" % verdict)
+    print("Report: %s" % report)
+    with urllib.request.urlopen(url + "/", timeout=5) as response:
+        live = json.load(response)
+    print("Site: %s serves demo-app %s" % (url, live["version"]))
+    print("Log of every playbook run: %s" % log)
+
+
+if __name__ == "__main__":
+    main()

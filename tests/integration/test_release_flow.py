@@ -1,0 +1,176 @@
+"""The governed release flow (roles/release, playbooks/release.yml) on the local inventory, end to end:
+real ansible-playbook, the SQLite ledger and local ITSM, nginx and supervisord on loopback.
+
+The tests share one site (fixture demo_site) and run in file order: a successful release of 1.0.0,
+then three failures against it (at the gate, at the smoke tests, during a migration), each of which
+must leave 1.0.0 serving with schema version 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from fixtures.demo_site import Site
+
+
+def last_run(site: Site) -> dict[str, Any]:
+    with site.ledger() as ledger:
+        run: dict[str, Any] = ledger.list_runs(limit=1)[0]
+    return run
+
+
+def change_of(site: Site, number: str) -> dict[str, Any]:
+    with site.ledger() as ledger:
+        change: dict[str, Any] = ledger.itsm_get_change(number=number)
+    # The local ITSM keeps the ServiceNow-style fields (close_code, ...) in a JSON column.
+    return {**(change.get("fields") or {}), **change}
+
+
+def test_a_release_goes_through_every_step(demo_site: Site) -> None:
+    site = demo_site
+    run = site.release("1.0.0")
+    assert run.returncode == 0, run.output
+    assert site.get("/api/items") == (
+        200,
+        {"version": "1.0.0", "items": [{"id": 1, "name": "teapot"}, {"id": 2, "name": "kettle"}]},
+    )
+    assert site.schema_version() == "1"
+    summary = last_run(site)["summary"]
+    assert last_run(site)["status"] == "successful"
+    assert summary["outcome"] == "successful" and summary["gate"] == "allow" and summary["strategy"] == "blue_green"
+    change = change_of(site, summary["change"])
+    assert change["state"] == "closed" and change["close_code"] == "successful"
+    with site.ledger() as ledger:
+        deployments = ledger.list_deployments("demo-app", "local")
+        assert [(d["version"], d["status"], d["change_id"]) for d in deployments] == [
+            ("1.0.0", "successful", summary["change"])
+        ], "one deployment record, carrying the change (the CMDB update must not add a second)"
+        decisions = ledger.list_decisions(subject=summary["change"])
+        assert {d["gate"] for d in decisions} >= {"change_gate"}
+        assert ledger.get_lock("demo-app") is None
+        assert [event["event"] for event in ledger.lock_events("demo-app")][:2] == ["released", "acquired"]
+
+
+def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) -> None:
+    site = demo_site
+    now = datetime.datetime.now(datetime.timezone.utc)
+    calendar = os.path.join(site.ansible.workdir, "freeze.yml")
+    with open(calendar, "w", encoding="utf-8") as handle:
+        handle.write(
+            "timezone: UTC\nkind: blackout\nwindows:\n  - name: test freeze\n    start: '%s'\n    end: '%s'\n"
+            % (
+                (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+                (now + datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"),
+            )
+        )
+    run = site.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
+    assert run.returncode != 0
+    assert "test freeze" in run.output, run.output
+    summary = last_run(site)["summary"]
+    assert summary["outcome"] == "failed" and summary["failed_task"] == "Gate the release"
+    assert summary["application"] == "not needed" and summary["change_closed"] == "left as it was"
+    assert change_of(site, summary["change"])["state"] == "implement", "the change is not touched after the gate"
+    assert site.get("/")[1]["version"] == "1.0.0" and site.schema_version() == "1"
+    with site.ledger() as ledger:
+        assert [d["version"] for d in ledger.list_deployments("demo-app", "local")] == ["1.0.0"]
+        assert ledger.list_incidents(service="demo-app") == []
+        assert ledger.get_lock("demo-app") is None
+    # The operator withdraws the blocked change; an open change on the CI would conflict with the next.
+    cancel = site.ansible.write_playbook(
+        """
+        - hosts: localhost
+          gather_facts: false
+          tasks:
+            - relops.release.change_request:
+                number: %s
+                state: canceled
+                close_notes: withdrawn during the freeze
+        """
+        % summary["change"],
+        "cancel.yml",
+    )
+    canceled = site.ansible.playbook(cancel, env=site.env)
+    assert canceled.returncode == 0, canceled.output
+
+
+def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
+    site = demo_site
+    run = site.release("1.2.0")
+    assert run.returncode != 0
+    assert "items API answers" in run.output, run.output
+    summary = last_run(site)["summary"]
+    assert summary["failed_stage"] == "smoke" and summary["application"] == "rolled back to 1.0.0"
+    assert summary["schema"] == "schema 3 -> 1", "1.0.0 reads schema 1: V3 and V2 are undone"
+    assert site.get("/api/items")[0] == 200 and site.get("/")[1]["version"] == "1.0.0"
+    assert site.schema_version() == "1"
+    change = change_of(site, summary["change"])
+    assert change["state"] == "closed" and change["close_code"] == "unsuccessful"
+    with site.ledger() as ledger:
+        statuses = [(d["version"], d["status"]) for d in ledger.list_deployments("demo-app", "local")]
+        assert ("1.2.0", "rolled_back") in statuses and statuses[0] == ("1.0.0", "successful")
+        incidents = ledger.list_incidents(service="demo-app")
+        assert len(incidents) == 1 and incidents[0]["details"]["change"] == summary["change"]
+        assert ledger.get_lock("demo-app") is None
+
+
+def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -> None:
+    site = demo_site
+    tree = os.path.join(site.ansible.workdir, "broken-migration")
+    shutil.copytree(os.path.join(site.demo, "build", "1.1.0"), tree)
+    with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
+        handle.write("-- relops:phase=expand\nALTER TABLE no_such_table ADD COLUMN x TEXT;\n")
+    playbook = site.ansible.write_playbook(
+        """
+        - hosts: localhost
+          gather_facts: false
+          tasks:
+            - relops.release.package:
+                src: %s
+                manifest: "{{ lookup('file', '%s') | from_json | combine(changes) }}"
+                dest: %s
+              vars:
+                changes: {version: 1.1.1, migrations: {path: migrations, target_version: "3"}}
+              register: built
+            - relops.release.artifact_sign:
+                artifact: "{{ built.path }}"
+                keys: [{path: %s}]
+        """
+        % (
+            tree,
+            os.path.join(site.ansible.workdir, "manifest.json"),
+            os.path.join(site.demo, "artifacts"),
+            os.path.join(site.demo, "keys", "demo-release.pem"),
+        ),
+        "broken.yml",
+    )
+    manifest = json.loads(
+        subprocess.run(
+            ["tar", "-xzOf", os.path.join(site.demo, "artifacts", "demo-app-1.1.0.tar.gz"), "manifest.json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    with open(os.path.join(site.ansible.workdir, "manifest.json"), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    built = site.ansible.playbook(playbook, env=site.env)
+    assert built.returncode == 0, built.output
+    run = site.release("1.1.1", package=os.path.join(site.demo, "artifacts", "demo-app-1.1.1.tar.gz"))
+    assert run.returncode != 0
+    assert "no_such_table" in run.output
+    summary = last_run(site)["summary"]
+    assert summary["failed_stage"] == "migrate expand" and summary["application"] == "not needed"
+    assert summary["schema"] == "schema 2 -> 1", "V2 applied in this run is undone, the failed V3 never took"
+    assert site.schema_version() == "1"
+    assert site.get("/api/items")[0] == 200 and site.get("/")[1]["version"] == "1.0.0"
+    change = change_of(site, summary["change"])
+    assert change["state"] == "closed" and change["close_code"] == "unsuccessful"
+    with site.ledger() as ledger:
+        assert "1.1.1" not in [d["version"] for d in ledger.list_deployments("demo-app", "local")]
+        assert len(ledger.list_incidents(service="demo-app")) == 2
+        assert ledger.get_lock("demo-app") is None
