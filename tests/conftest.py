@@ -42,6 +42,4 @@ pytest_plugins = [
     "fixtures.canary",
     "fixtures.unleash",
     "fixtures.http_proxy",
-    "fixtures.unleash",
-    "fixtures.calendar_http",
 ]
