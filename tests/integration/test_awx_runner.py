@@ -10,9 +10,14 @@ import shutil
 import sqlite3
 
 import ansible_runner
+import pytest
 from fixtures.audit import AuditKeys, audit_environment, read_events
 from fixtures.demo_site import Site
 from fixtures.playbooks import REPO
+
+# The tests of this module build on each other (one release after another on one site), so they
+# run in one xdist worker, in order (`--dist loadgroup` in the Makefile).
+pytestmark = pytest.mark.xdist_group("awx_runner")
 
 # What AWX puts into every job's extra variables (see AWX's "Extra Variables" docs).
 AWX_EXTRA_VARS = {

@@ -15,7 +15,12 @@ import shutil
 import subprocess
 from typing import Any
 
+import pytest
 from fixtures.demo_site import Site
+
+# The tests of this module build on each other (one release after another on one site), so they
+# run in one xdist worker, in order (`--dist loadgroup` in the Makefile).
+pytestmark = pytest.mark.xdist_group("release_flow")
 
 
 def last_run(site: Site) -> dict[str, Any]:
