@@ -41,6 +41,4 @@ pytest_plugins = [
     "fixtures.canary",
     "fixtures.unleash",
     "fixtures.http_proxy",
-    "fixtures.unleash",
-    "fixtures.calendar_http",
 ]
