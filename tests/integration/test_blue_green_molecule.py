@@ -7,15 +7,20 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from fixtures.playbooks import Ansible
 from fixtures.routers import free_port
+
+# The two Molecule scenarios run one after the other, in one xdist worker (`--dist loadgroup`):
+# run at the same time, the canary scenario failed.
+pytestmark = pytest.mark.xdist_group("molecule")
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.dirname(sys.executable)
 
 
-def test_molecule_default_scenario_converges_idempotently(ansible: Ansible) -> None:
+def test_molecule_default_scenario_converges_idempotently(ansible: Ansible, short_home: str) -> None:
     port_base = free_port()
     env = ansible.environment(
         {
@@ -24,8 +29,9 @@ def test_molecule_default_scenario_converges_idempotently(ansible: Ansible) -> N
             "RELOPS_MOLECULE_PYTHON": sys.executable,
             "MOLECULE_NO_LOG": "false",
             # Molecule (ansible-compat) installs the role's collection under ~/.ansible/collections;
-            # a stale copy there would later shadow build/collections for ansible-lint.
-            "HOME": os.path.join(ansible.workdir, "home"),
+            # a stale copy there would later shadow build/collections for ansible-lint. The home is
+            # short: the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
+            "HOME": short_home,
             "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
         }
     )

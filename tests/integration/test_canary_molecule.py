@@ -8,10 +8,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 from fixtures.playbooks import BIN, REPO, Ansible
 
+# The two Molecule scenarios run one after the other, in one xdist worker (`--dist loadgroup`):
+# run at the same time, the canary scenario failed.
+pytestmark = pytest.mark.xdist_group("molecule")
 
-def test_molecule_default_scenario(canary_site, ansible: Ansible) -> None:
+
+def test_molecule_default_scenario(canary_site, ansible: Ansible, short_home: str) -> None:
     site = canary_site("nginx")
     site.package("1.1.0")
     settings = dict(site.role_vars("1.1.0"), canary_molecule_router_url=site.router.url)
@@ -24,8 +29,9 @@ def test_molecule_default_scenario(canary_site, ansible: Ansible) -> None:
             "MOLECULE_PYTHON": sys.executable,
             "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
             # Molecule (ansible-compat) installs the role's collection under ~/.ansible/collections;
-            # a stale copy there would later shadow build/collections for ansible-lint.
-            "HOME": os.path.join(ansible.workdir, "home"),
+            # a stale copy there would later shadow build/collections for ansible-lint. The home is
+            # short: the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
+            "HOME": short_home,
         }
     )
     done = subprocess.run(
