@@ -517,8 +517,19 @@ class PostgresDatabase(Database):
             if not _IDENTIFIER.match(schema):
                 raise MigrationError("schema %r is not a plain identifier; use letters, digits and _" % schema)
             if create:
-                self.execute("CREATE SCHEMA IF NOT EXISTS %s" % schema)
+                self.ensure_schema(schema)
             self.execute("SET search_path TO %s" % schema)
+
+    def ensure_schema(self, schema: str) -> None:
+        """Create the schema unless it exists. CREATE SCHEMA IF NOT EXISTS is not race-free in PostgreSQL:
+        two first connections at once can both pass the check and one fails on pg_namespace's unique
+        index, so the loser treats that as "someone else created it"."""
+        if self.query("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)):
+            return
+        try:
+            self.execute("CREATE SCHEMA IF NOT EXISTS %s" % schema)
+        except (self._psycopg.errors.UniqueViolation, self._psycopg.errors.DuplicateSchema):
+            pass
 
     def execute(self, sql: str, params: Optional[Sequence[Any]] = None) -> None:
         # Without parameters psycopg sends the text as is, so a % in a migration needs no escaping.
