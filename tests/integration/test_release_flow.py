@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
@@ -125,47 +123,15 @@ def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
 
 def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -> None:
     site = demo_site
-    tree = os.path.join(site.ansible.workdir, "broken-migration")
-    shutil.copytree(os.path.join(site.demo, "build", "1.1.0"), tree)
-    with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
-        handle.write("-- relops:phase=expand\nALTER TABLE no_such_table ADD COLUMN x TEXT;\n")
-    playbook = site.ansible.write_playbook(
-        """
-        - hosts: localhost
-          gather_facts: false
-          tasks:
-            - relops.release.package:
-                src: %s
-                manifest: "{{ lookup('file', '%s') | from_json | combine(changes) }}"
-                dest: %s
-              vars:
-                changes: {version: 1.1.1, migrations: {path: migrations, target_version: "3"}}
-              register: built
-            - relops.release.artifact_sign:
-                artifact: "{{ built.path }}"
-                keys: [{path: %s}]
-        """
-        % (
-            tree,
-            os.path.join(site.ansible.workdir, "manifest.json"),
-            os.path.join(site.demo, "artifacts"),
-            os.path.join(site.demo, "keys", "demo-release.pem"),
-        ),
-        "broken.yml",
+
+    def add_broken_migration(tree: str) -> None:
+        with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
+            handle.write("-- relops:phase=expand\nALTER TABLE no_such_table ADD COLUMN x TEXT;\n")
+
+    package = site.build_variant(
+        "1.1.0", "1.1.1", add_broken_migration, {"migrations": {"path": "migrations", "target_version": "3"}}
     )
-    manifest = json.loads(
-        subprocess.run(
-            ["tar", "-xzOf", os.path.join(site.demo, "artifacts", "demo-app-1.1.0.tar.gz"), "manifest.json"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
-    with open(os.path.join(site.ansible.workdir, "manifest.json"), "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle)
-    built = site.ansible.playbook(playbook, env=site.env)
-    assert built.returncode == 0, built.output
-    run = site.release("1.1.1", package=os.path.join(site.demo, "artifacts", "demo-app-1.1.1.tar.gz"))
+    run = site.release("1.1.1", package=package)
     assert run.returncode != 0
     assert "no_such_table" in run.output
     summary = last_run(site)["summary"]
