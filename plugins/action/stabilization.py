@@ -90,7 +90,10 @@ class ActionModule(ItsmActionBase):
         if existing is None:
             return None
         with existing as ledger:
-            active = ledger.active_stabilizations(args["service"], args["environment"])
+            # Ending a period (completed, breached) closes the one recorded active even when the watch ran
+            # past its end time; starting one or reporting status ignores lapsed periods.
+            lapsed = args["state"] in ("completed", "breached")
+            active = ledger.active_stabilizations(args["service"], args["environment"], include_lapsed=lapsed)
         return active[0] if active else None
 
     def _decide(self, args: Dict[str, Any], before: Optional[Dict[str, Any]]) -> Dict[str, Any]:

@@ -47,6 +47,14 @@ def test_a_period_past_its_end_no_longer_restricts(ledger: Ledger) -> None:
     assert [row["status"] for row in ledger.list_stabilizations("payments")] == ["active"]
 
 
+def test_a_watch_that_ran_past_the_end_still_finds_the_period_to_close(ledger: Ledger) -> None:
+    period = ledger.start_stabilization(RUN, "payments", "production", "1.4.2", 0)
+    lapsed = ledger.active_stabilizations("payments", "production", include_lapsed=True)
+    assert [row["id"] for row in lapsed] == [period["id"]]
+    assert ledger.complete_stabilization(int(period["id"]))["status"] == "completed"
+    assert ledger.active_stabilizations("payments", "production", include_lapsed=True) == []
+
+
 def test_a_breach_ends_the_period_and_opens_an_incident(ledger: Ledger) -> None:
     period = ledger.start_stabilization(RUN, "payments", "production", "1.4.2", 600)
     ended, incident = ledger.breach_stabilization(

@@ -690,14 +690,20 @@ class Ledger(EnvsStore, GovernanceStore, PlanningStore, IncidentStore, CiChangeS
             )
         return _decode_json_columns(_must_exist(row, "the new stabilization period"), ("details",))
 
-    def active_stabilizations(self, service: Optional[str] = None, environment: Optional[str] = None) -> List[Row]:
-        """Periods still running: recorded active and not past their end (a run that died mid-period lapses)."""
+    def active_stabilizations(
+        self, service: Optional[str] = None, environment: Optional[str] = None, include_lapsed: bool = False
+    ) -> List[Row]:
+        """Periods still running: recorded active and not past their end (a run that died mid-period lapses).
+        ``include_lapsed`` also returns active periods past their end: the watcher that ends a period may
+        finish after the end time (a slow health gate) and must still record how the period ended."""
         clauses, params = _filters(service=service, environment=environment)
-        clauses += (" AND" if clauses else " WHERE") + " status = 'active' AND ends_at > ?"
+        clauses += (" AND" if clauses else " WHERE") + " status = 'active'"
+        if not include_lapsed:
+            clauses += " AND ends_at > ?"
+            params = [*params, now_timestamp()]
         with self.backend.transaction(write=False) as cursor:
             rows = cursor.all(
-                "SELECT * FROM stabilization_periods" + clauses + " ORDER BY started_at DESC, id DESC",
-                (*params, now_timestamp()),
+                "SELECT * FROM stabilization_periods" + clauses + " ORDER BY started_at DESC, id DESC", tuple(params)
             )
         return [_decode_json_columns(row, ("details",)) for row in rows]
 
