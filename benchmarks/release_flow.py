@@ -243,7 +243,9 @@ def start_lab(site: Site, workdir: str, hosts: int, build: Site) -> None:
         "blue_green_root": "{{ relops_lab_root }}/site",
         "blue_green_ports": LAB_SLOTS,
         "blue_green_address": "{{ ansible_host }}",
-        "demo_app_bind": "{{ ansible_host }}",
+        # Each host is its own network namespace: the app listens on all its addresses, so the process
+        # manager finds it on loopback and nginx on the host address.
+        "demo_app_bind": "0.0.0.0",
         "blue_green_supervisord_binary": os.path.join(BIN, "supervisord"),
         "blue_green_supervisorctl_binary": os.path.join(BIN, "supervisorctl"),
         "blue_green_router_name": site.router.name,
