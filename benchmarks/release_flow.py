@@ -1,0 +1,403 @@
+"""Release flow figures (issue 10): wall time of one full governed release (playbooks/release.yml), broken
+down by stage from the audit trail, and the collection's own overhead (gates, ledger, audit) as a share of
+the total. Prints one JSON object.
+
+- release: one release of the demo app (built and signed with playbooks/demo_build.yml), to the local
+  inventory by default (nginx and supervisord on free loopback ports), or with ``--lab-hosts N`` to a lab
+  fleet of N hosts (tests/lab/lab.py, forks = N) behind nginx on the controller. The audit callback is on;
+  each stage's time is read from the trail: from the ``task_start`` of the release role's first task of the
+  stage to the first task of the next stage (tasks of included roles count in the stage that included them).
+- overhead: the seconds of the governance stages (verify, risk, change, readiness, gate, CMDB, close) and
+  of the ledger stages (run record, lock, unlock) as a share of the release, plus the audit trail's own
+  cost: the run's events written again through the audit recorder (same HMAC and fsync) and timed.
+- baseline, measured in the same run on a second site with the same fleet shape: the same package
+  deployed by the blue_green role alone (no gates, no ledger records of a release, no audit callback).
+  ``ratio_release_vs_baseline`` is the release's wall time over the baseline's.
+
+Needs nginx, the collection installed (`make install`) and, for ``--lab-hosts``, root (network namespaces).
+The default run (one release to this machine) takes about two minutes on a loaded 2-core machine. The
+issue's figures:
+
+    .venv/bin/python benchmarks/release_flow.py                   # 1 host, local inventory
+    .venv/bin/python benchmarks/release_flow.py --lab-hosts 3     # lab fleets (the issue's: 1 and 20)
+    .venv/bin/python benchmarks/release_flow.py --lab-hosts 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
+sys.path.insert(0, os.path.join(REPO, "build", "src"))
+BIN = os.path.dirname(sys.executable)
+
+import lab as lab_harness  # noqa: E402
+from fixtures.playbooks import Ansible  # noqa: E402
+from fixtures.routers import Backend, Router, free_port, start_nginx  # noqa: E402
+
+from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import (  # noqa: E402
+    Recorder,
+    RecorderSettings,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor  # noqa: E402
+
+RELEASE = os.path.join(REPO, "playbooks", "release.yml")
+ROLE_TASKS = os.path.join(REPO, "roles", "release", "tasks", "main.yml")
+VERSION = "1.0.0"
+LAB_SLOTS = {"blue": 8001, "green": 8002}
+
+# The release role's own tasks (roles/release/tasks/main.yml) that open a stage, by name prefix (names
+# with a template are cut before it). Any other task (an included task file's, or another role's) belongs
+# to the stage open when it starts. tests/unit/test_release_flow_bench.py keeps this list true to the role.
+STAGE_TASKS: tuple[tuple[str, str], ...] = (
+    ("Record the start of the run in the ledger", "ledger_run_start"),
+    ("Verify the artifact", "verify"),
+    ("Make sure the service is a CI in the CMDB", "assess"),
+    ("Open the change for this release", "change"),
+    ("Review readiness", "readiness"),
+    ("Gate the release", "gate"),
+    ("Take the service lock", "lock"),
+    ("Apply the expand migrations", "migrate_expand"),
+    ("Choose the deployment strategy", "deploy"),
+    ("Note that traffic has moved", "smoke"),
+    ("Health gate on the release's metrics", "health_gate"),
+    ("Apply the contract migrations", "migrate_contract"),
+    ("Make sure every host is a CI in the CMDB", "cmdb"),
+    ("Close the change as successful", "close_change"),
+    ("Record the run as successful", "ledger_run_finish"),
+    ("Recover from the failure", "recover"),
+    ("Release the service lock", "unlock"),
+    ("Summarise the release", "summary"),
+)
+# What counts as the collection's own overhead; the rest (start-up, migrations, deploy, smoke tests,
+# summary) is the delivery work a release needs anyway.
+GOVERNANCE_STAGES = ("verify", "assess", "change", "readiness", "gate", "health_gate", "cmdb", "close_change")
+LEDGER_STAGES = ("ledger_run_start", "lock", "unlock", "ledger_run_finish")
+
+BASELINE_PLAY = """
+- name: Deploy with the blue_green role alone
+  hosts: "{{ release_hosts | default('all') }}"
+  gather_facts: false
+  tasks:
+    - name: Deploy
+      ansible.builtin.include_role:
+        name: relops.release.blue_green
+      vars:
+        blue_green_artifact: "{{ bench_artifact }}"
+        blue_green_checksum: "{{ bench_checksum }}"
+        blue_green_envelope: "{{ bench_artifact }}.intoto.json"
+        blue_green_keyring: "{{ release_keyring }}"
+        blue_green_environment: "{{ release_environment }}"
+        blue_green_service: "{{ release_service }}"
+"""
+
+
+@dataclass
+class Site:
+    """One demo site: its own state root (short: supervisord's socket path must fit in 107 bytes), ports,
+    and, on a lab fleet, the nginx router and the lab."""
+
+    state: str
+    env: dict[str, str]
+    extra: list[str] = field(default_factory=list)
+    lab: Optional[lab_harness.Lab] = None
+    router: Optional[Router] = None
+
+    @property
+    def demo(self) -> str:
+        return os.path.join(self.state, "relops", "demo")
+
+
+def stage_of(task: str) -> Optional[str]:
+    """Return the stage a release-role task opens, None for any other task."""
+    role, sep, name = task.partition(" : ")
+    if not sep or role.rsplit(".", 1)[-1] != "release":
+        return None
+    for prefix, stage in STAGE_TASKS:
+        if name.startswith(prefix):
+            return stage
+    return None
+
+
+def parse_ts(value: str) -> float:
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def stage_times(events: Sequence[dict[str, Any]]) -> tuple[dict[str, float], float]:
+    """Seconds per stage of one run's trail events, and the run's seconds from playbook_start to playbook_end."""
+    start = next(parse_ts(e["ts"]) for e in events if e["event"] == "playbook_start")
+    end = next(parse_ts(e["ts"]) for e in events if e["event"] == "playbook_end")
+    stages: dict[str, float] = {}
+    current, since = "startup", start
+    for event in events:
+        if event["event"] != "task_start":
+            continue
+        stage = stage_of(str(event.get("task", "")))
+        if stage is None or stage == current:
+            continue
+        moment = parse_ts(event["ts"])
+        stages[current] = stages.get(current, 0.0) + moment - since
+        current, since = stage, moment
+    stages[current] = stages.get(current, 0.0) + end - since
+    return {name: round(seconds, 3) for name, seconds in stages.items()}, end - start
+
+
+def read_run(trail: str) -> list[dict[str, Any]]:
+    """The events of the trail's last run."""
+    with open(trail, encoding="utf-8") as handle:
+        events = [json.loads(line) for line in handle if line.strip()]
+    run_id = next(e["run_id"] for e in reversed(events) if e["event"] == "playbook_start")
+    return [e for e in events if e.get("run_id") == run_id]
+
+
+def replay_audit(events: Sequence[dict[str, Any]], hmac_key_file: str, directory: str) -> float:
+    """Write the run's events again through the audit recorder (HMAC, fsync per task) and time it."""
+    base = {"seq", "prev", "ts", "run_id", "actor", "playbook", "event", "mac"}
+    recorder = Recorder(
+        RecorderSettings(path=os.path.join(directory, "replay.jsonl"), fsync="task", hmac_key_file=hmac_key_file)
+    )
+    started = time.monotonic()
+    recorder.begin_run(Actor(run_id="replay", user="bench", host="controller"), RELEASE, None)
+    for event in events:
+        if event["event"] == "checkpoint":
+            continue
+        boundary = "event" if event["event"].startswith(("runner_", "item_", "module_")) else "task"
+        recorder.record(event["event"], boundary, {k: v for k, v in event.items() if k not in base})
+    recorder.end_run()
+    return time.monotonic() - started
+
+
+def make_site(name: str) -> Site:
+    state = tempfile.mkdtemp(prefix="rf-%s-" % name, dir="/tmp")
+    env = {
+        "XDG_STATE_HOME": state,
+        "RELOPS_DEMO_PORT": str(free_port()),
+        "RELOPS_DEMO_BLUE_PORT": str(free_port()),
+        "RELOPS_DEMO_GREEN_PORT": str(free_port()),
+        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false",
+    }
+    return Site(state=state, env=env)
+
+
+def build_releases(ansible: Ansible, site: Site) -> dict[str, list[str]]:
+    run = ansible.playbook(os.path.join(REPO, "playbooks", "demo_build.yml"), env=site.env, timeout=1200)
+    if run.returncode != 0:
+        raise RuntimeError("demo_build.yml failed:\n%s" % run.output[-4000:])
+    with open(os.path.join(site.demo, "artifacts", "releases.json"), encoding="utf-8") as handle:
+        releases: dict[str, list[str]] = json.load(handle)
+    return releases
+
+
+def share_build(source: Site, target: Site) -> None:
+    """Give a second site the same signed packages and keys (paths inside are the source's)."""
+    for part in ("artifacts", "keys"):
+        shutil.copytree(os.path.join(source.demo, part), os.path.join(target.demo, part), dirs_exist_ok=True)
+    os.makedirs(os.path.join(target.demo, "data"), exist_ok=True)
+
+
+def start_local_router(ansible: Ansible, site: Site) -> None:
+    subprocess.run(
+        [
+            os.path.join(BIN, "python"),
+            os.path.join(REPO, "scripts", "demo_nginx.py"),
+            os.path.join(site.demo, "nginx"),
+            site.env["RELOPS_DEMO_PORT"],
+        ],
+        check=True,
+        env=ansible.environment(site.env),
+        capture_output=True,
+    )
+
+
+def start_lab(site: Site, workdir: str, hosts: int, build: Site) -> None:
+    """Bring a lab of N hosts up with nginx in front of their slots, and point the release at them."""
+    site.lab = lab_harness.up(hosts, os.path.join(workdir, "lab-%d" % time.monotonic_ns()))
+    backends = [
+        Backend("%s-%s" % (host.name, slot), "%s:%d" % (host.address, port))
+        for host in site.lab.hosts
+        for slot, port in LAB_SLOTS.items()
+    ]
+    site.router = start_nginx(os.path.join(site.state, "nginx"), "demo_app", backends)
+    keyring = os.path.join(build.demo, "keys", "keyring.yml")
+    lab_vars = {
+        # Lab hosts share the controller's file system: the venv's Python runs the app and the modules.
+        "ansible_python_interpreter": sys.executable,
+        "release_hosts": "lab",
+        "release_keyring": keyring,
+        "release_artifact_repository": os.path.join(build.demo, "artifacts"),
+        "release_smoke_base_url": site.router.url,
+        "blue_green_root": "{{ relops_lab_root }}/site",
+        "blue_green_ports": LAB_SLOTS,
+        "blue_green_address": "{{ ansible_host }}",
+        # Each host is its own network namespace: the app listens on all its addresses, so the process
+        # manager finds it on loopback and nginx on the host address.
+        "demo_app_bind": "0.0.0.0",
+        "blue_green_supervisord_binary": os.path.join(BIN, "supervisord"),
+        "blue_green_supervisorctl_binary": os.path.join(BIN, "supervisorctl"),
+        "blue_green_router_name": site.router.name,
+        "blue_green_router_url": site.router.url,
+        "blue_green_nginx_upstream_file": site.router.nginx_upstream_file,
+        "blue_green_nginx_conf": site.router.nginx_conf,
+        "blue_green_keep_warm_seconds": 0,
+    }
+    path = os.path.join(site.state, "lab-vars.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(lab_vars, handle)
+    site.extra = [
+        "-i",
+        os.path.join(REPO, "inventories", "local", "hosts.yml"),
+        "-i",
+        site.lab.inventory,
+        "-e",
+        "@" + path,
+        "--forks",
+        str(max(hosts, 5)),
+    ]
+
+
+def stop_site(ansible: Ansible, site: Site) -> None:
+    if site.router is not None:
+        site.router.stop()
+    if site.lab is not None:
+        lab_harness.down(site.lab)
+    subprocess.run(
+        ["bash", os.path.join(REPO, "scripts", "demo_stop.sh")],
+        env=ansible.environment(site.env),
+        check=False,
+        capture_output=True,
+    )
+    shutil.rmtree(site.state, ignore_errors=True)
+
+
+@contextmanager
+def sites(ansible: Ansible) -> Iterator[tuple[Site, Site]]:
+    release_site, baseline_site = make_site("rel"), make_site("base")
+    try:
+        yield release_site, baseline_site
+    finally:
+        for site in (release_site, baseline_site):
+            stop_site(ansible, site)
+
+
+def timed_playbook(
+    ansible: Ansible, site: Site, playbook: str, *args: str, env: Optional[dict[str, str]] = None
+) -> float:
+    started = time.monotonic()
+    run = ansible.playbook(playbook, *site.extra, *args, env={**site.env, **(env or {})}, timeout=3600)
+    elapsed = time.monotonic() - started
+    if run.returncode != 0:
+        raise RuntimeError("%s failed:\n%s" % (os.path.basename(playbook), run.output[-6000:]))
+    return elapsed
+
+
+def measure(ansible: Ansible, workdir: str, lab_hosts: int) -> dict[str, Any]:
+    with sites(ansible) as (release_site, baseline_site):
+        releases = build_releases(ansible, release_site)
+        share_build(release_site, baseline_site)
+        artifact, checksum = releases[VERSION]
+        for site in (release_site, baseline_site):
+            if lab_hosts:
+                start_lab(site, workdir, lab_hosts, release_site)
+            else:
+                start_local_router(ansible, site)
+        common = ("-e", "release_artifact_repository=%s" % os.path.dirname(artifact))
+        baseline_play = ansible.write_playbook(BASELINE_PLAY, "baseline.yml")
+        baseline = timed_playbook(
+            ansible,
+            baseline_site,
+            baseline_play,
+            *common,
+            "-e",
+            "bench_artifact=%s" % artifact,
+            "-e",
+            "bench_checksum=%s" % checksum,
+            "-e",
+            "release_keyring=%s" % os.path.join(release_site.demo, "keys", "keyring.yml"),
+        )
+        audit_dir = os.path.join(release_site.state, "audit")
+        os.makedirs(audit_dir)
+        hmac_key = os.path.join(audit_dir, "hmac.key")
+        with open(hmac_key, "w", encoding="utf-8") as handle:
+            handle.write(os.urandom(32).hex())
+        trail = os.path.join(audit_dir, "audit.jsonl")
+        audit_env = {
+            "ANSIBLE_CALLBACKS_ENABLED": "relops.release.audit",
+            "RELOPS_AUDIT_PATH": trail,
+            "RELOPS_AUDIT_HMAC_KEY_FILE": hmac_key,
+        }
+        release = timed_playbook(
+            ansible,
+            release_site,
+            RELEASE,
+            *common,
+            "-e",
+            "release_artifact=%s" % artifact,
+            "-e",
+            "release_checksum=%s" % checksum,
+            "-e",
+            "release_envelope=%s.intoto.json" % artifact,
+            env=audit_env,
+        )
+        events = read_run(trail)
+        stages, trail_seconds = stage_times(events)
+        audit_seconds = replay_audit(events, hmac_key, workdir)
+    governance = sum(stages.get(name, 0.0) for name in GOVERNANCE_STAGES)
+    ledger = sum(stages.get(name, 0.0) for name in LEDGER_STAGES)
+    overhead = governance + ledger + audit_seconds
+    return {
+        "hosts": lab_hosts or 1,
+        "target": "lab" if lab_hosts else "local",
+        "forks": max(lab_hosts, 5),
+        "version": VERSION,
+        "release_seconds": round(release, 2),
+        "release_seconds_in_trail": round(trail_seconds, 2),
+        "stages_seconds": stages,
+        "audit_events": len(events),
+        "overhead": {
+            "governance_seconds": round(governance, 2),
+            "ledger_seconds": round(ledger, 2),
+            "audit_seconds_replayed": round(audit_seconds, 3),
+            "total_seconds": round(overhead, 2),
+            "share_of_release": round(overhead / release, 3),
+        },
+        "baseline_blue_green_alone_seconds": round(baseline, 2),
+        "ratio_release_vs_baseline": round(release / baseline, 2),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lab-hosts", type=int, default=0, help="release to a lab fleet of N hosts (0: local)")
+    args = parser.parse_args()
+    collections = os.path.join(REPO, "build", "collections")
+    if not os.path.isdir(os.path.join(collections, "ansible_collections", "relops", "release")):
+        print("run `make install` first (the collection must be installed in build/collections)", file=sys.stderr)
+        return 1
+    workdir = tempfile.mkdtemp(prefix="relops-bench-release-")
+    load_before = [round(value, 2) for value in os.getloadavg()]
+    try:
+        result = measure(Ansible(collections_path=collections, workdir=workdir), workdir, args.lab_hosts)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["load_average_before"] = load_before
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
