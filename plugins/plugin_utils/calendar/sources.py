@@ -24,7 +24,6 @@ import yaml
 
 from .cache import ics_spans
 from .model import CalendarError, Window
-from .servicenow import schedule_to_ics
 from .windows import build_window, normalize_kind, normalize_scope
 from .zones import resolve_zone
 
@@ -189,5 +188,9 @@ def _servicenow_window(
         raise CalendarError(
             "%s: the %s ITSM backend has no blackout or maintenance schedule named %r%s" % (label, backend, name, hint)
         )
+    # Imported here: only ServiceNow schedules need the converter, and every collection module is compiled
+    # from source on import (Ansible's collection loader keeps no byte-code).
+    from .servicenow import schedule_to_ics  # noqa: PLC0415
+
     spans = ics_spans(schedule_to_ics(schedule, label), label, zone, str(source.get("dtend", "exact")))
     return Window(name=name, kind=str(schedule["kind"]), source=label, scope=scope, spans=spans)
