@@ -169,3 +169,7 @@ def test_only_policies_that_passed_validation_are_remembered(cache_dir: Path) ->
     load_policy(inline=stringly)
     with pytest.raises(PolicyError, match="version"):
         load_policy(inline=dated)
+    # Nor is the key 1 the key "1", and keys of mixed types do not break the cache key.
+    for odd in (dict(document, **{"1": "x"}), {**document, 1: "x"}):
+        with pytest.raises(PolicyError):
+            load_policy(inline=odd)

@@ -157,10 +157,19 @@ def validate_policy(document: Mapping[str, Any], source: str) -> None:
 
 
 def _validation_key(document: Mapping[str, Any]) -> str:
-    """The policy's content, with each value's type (a YAML date is not its text), plus the validating code."""
+    """The policy's content, with each value's type, plus the validating code (this file and the schema)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    typed = json.dumps(document, sort_keys=True, separators=(",", ":"), default=repr)
+    typed = json.dumps(_typed(document), separators=(",", ":"))
     return cache_key("relops-policy-valid/1", [typed, *file_digests(here, ("loader.py", "schema.py"))])
+
+
+def _typed(value: Any) -> Any:
+    """A JSON form that keeps types apart: a YAML date is not its text, nor the key 1 the key "1"."""
+    if isinstance(value, Mapping):
+        return ["dict", sorted(([_typed(key), _typed(item)] for key, item in value.items()), key=repr)]
+    if isinstance(value, (list, tuple)):
+        return ["list", [_typed(item) for item in value]]
+    return [type(value).__name__, repr(value)]
 
 
 def _validated_before(document: Mapping[str, Any]) -> bool:
