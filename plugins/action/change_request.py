@@ -181,7 +181,10 @@ def _check_arguments(args: Dict[str, Any]) -> None:
             "without either a rerun would create a second change"
         )
     if args["type"] == "standard" and not args.get("template") and not args.get("number"):
-        raise ITSMError("type standard needs template: the standard change template (std_change_producer_version) name")
+        raise ITSMError(
+            "type standard needs template: the standard change template's name (a std_change_record_producer, or one "
+            "std_change_producer_version)"
+        )
     if args.get("close_code") and args.get("state") not in (None, "closed"):
         raise ITSMError("close_code only applies with state: closed; remove it or set state: closed")
 

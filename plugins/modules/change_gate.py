@@ -16,6 +16,11 @@ description:
     written to the release ledger and the audit trail.
   - C(approval) the change (O(change)) is approved and in implement on the ITSM backend (local or ServiceNow),
     or the route is V(automatic), or a peer approved (O(peer_approver)) on the V(peer) route.
+  - A standard change is pre-approved only when its template is listed in the policy's C(standard_templates)
+    (by name, or by C(sys_id)); it then passes in scheduled or implement. On ServiceNow the template is the
+    C(std_change_record_producer) that the change's C(std_change_producer_version) belongs to (its
+    C(std_change_producer)); a retired or inactive template, an unlisted one, or a standard change without a
+    template version is denied. On the local backend the template is the name the change was created with.
   - C(window) now is inside the planned window (the change's start and end dates, or O(planned_start) and
     O(planned_end)).
   - C(blackout) no blackout now or in the rest of the window, from the policy's and the task's calendar sources

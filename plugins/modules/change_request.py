@@ -14,7 +14,7 @@ description:
   - Ensures a change request exists, found by O(correlation_id) (for example the release id) so a retried
     run never creates a second change, or by O(number).
   - Creates normal, emergency and standard changes. Standard changes are created complete from their
-    template (a C(std_change_producer_version)) through the Change Management API, or from the template's
+    template's version (a C(std_change_producer_version)) through the Change Management API, or from the template's
     values through the Table API where that API is not installed.
   - Moves the change through its states by name, one allowed step at a time, using the instance's
     allowed next states (C(/api/sn_chg_rest/change/{sys_id}/nextstates)) or, on the local backend, the same
@@ -39,7 +39,11 @@ options:
     choices: [normal, emergency, standard]
     default: normal
   template:
-    description: Name or sys_id of the standard change template version, for O(type=standard).
+    description:
+      - The standard change template, for O(type=standard).
+      - On ServiceNow the name or sys_id of the template (a C(std_change_record_producer), whose C(current_version)
+        is used) or of one version of it (a C(std_change_producer_version)).
+      - On the local backend the template's name, kept in the change's C(std_change_producer_version).
     type: str
   state:
     description:

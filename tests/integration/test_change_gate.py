@@ -625,3 +625,112 @@ def test_bad_policies_and_exemptions_are_refused_with_the_fix(ansible: Ansible, 
     assert "more than 14 days away" in results["too-long"]["msg"]
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         assert ledger.list_exemptions() == []
+
+
+def _standard_templates(itsm: ItsmWorld) -> dict[str, str]:
+    """On the stand-in, the Standard Change Catalog: templates (std_change_record_producer) and their versions.
+
+    Returns each template's record producer sys_id by name; the local backend keeps templates by name only.
+    """
+    if itsm.standin is None:
+        return {}
+    producers: dict[str, str] = {}
+    for name, retired in (("config-only", "false"), ("db-hotfix", "false"), ("web-restart", "false"), ("old", "true")):
+        producer = itsm.standin.insert(
+            "std_change_record_producer", {"name": name, "active": "true", "retired": retired}
+        )
+        itsm.standin.insert(
+            "std_change_producer_version",
+            {"name": "%s - 1" % name, "version": "1", "std_change_producer": producer["sys_id"]},
+        )
+        current = itsm.standin.insert(
+            "std_change_producer_version",
+            {
+                "name": "%s - 2" % name,
+                "version": "2",
+                "std_change_producer": producer["sys_id"],
+                "template_value": "short_description=%s^implementation_plan=rolling" % name,
+            },
+        )
+        itsm.standin.update("std_change_record_producer", producer["sys_id"], {"current_version": current["sys_id"]})
+        producers[name] = producer["sys_id"]
+    return producers
+
+
+def test_gate_pre_approves_standard_changes_only_from_templates_the_policy_lists(
+    ansible: Ansible, itsm: ItsmWorld
+) -> None:
+    """A standard change's std_change_producer_version leads to its template; the policy lists templates."""
+    producers = _standard_templates(itsm)
+    now = utc_now()
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(hours=2)
+    window = {"start_date": _sn_time(start), "end_date": _sn_time(end)}
+    names = ["config-only", "db-hotfix", "config-only-new"] + (["web-restart", "old"] if producers else [])
+    opened, run = run_tasks(
+        ansible,
+        [
+            {
+                "id": name,
+                "module": "change_request",
+                "args": dict(
+                    window,
+                    correlation_id="std-%s" % name,
+                    type="standard",
+                    template=name.replace("-new", ""),
+                    # One change stays in new to show the gate waits for scheduled.
+                    **({} if name.endswith("-new") else {"state": "scheduled"}),
+                ),
+            }
+            for name in names
+        ],
+        env=itsm.env,
+    )
+    numbers = {}
+    for name in names:
+        assert not opened[name].get("failed"), opened[name].get("msg") or run.output
+        numbers[name] = opened[name]["change"]["number"]
+        assert opened[name]["change"]["type"] == "standard"
+    with open(DEFAULT_POLICY, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    if producers:
+        # Listed by sys_id under a local name, and a retired template the policy still lists.
+        document["standard_templates"].append({"name": "restart", "sys_id": producers["web-restart"]})
+        document["standard_templates"].append({"name": "old"})
+    policy = write_yaml(os.path.join(ansible.workdir, "standard.yml"), document)
+    gate = {
+        "service": "payments-api",
+        "version": "2.0.0",
+        "route": "automatic",
+        "change_type": "standard",
+        "readiness": _readiness(ansible, start, end),
+        "policy": policy,
+        "fail_on_deny": False,
+    }
+    results, run = run_tasks(
+        ansible,
+        [{"id": name, "module": "change_gate", "args": dict(gate, change=numbers[name])} for name in names],
+        env=itsm.env,
+    )
+
+    def approval(name: str) -> dict:
+        return next(check for check in results[name]["checks"] if check["check"] == "approval")
+
+    listed = results["config-only"]
+    assert listed["decision"] == "allow", listed.get("reasons") or run.output
+    assert "from pre-approved template config-only" in approval("config-only")["reason"]
+    if producers:
+        assert "version 2" in approval("config-only")["reason"]
+    unlisted = results["db-hotfix"]
+    assert unlisted["decision"] == "deny"
+    assert "template db-hotfix is not pre-approved in policy" in approval("db-hotfix")["reason"]
+    assert "config-only, dependency-patch" in approval("db-hotfix")["reason"]
+    waiting = results["config-only-new"]
+    assert waiting["decision"] == "wait" and approval("config-only-new")["outcome"] == "wait"
+    assert "waiting for scheduled or implement" in approval("config-only-new")["reason"]
+    # The template read is an input of the decision: a different template is a different digest.
+    assert listed["inputs_digest"] != unlisted["inputs_digest"]
+    if producers:
+        assert results["web-restart"]["decision"] == "allow", results["web-restart"].get("reasons")
+        assert "pre-approved template web-restart" in approval("web-restart")["reason"]
+        retired = results["old"]
+        assert retired["decision"] == "deny" and "template old is retired" in approval("old")["reason"]

@@ -4,7 +4,9 @@ Every column is one ServiceNow documents for that table (sources: the
 ServiceNow product documentation, "Change request table fields",
 "Configuration item [cmdb_ci] table", "CI Relationship [cmdb_rel_ci] table",
 "Approval [sysapproval_approver]", "Task CI [task_ci]", "Standard change
-template versions [std_change_producer_version]", "Blackout schedules
+template versions [std_change_producer_version]", "Standard change record
+producer [std_change_record_producer]" (Installed with Change Management -
+Standard Change Catalog; name, active, retired, current_version), "Blackout schedules
 [cmn_schedule_blackout]", "Maintenance schedules [cmn_schedule_maintenance]"
 (both extend cmn_schedule_condition), "Schedule entry [cmn_schedule_span]"
 (Repeats, Repeat every, Repeat on, Repeat until, All day), "Journal entry
@@ -137,6 +139,7 @@ TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
     "sysapproval_approver": (None, ("sysapproval", "document_id", "source_table", "approver", "state", "comments")),
     "task_ci": (None, ("task", "ci_item")),
     "std_change_producer_version": (None, ("name", "std_change_producer", "version", "template_value")),
+    "std_change_record_producer": (None, ("name", "short_description", "active", "retired", "current_version")),
     "cmn_schedule": (None, ("name", "type", "time_zone", "description")),
     "cmn_schedule_condition": ("cmn_schedule", ("applies_to", "condition")),
     "cmn_schedule_blackout": ("cmn_schedule_condition", ()),
@@ -173,6 +176,8 @@ REFERENCE_COLUMNS = {
     "task": "task",
     "ci_item": "cmdb_ci",
     "std_change_producer_version": "std_change_producer_version",
+    "std_change_producer": "std_change_record_producer",
+    "current_version": "std_change_producer_version",
     "change_request": "change_request",
     "schedule": "cmn_schedule",
     "requested_by": "sys_user",

@@ -796,6 +796,13 @@ class ServiceNowStandIn:
         with self.instance.lock:
             return dict(self.instance.insert(table, values))
 
+    def update(self, table: str, sys_id: str, values: Record) -> Record:
+        with self.instance.lock:
+            record = self.instance.find(table, sys_id)
+            if record is None:
+                raise KeyError("%s has no record %s" % (table, sys_id))
+            return dict(self.instance.update(table, record, values))
+
     def decide(self, number: str, state: str, comments: str, approver: str = "cab.manager") -> None:
         with self.instance.lock:
             change = self.instance.select("change_request", "number=%s" % number)[0]

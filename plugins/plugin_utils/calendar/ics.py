@@ -24,38 +24,40 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from .model import UTC, CalendarError, Span
 from .zones import add_nominal_days, to_utc
 
-try:
-    import icalendar
-    import recurring_ical_events
-
-    HAS_ICAL = True
-except ImportError:  # pragma: no cover - reported when a calendar is read
-    HAS_ICAL = False
-
 DTEND_MODES = ("exact", "wall_clock")
 # An occurrence's end can differ from the library's by the DST shift; widen the query so none is missed.
 _MARGIN = datetime.timedelta(days=2)
+_CHUNK = datetime.timedelta(days=31)
 
 
-def _require_libraries() -> None:
-    if not HAS_ICAL:
+def _libraries() -> Tuple[Any, Any]:
+    """icalendar and recurring_ical_events, imported on first use.
+
+    Imported here, not at the top: the two take about a tenth of a second to load, and a gate whose calendar
+    is answered from the expansion cache (calendar/cache.py) or that has no iCalendar source never needs them.
+    """
+    try:
+        import icalendar  # noqa: PLC0415
+        import recurring_ical_events  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - both are in requirements.txt
         raise CalendarError(
             "iCalendar sources need the icalendar and recurring-ical-events libraries on the controller; "
             "pip install icalendar recurring-ical-events"
-        )
+        ) from None
+    return icalendar, recurring_ical_events
 
 
 class IcsCalendar:
     """One parsed calendar; ``spans`` answers which events overlap a range."""
 
     def __init__(self, data: bytes, where: str, floating: datetime.tzinfo, dtend: str = "exact") -> None:
-        _require_libraries()
+        icalendar, recurring_ical_events = _libraries()
         if dtend not in DTEND_MODES:
             raise CalendarError("%s: dtend must be one of %s, not %r" % (where, ", ".join(DTEND_MODES), dtend))
         self.where = where
         self.floating = floating
         self.dtend = dtend
-        self.calendar = _parse(data, where)
+        self.calendar = _parse(icalendar, data, where)
         self.masters: Dict[str, Any] = {}
         self.overrides: Set[Tuple[str, datetime.datetime]] = set()
         for event in self.calendar.walk("VEVENT"):
@@ -83,6 +85,30 @@ class IcsCalendar:
             span = self._span(occurrence)
             if span[1] < hi and span[2] > lo:
                 found.append(span)
+        return found
+
+    def spans_within(self, lo: datetime.datetime, hi: datetime.datetime, limit: int) -> Optional[List[Span]]:
+        """Every span overlapping [lo, hi), or None when there are more than ``limit`` or they cannot be expanded.
+
+        Expands month by month, each occurrence counted in the month its span starts, so a rule firing every
+        few minutes stops after a month or so instead of expanding the whole range.
+        """
+        found: List[Span] = []
+        chunk = lo
+        try:
+            while chunk < hi:
+                following = min(chunk + _CHUNK, hi)
+                for occurrence in self.expander.between(chunk - _MARGIN, following + _MARGIN):
+                    span = self._span(occurrence)
+                    first = chunk == lo or span[1] >= chunk
+                    if first and span[1] < following and span[2] > lo:
+                        found.append(span)
+                if len(found) > limit:
+                    return None
+                chunk = following
+        except Exception:  # the same rules fail again, with their message, when a query reaches them
+            return None
+        found.sort(key=lambda span: (span[1], span[0]))
         return found
 
     def _span(self, occurrence: Any) -> Span:
@@ -141,7 +167,7 @@ def _default_end(begin: Any, start: datetime.datetime, floating: datetime.tzinfo
     return add_nominal_days(begin, 1, floating)
 
 
-def _parse(data: bytes, where: str) -> Any:
+def _parse(icalendar: Any, data: bytes, where: str) -> Any:
     try:
         calendar = icalendar.Calendar.from_ical(data)
     except Exception as exc:  # icalendar raises ValueError and its own types

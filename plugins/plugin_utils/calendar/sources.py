@@ -22,18 +22,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
-from .ics import IcsCalendar
+from .cache import ics_spans
 from .model import CalendarError, Window
-from .servicenow import schedule_to_ics
 from .windows import build_window, normalize_kind, normalize_scope
 from .zones import resolve_zone
-
-try:
-    import requests
-
-    HAS_REQUESTS = True
-except ImportError:  # pragma: no cover - reported when a URL is fetched
-    HAS_REQUESTS = False
 
 SOURCE_KEYS = {
     "ics": ("type", "name", "path", "url", "kind", "scope", "timezone", "dtend", "timeout", "validate_certs"),
@@ -87,8 +79,8 @@ def _load_source(
     if kind_of == "ics":
         kind = normalize_kind(source.get("kind", "blackout"), label)
         data = _read_ics(source, label, base_dir, session)
-        calendar = IcsCalendar(data, label, zone, str(source.get("dtend", "exact")))
-        return [Window(name=label, kind=kind, source=label, scope=scope, spans=calendar.spans)]
+        spans = ics_spans(data, label, zone, str(source.get("dtend", "exact")))
+        return [Window(name=label, kind=kind, source=label, scope=scope, spans=spans)]
     if kind_of == "servicenow":
         return [_servicenow_window(source, label, zone, scope, itsm)]
     if kind_of == "yaml":
@@ -130,8 +122,12 @@ def _read_ics(source: Mapping[str, Any], label: str, base_dir: Optional[str], se
 
 def _fetch(url: str, label: str, source: Mapping[str, Any], session: Any) -> bytes:
     """GET a calendar with a timeout; any failure is CalendarUnavailable so callers can fail closed."""
-    if not HAS_REQUESTS:
-        raise CalendarError("calendar URLs need the requests library on the controller; pip install requests")
+    # Imported here, not at the top: requests (with urllib3 and ssl) takes tens of milliseconds to load and only
+    # calendar URLs need it; file and ServiceNow sources never do.
+    try:
+        import requests  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - requests is in requirements.txt
+        raise CalendarError("calendar URLs need the requests library on the controller; pip install requests") from None
     timeout = float(source.get("timeout") or DEFAULT_TIMEOUT)
     getter = session or requests
     try:
@@ -192,5 +188,9 @@ def _servicenow_window(
         raise CalendarError(
             "%s: the %s ITSM backend has no blackout or maintenance schedule named %r%s" % (label, backend, name, hint)
         )
-    calendar = IcsCalendar(schedule_to_ics(schedule, label), label, zone, str(source.get("dtend", "exact")))
-    return Window(name=name, kind=str(schedule["kind"]), source=label, scope=scope, spans=calendar.spans)
+    # Imported here: only ServiceNow schedules need the converter, and every collection module is compiled
+    # from source on import (Ansible's collection loader keeps no byte-code).
+    from .servicenow import schedule_to_ics  # noqa: PLC0415
+
+    spans = ics_spans(schedule_to_ics(schedule, label), label, zone, str(source.get("dtend", "exact")))
+    return Window(name=name, kind=str(schedule["kind"]), source=label, scope=scope, spans=spans)

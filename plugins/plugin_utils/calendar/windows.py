@@ -15,13 +15,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from .model import KINDS, SCOPE_KEYS, UTC, CalendarError, Span, Window
 from .zones import localize, resolve_zone
 
-try:
-    from croniter import croniter
-
-    HAS_CRONITER = True
-except ImportError:  # pragma: no cover - reported when a cron window is read
-    HAS_CRONITER = False
-
 WINDOW_KEYS = ("name", "kind", "scope", "timezone", "cron_start", "cron_end", "start", "end", "description")
 # GitLab deploy freeze field names, accepted so a freeze period can be pasted as it is.
 ALIASES = {"freeze_start": "cron_start", "freeze_end": "cron_end", "cron_timezone": "timezone"}
@@ -86,8 +79,7 @@ def build_window(
 def _cron_spans(
     item: Mapping[str, Any], zone: datetime.tzinfo, name: str, where: str
 ) -> Callable[[datetime.datetime, datetime.datetime], List[Span]]:
-    if not HAS_CRONITER:
-        raise CalendarError("cron windows need the croniter library on the controller; pip install croniter")
+    croniter = _croniter()
     start_expr = _cron(item, "cron_start", where)
     end_expr = _cron(item, "cron_end", where)
 
@@ -111,9 +103,22 @@ def _cron_spans(
     return spans
 
 
+def _croniter() -> Any:
+    """The croniter class, imported on first use.
+
+    Imported here, not at the top: only cron windows need croniter, and a gate with an iCalendar or no
+    calendar should not pay for loading it on every ansible-playbook run.
+    """
+    try:
+        from croniter import croniter  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - croniter is in requirements.txt
+        raise CalendarError("cron windows need the croniter library on the controller; pip install croniter") from None
+    return croniter
+
+
 def _cron(item: Mapping[str, Any], key: str, where: str) -> str:
     expr = item.get(key)
-    if not isinstance(expr, str) or len(expr.split()) != 5 or not croniter.is_valid(expr):
+    if not isinstance(expr, str) or len(expr.split()) != 5 or not _croniter().is_valid(expr):
         raise CalendarError(
             "%s: %s %r is not a five-field cron expression (minute hour day month weekday), e.g. '0 22 * * 5'"
             % (where, key, expr)

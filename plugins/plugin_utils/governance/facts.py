@@ -12,7 +12,6 @@ from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.policy import Policy
-from ansible_collections.relops.release.plugins.plugin_utils.quality import merge_cobertura, merge_junit
 
 FAILED_OUTCOMES = ("failed", "rolled_back")
 # ServiceNow's business criticality choices read "1 - most critical" .. "4 - not critical".
@@ -72,6 +71,13 @@ def ledger_facts(
 
 
 def test_facts(junit: List[str], coverage: List[str]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    # Imported here: the JUnit/Cobertura readers are only needed by risk_assess with test inputs, and every
+    # collection module is compiled from source on import (Ansible's collection loader keeps no byte-code).
+    from ansible_collections.relops.release.plugins.plugin_utils.quality import (  # noqa: PLC0415
+        merge_cobertura,
+        merge_junit,
+    )
+
     facts: Dict[str, Any] = {"tests_passed": None, "test_count": None, "line_coverage": None}
     evidence: Dict[str, Any] = {}
     if junit:

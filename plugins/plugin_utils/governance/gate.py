@@ -99,6 +99,8 @@ def check_approval(ctx: GateContext) -> Finding:
             )
         state, approval = change["state"], change.get("approval") or ""
         ctx.inputs["change"] = {"number": change.get("number"), "state": state, "approval": approval}
+        if change.get("type") == "standard" or change.get("std_change_producer_version"):
+            return check_standard_change(ctx, change)
         if state == "implement":
             return Finding("approval", "pass", "change %s is approved and in implement" % change.get("number"))
         if approval == "rejected":
@@ -120,6 +122,79 @@ def check_approval(ctx: GateContext) -> Finding:
         return Finding("approval", "pass", "peer route: approved by %s" % args["peer_approver"])
     need = "a change or peer_approver" if ctx.route == "peer" else "an approved change (give change)"
     return Finding("approval", "deny", "%s route needs %s" % (ctx.route, need), waivable=False)
+
+
+def check_standard_change(ctx: GateContext, change: Record) -> Finding:
+    """A standard change passes without CAB only when its template is one the policy pre-approves.
+
+    The template is the record producer behind the change's std_change_producer_version; the policy's
+    standard_templates list it by name or sys_id. ServiceNow marks every standard change approved, so
+    without this check a change from any template (a retired one, one nobody calibrated) would pass.
+    """
+    number = change.get("number")
+    if ctx.backend is None:
+        return unreachable(ctx, "approval", "itsm", ctx.backend_error or "not configured")
+    template = ctx.backend.standard_template(change)
+    ctx.inputs["change"]["standard_template"] = template
+    policy = ctx.policy.name
+    if template is None:
+        return Finding(
+            "approval",
+            "deny",
+            "standard change %s has no std_change_producer_version; create it from a template "
+            "(change_request type standard with template) or raise a normal change" % number,
+            waivable=False,
+        )
+    label = template["producer"] or template["version"]
+    listed = listed_template(ctx.policy, template)
+    if template["producer"] is None:
+        problem = "its template version %s no longer exists on the ITSM backend" % template["version"]
+    elif listed is None:
+        problem = "template %s is not pre-approved in policy %s (standard_templates lists %s)" % (
+            label,
+            policy,
+            ", ".join(item["name"] for item in ctx.policy.document.get("standard_templates", [])) or "none",
+        )
+    elif template["retired"] or not template["active"]:
+        problem = "template %s is %s on the ITSM backend" % (label, "retired" if template["retired"] else "inactive")
+    else:
+        problem = None
+    if problem:
+        return Finding(
+            "approval",
+            "deny",
+            "standard change %s: %s; list the template in the policy's standard_templates (name or sys_id) "
+            "or raise a normal change" % (number, problem),
+            waivable=False,
+        )
+    version = " version %s" % template["version_number"] if template.get("version_number") else ""
+    state = change["state"]
+    if state in ("scheduled", "implement"):
+        return Finding(
+            "approval",
+            "pass",
+            "standard change %s from pre-approved template %s%s is %s" % (number, label, version, state),
+        )
+    if state in CLOSED_STATES or change.get("approval") == "rejected":
+        return Finding(
+            "approval", "deny", "standard change %s is %s; open a new change" % (number, state), waivable=False
+        )
+    return Finding(
+        "approval",
+        "wait",
+        "standard change %s from pre-approved template %s is in %s; waiting for scheduled or implement"
+        % (number, label, state),
+        waivable=False,
+    )
+
+
+def listed_template(policy: Policy, template: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The policy's standard_templates entry naming this template (record producer name or sys_id), if any."""
+    names = {template.get("producer"), template.get("producer_sys_id")} - {None, ""}
+    for item in policy.document.get("standard_templates", []):
+        if item["name"] in names or (item.get("sys_id") and item["sys_id"] in names):
+            return dict(item)
+    return None
 
 
 def planned_window(ctx: GateContext) -> Tuple[Optional[Window], Optional[str]]:

@@ -18,8 +18,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp
-from ansible_collections.relops.release.plugins.module_utils.versions import VersionError
-from ansible_collections.relops.release.plugins.plugin_utils.artifacts import versioning
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
 
 from .times import parse_moment
@@ -225,6 +223,11 @@ def _dependencies(declared: Any, ledger: Optional[Ledger], environment: str) -> 
 
 
 def _at_least(deployed: str, wanted: str) -> bool:
+    # Imported here: only declared dependencies with a version need semver, and every collection module is
+    # compiled from source on import (Ansible's collection loader keeps no byte-code).
+    from ansible_collections.relops.release.plugins.module_utils.versions import VersionError  # noqa: PLC0415
+    from ansible_collections.relops.release.plugins.plugin_utils.artifacts import versioning  # noqa: PLC0415
+
     try:
         return versioning.compare(deployed, wanted, "semver") >= 0
     except VersionError:

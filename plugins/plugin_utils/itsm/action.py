@@ -16,8 +16,6 @@ from .backend import ItsmBackend, Record, as_text
 from .errors import ITSMError
 from .instance import INSTANCE_ARGUMENT_SPEC, resolve_backend, resolve_instance
 from .local import LocalBackend
-from .servicenow import ServiceNowClient
-from .servicenow_backend import ServiceNowBackend
 
 ITSM_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {**INSTANCE_ARGUMENT_SPEC, **LEDGER_ARGUMENT_SPEC}
 
@@ -32,6 +30,11 @@ class ItsmActionBase(RelopsActionBase):
         """Open the backend the task selects: ``local`` on the ledger, or a ServiceNow instance."""
         chosen = resolve_backend(args.get("backend"), args.get("instance"), os.environ)
         if chosen == "servicenow":
+            # Imported here: the client pulls in requests (and urllib3, ssl), which local-backend tasks never use
+            # and which would cost every gate run a tenth of a second.
+            from .servicenow import ServiceNowClient  # noqa: PLC0415
+            from .servicenow_backend import ServiceNowBackend  # noqa: PLC0415
+
             client = ServiceNowClient(resolve_instance(args.get("instance"), os.environ))
             try:
                 yield ServiceNowBackend(client)

@@ -188,6 +188,19 @@ class ItsmBackend(abc.ABC):
         del name
         return None
 
+    # Standard-change templates (issue 5)
+
+    @abc.abstractmethod
+    def standard_template(self, change: Record) -> Optional[Record]:
+        """The standard-change template a change was created from, or None when it carries none.
+
+        The record has ``producer`` (the template's name: ServiceNow's std_change_record_producer
+        ``name``), ``producer_sys_id``, ``version`` (the std_change_producer_version sys_id the change
+        references), ``version_name``, ``version_number``, ``current`` (whether that version is the
+        template's current one), ``active`` and ``retired``. ``producer`` is None when the referenced
+        version or its record producer no longer exists.
+        """
+
     # Shared behaviour: changes
 
     def require_change(

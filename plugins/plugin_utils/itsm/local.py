@@ -82,6 +82,22 @@ class LocalBackend(ItsmBackend):
         )
         return _change(row)
 
+    def standard_template(self, change: Record) -> Optional[Record]:
+        """Local standard changes keep the template's name in std_change_producer_version (one version each)."""
+        name = str(change.get("std_change_producer_version") or "")
+        if not name:
+            return None
+        return {
+            "producer": name,
+            "producer_sys_id": None,
+            "version": name,
+            "version_name": name,
+            "version_number": None,
+            "current": True,
+            "active": True,
+            "retired": False,
+        }
+
     def write_change(self, change: Record, fields: Mapping[str, str]) -> Record:
         merged = dict(change["_fields"], **fields)
         row = self._writable().itsm_update_change(

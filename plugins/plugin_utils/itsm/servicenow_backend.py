@@ -7,7 +7,11 @@ Changes are created through ``/api/sn_chg_rest/change/{normal,emergency}`` and
 through the states the instance lists in ``/nextstates``, approved through
 ``/approvals`` and checked with ``/conflict``. Without the plugin the same
 operations use the ``change_request``, ``std_change_producer_version`` and
-``sysapproval_approver`` tables and the local state model. CIs live in their
+``sysapproval_approver`` tables and the local state model. Standard-change
+templates are ``std_change_record_producer`` records (``name``,
+``current_version``, ``active``, ``retired``); a change references the version
+it was created from in ``std_change_producer_version``, whose
+``std_change_producer`` points back at the template. CIs live in their
 class tables, relations in ``cmdb_rel_ci`` with types from ``cmdb_rel_type``,
 and ``use_ire`` sends CIs through ``/api/now/identifyreconcile``.
 """
@@ -58,6 +62,9 @@ CHANGE_FIELDS = (
     "sys_updated_on",
 )
 IN_BATCH = 100
+# Standard-change catalog tables (Change Management - Standard Change Catalog plugin).
+VERSION_FIELDS = ("sys_id", "name", "version", "std_change_producer")
+PRODUCER_FIELDS = ("sys_id", "name", "active", "retired", "current_version")
 # Schedule tables by the kind of window they hold, and the entry fields the calendar reads.
 SCHEDULE_TABLES = (("cmn_schedule_blackout", "blackout"), ("cmn_schedule_maintenance", "maintenance"))
 SPAN_FIELDS = (
@@ -163,16 +170,58 @@ class ServiceNowBackend(ItsmBackend):
         return _change(self.client.create_record("change_request", values))
 
     def _template(self, template: Optional[str]) -> Record:
+        """The producer version to create a standard change from.
+
+        ``template`` names a template (std_change_record_producer name or sys_id: its current_version is
+        used) or one version of it (std_change_producer_version name or sys_id).
+        """
         if not template:
-            raise ITSMError("a standard change needs template: the name or sys_id of a std_change_producer_version")
-        query = Query().equals("name", template).or_equals("sys_id", template)
-        found = self.client.list_records("std_change_producer_version", str(query), limit=1)
+            raise ITSMError(
+                "a standard change needs template: the name or sys_id of a std_change_record_producer "
+                "(or of one std_change_producer_version)"
+            )
+        query = str(Query().equals("name", template).or_equals("sys_id", template))
+        producers = self.client.list_records("std_change_record_producer", query, fields=PRODUCER_FIELDS, limit=1)
+        if producers:
+            current = _reference(producers[0].get("current_version"))
+            version = self.client.get_record("std_change_producer_version", current) if current else None
+            if version is None:
+                raise ITSMError(
+                    "standard change template %r on %s has no current version (current_version is empty); "
+                    "publish the template or give a std_change_producer_version" % (template, self.client.config.host)
+                )
+            return version
+        found = self.client.list_records("std_change_producer_version", query, limit=1)
         if not found:
             raise ITSMError(
                 "standard change template %r is not on %s; give the name or sys_id of a published "
-                "std_change_producer_version" % (template, self.client.config.host)
+                "std_change_record_producer or std_change_producer_version" % (template, self.client.config.host)
             )
         return found[0]
+
+    def standard_template(self, change: Record) -> Optional[Record]:
+        """Follow change_request.std_change_producer_version to the version and its std_change_record_producer."""
+        version_id = _reference(change.get("std_change_producer_version"))
+        if not version_id:
+            return None
+        version = self.client.get_record("std_change_producer_version", version_id, fields=VERSION_FIELDS)
+        producer_id = _reference(version.get("std_change_producer")) if version else ""
+        producer = (
+            self.client.get_record("std_change_record_producer", producer_id, fields=PRODUCER_FIELDS)
+            if producer_id
+            else None
+        ) or {}
+        version = version or {}
+        return {
+            "producer": str(producer["name"]) if producer.get("name") else None,
+            "producer_sys_id": producer_id or None,
+            "version": version_id,
+            "version_name": str(version.get("name") or "") or None,
+            "version_number": str(version.get("version") or "") or None,
+            "current": bool(producer) and _reference(producer.get("current_version")) == version_id,
+            "active": bool(producer) and _true(producer.get("active", "true")),
+            "retired": bool(producer) and _true(producer.get("retired", "false")),
+        }
 
     def _reread(self, sys_id: str) -> Record:
         return self.require_change(sys_id=sys_id)
@@ -544,3 +593,14 @@ def _template_values(template: Mapping[str, Any]) -> Dict[str, str]:
             key, _sep, value = part.partition("=")
             values[key] = value
     return values
+
+
+def _reference(value: Any) -> str:
+    """A reference field's sys_id, whether the Table API sent it bare or as {value, link}."""
+    if isinstance(value, Mapping):
+        return str(value.get("value") or "")
+    return str(value or "")
+
+
+def _true(value: Any) -> bool:
+    return str(value).strip().lower() in ("true", "1")

@@ -20,22 +20,22 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from ansible_collections.relops.release.plugins.plugin_utils.disk_cache import (
+    cache_key,
+    file_digests,
+    read_entry,
+    write_entry,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.errors import LedgerError
 
 from .schema import POLICY_SCHEMA, RISK_LEVELS
-
-try:
-    import jsonschema
-
-    HAS_JSONSCHEMA = True
-except ImportError:  # pragma: no cover - jsonschema is in requirements.txt
-    HAS_JSONSCHEMA = False
 
 # libyaml's loader when PyYAML was built with it: policies are parsed on every gate attempt otherwise.
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Validated policies by (path, mtime, size): a gate that waits re-decides without re-validating.
 _CACHE: Dict[Tuple[str, int, int], "Policy"] = {}
 
+VALID_POLICIES = "policies"
 DEFAULT_POLICY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_policy.yml")
 
 # Settings a policy may leave out, and what they mean then.
@@ -126,6 +126,22 @@ def build_policy(document: Any, source: str) -> Policy:
             "policy %s must be a YAML mapping with version, risk_levels and rules, not %s"
             % (source, type(document).__name__)
         )
+    if not _validated_before(document):
+        validate_policy(document, source)
+        _remember_valid(document)
+    return Policy(
+        document=document,
+        source=source,
+        digest=canonical_digest(document),
+        gate=dict(GATE_DEFAULTS, **document.get("gate", {})),
+        exemptions=dict(EXEMPTION_DEFAULTS, **document.get("exemptions", {})),
+        backends=dict(BACKEND_DEFAULTS, **document.get("backends", {})),
+        stabilization=dict(STABILIZATION_DEFAULTS, **document.get("stabilization", {})),
+    )
+
+
+def validate_policy(document: Mapping[str, Any], source: str) -> None:
+    """Raise PolicyError naming every schema violation, or else every contradiction, and the fix."""
     problems = schema_problems(document)
     if problems:
         raise PolicyError(
@@ -138,21 +154,48 @@ def build_policy(document: Any, source: str) -> Policy:
             "policy %s has contradictory rules: %s; remove or reorder the rules so each case has one outcome"
             % (source, "; ".join(contradictions))
         )
-    return Policy(
-        document=document,
-        source=source,
-        digest=canonical_digest(document),
-        gate=dict(GATE_DEFAULTS, **document.get("gate", {})),
-        exemptions=dict(EXEMPTION_DEFAULTS, **document.get("exemptions", {})),
-        backends=dict(BACKEND_DEFAULTS, **document.get("backends", {})),
-        stabilization=dict(STABILIZATION_DEFAULTS, **document.get("stabilization", {})),
-    )
+
+
+def _validation_key(document: Mapping[str, Any]) -> str:
+    """The policy's content, with each value's type, plus the validating code (this file and the schema)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    typed = json.dumps(_typed(document), separators=(",", ":"))
+    return cache_key("relops-policy-valid/1", [typed, *file_digests(here, ("loader.py", "schema.py"))])
+
+
+def _typed(value: Any) -> Any:
+    """A JSON form that keeps types apart: a YAML date is not its text, nor the key 1 the key "1"."""
+    if isinstance(value, Mapping):
+        return ["dict", sorted(([_typed(key), _typed(item)] for key, item in value.items()), key=repr)]
+    if isinstance(value, (list, tuple)):
+        return ["list", [_typed(item) for item in value]]
+    return [type(value).__name__, repr(value)]
+
+
+def _validated_before(document: Mapping[str, Any]) -> bool:
+    """Whether a policy with exactly this content passed this exact validation in an earlier run.
+
+    Validation needs jsonschema, whose import alone costs each ansible-playbook run tens of
+    milliseconds; the verdict is a pure function of the content and the code, so it is kept on disk
+    (plugin_utils/disk_cache.py) and only policies that passed are remembered.
+    """
+    return read_entry(VALID_POLICIES, _validation_key(document)) == {"valid": True}
+
+
+def _remember_valid(document: Mapping[str, Any]) -> None:
+    write_entry(VALID_POLICIES, _validation_key(document), {"valid": True})
 
 
 def schema_problems(document: Mapping[str, Any]) -> List[str]:
     """Every schema violation, each naming its path inside the file (``rules.risk[2].weight``)."""
-    if not HAS_JSONSCHEMA:
-        raise PolicyError("the jsonschema Python library is required to validate policies; pip install jsonschema")
+    # Imported here, not at the top: jsonschema and its referencing/rpds stack take tens of milliseconds to load,
+    # and a policy whose exact content already validated (see _validated_before) never needs them.
+    try:
+        import jsonschema  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - jsonschema is in requirements.txt
+        raise PolicyError(
+            "the jsonschema Python library is required to validate policies; pip install jsonschema"
+        ) from None
     validator = jsonschema.Draft202012Validator(POLICY_SCHEMA)
     errors = sorted(validator.iter_errors(document), key=lambda error: [str(p) for p in error.absolute_path])
     return list(dict.fromkeys(_describe(error) for error in errors))

@@ -152,6 +152,7 @@ POLICY_SCHEMA: Dict[str, Any] = {
                 "required": ["name"],
                 "properties": {
                     "name": {"type": "string", "minLength": 1},
+                    "sys_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
                     "description": {"type": "string"},
                     "services": {"type": "array", "items": {"type": "string"}},
                     "release_classes": {"type": "array", "items": {"type": "string"}},
