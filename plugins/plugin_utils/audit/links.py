@@ -11,14 +11,15 @@ the rest, which measured 2.5 times faster than building the whole event with
 orjson (docs/audit.md). Without msgspec, ``decode_link`` builds the event with
 the trail's JSON parser and picks the fields from it.
 
-A line whose link does not decode (or does not continue the chain) is parsed
-in full by the verifier, which then explains what is wrong with it, so the
-fast path never decides a problem on its own.
+A line whose link does not decode (a field of another type than the writer
+writes) or does not continue the chain is parsed in full by the verifier,
+which judges it as before, so the fast path never decides a problem on its
+own. A unit test holds the reports of both decoders equal for any tampering.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import parse_line
 
@@ -45,23 +46,27 @@ class _PlainLink:
         self.outcome: Any = event.get("outcome")
 
 
-def _decode_plain(line: bytes) -> Any:
+def decode_plain(line: bytes) -> Any:
+    """The link of a line through the trail's JSON parser (the whole event); the fallback without msgspec."""
     # KeyError and TypeError (not an object, no seq/prev) tell the caller the same as a JSON error.
     return _PlainLink(parse_line(line))
 
 
 link_of: Callable[[Mapping[str, Any]], Any] = _PlainLink
-decode_link: Callable[[bytes], Any] = _decode_plain
+decode_link: Callable[[bytes], Any] = decode_plain
 
 if HAS_MSGSPEC:
-    # gc=False: a link holds only what JSON decodes to, which never forms a reference cycle.
+    # Strict types: only the shapes the writer produces decode here, into the values orjson gives
+    # too. Anything else (a number where a string belongs, an integer orjson reads as a float)
+    # fails to decode, and the verifier parses that line in full. gc=False: a link holds only
+    # strings and an int, which never form a reference cycle.
     class _Link(msgspec.Struct, gc=False):
         seq: int
         prev: str
-        mac: Any = None
-        event: Any = None
-        run_id: Any = None
-        ts: Any = ""
-        outcome: Any = None
+        mac: Optional[str] = None
+        event: Optional[str] = None
+        run_id: Optional[str] = None
+        ts: Optional[str] = ""
+        outcome: Optional[str] = None
 
     decode_link = msgspec.json.Decoder(_Link).decode

@@ -384,6 +384,10 @@ class _Verifier:
             or checkpoint.get("head") != event["prev"]
         ):
             return "edited", "checkpoint does not describe the line before it"
+        if self.macs is None and "mac" in event and not _is_mac(event["mac"]):
+            # The signature leaves the mac out and, on the trail's last line, no later prev covers it:
+            # without the key, its form is all that can be checked.
+            return "edited", "mac is not an HMAC-SHA256 (64 lowercase hex digits)"
         if self.public_keys:
             why = check_signature(self.public_keys, _without_mac(line, event), event)
             if why is not None:
@@ -476,6 +480,10 @@ class _Verifier:
             self.problem("inserted", place, seq, "seq %d appears more than once; expected %d here" % (seq, expected))
         else:
             self.problem("reordered", place, seq, "seq %d appears after seq %d" % (seq, expected - 1))
+
+
+def _is_mac(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(char in "0123456789abcdef" for char in value)
 
 
 def _is_seq(value: Any) -> bool:
