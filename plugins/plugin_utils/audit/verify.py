@@ -270,8 +270,8 @@ class _Verifier:
                     # Not JSON (ValueError), not an object (TypeError), or no seq/prev (KeyError).
                     seq = prev = None
                 # The usual line: prev is the previous line's hash (so a str) and seq is one above
-                # (an int: True == 1 and 2.0 == 2 in Python, hence the type test).
-                if prev != last_hash or seq != last_seq + 1 or type(seq) is not int:
+                # (an int: True == 1 and 2.0 == 2 in Python, hence the exact class test).
+                if prev != last_hash or seq != last_seq + 1 or seq.__class__ is not int:
                     link = self.odd_line(line, _Place(base + number, path, number), last_seq, last_hash, cursor)
                     if link is None:
                         last_seq, last_hash = last_seq + 1, digest
