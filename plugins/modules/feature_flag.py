@@ -18,10 +18,11 @@ description:
   - A flagd flag is on/off (O(enabled) sets its C(state)), has variants (on/off booleans unless
     O(variants) says otherwise), a default variant, and optionally a fractional rollout by percentage
     (O(percentage) for on against off, O(rollout) for any variants) or raw O(targeting).
-  - The whole file is validated before and after the change against the collection's JSON Schema of
-    flagd's documented flag definition format, and against a copy of flagd's own published schema when
-    O(flagd_schema) names one. Default variants and fractional buckets must name declared variants,
-    and fractional percentages must be whole numbers that sum to 100.
+  - The whole file is validated before and after the change against flagd's own published schema
+    (C(flags.json) with C(targeting.json), the copy shipped in the collection, or the one O(flagd_schema)
+    names), then against the collection's stricter JSON Schema of flagd's documented flag definition
+    format. Default variants and fractional buckets must name declared variants, and fractional
+    percentages must be whole numbers that sum to 100.
   - With O(backend=unleash) the flag is a feature toggle in an Unleash project, enabled or disabled per
     O(environment), with O(percentage) as its gradual rollout (one C(flexibleRollout) strategy the
     module owns) through Unleash's admin API.
@@ -81,8 +82,9 @@ options:
     type: dict
   flagd_schema:
     description:
-      - Path of flagd's published C(flags.json) schema (with C(targeting.json) in the same directory) to
-        validate the file against as well.
+      - Path of a copy of flagd's published C(flags.json) schema (with C(targeting.json) in the same
+        directory) to validate the file against instead of the copy shipped in the collection (flagd
+        schema v0, from the npm package C(@openfeature/flagd-core) 1.2.0).
     type: path
   unleash_url:
     description: Base URL of the Unleash server (backend unleash), for example C(https://unleash.example.com).

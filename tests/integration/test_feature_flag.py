@@ -177,6 +177,11 @@ def test_bad_flag_input_is_refused(ansible: Ansible) -> None:
         json.dump({"flags": {"old": {"state": "on", "variants": {"a": True}, "defaultVariant": "a"}}}, handle)
     broken = _flag(ansible, variables={"flag_name": "f", "flag_file": path, "flag_percentage": 10})
     assert broken["failed"] is True and "flags.old.state: 'on' is not one of ['ENABLED', 'DISABLED']" in broken["msg"]
+    # Refused by flagd's own published schema (the vendored copy), which names the field.
+    expected = "flags.old.state: 'on' is not one of ['ENABLED', 'DISABLED'] (flagd schema flags.json v0, vendored)"
+    assert expected in broken["msg"]
+    with open(path, encoding="utf-8") as handle:
+        assert "f" not in json.load(handle)["flags"], "a refused change must leave the file as it was"
 
     os.unlink(path)
     uneven = _flag(

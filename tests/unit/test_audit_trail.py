@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.relops.release.plugins.plugin_utils.audit import links
 from ansible_collections.relops.release.plugins.plugin_utils.audit import trail as trail_module
 from ansible_collections.relops.release.plugins.plugin_utils.audit import verify as verify_module
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import GENESIS, line_hash
@@ -232,6 +233,25 @@ def test_any_single_tampering_is_detected(
     assert verify_trail([path], HMAC_KEY if with_mac else None, PUBLIC_KEYS, anchor=anchor).ok
 
 
+@pytest.mark.parametrize("mac", ["", "x", "0" * 63, "A" * 64])
+def test_malformed_mac_on_the_last_checkpoint_is_an_edit_without_the_key(
+    sample_trail: list[bytes], tmp_path: Path, mac: str
+) -> None:
+    """The checkpoint's signature leaves its mac out and no later line covers it: its form must still hold."""
+    lines = list(sample_trail)
+    event = json.loads(lines[-1])
+    event["mac"] = mac
+    lines[-1] = json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
+    path = str(tmp_path / "audit.jsonl")
+    write_lines(path, lines)
+    report = verify_trail([path], None, PUBLIC_KEYS)
+    assert report.first_problem is not None
+    assert (report.first_problem.reason, report.first_problem.line) == ("edited", len(lines))
+    assert "mac is not an HMAC-SHA256" in report.first_problem.detail
+    write_lines(path, sample_trail)
+    assert verify_trail([path], None, PUBLIC_KEYS).ok
+
+
 def test_daily_rotation_starts_a_new_file_on_a_new_utc_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = str(tmp_path / "audit.jsonl")
     yesterday = datetime.datetime(2026, 11, 25, 23, 59, tzinfo=datetime.timezone.utc)
@@ -290,7 +310,47 @@ def test_problems_are_capped_and_the_first_is_the_earliest(tmp_path: Path) -> No
 
 @given(key=st.binary(min_size=1, max_size=200), body=st.binary(max_size=300))
 def test_verifier_mac_is_rfc_2104_hmac(key: bytes, body: bytes) -> None:
-    assert MacChecker(key).mac(body) == line_mac(key, body)
+    checker = MacChecker(key)
+    assert checker.mac(body) == line_mac(key, body)
+    # The verifier's loop computes the same MAC from the states' copies.
+    inner_copy, outer_copy = checker.states()
+    inner = inner_copy()
+    inner.update(body)
+    outer = outer_copy()
+    outer.update(inner.digest())
+    assert outer.hexdigest() == line_mac(key, body)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=MUTATIONS, data=st.data(), with_mac=st.booleans())
+def test_fast_link_decoder_reports_what_the_full_parse_reports(
+    sample_trail: list[bytes], tmp_path: Path, kind: str, data: st.DataObject, with_mac: bool
+) -> None:
+    """The msgspec decoder reads only the chain fields; every report must equal the whole-event parser's."""
+    assert links.HAS_MSGSPEC, "msgspec is in requirements.txt; the fast decoder is what this test compares"
+    path = str(tmp_path / "tampered.jsonl")
+    write_lines(path, mutate(sample_trail, kind, data))
+    key = HMAC_KEY if with_mac else None
+    fast = verify_trail([path], key, PUBLIC_KEYS).as_dict()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(verify_module, "decode_link", links.decode_plain)
+        assert verify_trail([path], key, PUBLIC_KEYS).as_dict() == fast
+
+
+@pytest.mark.parametrize("with_mac", [True, False])
+@pytest.mark.parametrize("damage", [b"\xff", b'","x":1e999,"y":"'])
+def test_damage_in_a_field_the_fast_decoder_skips_is_an_edit(
+    sample_trail: list[bytes], tmp_path: Path, with_mac: bool, damage: bytes
+) -> None:
+    """Bytes the trail's JSON parser refuses, inside a field the link decoder only skips, still break the line."""
+    lines = list(sample_trail)
+    assert b'"task":"t2"' in lines[2]
+    lines[2] = lines[2].replace(b'"task":"t2"', b'"task":"t2' + damage + b'"')
+    path = str(tmp_path / "damaged.jsonl")
+    write_lines(path, lines)
+    report = verify_trail([path], HMAC_KEY if with_mac else None, PUBLIC_KEYS)
+    assert report.first_problem is not None
+    assert (report.first_problem.reason, report.first_problem.line) == ("edited", 3)
 
 
 def test_verifier_streams_lines_across_small_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -69,22 +69,49 @@ def build_and_validate(**options: object) -> None:
     validate_document({"flags": {"f": flag}}, "flags.json")
 
 
-def test_a_file_failing_the_flagd_format_is_refused_with_paths() -> None:
+def test_a_file_failing_flagds_own_schema_is_refused_naming_the_field() -> None:
+    """flagd's published schema (vendored) is the first check; its errors name the offending field."""
     document = {
         "flags": {
             "a": {"state": "ON", "variants": {"on": True}, "defaultVariant": "on"},
             "b": {"state": "ENABLED", "variants": {"x": True, "y": "mixed"}, "defaultVariant": "x"},
             "c": {"state": "ENABLED", "defaultVariant": "x"},
+            "d": {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on", "targeting": {"frac": [1]}},
+            "e": {"state": "ENABLED", "variants": {"on": True}, "defaultVariant": "on", "metadata": {"o": {"t": 1}}},
         },
-        "extra": 1,
     }
     with pytest.raises(FlagError) as caught:
         validate_document(document, "flags.json")
+    lines = str(caught.value).splitlines()[1:]
+    assert all(line.endswith("(flagd schema flags.json v0, vendored)") for line in lines), lines
     message = str(caught.value)
     assert "flags.json: flags.a.state: 'ON' is not one of ['ENABLED', 'DISABLED']" in message
-    assert "flags.json: flags.b.variants:" in message
-    assert "flags.json: flags.c: 'variants' is a required property" in message
-    assert "flags.json: (top): Additional properties are not allowed ('extra' was unexpected)" in message
+    assert "flags.json: flags.b: fits none of Boolean flag, String flag, Numeric flag, Object flag" in message
+    assert "Boolean flag: variants.y 'mixed' is not of type 'boolean'" in message
+    assert "flags.json: flags.c: fits more than one of Boolean flag" in message
+    # targeting.json, which flags.json refers to by "./targeting.json", was found beside it.
+    assert "flags.json: flags.d.targeting: {'frac': [1]} is not valid under any of the given schemas" in message
+    assert "flags.json: flags.e.metadata.o: {'t': 1} is not of type 'string', 'number', 'boolean'" in message
+    assert len(lines) == 5
+
+
+def test_the_collections_schema_refuses_what_flagds_schema_lets_through() -> None:
+    flag = build_flag(True, None, None, None, 30, None, "targetingKey")
+    with pytest.raises(FlagError) as caught:
+        validate_document({"flags": {"f": flag}, "extra": 1}, "flags.json")
+    assert "flags.json: (top): Additional properties are not allowed ('extra' was unexpected)" in str(caught.value)
+    assert "flagd schema" not in str(caught.value)
+
+
+def test_flagd_schema_option_replaces_the_vendored_copy(tmp_path: "os.PathLike[str]") -> None:
+    """A copy named by flagd_schema is used instead of the vendored one (here, one that allows any metadata)."""
+    permissive = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}
+    with open(os.path.join(tmp_path, "flags.json"), "w", encoding="utf-8") as handle:
+        json.dump(permissive, handle)
+    flag = build_flag(True, None, None, None, 30, None, "targetingKey", {"owner": {"team": "payments"}})
+    with pytest.raises(FlagError, match=r"flags\.f\.metadata\.owner: .* \(flagd schema flags\.json v0, vendored\)"):
+        validate_document({"flags": {"f": flag}}, "flags.json")
+    validate_document({"flags": {"f": flag}}, "flags.json", os.path.join(tmp_path, "flags.json"))
 
 
 def test_a_published_schema_with_a_relative_targeting_reference_is_applied(tmp_path: "os.PathLike[str]") -> None:

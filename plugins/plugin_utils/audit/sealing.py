@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import hmac
 import os
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import canonical_line, without_field
 
@@ -141,8 +141,9 @@ class MacChecker:
     """Checks line MACs: HMAC-SHA256 (RFC 2104) from two pre-keyed SHA-256 states, copied per line.
 
     Copying two hashlib states is cheaper than copying an ``hmac`` object or
-    keying OpenSSL's HMAC for every line, and the verifier does this for
-    every line of the trail. ``line_mac`` (the writer) uses the ``hmac``
+    keying OpenSSL's HMAC for every line (``hmac.digest``, OpenSSL's one-shot
+    HMAC, measured twice as slow per line here), and the verifier does this
+    for every line of the trail. ``line_mac`` (the writer) uses the ``hmac``
     module; a unit test holds the two equal.
     """
 
@@ -160,17 +161,14 @@ class MacChecker:
         outer.update(inner.digest())
         return outer.hexdigest()
 
-    def check(self, line: bytes, mac: str) -> bool:
-        """Whether ``mac`` (the line's ``mac`` field) is the HMAC of the line without it."""
-        # without_field(line, "mac", mac) and mac(), inlined: this runs once per line of the trail.
-        inner = self._inner.copy()
-        inner.update(line.replace(b',"mac":"' + mac.encode("utf-8", "replace") + b'"', b"", 1))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        try:
-            return hmac.compare_digest(outer.hexdigest(), mac)
-        except TypeError:  # a forged mac with non-ASCII characters
-            return False
+    def states(self) -> Tuple[Callable[[], "hashlib._Hash"], Callable[[], "hashlib._Hash"]]:
+        """The inner and outer states' ``copy`` methods, for a loop that computes ``mac`` inline.
+
+        The verifier checks a line's MAC with these in its own loop (one call
+        fewer per line than calling ``mac``): the inner copy is updated with
+        the line without its ``mac`` field, the outer copy with the inner digest.
+        """
+        return self._inner.copy, self._outer.copy
 
 
 def check_signature(keys: Mapping[str, Ed25519PublicKey], body: bytes, event: Mapping[str, Any]) -> Optional[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from hashlib import sha256
+from hmac import compare_digest
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import (
@@ -30,6 +31,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical imp
     parse_line,
     without_field,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.audit.links import decode_link, link_of
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import MacChecker, check_signature
 
 if TYPE_CHECKING:
@@ -39,6 +41,10 @@ REASONS = ("edited", "removed", "inserted", "reordered", "truncated", "bad signa
 # Small blocks: a block's lines and the events parsed from them stay in the CPU cache, which measured
 # faster than reading megabytes at a time (and the memory used stays flat).
 BLOCK = 64 * 1024
+
+
+# What scan_file unpacks for a trail without an HMAC key: no MAC states.
+_NO_MAC: Tuple[Any, Any] = (None, None)
 
 
 class AnchorError(ValueError):
@@ -136,7 +142,7 @@ class _Cursor:
     current_run: Any = field(default_factory=object)  # matches no run id, not even None
     summary: RunSummary = field(default_factory=RunSummary)
     stretch_start: int = 0
-    last_event: Optional[Dict[str, Any]] = None
+    last_link: Any = None  # the link (links.py) of the last event line read
 
 
 @dataclass
@@ -222,7 +228,7 @@ class _Verifier:
                     None,
                     "the file ends in the middle of a line (%d bytes without a newline)" % length,
                 )
-        _settle(cursor.summary, cursor.index + 1 - cursor.stretch_start, cursor.last_event)
+        _settle(cursor.summary, cursor.index + 1 - cursor.stretch_start, cursor.last_link)
         report = self.report
         self.last_place = cursor.end_of_previous
         report.lines = cursor.index + 1
@@ -235,70 +241,95 @@ class _Verifier:
     def scan_file(self, path: str, cursor: _Cursor) -> None:
         """Check one file's lines, carrying the chain on from ``cursor``.
 
-        This loop runs once per line of the trail, so it is written for speed:
-        state in local names (stored back at the end), places built only when
-        something is wrong, run counts kept per stretch of one run's lines.
+        This loop runs once per line of the trail, so it is written for speed
+        (measured, see docs/audit.md): state and bound methods in local names
+        (stored back at the end); a line's index computed from its number;
+        the usual line, one that continues the chain, takes one branch, and
+        only a line that does not falls through to the checks that explain it;
+        places built only when something is wrong; run counts kept per
+        stretch of one run's lines; the HMAC inlined (``MacChecker.check``).
         """
-        runs, macs, loads, hash_of = self.report.runs, self.macs, parse_line, sha256
-        mac_check = macs.check if macs is not None else None
+        runs, decode, hash_of, compare = self.report.runs, decode_link, sha256, compare_digest
+        inner_copy, outer_copy = self.macs.states() if self.macs is not None else _NO_MAC
         anchor_seq = self.anchor.get("seq") if self.anchor is not None else None
-        last_seq, last_hash, index, number = cursor.last_seq, cursor.last_hash, cursor.index, 0
-        summary, current_run, stretch_start, last_event = (
+        last_seq, last_hash, base, number = cursor.last_seq, cursor.last_hash, cursor.index, 0
+        summary, current_run, stretch_start, last_link = (
             cursor.summary,
             cursor.current_run,
             cursor.stretch_start,
-            cursor.last_event,
+            cursor.last_link,
         )
         for lines in read_blocks(path, self.torn):
-            for line in lines:
-                index += 1
-                number += 1
+            first = number + 1
+            for number, line in enumerate(lines, first):
                 digest = hash_of(line).hexdigest()
                 try:
-                    event = loads(line)
-                except ValueError:
-                    event = None
-                if (
-                    not isinstance(event, dict)
-                    or not isinstance(event.get("prev"), str)
-                    or not _is_seq(event.get("seq"))
-                ):
-                    self.not_an_event(_Place(index, path, number))
-                    last_seq, last_hash = last_seq + 1, digest
-                    stretch_start += 1  # not an event: it counts for no run
-                    continue
-                seq = event["seq"]
-                if seq != last_seq + 1:
-                    self.note_seq(_Place(index, path, number), seq, last_seq + 1, digest)
-                elif event["prev"] != last_hash:
-                    self.broken_link(index, path, number, seq, cursor.end_of_previous)
-                mac_ok = mac_check is None or (isinstance(event.get("mac"), str) and mac_check(line, event["mac"]))
-                if not mac_ok:
-                    self.bad_mac(_Place(index, path, number), seq)
-                kind = event.get("event")
-                if kind == "checkpoint" and mac_ok and self.checkpoint_holds(_Place(index, path, number), event, line):
-                    cursor.sealed_seq, cursor.sealed_index = seq, index
+                    link = decode(line)
+                    seq, prev = link.seq, link.prev
+                except (ValueError, KeyError, TypeError):
+                    # Not JSON (ValueError), not an object (TypeError), or no seq/prev (KeyError).
+                    seq = prev = None
+                # The usual line: prev is the previous line's hash (so a str) and seq is one above
+                # (an int: True == 1 and 2.0 == 2 in Python, hence the exact class test).
+                if prev != last_hash or seq != last_seq + 1 or seq.__class__ is not int:
+                    link = self.odd_line(line, _Place(base + number, path, number), last_seq, last_hash, cursor)
+                    if link is None:
+                        last_seq, last_hash = last_seq + 1, digest
+                        stretch_start += 1  # not an event: it counts for no run
+                        continue
+                    seq = link.seq
+                mac_ok = True
+                if inner_copy is not None:
+                    mac = link.mac
+                    try:
+                        inner = inner_copy()
+                        inner.update(line.replace(b',"mac":"' + mac.encode("utf-8", "replace") + b'"', b"", 1))
+                        outer = outer_copy()
+                        outer.update(inner.digest())
+                        mac_ok = compare(outer.hexdigest(), mac)
+                    except (AttributeError, TypeError):  # no mac (None), not a str, or not ASCII
+                        mac_ok = False
+                    if not mac_ok:
+                        self.bad_mac(_Place(base + number, path, number), seq)
+                kind = link.event
+                if kind == "checkpoint" and mac_ok:
+                    self.seal(_Place(base + number, path, number), line, cursor)
                 if seq == anchor_seq and self.anchor_found is None:
-                    self.anchor_found = (_Place(index, path, number), digest)
+                    self.anchor_found = (_Place(base + number, path, number), digest)
                 last_seq, last_hash = seq, digest
-                run_id = event.get("run_id")
-                if run_id != current_run:
+                if link.run_id != current_run:
                     # Lines of one run come in stretches: settle the last stretch, look the next run up once.
-                    _settle(summary, index - stretch_start, last_event)
-                    current_run, stretch_start = run_id, index
-                    summary = runs.setdefault(str(run_id), RunSummary(first_seq=seq, first_ts=str(event.get("ts", ""))))
+                    summary = _next_stretch(runs, summary, base + number - stretch_start, last_link, link)
+                    current_run, stretch_start = link.run_id, base + number
                 if kind == "playbook_end":
-                    summary.ended, summary.outcome = True, event.get("outcome")
-                last_event = event
-        cursor.last_seq, cursor.last_hash, cursor.index = last_seq, last_hash, index
-        cursor.summary, cursor.current_run, cursor.stretch_start, cursor.last_event = (
+                    summary.ended, summary.outcome = True, link.outcome
+                last_link = link
+        cursor.last_seq, cursor.last_hash, cursor.index = last_seq, last_hash, base + number
+        cursor.summary, cursor.current_run, cursor.stretch_start, cursor.last_link = (
             summary,
             current_run,
             stretch_start,
-            last_event,
+            last_link,
         )
-        if number:
-            cursor.end_of_previous = _Place(index, path, number)
+        cursor.end_of_previous = _Place(base + number, path, number) if number else cursor.end_of_previous
+
+    def odd_line(self, line: bytes, place: _Place, last_seq: int, last_hash: str, cursor: _Cursor) -> Any:
+        """A line that does not simply continue the chain, judged on its whole event.
+
+        Returns its link, or None when it is not an event at all. Only the
+        trail's JSON parser decides what a line holds here, so the reasons
+        reported never depend on which decoder read the usual lines.
+        """
+        event = _event_of(line)
+        if event is None:
+            self.not_an_event(place)
+            return None
+        seq = event["seq"]
+        if seq != last_seq + 1:
+            self.note_seq(place, seq, last_seq + 1, line_hash(line))
+        elif event["prev"] != last_hash:
+            self.broken_link(place.index, place.file, place.line, seq, cursor.end_of_previous)
+        return link_of(event)
 
     def not_an_event(self, place: _Place) -> None:
         self.problem("edited", place, None, "the line is not an audit event (damaged JSON or missing seq/prev)")
@@ -353,11 +384,24 @@ class _Verifier:
             or checkpoint.get("head") != event["prev"]
         ):
             return "edited", "checkpoint does not describe the line before it"
+        if self.macs is None and "mac" in event and not _is_mac(event["mac"]):
+            # The signature leaves the mac out and, on the trail's last line, no later prev covers it:
+            # without the key, its form is all that can be checked.
+            return "edited", "mac is not an HMAC-SHA256 (64 lowercase hex digits)"
         if self.public_keys:
             why = check_signature(self.public_keys, _without_mac(line, event), event)
             if why is not None:
                 return "bad signature", why
         return None
+
+    def seal(self, place: _Place, line: bytes, cursor: _Cursor) -> None:
+        """A checkpoint line (its MAC, if any, checked): when it holds, the trail is sealed up to it."""
+        event = _event_of(line)
+        if event is None:
+            # The link decoded but the whole line is not JSON the trail's parser reads: it was changed.
+            self.not_an_event(place)
+        elif self.checkpoint_holds(place, event, line):
+            cursor.sealed_seq, cursor.sealed_index = event["seq"], place.index
 
     def checkpoint_holds(self, place: _Place, event: Mapping[str, Any], line: bytes) -> bool:
         self.report.checkpoints += 1
@@ -438,18 +482,30 @@ class _Verifier:
             self.problem("reordered", place, seq, "seq %d appears after seq %d" % (seq, expected - 1))
 
 
+def _is_mac(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(char in "0123456789abcdef" for char in value)
+
+
 def _is_seq(value: Any) -> bool:
     # bool is an int to Python, never a sequence number.
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _settle(summary: RunSummary, events: int, last_event: Optional[Mapping[str, Any]]) -> None:
-    """Add a stretch of ``events`` lines of one run, ending with ``last_event``, to the run's summary."""
-    if last_event is None or not events:
+def _next_stretch(
+    runs: Dict[str, RunSummary], summary: RunSummary, events: int, last_link: Any, link: Any
+) -> RunSummary:
+    """Settle the stretch of ``events`` lines ending with ``last_link``; return the summary of ``link``'s run."""
+    _settle(summary, events, last_link)
+    return runs.setdefault(str(link.run_id), RunSummary(first_seq=link.seq, first_ts=str(link.ts)))
+
+
+def _settle(summary: RunSummary, events: int, last_link: Any) -> None:
+    """Add a stretch of ``events`` lines of one run, ending with ``last_link``'s line, to the run's summary."""
+    if last_link is None or not events:
         return
     summary.events += events
-    summary.last_seq = last_event["seq"]
-    summary.last_ts = last_event.get("ts", "")
+    summary.last_seq = last_link.seq
+    summary.last_ts = last_link.ts
 
 
 def _without_mac(line: bytes, event: Mapping[str, Any]) -> bytes:

@@ -4,19 +4,22 @@
 
 The file format is flagd's flag definition JSON (https://flagd.dev/reference/flag-definitions/):
 ``{"flags": {key: {"state", "variants", "defaultVariant", "targeting"}}, "$evaluators": {...}}``.
-``FLAGD_SCHEMA`` is the collection's JSON Schema of that documented format; when the task names a
-copy of flagd's own published schema (``flags.json`` with ``targeting.json`` beside it), the file is
-validated against that as well. On top of the schema the collection checks what flagd only finds at
-evaluation time: the default variant and every fractional bucket name a declared variant, and
-fractional percentages are whole numbers summing to 100.
+A file is validated first against flagd's own published schema (``flags.json`` with
+``targeting.json`` beside it): the copy vendored in ``schemas/`` (see its README for the source),
+or the copy the task names. Then against ``FLAGD_SCHEMA``, the collection's stricter JSON Schema of
+the documented format (no unknown top-level keys, variants required). On top of the schemas the
+collection checks what flagd only finds at evaluation time: the default variant and every
+fractional bucket name a declared variant, and fractional percentages are whole numbers summing
+to 100.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 try:
     import jsonschema
@@ -32,6 +35,10 @@ try:
     HAS_REFERENCING = True
 except ImportError:  # pragma: no cover - jsonschema >= 4.18 depends on it
     HAS_REFERENCING = False
+
+# flagd's published schema pair, vendored (schemas/README.md says from where and how to refresh it).
+VENDORED_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas", "flags.json")
+VENDORED_LABEL = "flags.json v0, vendored"
 
 _VARIANT_VALUES = {
     "boolean": {"type": "boolean"},
@@ -136,15 +143,29 @@ def fractional_targeting(rollout: Sequence[Mapping[str, Any]], bucket_by: str) -
 
 
 def validate_document(document: Any, where: str, published_schema: Optional[str] = None) -> None:
-    """Raise FlagError listing every problem of a whole flag file (schema, then variant references)."""
-    problems = _schema_problems(FLAGD_SCHEMA, document, where)
-    if published_schema and not problems:
-        problems = _schema_problems(load_published_schema(published_schema), document, where, published_schema)
+    """Raise FlagError listing every problem of a whole flag file.
+
+    flagd's published schema first (``published_schema``, or the vendored copy), then the
+    collection's schema, then variant references and percentages; each step runs only when the
+    one before found nothing, so every problem is reported once, by the first check that sees it.
+    """
+    if published_schema:
+        schema, label = load_published_schema(published_schema), published_schema
+    else:
+        schema, label = _vendored_schema(), VENDORED_LABEL
+    problems = _schema_problems(schema, document, where, label)
+    if not problems:
+        problems = _schema_problems(FLAGD_SCHEMA, document, where)
     if not problems:
         for key, flag in document["flags"].items():
             problems.extend(flag_problems(key, flag, "%s: flags.%s" % (where, key)))
     if problems:
         raise FlagError("flag definitions are invalid:\n  " + "\n  ".join(problems))
+
+
+@functools.lru_cache(maxsize=1)
+def _vendored_schema() -> Any:
+    return load_published_schema(VENDORED_SCHEMA)
 
 
 def _schema_problems(schema: Mapping[str, Any], document: Any, where: str, source: str = "") -> List[str]:
@@ -156,11 +177,49 @@ def _schema_problems(schema: Mapping[str, Any], document: Any, where: str, sourc
     registry = getattr(schema, "registry", None)
     validator_class = jsonschema.validators.validator_for(schema)
     validator = validator_class(schema, registry=registry) if registry is not None else validator_class(schema)
-    problems = []
+    suffix = " (flagd schema %s)" % source if source else ""
+    problems: List[str] = []
     for error in sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
-        path = ".".join(str(part) for part in error.absolute_path) or "(top)"
-        problems.append("%s: %s: %s%s" % (where, path, error.message, " (flagd schema %s)" % source if source else ""))
+        problems.extend("%s: %s: %s%s" % (where, path, message, suffix) for path, message in _explain(error))
     return problems
+
+
+def _dotted(error: Any, depth: int = 0) -> str:
+    """The error's place in the document as a dotted path (below the first ``depth`` parts)."""
+    return ".".join(str(part) for part in list(error.absolute_path)[depth:]) or "(top)"
+
+
+def _explain(error: Any) -> List[Tuple[str, str]]:
+    """(path, message) pairs that name the offending field of a schema error.
+
+    flagd's schema says "one of four typed flags" (``oneOf``) and "any of the JsonLogic rules"
+    (``anyOf``), so its errors are mostly "X is not valid under any of the given schemas" at the
+    flag. What every alternative found wrong (a bad ``state`` fails them all) is the real
+    problem; when the alternatives disagree (variants of mixed types), each one's complaint is
+    listed under its title.
+    """
+    if error.validator not in ("oneOf", "anyOf"):
+        return [(_dotted(error), error.message)]
+    titles = [option.get("title", "option %d" % (index + 1)) for index, option in enumerate(error.validator_value)]
+    if not error.context:
+        # oneOf with several matches: flagd's schema cannot tell which typed flag this is.
+        return [(_dotted(error), "fits more than one of %s, and must fit exactly one" % ", ".join(titles))]
+    branches: Dict[Any, List[Any]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    found = [{(_dotted(sub), sub.message) for sub in subs} for subs in branches.values()]
+    common: Set[Tuple[str, str]] = set.intersection(*found)
+    if common and len(branches) == len(error.validator_value):
+        return sorted(common)
+    depth = len(error.absolute_path)
+    complaints = "; ".join(
+        "%s: %s" % (titles[index], ", ".join("%s %s" % (_dotted(sub, depth), sub.message) for sub in subs))
+        for index, subs in sorted(branches.items())
+        if len(subs) <= 3
+    )
+    if not complaints:
+        return [(_dotted(error), error.message)]
+    return [(_dotted(error), "fits none of %s (%s)" % (", ".join(titles), complaints))]
 
 
 def flag_problems(key: str, flag: Mapping[str, Any], where: str) -> List[str]:
