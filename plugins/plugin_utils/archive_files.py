@@ -308,6 +308,10 @@ def extract_checked(rows: Sequence[Mapping[str, Any]], workdir: Optional[str] = 
                         row["sha256"],
                     )
                 )
+    except RetentionError as exc:
+        remove_files(made.values())
+        text = str(exc)
+        raise RetentionError(text if "nothing was restored" in text else text + "; nothing was restored") from None
     except BaseException:
         remove_files(made.values())
         raise
