@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
@@ -102,7 +102,11 @@ class ActionModule(RelopsActionBase):
             state="present",
             check_mode=self.check_mode,
             archived=[
-                {"archive_id": move.archive_id, "kind": move.decision.candidate.kind, "path": move.decision.candidate.path}
+                {
+                    "archive_id": move.archive_id,
+                    "kind": move.decision.candidate.kind,
+                    "path": move.decision.candidate.path,
+                }
                 for move in moves
             ],
             held=[decision.candidate.path for decision in plan.of("hold")],
@@ -203,7 +207,12 @@ class ActionModule(RelopsActionBase):
             if actual != row["sha256"]:
                 raise RetentionError(
                     "archived file %s%s has sha256 %s, but the archive index recorded %s: it changed after archiving"
-                    % (row["archive_path"], " member " + row["member"] if row.get("member") else "", actual, row["sha256"])
+                    % (
+                        row["archive_path"],
+                        " member " + row["member"] if row.get("member") else "",
+                        actual,
+                        row["sha256"],
+                    )
                 )
 
     def _put_back(self, args: Dict[str, Any], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -224,7 +233,9 @@ class ActionModule(RelopsActionBase):
 
 def _requested_rows(ledger: Ledger, requested: Sequence[str]) -> Tuple[List[Dict[str, Any]], List[str]]:
     """The index rows of every item asked for (all files of each), and the asks already restored."""
-    ids, already, unknown = set(), [], []
+    ids: Set[str] = set()
+    already: List[str] = []
+    unknown: List[str] = []
     for ask in requested:
         by_id = ledger.archived_items(status=None, archive_ids=[ask])
         rows = by_id or ledger.archived_items(status=None, original_paths=[os.path.abspath(os.path.expanduser(ask))])

@@ -16,13 +16,13 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing impor
     load_public_keys,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import trail_files
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import (
     AnchorError,
     Report,
     anchor_from_sink,
     verify_trail,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "path": {"type": "path"},

@@ -321,7 +321,8 @@ def extract_checked(rows: Sequence[Mapping[str, Any]], workdir: Optional[str] = 
 def extract_one(row: Mapping[str, Any], temporary: str) -> str:
     if not os.path.exists(row["archive_path"]):
         raise RetentionError(
-            "archive file %s (archive id %s) is missing; nothing was restored" % (row["archive_path"], row["archive_id"])
+            "archive file %s (archive id %s) is missing; nothing was restored"
+            % (row["archive_path"], row["archive_id"])
         )
     with open(temporary, "wb") as out:
         if not row.get("member"):

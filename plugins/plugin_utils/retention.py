@@ -27,7 +27,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical imp
 from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import ROTATED_SUFFIX, trail_files
 
 KINDS = ("artifact", "audit", "report")
-_PACKAGE = re.compile(r"^(?P<name>[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)-(?P<version>[0-9].*)\.(?P<ext>tar\.gz|tar\.zst)$")
+_PACKAGE = re.compile(
+    r"^(?P<name>[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)-(?P<version>[0-9].*)\.(?P<ext>tar\.gz|tar\.zst)$"
+)
 _TAIL_BYTES = 1 << 20
 
 
@@ -336,8 +338,12 @@ def _ranks(candidates: Sequence[Candidate], scheme: str) -> Dict[int, Tuple[int,
             known = versions.setdefault(candidate.service, [])
             if candidate.version not in known:
                 known.append(candidate.version)
+
+    def precedence(left: str, right: str) -> int:
+        return compare(left, right, scheme)
+
     order = {
-        service: sorted(known, key=functools.cmp_to_key(lambda a, b: compare(a, b, scheme)), reverse=True)
+        service: sorted(known, key=functools.cmp_to_key(precedence), reverse=True)
         for service, known in versions.items()
     }
     editions: Dict[str, List[Candidate]] = {}
@@ -364,7 +370,7 @@ def _guards(protected: Sequence[Mapping[str, Any]]) -> Dict[Tuple[Optional[str],
 
 def refuse_protected(decisions: Iterable[Decision], ranks: Mapping[int, Tuple[int, str]], policy: Policy) -> None:
     """Raise when any decision would archive a deployed release or a rollback target, naming each and the fix."""
-    refused = []
+    refused: List[Dict[str, Any]] = []
     for decision in decisions:
         if decision.action != "archive" or not decision.protected:
             continue
@@ -382,7 +388,7 @@ def refuse_protected(decisions: Iterable[Decision], ranks: Mapping[int, Tuple[in
     if not refused:
         return
     lines = [
-        "%s %s (%s) is %s" % (entry["service"], entry["version"], entry["path"], " and ".join(entry["protected"]))
+        "%s %s (%s), %s" % (entry["service"], entry["version"], entry["path"], " and ".join(entry["protected"]))
         for entry in refused
     ]
     needed = max(entry["keep_last_needed"] for entry in refused)
@@ -390,7 +396,7 @@ def refuse_protected(decisions: Iterable[Decision], ranks: Mapping[int, Tuple[in
         "{service: %s, version: %s, reason: ...}" % (entry["service"], entry["version"]) for entry in refused
     )
     raise RetentionRefused(
-        "retention policy refused, nothing was archived: it would archive %s; a deployed release and its rollback"
+        "retention policy refused, nothing was archived. It would archive %s. A deployed release and its rollback"
         " target are never archived. Fix: raise policy.keep_last to %d (from %d), or add a hold to policy.holds: %s"
         % ("; ".join(lines), needed, policy.keep_last, holds),
         refused,
@@ -403,7 +409,9 @@ def _list_directory(directory: str, what: str) -> List[str]:
     except FileNotFoundError:
         raise RetentionError("%s %s does not exist; check the path" % (what, directory)) from None
     except NotADirectoryError:
-        raise RetentionError("%s %s is not a directory; give the directory that holds the files" % (what, directory)) from None
+        raise RetentionError(
+            "%s %s is not a directory; give the directory that holds the files" % (what, directory)
+        ) from None
 
 
 def _mtime(path: str) -> datetime.datetime:

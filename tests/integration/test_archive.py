@@ -4,6 +4,7 @@ idempotence, legal holds, restore with sha256 verification, and the audit chain 
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 import tarfile
@@ -67,7 +68,13 @@ TINY = """
 
 
 def run_play(
-    ansible: Ansible, play: str, variable: str, args: dict[str, Any], ledger_url: str, *extra: str, env: Optional[dict[str, str]] = None
+    ansible: Ansible,
+    play: str,
+    variable: str,
+    args: dict[str, Any],
+    ledger_url: str,
+    *extra: str,
+    env: Optional[dict[str, str]] = None,
 ) -> tuple[int, dict[str, Any], str]:
     playbook = ansible.write_playbook(play, "play-%d.yml" % time.monotonic_ns())
     result_file = os.path.join(ansible.workdir, "result-%d.json" % time.monotonic_ns())
@@ -118,12 +125,16 @@ def test_a_policy_that_would_archive_a_deployed_release_is_refused_naming_it(ans
     store = make_store(ansible.workdir, VERSIONS)
     deploy(ledger_url, ("1.1.0", "production", "successful"), ("1.2.0", "production", "successful"))
     before = sorted(os.listdir(store))
-    args = {"dest": os.path.join(ansible.workdir, "archive"), "artifact_dirs": [store], "policy": {"keep_last": 1, "keep_days": 0}}
+    args = {
+        "dest": os.path.join(ansible.workdir, "archive"),
+        "artifact_dirs": [store],
+        "policy": {"keep_last": 1, "keep_days": 0},
+    }
     result, _output = archive(ansible, ledger_url, args)
     assert result["failed"] is True and result["changed"] is False
     message = result["msg"]
-    assert "app 1.2.0" in message and "is deployed in production" in message
-    assert "app 1.1.0" in message and "is rollback target in production" in message
+    assert "app 1.2.0" in message and "1.2.0.tar.gz), deployed in production" in message
+    assert "app 1.1.0" in message and "1.1.0.tar.gz), rollback target in production" in message
     assert "raise policy.keep_last to 3 (from 1)" in message and "add a hold" in message
     assert {(entry["version"], tuple(entry["protected"])) for entry in result["refused"]} == {
         ("1.2.0", ("deployed in production",)),
@@ -216,7 +227,12 @@ def test_restore_verifies_sha256_and_refuses_a_changed_archive(ansible: Ansible,
     store = make_store(ansible.workdir, ["app-1.0.0.tar.gz", "app-2.0.0.tar.gz", "app-3.0.0.tar.gz"])
     digests = {name: file_digest(os.path.join(store, name))[0] for name in os.listdir(store)}
     dest = os.path.join(ansible.workdir, "archive")
-    args = {"dest": dest, "artifact_dirs": [store], "compression": "tar.zst", "policy": {"keep_last": 1, "keep_days": 0}}
+    args = {
+        "dest": dest,
+        "artifact_dirs": [store],
+        "compression": "tar.zst",
+        "policy": {"keep_last": 1, "keep_days": 0},
+    }
     result, _output = archive(ansible, ledger_url, args)
     by_version = {item["version"]: item for item in result["archived"]}
     assert sorted(by_version) == ["1.0.0", "2.0.0"]
@@ -235,7 +251,9 @@ def test_restore_verifies_sha256_and_refuses_a_changed_archive(ansible: Ansible,
         assert file_digest(os.path.join(store, name))[0] == digests[name]
     assert os.stat(wanted).st_mtime == OLD or abs(os.stat(wanted).st_mtime - OLD) < 1
     assert not os.path.exists(by_version["2.0.0"]["archive_path"])
-    assert {row["status"] for row in index_rows(ledger_url, status=None, archive_ids=[by_version["2.0.0"]["archive_id"]])} == {"restored"}
+    assert {
+        row["status"] for row in index_rows(ledger_url, status=None, archive_ids=[by_version["2.0.0"]["archive_id"]])
+    } == {"restored"}
     again, _output = archive(ansible, ledger_url, restore)
     assert again["changed"] is False and again["already_restored"] == [wanted]
 
@@ -245,7 +263,11 @@ def test_restore_verifies_sha256_and_refuses_a_changed_archive(ansible: Ansible,
         handle.seek(40)
         handle.write(b"\x00" * 16)
     code, refused, _output = run_play(
-        ansible, ARCHIVE_PLAY, "archive_args", {"dest": dest, "state": "restored", "restore": [by_version["1.0.0"]["archive_id"]]}, ledger_url
+        ansible,
+        ARCHIVE_PLAY,
+        "archive_args",
+        {"dest": dest, "state": "restored", "restore": [by_version["1.0.0"]["archive_id"]]},
+        ledger_url,
     )
     assert code == 0 and refused["failed"] is True
     assert damaged in refused["msg"] and "damaged" in refused["msg"] and "nothing was restored" in refused["msg"]
@@ -253,18 +275,28 @@ def test_restore_verifies_sha256_and_refuses_a_changed_archive(ansible: Ansible,
     forged = os.path.join(ansible.workdir, "forged.bin")
     with open(forged, "wb") as handle:
         handle.write(b"not the release that was archived")
-    with open(damaged, "wb") as raw, compressing(raw, "tar.zst") as stream, tarfile.open(fileobj=stream, mode="w|") as tar:
+    with (
+        open(damaged, "wb") as raw,
+        compressing(raw, "tar.zst") as stream,
+        tarfile.open(fileobj=stream, mode="w|") as tar,
+    ):
         for member in ("app-1.0.0.tar.gz", "app-1.0.0.tar.gz.intoto.json"):
             tar.add(forged, arcname=member)
     code, refused, _output = run_play(
-        ansible, ARCHIVE_PLAY, "archive_args", {"dest": dest, "state": "restored", "restore": [by_version["1.0.0"]["archive_id"]]}, ledger_url
+        ansible,
+        ARCHIVE_PLAY,
+        "archive_args",
+        {"dest": dest, "state": "restored", "restore": [by_version["1.0.0"]["archive_id"]]},
+        ledger_url,
     )
     assert code == 0 and refused["failed"] is True
     assert "%s member app-1.0.0.tar.gz" % damaged in refused["msg"]
     assert "but the archive index recorded %s" % digests["app-1.0.0.tar.gz"] in refused["msg"]
     assert not os.path.exists(os.path.join(store, "app-1.0.0.tar.gz"))
     assert not [name for name in os.listdir(store) if name.startswith(".")]
-    assert {row["status"] for row in index_rows(ledger_url, status=None, archive_ids=[by_version["1.0.0"]["archive_id"]])} == {"archived"}
+    assert {
+        row["status"] for row in index_rows(ledger_url, status=None, archive_ids=[by_version["1.0.0"]["archive_id"]])
+    } == {"archived"}
 
 
 def _verify(ansible: Ansible, ledger_url: str, keys: AuditKeys, trail: str, archived: bool) -> dict[str, Any]:
@@ -280,7 +312,9 @@ def _verify(ansible: Ansible, ledger_url: str, keys: AuditKeys, trail: str, arch
     return result
 
 
-def test_audit_chain_verifies_across_archived_segments(ansible: Ansible, ledger_url: str, audit_keys: AuditKeys) -> None:
+def test_audit_chain_verifies_across_archived_segments(
+    ansible: Ansible, ledger_url: str, audit_keys: AuditKeys
+) -> None:
     trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
     env = audit_environment(trail, audit_keys, rotate_size="3000")
     tiny = ansible.write_playbook(TINY, "tiny.yml")
@@ -296,9 +330,11 @@ def test_audit_chain_verifies_across_archived_segments(ansible: Ansible, ledger_
     archived = result["archived"]
     assert len(archived) >= 2 and all(item["kind"] == "audit" for item in archived)
     assert archived[0]["first_seq"] == 1
-    assert all(later["first_seq"] == earlier["last_seq"] + 1 for earlier, later in zip(archived, archived[1:]))
+    assert all(later["first_seq"] == earlier["last_seq"] + 1 for earlier, later in itertools.pairwise(archived))
     assert os.path.exists(trail) and not [
-        name for name in os.listdir(os.path.dirname(trail)) if name in {os.path.basename(item["path"]) for item in archived}
+        name
+        for name in os.listdir(os.path.dirname(trail))
+        if name in {os.path.basename(item["path"]) for item in archived}
     ]
     rows = index_rows(ledger_url, kind="audit")
     assert [(row["first_seq"], row["last_seq"], row["last_hash"]) for row in rows] == [

@@ -63,7 +63,8 @@ def test_package_names_split_service_and_version() -> None:
 def test_keep_last_follows_semver_precedence_not_file_order(tmp_path: Path) -> None:
     store = tmp_path / "store"
     make_packages(
-        store, ["app-1.9.0.tar.gz", "app-1.10.0.tar.gz", "app-1.10.0-rc.1.tar.gz", "app-1.2.0.tar.gz", "db-0.1.0.tar.gz"]
+        store,
+        ["app-1.9.0.tar.gz", "app-1.10.0.tar.gz", "app-1.10.0-rc.1.tar.gz", "app-1.2.0.tar.gz", "db-0.1.0.tar.gz"],
     )
     candidates = find_artifacts(str(store))
     assert {len(c.files) for c in candidates} == {2}  # each package travels with its envelope
@@ -93,7 +94,9 @@ def test_keep_days_keeps_recent_files_whatever_their_rank(tmp_path: Path) -> Non
 
 def test_legal_holds_by_service_version_and_path_glob(tmp_path: Path) -> None:
     store, reports = tmp_path / "store", tmp_path / "reports"
-    make_packages(store, ["app-1.0.0.tar.gz", "app-1.1.0.tar.gz", "app-2.0.0.tar.gz", "web-1.0.0.tar.gz", "web-2.0.0.tar.gz"])
+    make_packages(
+        store, ["app-1.0.0.tar.gz", "app-1.1.0.tar.gz", "app-2.0.0.tar.gz", "web-1.0.0.tar.gz", "web-2.0.0.tar.gz"]
+    )
     (reports / "2025-q1").mkdir(parents=True)
     (reports / "2025-q2").mkdir(parents=True)
     for quarter in ("2025-q1", "2025-q2"):

@@ -23,8 +23,8 @@ from ansible_collections.relops.release.plugins.module_utils.timestamps import (
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 from . import schema
-from .backends import Backend, Cursor, Row, open_backend
 from .archive_store import ArchiveStore
+from .backends import Backend, Cursor, Row, open_backend
 from .ci_change_store import CiChangeStore
 from .envs_store import EnvsStore
 from .errors import LedgerError
