@@ -123,7 +123,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports the plan (what would be archived, kept, held and why), or checks the sha256 of what would be restored; moves nothing and writes no ledger rows.
+    details:
+      - Reports the plan (what would be archived, kept, held and why), or checks the sha256 of what
+        would be restored; moves nothing and writes no ledger rows.
   diff_mode:
     support: full
     details: Shows each file's original path and its archive path.

@@ -230,7 +230,9 @@ relops_audit:
   returned: always
   type: dict
 archived_segments:
-  description: With O(archived=true), each archived segment verified, with its archive id, original and archive path, first and last seq, and whether its sha256 matched the index.
+  description:
+    - With O(archived=true), each archived segment verified, with its archive id, original and archive
+      path, first and last seq, and whether its sha256 matched the index.
   returned: with archived=true
   type: list
   elements: dict
