@@ -189,12 +189,12 @@ def test_check_mode_plans_then_archives_then_is_idempotent(ansible: Ansible, led
 def test_legal_hold_keeps_an_item_and_says_so(ansible: Ansible, ledger_url: str) -> None:
     store = make_store(ansible.workdir, VERSIONS)
     reports = os.path.join(ansible.workdir, "reports")
-    for quarter in ("2025-q1", "2025-q2"):
+    for age, quarter in enumerate(("2025-q2", "2025-q1", "2024-q4")):
         os.makedirs(os.path.join(reports, quarter))
         path = os.path.join(reports, quarter, "dora.html")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(quarter)
-        os.utime(path, (OLD, OLD))
+        os.utime(path, (OLD - age * 86400, OLD - age * 86400))
     args = {
         "dest": os.path.join(ansible.workdir, "archive"),
         "compression": "tar.gz",
@@ -216,10 +216,14 @@ def test_legal_hold_keeps_an_item_and_says_so(ansible: Ansible, ledger_url: str)
         "reports/2025-q1/dora.html": "legal hold (path */2025-q1/*): annual audit",
     }
     archived = sorted(os.path.relpath(item["path"], ansible.workdir) for item in result["archived"])
-    assert archived == ["store/app-1.1.0.tar.gz", "store/app-1.2.0.tar.gz"]
+    assert archived == ["reports/2024-q4/dora.html", "store/app-1.1.0.tar.gz", "store/app-1.2.0.tar.gz"]
     assert os.path.exists(os.path.join(store, "app-1.0.0.tar.gz"))
     assert os.path.exists(os.path.join(reports, "2025-q1", "dora.html"))
     assert os.path.exists(os.path.join(reports, "2025-q2", "dora.html"))  # the newest edition of its report
+    assert not os.path.exists(os.path.join(reports, "2024-q4", "dora.html"))
+    report_row = index_rows(ledger_url, kind="report")[0]
+    assert report_row["original_path"] == os.path.join(reports, "2024-q4", "dora.html")
+    assert report_row["member"] == "dora.html" and report_row["archive_path"].endswith("dora.html.tar.gz")
     assert all(item["archive_path"].endswith(".tar.gz") for item in result["archived"])
 
 
@@ -249,7 +253,7 @@ def test_restore_verifies_sha256_and_refuses_a_changed_archive(ansible: Ansible,
     ]
     for name in ("app-2.0.0.tar.gz", "app-2.0.0.tar.gz.intoto.json"):
         assert file_digest(os.path.join(store, name))[0] == digests[name]
-    assert os.stat(wanted).st_mtime == OLD or abs(os.stat(wanted).st_mtime - OLD) < 1
+    assert abs(os.stat(wanted).st_mtime - OLD) < 1  # the original modification time comes back too
     assert not os.path.exists(by_version["2.0.0"]["archive_path"])
     assert {
         row["status"] for row in index_rows(ledger_url, status=None, archive_ids=[by_version["2.0.0"]["archive_id"]])
