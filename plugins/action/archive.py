@@ -36,7 +36,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.retention import (
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "state": {"type": "str", "choices": ["present", "restored"], "default": "present"},
-    "dest": {"type": "path", "required": True},
+    "dest": {"type": "path"},
     "compression": {"type": "str", "choices": list(COMPRESSIONS), "default": "none"},
     "artifact_dirs": {"type": "list", "elements": "path", "default": []},
     "audit_trails": {"type": "list", "elements": "path", "default": []},
@@ -85,6 +85,8 @@ class ActionModule(RelopsActionBase):
     def _archive(self, args: Dict[str, Any]) -> Dict[str, Any]:
         if args["restore"]:
             raise RetentionError("restore is given with state=present; set state=restored to put items back")
+        if not args["dest"]:
+            raise RetentionError("state=present needs dest: the archive directory to move items into")
         policy = parse_policy(args["policy"], args["scheme"])
         candidates, kept_early = self._candidates(args)
         protected = self._protected(args, candidates)
@@ -130,11 +132,19 @@ class ActionModule(RelopsActionBase):
             kept.extend(stays)
         for directory in args["report_dirs"]:
             candidates.extend(find_reports(os.path.abspath(directory)))
-        inside = [candidate.path for candidate in candidates if _is_within(candidate.path, dest)]
-        if inside:
+        # Report directories are searched to any depth, so the archive must not sit anywhere inside one;
+        # artifact and trail directories are read one level deep, so only the same directory clashes.
+        clashes = [os.path.abspath(name) for name in args["report_dirs"] if _is_within(dest, os.path.abspath(name))]
+        clashes += [
+            folder
+            for folder in [os.path.abspath(name) for name in args["artifact_dirs"]]
+            + [os.path.dirname(os.path.abspath(name)) for name in args["audit_trails"]]
+            if folder == dest
+        ]
+        if clashes:
             raise RetentionError(
-                "dest %s lies inside a source (it holds %s); put the archive outside the directories it archives"
-                % (dest, inside[0])
+                "dest %s lies inside the source %s; put the archive outside the directories it archives"
+                % (dest, clashes[0])
             )
         return candidates, kept
 

@@ -46,9 +46,11 @@ options:
     choices: [present, restored]
     default: present
   dest:
-    description: The archive directory. Items go to C(<dest>/<kind>/<source directory name>/). It must not lie inside a source.
+    description:
+      - The archive directory, required with O(state=present). Items go to C(<dest>/<kind>/<source directory name>/).
+        It must not lie inside a source.
+      - A restore finds each item through the archive index and does not need it.
     type: path
-    required: true
   compression:
     description:
       - V(none) moves files as they are; V(tar.gz) or V(tar.zst) writes one compressed tar per item
@@ -172,7 +174,6 @@ EXAMPLES = r"""
 - name: Put one release back (its sha256 is checked first)
   relops.release.archive:
     state: restored
-    dest: /srv/archive
     restore:
       - /srv/artifacts/production/payments-2.1.0.tar.gz
 

@@ -224,6 +224,10 @@ def test_legal_hold_keeps_an_item_and_says_so(ansible: Ansible, ledger_url: str)
     report_row = index_rows(ledger_url, kind="report")[0]
     assert report_row["original_path"] == os.path.join(reports, "2024-q4", "dora.html")
     assert report_row["member"] == "dora.html" and report_row["archive_path"].endswith("dora.html.tar.gz")
+    inside = dict(args, dest=os.path.join(reports, "archive"))
+    refused, _output = archive(ansible, ledger_url, inside)
+    assert refused["failed"] is True and "lies inside the source %s" % reports in refused["msg"]
+    assert not os.path.exists(os.path.join(reports, "archive"))
     assert all(item["archive_path"].endswith(".tar.gz") for item in result["archived"])
 
 
@@ -242,7 +246,7 @@ def test_restore_verifies_sha256_and_refuses_a_changed_archive(ansible: Ansible,
     assert sorted(by_version) == ["1.0.0", "2.0.0"]
 
     wanted = os.path.join(store, "app-2.0.0.tar.gz")
-    restore = {"dest": dest, "state": "restored", "restore": [wanted]}
+    restore = {"state": "restored", "restore": [wanted]}  # the index knows where things are
     planned, _output = archive(ansible, ledger_url, restore, "--check")
     assert planned["changed"] is True and not os.path.exists(wanted)
     restored, _output = archive(ansible, ledger_url, restore)
