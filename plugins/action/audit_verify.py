@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Union
+import tempfile
+from typing import Any, Dict, List, Optional, Union
 
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
+from ansible_collections.relops.release.plugins.plugin_utils.archived_audit import ArchivedTrail, apply, gather
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
     AuditKeyError,
     load_hmac_key,
@@ -20,6 +22,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import
     anchor_from_sink,
     verify_trail,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "path": {"type": "path"},
@@ -34,6 +37,8 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "anchor_from": {"type": "list", "elements": "path"},
     "fail_on_problem": {"type": "bool", "default": True},
     "max_problems": {"type": "int", "default": 20},
+    "archived": {"type": "bool", "default": False},
+    **LEDGER_ARGUMENT_SPEC,
 }
 
 
@@ -77,12 +82,35 @@ class ActionModule(RelopsActionBase):
                 anchor = anchor_from_sink(args["anchor_from"], public_keys)
             except AnchorError as exc:
                 return {"failed": True, "changed": False, "msg": str(exc)}
-        report = verify_trail(files, hmac_key, public_keys, anchor, args["max_problems"])
+        extra: Dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="relops-audit-verify-") as workdir:
+            gathered = self._archived(args, workdir)
+            if isinstance(gathered, str):
+                return {"failed": True, "changed": False, "msg": gathered}
+            report = verify_trail(
+                gathered.paths if gathered is not None else files, hmac_key, public_keys, anchor, args["max_problems"]
+            )
+            if gathered is not None:
+                extra = apply(report, gathered)
         result = report.as_dict()
+        result.update(extra)
         result.update(changed=False, msg=_summary(report), relops_audit=_audit_event(report))
         if not report.ok and args["fail_on_problem"]:
             result["failed"] = True
         return result
+
+    def _archived(self, args: Dict[str, Any], workdir: str) -> Union[Optional[ArchivedTrail], str]:
+        """With archived=true: the trail laid out with the segments the ledger's archive index holds."""
+        if not args["archived"]:
+            return None
+        if args.get("files"):
+            return "archived=true verifies a trail by its path (the archive index names segments by it); not with files"
+        ledger = self.open_task_ledger_readonly(args)
+        if ledger is None:
+            return "archived=true reads the archive index, but there is no ledger at the task's ledger_url"
+        with ledger:
+            rows = ledger.archived_items(kind="audit")
+        return gather(args.get("path") or default_trail_path(), rows, workdir)
 
     @staticmethod
     def _files(args: Dict[str, Any]) -> Union[List[str], str]:

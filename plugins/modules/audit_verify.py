@@ -75,10 +75,21 @@ options:
     description: Report at most this many problems.
     type: int
     default: 20
+  archived:
+    description:
+      - Also verify the segments of this trail that M(relops.release.archive) moved out, as the archive
+        index in the ledger (O(ledger_url)) names them. They are put back in chain order (compressed ones
+        extracted to a temporary directory) and the whole chain is verified from seq 1.
+      - An archived segment whose sha256 differs from the index, or that is missing, is a problem naming
+        the archive file; problems in archived lines name the archive file (and tar member).
+      - Works with O(path), not O(files).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller
+  - relops.release.ledger
 attributes:
   check_mode:
     support: full
@@ -218,4 +229,18 @@ relops_audit:
   description: The structured event the audit callback records for this verification.
   returned: always
   type: dict
+archived_segments:
+  description:
+    - With O(archived=true), each archived segment verified, with its archive id, original and archive
+      path, first and last seq, and whether its sha256 matched the index.
+  returned: with archived=true
+  type: list
+  elements: dict
+  sample:
+    - archive_id: arc-5f0c1d2e3a4b5c6d
+      original_path: /var/lib/relops/audit/audit.jsonl.20261001T000000000000Z
+      archive_path: /srv/archive/audit/audit/audit.jsonl.20261001T000000000000Z
+      first_seq: 1
+      last_seq: 48211
+      sha256_ok: true
 """

@@ -23,6 +23,7 @@ from ansible_collections.relops.release.plugins.module_utils.timestamps import (
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 from . import schema
+from .archive_store import ArchiveStore
 from .backends import Backend, Cursor, Row, open_backend
 from .ci_change_store import CiChangeStore
 from .envs_store import EnvsStore
@@ -102,7 +103,7 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger(EnvsStore, GovernanceStore, PlanningStore, IncidentStore, CiChangeStore, MetricsStore):
+class Ledger(ArchiveStore, EnvsStore, GovernanceStore, PlanningStore, IncidentStore, CiChangeStore, MetricsStore):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
