@@ -69,6 +69,7 @@ test: setup unit lint sanity integration demo-check
 # The README promises that `make demo` works, and works again: run it twice as part of the
 # suite, from a clean state, with its ledger in build/ so the tester's own ledger is left alone.
 demo-check:
+	-XDG_STATE_HOME=$(CURDIR)/build/demo-state $(MAKE) --no-print-directory demo-stop
 	rm -rf $(CURDIR)/build/demo-state
 	XDG_STATE_HOME=$(CURDIR)/build/demo-state $(MAKE) --no-print-directory demo
 	XDG_STATE_HOME=$(CURDIR)/build/demo-state $(MAKE) --no-print-directory demo
