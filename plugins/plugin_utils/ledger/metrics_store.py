@@ -513,19 +513,20 @@ class MetricsStore:
     def _lead_values_sql(
         self, scope: MetricsScope, granularity: Optional[str], group: Optional[str]
     ) -> Tuple[str, List[Any]]:
-        """Period, group, lead seconds and bucket of every deployment in scope with a commit time."""
-        lead = self._seconds("d.finished_at", "d.commit_at")
+        """Period, group, lead seconds and bucket of every deployment in scope with a lead time.
+
+        ``lead_seconds`` (V21) is stored (PostgreSQL) or held by the covering index (SQLite): the
+        window's timestamps are not parsed again.
+        """
         rows_sql, params = self._period_rows_sql(
-            scope, granularity, group, lead + " AS value", " AND d.commit_at IS NOT NULL"
+            scope, granularity, group, "d.lead_seconds AS value", " AND d.lead_seconds IS NOT NULL"
         )
-        fence = self._fence()
         sql = (
             "SELECT w.period, w.grp, w.value, "
             + self._lead_bucket_sql("w.value")
             + " AS bucket FROM ("
             + rows_sql
-            + fence
-            + ") w WHERE w.value IS NOT NULL"
+            + ") w"
         )
         return sql, params
 
@@ -664,24 +665,32 @@ class MetricsStore:
         """Incidents (environment, opened in a range; 4 parameters with the window) and their window link.
 
         Incidents with an explicit link are left out: the explicit link replaces the window rule.
-        The newest deployment before each incident is found in the index on (ci, environment,
-        finished_at), once for its id and once for its finish time: the table is never joined (a
-        join let PostgreSQL hash the whole deployments table).
+        The newest deployment before each incident is one look-up in the index on (ci, environment,
+        finished_at), which returns its id and finish time together as ``id|finished_at``: the
+        deployments table is never joined (a join let PostgreSQL hash every deployment).
         """
-        newest = (
-            "(SELECT d2.%s FROM deployments d2 WHERE d2.ci = coalesce(i.ci, i.service)"
-            " AND d2.environment = i.environment AND d2.finished_at <= i.opened_at AND d2.status <> 'in_progress'"
-            " ORDER BY d2.finished_at DESC, d2.id DESC LIMIT 1)"
-        )
-        gap = self._seconds(alias + ".opened_at", alias + ".deployment_finished")
+        position = "strpos" if self.url.dialect == "postgresql" else "instr"
+        integer = "bigint" if self.url.dialect == "postgresql" else "INTEGER"
+        bar = "%s(%s.newest, '|')" % (position, alias)
+        finished = "substr(%s.newest, %s + 1)" % (alias, bar)
         return (
-            "SELECT %(a)s.incident_id, %(a)s.deployment_id, %(a)s.opened_at, %(a)s.resolved_at"
-            " FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at, %(id)s AS deployment_id,"
-            " %(finished)s AS deployment_finished"
+            "SELECT %(a)s.incident_id, CAST(substr(%(a)s.newest, 1, %(bar)s - 1) AS %(integer)s) AS deployment_id,"
+            " %(a)s.opened_at, %(a)s.resolved_at FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at,"
+            " (SELECT CAST(d2.id AS %(text)s) || '|' || d2.finished_at FROM deployments d2"
+            " WHERE d2.ci = coalesce(i.ci, i.service) AND d2.environment = i.environment"
+            " AND d2.finished_at <= i.opened_at AND d2.status <> 'in_progress'"
+            " ORDER BY d2.finished_at DESC, d2.id DESC LIMIT 1) AS newest"
             " FROM incidents i WHERE i.environment = ? AND i.opened_at >= ? AND i.opened_at < ?"
             " AND NOT EXISTS (SELECT 1 FROM incident_deployments xx WHERE xx.incident_id = i.id)%(fence)s) %(a)s"
             " WHERE %(gap)s <= ?"
-        ) % {"a": alias, "id": newest % "id", "finished": newest % "finished_at", "gap": gap, "fence": self._fence()}
+        ) % {
+            "a": alias,
+            "bar": bar,
+            "integer": integer,
+            "text": "text" if self.url.dialect == "postgresql" else "TEXT",
+            "fence": self._fence(),
+            "gap": self._seconds(alias + ".opened_at", finished),
+        }
 
     def _fence(self) -> str:
         """A no-op clause that keeps a subquery's expressions evaluated once per row.
