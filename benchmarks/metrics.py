@@ -124,11 +124,16 @@ def measure(url: str, deployments: int, incidents: int, repeat: int) -> Dict[str
                     ("production", scope_start, scope_end),
                 )
 
+        load_before = os.getloadavg()[0]
         baseline_seconds = best_of(repeat, baseline)
         metrics_seconds = best_of(repeat, lambda: compute(ledger, request()))
         grouped_seconds = best_of(repeat, lambda: compute(ledger, request("team")))
         answer = compute(ledger, request())["summary"]
+        load_after = os.getloadavg()[0]
     return {
+        # The machine's 1-minute load average around the timings: on a shared machine it explains
+        # most of the absolute times (the ratio to the baseline carries over).
+        "load_average": [round(load_before, 2), round(load_after, 2)],
         "seed_seconds": round(seconds_to_seed, 2),
         "baseline_fetch_seconds": round(baseline_seconds, 3),
         "metrics_seconds": round(metrics_seconds, 3),
