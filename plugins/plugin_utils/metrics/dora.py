@@ -224,9 +224,9 @@ def _aggregate(
         {grp: row for (label, grp), row in _with_totals(per_group_rows).items() if label == ALL} if group else {}
     )
     for (label, grp), samples in lead_samples.items():
-        row = per_period.get((label, grp)) if not grp else per_group.get(grp)
-        if row is not None:
-            row["lead_samples"] = samples
+        counted = per_group.get(grp) if grp else per_period.get((label, grp))
+        if counted is not None:
+            counted["lead_samples"] = samples
     return per_period, per_group, medians
 
 
