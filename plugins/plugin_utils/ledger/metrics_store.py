@@ -671,10 +671,11 @@ class MetricsStore:
         """
         position = "strpos" if self.url.dialect == "postgresql" else "instr"
         integer = "bigint" if self.url.dialect == "postgresql" else "INTEGER"
-        bar = "%s(%s.newest, '|')" % (position, alias)
-        finished = "substr(%s.newest, %s + 1)" % (alias, bar)
+        separator = "%s(%s.newest, '|')" % (position, alias)
+        finished = "substr(%s.newest, %s + 1)" % (alias, separator)
         return (
-            "SELECT %(a)s.incident_id, CAST(substr(%(a)s.newest, 1, %(bar)s - 1) AS %(integer)s) AS deployment_id,"
+            "SELECT %(a)s.incident_id,"
+            " CAST(substr(%(a)s.newest, 1, %(separator)s - 1) AS %(integer)s) AS deployment_id,"
             " %(a)s.opened_at, %(a)s.resolved_at FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at,"
             " (SELECT CAST(d2.id AS %(text)s) || '|' || d2.finished_at FROM deployments d2"
             " WHERE d2.ci = coalesce(i.ci, i.service) AND d2.environment = i.environment"
@@ -685,7 +686,7 @@ class MetricsStore:
             " WHERE %(gap)s <= ?"
         ) % {
             "a": alias,
-            "bar": bar,
+            "separator": separator,
             "integer": integer,
             "text": "text" if self.url.dialect == "postgresql" else "TEXT",
             "fence": self._fence(),
