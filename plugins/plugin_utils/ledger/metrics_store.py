@@ -418,78 +418,132 @@ class MetricsStore:
     def delivery_counts(
         self, scope: MetricsScope, granularity: Optional[str], group: Optional[str] = None
     ) -> List["Row"]:
-        """Per period (and group): deployments, successes, failures, rollbacks, rework and sample counts.
+        """Per period (and group): deployments, successes, failed or rolled back ones, rollbacks, rework.
 
         ``period`` is the first local day of the period (YYYY-MM-DD), or ``all`` without a granularity.
+        One pass over the covering index ``deployments_metrics`` (V17) with no incident links and no
+        timestamp arithmetic: what incidents add comes from :meth:`linked_deployments`.
         """
-        facts, params = self._period_facts_sql(scope, granularity, group, lean=True)
+        facts, params = self._period_rows_sql(scope, granularity, group, "d.status, d.planned, d.remedies_incident")
         sql = (
             "SELECT f.period, f.grp, count(*) AS deployments,"
             " sum(CASE WHEN f.status = 'successful' THEN 1 ELSE 0 END) AS successful,"
-            " sum(f.failure) AS failures, sum(f.rework) AS rework,"
+            " sum(CASE WHEN f.status IN ('failed', 'rolled_back') THEN 1 ELSE 0 END) AS failed,"
             " sum(CASE WHEN f.status = 'rolled_back' THEN 1 ELSE 0 END) AS rollbacks,"
-            " sum(CASE WHEN f.incidents IS NOT NULL THEN 1 ELSE 0 END) AS with_incident,"
-            " count(f.lead_seconds) AS lead_samples, count(f.recovery_seconds) AS recovered,"
-            " sum(CASE WHEN f.failure = 1 AND f.recovery_seconds IS NULL THEN 1 ELSE 0 END) AS unrecovered"
+            " sum(CASE WHEN f.planned = 0 OR f.remedies_incident IS NOT NULL THEN 1 ELSE 0 END) AS rework"
             " FROM (" + facts + ") f GROUP BY f.period, f.grp"
         )
         with self.backend.transaction(write=False) as cursor:
-            self._allow_sort_memory(cursor)
             return cursor.all(sql, params)
 
-    def delivery_medians(
+    def linked_deployments(
         self, scope: MetricsScope, granularity: Optional[str], group: Optional[str] = None
     ) -> List["Row"]:
-        """The middle rows of lead time and recovery time, per period and over all periods (per group).
+        """Deployments in scope linked to an incident: how many, how many still open, and the recovery time.
 
-        One query per metric over only the rows that have a value (lead time needs no incident links;
-        recovery time only concerns failures): each row carries its rank and the sample count within
-        its period (``*_p``) and within the whole window (``*_w``); only rows in a middle position
-        come back, with the other metric's value NULL.
+        ``recovery_seconds`` runs from the first linked incident's opening to the last one's
+        resolution, and is NULL while any of them is open. Starts from the incidents (a window's
+        worth, each linked by one index look-up), so it costs nothing per unlinked deployment.
         """
-        facts, params = self._period_facts_sql(scope, granularity, group, lean=True, lead_only=True)
-        whole = granularity is None
-        rows = self._middle_rows(facts, params, whole, "l", "lead_seconds", "recovery_seconds")
-        facts, params = self._period_facts_sql(scope, granularity, group, lean=True)
-        return rows + self._middle_rows(
-            "SELECT * FROM (" + facts + ") ff WHERE ff.failure = 1",
-            params,
-            whole,
-            "r",
-            "recovery_seconds",
-            "lead_seconds",
-        )
-
-    def _middle_rows(
-        self, facts: str, params: List[Any], whole: bool, short: str, column: str, other: str
-    ) -> List["Row"]:
-        """Middle rows of one metric: ranked per period and per group (one sort when the period is the window)."""
-        window = "row_number() OVER (PARTITION BY %s ORDER BY v.value) AS %s_rank_%s, count(*) OVER (PARTITION BY %s)"
-        window += " AS %s_count_%s"
-        # Without a granularity the only period is the whole window: its ranks serve both.
-        partitions = (("v.period, v.grp", "p"),) if whole else (("v.period, v.grp", "p"), ("v.grp", "w"))
-        ranks = ", ".join(window % (part, short, suffix, part, short, suffix) for part, suffix in partitions)
-        window_suffix = "p" if whole else "w"
-        middle = " OR ".join(
-            "r.%s_rank_%s = (r.%s_count_%s + %d) / 2" % (short, suffix, short, suffix, offset)
-            for suffix in ("p", window_suffix)
-            for offset in (1, 2)
-        )
+        where, scoped = _scope_filter(scope)
+        period, period_params = self._period_sql(scope, granularity)
+        span = self._seconds("f.last_resolved", "f.first_opened")
         sql = (
-            "SELECT r.period, r.grp, r.value AS %s, NULL AS %s, r.%s_rank_p, r.%s_count_p,"
-            % (column, other, short, short)
-            + " r.%s_rank_%s AS %s_rank_w, r.%s_count_%s AS %s_count_w"
-            % (short, window_suffix, short, short, window_suffix, short)
-            + " FROM (SELECT v.period, v.grp, v.value, "
-            + ranks
-            + " FROM (SELECT f.period, f.grp, f.%s AS value FROM (" % column
-            + facts
-            + ") f WHERE f.%s IS NOT NULL) v) r WHERE " % column
-            + middle
+            "SELECT "
+            + period
+            + " AS period, "
+            + _group_sql(group)
+            + " AS grp, d.id, d.status, f.incidents, f.open_incidents,"
+            " CASE WHEN f.open_incidents = 0 THEN " + span + " END AS recovery_seconds"
+            " FROM (" + self._links_sql() + ") f CROSS JOIN deployments d" + where + " AND d.id = f.deployment_id"
+        )
+        window = [scope.environment, scope.start, scope.incident_until, scope.link_window_seconds]
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(sql, (*period_params, *window, *scoped))
+
+    def failed_deployments(
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str] = None
+    ) -> List["Row"]:
+        """Failed and rolled-back deployments in scope with the seconds from start to finish.
+
+        Reads only those rows through ``deployments_env_status_finished`` (V21): their rollback
+        duration is the recovery time of those without a linked incident.
+        """
+        rows_sql, params = self._period_rows_sql(
+            scope,
+            granularity,
+            group,
+            "d.id, " + self._seconds("d.finished_at", "d.started_at") + " AS recovery_seconds",
+            " AND d.status IN ('failed', 'rolled_back')",
+        )
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(rows_sql, params)
+
+    def lead_histogram(
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str] = None
+    ) -> List["Row"]:
+        """How many lead times fall in each bucket, per period and group (``samples``).
+
+        Buckets (:meth:`_lead_bucket_sql`) grow with the value (two significant decimal digits of
+        whole seconds), so a median's rank names the one bucket to read exactly with
+        :meth:`lead_values`; counting needs no sort of the values.
+        """
+        values, params = self._lead_values_sql(scope, granularity, group)
+        sql = (
+            "SELECT v.period, v.grp, v.bucket, count(*) AS samples FROM ("
+            + values
+            + ") v GROUP BY v.period, v.grp, v.bucket"
         )
         with self.backend.transaction(write=False) as cursor:
             self._allow_sort_memory(cursor)
             return cursor.all(sql, params)
+
+    def lead_values(
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str], buckets: Sequence[int]
+    ) -> List["Row"]:
+        """Every lead time in the given buckets, with its period, group and bucket (exact values)."""
+        if not buckets:
+            return []
+        values, params = self._lead_values_sql(scope, granularity, group)
+        marks = ", ".join("?" for _bucket in buckets)
+        sql = "SELECT v.period, v.grp, v.bucket, v.value FROM (" + values + ") v WHERE v.bucket IN (" + marks + ")"
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.all(sql, (*params, *buckets))
+
+    def _lead_values_sql(
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str]
+    ) -> Tuple[str, List[Any]]:
+        """Period, group, lead seconds and bucket of every deployment in scope with a lead time.
+
+        ``lead_seconds`` (V21) is stored (PostgreSQL) or held by the covering index (SQLite): the
+        window's timestamps are not parsed again.
+        """
+        rows_sql, params = self._period_rows_sql(
+            scope, granularity, group, "d.lead_seconds AS value", " AND d.lead_seconds IS NOT NULL"
+        )
+        sql = (
+            "SELECT w.period, w.grp, w.value, "
+            + self._lead_bucket_sql("w.value")
+            + " AS bucket FROM ("
+            + rows_sql
+            + ") w"
+        )
+        return sql, params
+
+    def _lead_bucket_sql(self, value: str) -> str:
+        """A bucket number that never decreases as the value grows: whole seconds below 100, then the
+        number of digits and the first two digits (9 to 10 % wide); -1 for everything below 0 s."""
+        if self.url.dialect == "postgresql":
+            whole = "CAST(trunc(%s) AS bigint)" % value
+            text = "CAST(%s AS text)" % whole
+        else:
+            whole = "CAST(%s AS INTEGER)" % value
+            text = "CAST(%s AS TEXT)" % whole
+        return (
+            "CASE WHEN %(whole)s < 0 THEN -1 WHEN %(whole)s < 100 THEN %(whole)s"
+            " ELSE length(%(text)s) * 100 + CAST(substr(%(text)s, 1, 2) AS INTEGER) END"
+            % {"whole": whole, "text": text}
+        )
 
     def _allow_sort_memory(self, cursor: "Cursor") -> None:
         """Let PostgreSQL sort and hash a window in memory for this transaction only.
@@ -515,28 +569,35 @@ class MetricsStore:
         with self.backend.transaction(write=False) as cursor:
             return cursor.all(sql, (*day_params, *scoped))
 
-    def _period_facts_sql(
+    def _period_sql(self, scope: MetricsScope, granularity: Optional[str]) -> Tuple[str, List[Any]]:
+        """SQL for a deployment's period: its first local day, or ``'all'`` without a granularity."""
+        if granularity is None:
+            return "'all'", []
+        return self._local_period_sql(scope, "d.finished_at", granularity)
+
+    def _period_rows_sql(
         self,
         scope: MetricsScope,
         granularity: Optional[str],
         group: Optional[str],
-        lean: bool = False,
-        lead_only: bool = False,
+        columns: str,
+        condition: str = "",
     ) -> Tuple[str, List[Any]]:
-        if group is not None and group not in METRIC_GROUPS:
-            raise LedgerError("metrics group %r is not one of %s" % (group, ", ".join(METRIC_GROUPS)))
-        group_sql = {"service": "d.service", "team": "coalesce(d.team, '(none)')"}.get(group or "", "''")
-        period_params: List[Any] = []
-        if granularity is None:
-            period = "'all'"
-        else:
-            period, period_params = self._local_period_sql(scope, "d.finished_at", granularity)
-        leading = period + " AS period, " + group_sql + " AS grp, "
-        if lead_only:
-            facts, params = self._lead_facts_sql(scope, leading)
-        else:
-            facts, params = self._facts_sql(scope, leading, lean)
-        return facts, [*period_params, *params]
+        """Period, group and the given columns of every finished deployment in scope (and condition)."""
+        where, scoped = _scope_filter(scope)
+        period, period_params = self._period_sql(scope, granularity)
+        sql = (
+            "SELECT "
+            + period
+            + " AS period, "
+            + _group_sql(group)
+            + " AS grp, "
+            + columns
+            + " FROM deployments d"
+            + where
+            + condition
+        )
+        return sql, [*period_params, *scoped]
 
     def _local_period_sql(self, scope: MetricsScope, column: str, granularity: str) -> Tuple[str, List[Any]]:
         """SQL for the first local day (YYYY-MM-DD) of the day, ISO week or month a timestamp falls in."""
@@ -564,27 +625,31 @@ class MetricsStore:
         extra = {"day": "", "week": ", 'weekday 0', '-6 days'", "month": ", 'start of month'"}[granularity]
         return "date(%s, %s%s)" % (column, shift, extra), params
 
-    def _lead_facts_sql(self, scope: MetricsScope, leading: str) -> Tuple[str, List[Any]]:
-        """Lead time per finished deployment in scope: no incident links needed, the covering index suffices."""
-        where, scoped = _scope_filter(scope)
-        lead = self._seconds("d.finished_at", "d.commit_at")
-        return (
-            "SELECT " + leading + "CASE WHEN d.commit_at IS NOT NULL THEN " + lead + " END AS lead_seconds"
-            " FROM deployments d" + where,
-            scoped,
-        )
-
-    def _facts_sql(self, scope: MetricsScope, leading: str = "", lean: bool = False) -> Tuple[str, List[Any]]:
-        """One row per finished deployment in scope, with its failure, rework, lead and recovery facts.
-
-        ``lean`` leaves out the descriptive columns, so aggregation reads the covering index
-        ``deployments_metrics`` (V17) and never the table rows.
-        """
+    def _facts_sql(self, scope: MetricsScope) -> Tuple[str, List[Any]]:
+        """One row per finished deployment in scope, with its failure, rework, lead and recovery facts."""
         where, scoped = _scope_filter(scope)
         lead = self._seconds("d.finished_at", "d.commit_at")
         span = self._seconds("f.last_resolved", "f.first_opened")
         rollback = self._seconds("d.finished_at", "d.started_at")
-        links = (
+        sql = (
+            "SELECT d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at, d.commit_at,"
+            " d.source_revision, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest, d.change_id,"
+            " f.incidents, f.first_opened, f.last_resolved,"
+            " CASE WHEN d.status IN ('failed', 'rolled_back') OR f.incidents IS NOT NULL THEN 1 ELSE 0 END"
+            " AS failure,"
+            " CASE WHEN d.planned = 0 OR d.remedies_incident IS NOT NULL THEN 1 ELSE 0 END AS rework,"
+            " CASE WHEN d.commit_at IS NOT NULL THEN " + lead + " END AS lead_seconds,"
+            " CASE WHEN f.incidents IS NOT NULL THEN (CASE WHEN f.open_incidents = 0 THEN " + span + " END)"
+            " WHEN d.status IN ('failed', 'rolled_back') THEN " + rollback + " END AS recovery_seconds"
+            " FROM deployments d LEFT JOIN (" + self._links_sql() + ") f ON f.deployment_id = d.id" + where
+        )
+        window = [scope.environment, scope.start, scope.incident_until, scope.link_window_seconds]
+        return sql, [*window, *scoped]
+
+    def _links_sql(self) -> str:
+        """Per linked deployment: its incidents (4 parameters, see _window_links_sql), first opening,
+        last resolution and how many are still open."""
+        return (
             "SELECT l.deployment_id, count(*) AS incidents, min(l.opened_at) AS first_opened,"
             " max(l.resolved_at) AS last_resolved,"
             " sum(CASE WHEN l.resolved_at IS NULL THEN 1 ELSE 0 END) AS open_incidents FROM ("
@@ -595,51 +660,48 @@ class MetricsStore:
             " FROM incident_deployments x CROSS JOIN incidents i WHERE i.id = x.incident_id) l"
             " GROUP BY l.deployment_id"
         )
-        described = (
-            "d.status,"
-            if lean
-            else "d.id, d.service, d.team, d.version, d.ci, d.status, d.started_at, d.finished_at, d.commit_at,"
-            " d.source_revision, d.planned, d.remedies_incident, d.runbook, d.run_id, d.artifact_digest, d.change_id,"
-        )
-        sql = (
-            "SELECT " + leading + described + " f.incidents, f.first_opened, f.last_resolved,"
-            " CASE WHEN d.status IN ('failed', 'rolled_back') OR f.incidents IS NOT NULL THEN 1 ELSE 0 END"
-            " AS failure,"
-            " CASE WHEN d.planned = 0 OR d.remedies_incident IS NOT NULL THEN 1 ELSE 0 END AS rework,"
-            " CASE WHEN d.commit_at IS NOT NULL THEN " + lead + " END AS lead_seconds,"
-            " CASE WHEN f.incidents IS NOT NULL THEN (CASE WHEN f.open_incidents = 0 THEN " + span + " END)"
-            " WHEN d.status IN ('failed', 'rolled_back') THEN " + rollback + " END AS recovery_seconds"
-            " FROM deployments d LEFT JOIN (" + links + ") f ON f.deployment_id = d.id" + where
-        )
-        window = [scope.environment, scope.start, scope.incident_until, scope.link_window_seconds]
-        return sql, [*window, *scoped]
 
     def _window_links_sql(self, alias: str) -> str:
         """Incidents (environment, opened in a range; 4 parameters with the window) and their window link.
 
         Incidents with an explicit link are left out: the explicit link replaces the window rule.
+        The newest deployment before each incident is one look-up in the index on (ci, environment,
+        finished_at), which returns its id and finish time together as ``id|finished_at``: the
+        deployments table is never joined (a join let PostgreSQL hash every deployment).
         """
-        gap = self._seconds(alias + ".opened_at", "wd.finished_at")
+        position = "strpos" if self.url.dialect == "postgresql" else "instr"
+        integer = "bigint" if self.url.dialect == "postgresql" else "INTEGER"
+        separator = "%s(%s.newest, '|')" % (position, alias)
+        finished = "substr(%s.newest, %s + 1)" % (alias, separator)
         return (
-            "SELECT "
-            + alias
-            + ".incident_id, wd.id AS deployment_id, "
-            + alias
-            + ".opened_at, "
-            + alias
-            + ".resolved_at FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at,"
-            " (SELECT d2.id FROM deployments d2 WHERE d2.ci = coalesce(i.ci, i.service)"
-            " AND d2.environment = i.environment AND d2.finished_at <= i.opened_at AND d2.status <> 'in_progress'"
-            " ORDER BY d2.finished_at DESC, d2.id DESC LIMIT 1) AS deployment_id"
+            "SELECT %(a)s.incident_id,"
+            " CAST(substr(%(a)s.newest, 1, %(separator)s - 1) AS %(integer)s) AS deployment_id,"
+            " %(a)s.opened_at, %(a)s.resolved_at FROM (SELECT i.id AS incident_id, i.opened_at, i.resolved_at,"
+            " (SELECT CAST(d2.id AS %(text)s) || '|' || d2.finished_at FROM deployments d2"
+            " WHERE d2.ci = coalesce(i.ci, i.service) AND d2.environment = i.environment"
+            " AND d2.finished_at <= i.opened_at AND d2.status <> 'in_progress'"
+            " ORDER BY d2.finished_at DESC, d2.id DESC LIMIT 1) AS newest"
             " FROM incidents i WHERE i.environment = ? AND i.opened_at >= ? AND i.opened_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM incident_deployments xx WHERE xx.incident_id = i.id)) "
-            + alias
-            + " JOIN deployments wd ON wd.id = "
-            + alias
-            + ".deployment_id WHERE "
-            + gap
-            + " <= ?"
-        )
+            " AND NOT EXISTS (SELECT 1 FROM incident_deployments xx WHERE xx.incident_id = i.id)%(fence)s) %(a)s"
+            " WHERE %(gap)s <= ?"
+        ) % {
+            "a": alias,
+            "separator": separator,
+            "integer": integer,
+            "text": "text" if self.url.dialect == "postgresql" else "TEXT",
+            "fence": self._fence(),
+            "gap": self._seconds(alias + ".opened_at", finished),
+        }
+
+    def _fence(self) -> str:
+        """A no-op clause that keeps a subquery's expressions evaluated once per row.
+
+        Without it both databases inline the subquery into the outer query, which then evaluates
+        the expression (a timestamp difference, an index look-up) once per use. SQLite never
+        flattens a subquery with a LIMIT into an outer query with a WHERE clause or an aggregate,
+        PostgreSQL never pulls up one with an OFFSET.
+        """
+        return " LIMIT -1" if self.url.dialect == "sqlite" else " OFFSET 0"
 
     def _seconds(self, later: str, earlier: str) -> str:
         """SQL for the seconds between two ledger timestamps (the one dialect-specific expression)."""
@@ -653,6 +715,13 @@ class MetricsStore:
             )
         # julianday() is a float of days: about 20 microseconds of noise, so keep milliseconds.
         return "round((julianday(%s) - julianday(%s)) * 86400.0, 3)" % (later, earlier)
+
+
+def _group_sql(group: Optional[str]) -> str:
+    """SQL naming a deployment's group (service, or team with ``(none)`` for no team), or ``''``."""
+    if group is not None and group not in METRIC_GROUPS:
+        raise LedgerError("metrics group %r is not one of %s" % (group, ", ".join(METRIC_GROUPS)))
+    return {"service": "d.service", "team": "coalesce(d.team, '(none)')"}.get(group or "", "''")
 
 
 def _scope_filter(scope: MetricsScope) -> Tuple[str, List[Any]]:

@@ -124,16 +124,7 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         offsets=offset_stretches(request.start, request.end, tz),
     )
     series_periods = calendar_periods(request.start, request.end, request.granularity, tz)
-    group_counts: Dict[Tuple[str, str], Mapping[str, Any]] = {}
-    if request.group_by:
-        # One scan for both: counts per period and group, summed over groups for the series and over
-        # periods for the groups (every count column is a sum).
-        per_group = _relabel(ledger.delivery_counts(scope, request.granularity, request.group_by), request.granularity)
-        group_counts = {key: row for key, row in _with_totals(per_group).items() if key[0] == ALL}
-        counts = _with_totals(_sum_over_groups(per_group))
-    else:
-        counts = _with_totals(_relabel(ledger.delivery_counts(scope, request.granularity), request.granularity))
-    medians = _medians(_relabel(ledger.delivery_medians(scope, request.granularity), request.granularity))
+    counts, group_counts, medians = _aggregate(ledger, scope, request.granularity, request.group_by)
     days = calendar_periods(request.start, request.end, "day", tz)
     if request.granularity == "day":
         day_counts = {label: int(row["successful"]) for (label, _grp), row in counts.items() if label != ALL}
@@ -141,8 +132,9 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         day_counts = {row["label"]: int(row["deployments"]) for row in ledger.deployment_day_counts(scope)}
     git_leads = _git_lead_times(ledger, scope, series_periods, request.repository) if request.repository else None
     if git_leads is not None:
+        # Git replaces the series' lead times; each group's stays the recorded commit time's.
         for key in list(medians):
-            if key[2] == "lead_seconds":
+            if key[2] == "lead_seconds" and key[1] == "":
                 del medians[key]
         medians.update(git_leads)
     window_days = len(days)
@@ -178,19 +170,156 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         "series": series,
     }
     if request.group_by:
-        answer["groups"] = _groups(ledger, scope, request.group_by, group_counts, window_days)
+        answer["groups"] = _groups(group_counts, medians, window_days)
     return answer
 
 
 def _groups(
-    ledger: Ledger,
-    scope: MetricsScope,
-    group: str,
-    counts: Mapping[Tuple[str, str], Mapping[str, Any]],
+    group_counts: Mapping[str, Mapping[str, Any]],
+    medians: Mapping[Tuple[str, str, str], float],
     window_days: int,
 ) -> Dict[str, Any]:
-    medians = _medians(ledger.delivery_medians(scope, None, group), per_period=False)
-    return {name: _metrics(row, medians, (ALL, name), window_days) for (label, name), row in sorted(counts.items())}
+    return {name: _metrics(row, medians, (ALL, name), window_days) for name, row in sorted(group_counts.items())}
+
+
+def _aggregate(
+    ledger: Ledger, scope: MetricsScope, granularity: str, group: Optional[str]
+) -> Tuple[Dict[Tuple[str, str], Dict[str, int]], Dict[str, Dict[str, int]], Dict[Tuple[str, str, str], float]]:
+    """Counts per (period, "") and (all, ""), counts per group over the window, and the medians.
+
+    No read sorts the window: counts per period and group (one index scan, no incident links), the
+    deployments linked to an incident (one look-up per incident), the failed and rolled-back
+    deployments (an index range of those alone), and for lead time a histogram plus the exact
+    values of the buckets that hold a median (:func:`_lead_medians`).
+    """
+    tallies = {
+        (row["period"], row["grp"]): _tally(row)
+        for row in _relabel(ledger.delivery_counts(scope, granularity, group), granularity)
+    }
+    recoveries: Dict[Tuple[str, str], List[float]] = {}
+    linked_ids = set()
+    for row in _relabel(ledger.linked_deployments(scope, granularity, group), granularity):
+        linked_ids.add(row["id"])
+        key = (row["period"], row["grp"])
+        tally = tallies.setdefault(key, _tally({}))
+        tally["with_incident"] += 1
+        if row["status"] not in _FAILED:
+            tally["failures"] += 1
+        if row["recovery_seconds"] is not None:
+            recoveries.setdefault(key, []).append(float(row["recovery_seconds"]))
+    for row in _relabel(ledger.failed_deployments(scope, granularity, group), granularity):
+        # A linked failed deployment recovers when its incidents are resolved, not when it was rolled back.
+        if row["id"] not in linked_ids and row["recovery_seconds"] is not None:
+            recoveries.setdefault((row["period"], row["grp"]), []).append(float(row["recovery_seconds"]))
+    for key, values in recoveries.items():
+        tallies.setdefault(key, _tally({}))["recovered"] = len(values)
+    for tally in tallies.values():
+        tally["unrecovered"] = tally["failures"] - tally["recovered"]
+    lead_medians, lead_samples = _lead_medians(ledger, scope, granularity, group)
+    medians = {(*key, "lead_seconds"): value for key, value in lead_medians.items()}
+    medians.update(((*key, "recovery_seconds"), median(values)) for key, values in _pool(recoveries, group).items())
+    per_group_rows = [{"period": label, "grp": grp, **tally} for (label, grp), tally in tallies.items()]
+    per_period = _with_totals(_sum_over_groups(per_group_rows) if group else per_group_rows)
+    per_group = (
+        {grp: row for (label, grp), row in _with_totals(per_group_rows).items() if label == ALL} if group else {}
+    )
+    for (label, grp), samples in lead_samples.items():
+        counted = per_group.get(grp) if grp else per_period.get((label, grp))
+        if counted is not None:
+            counted["lead_samples"] = samples
+    return per_period, per_group, medians
+
+
+_FAILED = ("failed", "rolled_back")
+
+
+def _tally(row: Mapping[str, Any]) -> Dict[str, int]:
+    """One period's (and group's) counts before incident links: the failures so far are the failed statuses."""
+    tally = dict.fromkeys(_COUNT_COLUMNS, 0)
+    for name in ("deployments", "successful", "rollbacks", "rework"):
+        tally[name] = int(row.get(name) or 0)
+    tally["failures"] = int(row.get("failed") or 0)
+    return tally
+
+
+def _pool(values: Mapping[Tuple[str, str], List[float]], group: Optional[str]) -> Dict[Tuple[str, str], List[float]]:
+    """Samples per (period, ""), (all, "") and, when grouping, (all, group), from samples per period and group."""
+    pooled: Dict[Tuple[str, str], List[float]] = {}
+    for (label, grp), samples in values.items():
+        for key in [(label, ""), (ALL, "")] + ([(ALL, grp)] if group else []):
+            pooled.setdefault(key, []).extend(samples)
+    return pooled
+
+
+def _lead_medians(
+    ledger: Ledger, scope: MetricsScope, granularity: str, group: Optional[str]
+) -> Tuple[Dict[Tuple[str, str], float], Dict[Tuple[str, str], int]]:
+    """Exact lead-time medians and sample counts per (period, ""), (all, "") and (all, group).
+
+    The ledger counts the values per bucket (buckets grow with the value); the count of each
+    (period or group) says which bucket holds its middle rank(s) and how many values lie below
+    it, so only the values of those buckets are read and sorted.
+    """
+    histograms: Dict[Tuple[str, str], Dict[int, int]] = {}
+    for row in _relabel(ledger.lead_histogram(scope, granularity), granularity):
+        for key in ((row["period"], ""), (ALL, "")):
+            _add_samples(histograms, key, int(row["bucket"]), int(row["samples"]))
+    if group:
+        for row in ledger.lead_histogram(scope, None, group):
+            _add_samples(histograms, (ALL, row["grp"]), int(row["bucket"]), int(row["samples"]))
+    wanted = {key: _middle_buckets(histogram) for key, histogram in histograms.items()}
+    buckets = sorted({bucket for middle in wanted.values() for bucket in middle[0]})
+    by_period: Dict[Tuple[str, int], List[float]] = {}
+    by_group: Dict[Tuple[str, int], List[float]] = {}
+    for row in _relabel(ledger.lead_values(scope, granularity, group, buckets), granularity):
+        bucket, value = int(row["bucket"]), float(row["value"])
+        by_period.setdefault((row["period"], bucket), []).append(value)
+        by_period.setdefault((ALL, bucket), []).append(value)
+        by_group.setdefault((row["grp"], bucket), []).append(value)
+    medians = {}
+    for (label, grp), (middle, below) in wanted.items():
+        source, name = (by_group, grp) if grp else (by_period, label)
+        ordered = sorted(value for bucket in middle for value in source.get((name, bucket), ()))
+        medians[(label, grp)] = _middle(ordered, sum(histograms[(label, grp)].values()), below)
+    samples = {key: sum(histogram.values()) for key, histogram in histograms.items()}
+    return medians, samples
+
+
+def _add_samples(
+    histograms: Dict[Tuple[str, str], Dict[int, int]], key: Tuple[str, str], bucket: int, count: int
+) -> None:
+    histogram = histograms.setdefault(key, {})
+    histogram[bucket] = histogram.get(bucket, 0) + count
+
+
+def _middle_buckets(histogram: Mapping[int, int]) -> Tuple[Tuple[int, ...], int]:
+    """The bucket(s) holding the middle rank(s) of a histogram, and how many values lie in lower buckets."""
+    count = sum(histogram.values())
+    ranks = ((count + 1) // 2, (count + 2) // 2)
+    below = 0
+    middle: List[int] = []
+    first_below = 0
+    for bucket in sorted(histogram):
+        upto = below + histogram[bucket]
+        if any(below < rank <= upto for rank in ranks):
+            if not middle:
+                first_below = below
+            middle.append(bucket)
+        below = upto
+    return tuple(middle), first_below
+
+
+def median(values: Sequence[float]) -> float:
+    """The middle value, or the mean of the two middle values, rounded to milliseconds."""
+    ordered = sorted(values)
+    return _middle(ordered, len(ordered))
+
+
+def _middle(ordered: Sequence[float], count: int, below: int = 0) -> float:
+    """Median of ``count`` sorted samples of which ``ordered`` holds the ranks after the lowest ``below``."""
+    low = ordered[(count + 1) // 2 - 1 - below]
+    high = ordered[(count + 2) // 2 - 1 - below]
+    return round((low + high) / 2, 3)
 
 
 def _metrics(
@@ -407,10 +536,6 @@ def _relabel(rows: Iterable[Mapping[str, Any]], granularity: str) -> List[Dict[s
     return relabelled
 
 
-def _index(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
-    return {(row["period"], row["grp"]): row for row in rows}
-
-
 def _sum_over_groups(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     """Per-period counts of all groups together (group ``""``), from counts per period and group."""
     sums: Dict[str, Dict[str, Any]] = {}
@@ -421,33 +546,16 @@ def _sum_over_groups(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
     return list(sums.values())
 
 
-def _with_totals(rows: Iterable[Mapping[str, Any]]) -> Dict[Tuple[str, str], Mapping[str, Any]]:
+def _with_totals(rows: Iterable[Dict[str, Any]]) -> Dict[Tuple[str, str], Dict[str, Any]]:
     """Counts per period plus their sums as period ``all`` (the periods partition the window)."""
-    indexed = _index(rows)
-    totals: Dict[str, Dict[str, int]] = {}
-    for (_label, grp), row in indexed.items():
+    result: Dict[Tuple[str, str], Dict[str, Any]] = {(row["period"], row["grp"]): row for row in rows}
+    totals: Dict[str, Dict[str, Any]] = {}
+    for (_label, grp), row in result.items():
         total = totals.setdefault(grp, dict.fromkeys(_COUNT_COLUMNS, 0))
         for name in _COUNT_COLUMNS:
             total[name] += int(row.get(name) or 0)
-    result: Dict[Tuple[str, str], Mapping[str, Any]] = dict(indexed)
     result.update({(ALL, grp): total for grp, total in totals.items()})
     return result
-
-
-def _medians(rows: Iterable[Mapping[str, Any]], per_period: bool = True) -> Dict[Tuple[str, str, str], float]:
-    """The ledger returns the middle rows per period and per window; each median is the mean of its middle."""
-    middle: Dict[Tuple[str, str, str], List[float]] = {}
-    for row in rows:
-        for short, metric in (("l", "lead_seconds"), ("r", "recovery_seconds")):
-            if row[metric] is None:
-                continue
-            value = float(row[metric])
-            scopes = (("p", row["period"]), ("w", ALL)) if per_period else (("w", ALL),)
-            for scope, label in scopes:
-                count = int(row["%s_count_%s" % (short, scope)])
-                if int(row["%s_rank_%s" % (short, scope)]) in ((count + 1) // 2, (count + 2) // 2):
-                    middle.setdefault((label, row["grp"], metric), []).append(value)
-    return {key: round(sum(values) / len(values), 3) for key, values in middle.items()}
 
 
 def _hours(seconds: Optional[float]) -> Optional[float]:
