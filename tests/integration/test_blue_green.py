@@ -174,29 +174,35 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
     assert "lab1-green" in run.output and "state=ready" in run.output
     assert fleet.live_slots() == first_slots
 
+    # The previous slot stays warm after the switch, so the rollback below is instant.
     with LoadGenerator(fleet.router.url + "/", max_seconds=600) as load:
         _wait_for(lambda: load.report.requests > 20)
-        run = fleet.run("2.0.0")
+        run = fleet.run("2.0.0", blue_green_keep_warm_seconds=600)
         assert run.returncode == 0, run.output
         _wait_for(lambda: load.last_version() == "2.0.0")
     assert load.report.failures == 0, load.report.errors
     assert load.report.versions["1.0.0"] > 0 and load.report.versions["2.0.0"] > 0
     assert fleet.versions_through_router() == {"2.0.0": 12}
     assert set(fleet.live_slots().values()) == {"green"}
+    status, warm_pid = _slot_process(fleet, "lab1", "blue")
+    assert status == "RUNNING" and warm_pid, "the previous slot must stay warm"
 
-    rerun = fleet.run("2.0.0")
+    rerun = fleet.run("2.0.0", blue_green_keep_warm_seconds=600)
     assert rerun.returncode == 0, rerun.output
     assert _changed_count(rerun.output) == 0, rerun.output
 
     with LoadGenerator(fleet.router.url + "/", max_seconds=600) as load:
         _wait_for(lambda: load.report.requests > 20)
-        run = fleet.run("2.0.0", entry="rollback")
+        run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=1)
         assert run.returncode == 0, run.output
         _wait_for(lambda: load.last_version() == "1.0.0")
     assert load.report.failures == 0, load.report.errors
     assert load.report.versions["2.0.0"] > 0 and load.report.versions["1.0.0"] > 0
     assert fleet.versions_through_router() == {"1.0.0": 12}
     assert set(fleet.live_slots().values()) == {"blue"}
+    # Instant: the warm process itself took the traffic back, it was neither reinstalled nor restarted.
+    assert _slot_process(fleet, "lab1", "blue") == ("RUNNING", warm_pid)
+    assert _slot_process(fleet, "lab1", "green")[0] == "RUNNING"
 
     statuses = [(row["version"], row["status"], row["strategy"]) for row in fleet.deployments()]
     assert statuses == [
@@ -204,6 +210,16 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
         ("2.0.0", "rolled_back", "blue_green"),
         ("1.0.0", "successful", "blue_green"),
     ]
+
+    # retire stops the slot kept warm for the rollback (its keep-warm time has passed).
+    time.sleep(2)
+    run = fleet.run("1.0.0", entry="retire")
+    assert run.returncode == 0, run.output
+    for host in ("lab1", "lab2", "lab3"):
+        assert _slot_process(fleet, host, "green")[0] == "STOPPED"
+        assert _slot_process(fleet, host, "blue")[0] == "RUNNING"
+        assert not os.path.exists(os.path.join(fleet.lab.host(host).root, "bg-app", "warm.json"))
+    assert fleet.versions_through_router() == {"1.0.0": 12}
 
 
 def test_one_failing_health_check_leaves_every_host_on_v1(fleet_factory: Callable[[str], Fleet]) -> None:
@@ -295,30 +311,3 @@ def _slot_process(fleet: Fleet, host: str, slot: str) -> tuple[str, Optional[int
     fields = done.stdout.split()
     pid = int(fields[3].rstrip(",")) if len(fields) > 3 and fields[2] == "pid" else None
     return (fields[1] if len(fields) > 1 else "ABSENT"), pid
-
-
-def test_rollback_while_warm_reuses_the_running_slot_and_retire_stops_it(
-    fleet_factory: Callable[[str], Fleet],
-) -> None:
-    fleet = fleet_factory("nginx")
-    assert fleet.run("1.0.0").returncode == 0
-    run = fleet.run("2.0.0", blue_green_keep_warm_seconds=600)
-    assert run.returncode == 0, run.output
-    status, warm_pid = _slot_process(fleet, "lab1", "blue")
-    assert status == "RUNNING" and warm_pid, "the previous slot must stay warm"
-
-    run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=1)
-    assert run.returncode == 0, run.output
-    assert fleet.versions_through_router() == {"1.0.0": 12}
-    # Instant: the warm process itself took the traffic back, it was neither reinstalled nor restarted.
-    assert _slot_process(fleet, "lab1", "blue") == ("RUNNING", warm_pid)
-    assert _slot_process(fleet, "lab1", "green")[0] == "RUNNING"
-
-    time.sleep(2)
-    run = fleet.run("1.0.0", entry="retire")
-    assert run.returncode == 0, run.output
-    for host in ("lab1", "lab2", "lab3"):
-        assert _slot_process(fleet, host, "green")[0] == "STOPPED"
-        assert _slot_process(fleet, host, "blue")[0] == "RUNNING"
-        assert not os.path.exists(os.path.join(fleet.lab.host(host).root, "bg-app", "warm.json"))
-    assert fleet.versions_through_router() == {"1.0.0": 12}
