@@ -68,7 +68,8 @@ class LockRecoveryStore:
                 return store.LockAttempt("held", holder=self._read_lock(cursor, name))
             self._lock_event(cursor, name, "taken_over", actor, now, previous=current)
             cursor.execute(
-                "UPDATE runs SET status = 'aborted', finished_at = ?, summary = ? WHERE run_id = ? AND status = 'running'",
+                "UPDATE runs SET status = 'aborted', finished_at = ?, summary = ?"
+                " WHERE run_id = ? AND status = 'running'",
                 (
                     now,
                     store._dump(
