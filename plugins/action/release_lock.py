@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import datetime
-import socket
 from typing import Any, Dict, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, now_timestamp, utc_now
@@ -19,8 +18,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     ensure_holder,
     ensure_releasable,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
-from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, controller_process, process_alive
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, controller_process
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "name": {"type": "str", "required": True},
@@ -167,19 +167,6 @@ def _try_lock(ledger: Ledger, name: str, actor: Actor, ttl: int, process: Dict[s
     if attempt.outcome == "held" and attempt.holder is not None and holder_is_dead(attempt.holder):
         return ledger.take_over_dead_lock(name, actor, ttl, attempt.holder, process=process)
     return attempt
-
-
-def holder_is_dead(holder: LockState) -> bool:
-    """Whether the holder's ansible-playbook is known to be gone.
-
-    Only a holder on this host with a recorded process can be checked; any other holder (another
-    controller, an AWX job in another container, a lock written before processes were recorded)
-    keeps the lock until its TTL runs out.
-    """
-    process = holder.owner.get("process")
-    if not isinstance(process, dict) or holder.owner.get("host") != socket.gethostname():
-        return False
-    return not process_alive(process.get("pid"), process.get("started"))
 
 
 def _takeover_warning(name: str, previous: LockState) -> str:

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ansible_collections.relops.release.plugins.action.release_lock import _try_lock, holder_is_dead
+from ansible_collections.relops.release.plugins.action.release_lock import _try_lock
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, open_ledger, parse_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, controller_process, process_alive
 
 

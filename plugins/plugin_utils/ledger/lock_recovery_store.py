@@ -12,10 +12,11 @@ show it as still going.
 from __future__ import annotations
 
 import datetime
+import socket
 from typing import Any, Callable, Mapping, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
-from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, process_alive
 
 # store.py builds Ledger from this mixin; the package imports store first, so this import finds it
 # (partly initialised) and the helpers below are looked up when called.
@@ -83,3 +84,16 @@ class LockRecoveryStore:
                 ),
             )
             return store.LockAttempt("taken_over", lock=self._read_lock(cursor, name), previous=current)
+
+
+def holder_is_dead(holder: "store.LockState") -> bool:
+    """Whether the holder's ansible-playbook is known to be gone.
+
+    Only a holder on this host with a recorded process can be checked; any other holder (another
+    controller, an AWX job in another container, a lock written before processes were recorded)
+    keeps the lock until its TTL runs out.
+    """
+    process = holder.owner.get("process")
+    if not isinstance(process, dict) or holder.owner.get("host") != socket.gethostname():
+        return False
+    return not process_alive(process.get("pid"), process.get("started"))
