@@ -246,9 +246,13 @@ def test_on_postgresql_and_servicenow_a_failed_smoke_test_rolls_back_and_opens_a
         assert ledger.get_lock("demo-app") is None
     change = world.change(number)
     assert change["state"] == "3" and change["close_code"] == "unsuccessful", change
-    incidents = world.standin.records("incident")
-    assert len(incidents) == 1, incidents
-    assert "1.2.0" in incidents[0]["short_description"] and number in str(incidents[0]), incidents[0]
+    assert "smoke" in change["close_notes"] and "rolled back to 1.0.0" in change["close_notes"], change
+    # The flow records its incident in the ledger (issue 10: "opens an incident in the ledger"), linked
+    # to the ServiceNow change by number; the stand-in's incident table stays as the CAB sees it.
+    with site.ledger() as ledger:
+        incidents = ledger.list_incidents(service="demo-app")
+    assert len(incidents) == 1 and incidents[0]["details"]["change"] == number, incidents
+    assert incidents[0]["details"]["version"] == "1.2.0" and incidents[0]["external_id"] == number
 
 
 def ledger_dump(site: Site) -> str:

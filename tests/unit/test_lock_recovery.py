@@ -64,6 +64,10 @@ def controller_process_of(pid: int) -> str:
 
 def test_a_dead_holders_lock_is_taken_over_before_it_expires(ledger: Ledger) -> None:
     ledger.touch_run(actor("killed"))
+    ledger.touch_run(actor("finished"))
+    in_flight = ledger.record_deployment(actor("killed"), "demo", "1.1.0", "local", "in_progress")
+    done = ledger.record_deployment(actor("finished"), "demo", "1.0.0", "local", "in_progress")
+    ledger.finish_deployment(done, "successful")
     held = ledger.try_lock("demo", actor("killed"), 1800, process=dead_process())
     assert held.lock is not None and held.lock.owner["process"]["pid"] > 0
     attempt = _try_lock(ledger, "demo", actor("rerun"), 600, controller_process())
@@ -75,6 +79,8 @@ def test_a_dead_holders_lock_is_taken_over_before_it_expires(ledger: Ledger) -> 
     dead_run = ledger.get_run("killed")
     assert dead_run is not None and dead_run["status"] == "aborted"
     assert "died while holding lock demo" in dead_run["summary"]["reason"]
+    statuses = {row["id"]: row["status"] for row in ledger.list_deployments("demo", "local")}
+    assert statuses == {in_flight: "failed", done: "successful"}, "only the dead run's unfinished deployment"
 
 
 def test_a_live_holder_keeps_its_lock(ledger: Ledger) -> None:

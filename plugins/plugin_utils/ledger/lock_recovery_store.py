@@ -5,8 +5,8 @@
 Whether the holder is dead is decided by the caller (the release_lock action, from the holder's
 host and ansible-playbook process recorded in the lock); this mixin only makes the takeover safe:
 a compare-and-swap on the holder it was shown, recorded in ``lock_events`` as ``taken_over`` with
-the previous owner, and the dead run's ``running`` row marked ``aborted`` so the ledger does not
-show it as still going.
+the previous owner, the dead run's ``running`` row marked ``aborted`` and its ``in_progress``
+deployments ``failed``, so the ledger does not show them as still going.
 """
 
 from __future__ import annotations
@@ -82,6 +82,12 @@ class LockRecoveryStore:
                     ),
                     current.owner_run_id,
                 ),
+            )
+            # What the dead run had started and not finished did not finish: its deployment is failed (the
+            # run now holding the lock deploys again, or rolls back, and records its own).
+            cursor.execute(
+                "UPDATE deployments SET status = 'failed', finished_at = ? WHERE run_id = ? AND status = 'in_progress'",
+                (now, current.owner_run_id),
             )
             return store.LockAttempt("taken_over", lock=self._read_lock(cursor, name), previous=current)
 
