@@ -22,6 +22,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 # (partly initialised) and the helpers below are looked up when called.
 from . import store
 from .backends import Backend, Cursor
+from .errors import LedgerError
 
 
 class LockRecoveryStore:
@@ -48,7 +49,7 @@ class LockRecoveryStore:
         renewed since the caller read it (the caller then decides again from the new holder).
         """
         if ttl_seconds < 1:
-            raise store.LedgerError("lock ttl %r is too short; give at least 1 second" % ttl_seconds)
+            raise LedgerError("lock ttl %r is too short; give at least 1 second" % ttl_seconds)
         moment = utc_now()
         now = format_timestamp(moment)
         expires = format_timestamp(moment + datetime.timedelta(seconds=ttl_seconds))
