@@ -28,6 +28,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "ttl": {"type": "int", "default": 1800},
     "wait_timeout": {"type": "int", "default": 0},
     "force": {"type": "bool", "default": False},
+    "process_bound": {"type": "bool", "default": False},
     **LEDGER_ARGUMENT_SPEC,
 }
 
@@ -79,7 +80,8 @@ class ActionModule(RelopsActionBase):
             return {"changed": False, "outcome": "renewed", "lock": lock.as_dict()}
 
     def _acquire(self, ledger: Ledger, args: Dict[str, Any]) -> Dict[str, Any]:
-        process = controller_process()
+        # Only a process-bound lock records its process; any holder that did is taken over once it is gone.
+        process = controller_process() if args["process_bound"] else None
         polled = poll_until(
             lambda: _try_lock(ledger, args["name"], self.actor, args["ttl"], process),
             lambda attempt: attempt.obtained,
@@ -161,7 +163,7 @@ class ActionModule(RelopsActionBase):
         ).as_dict()
 
 
-def _try_lock(ledger: Ledger, name: str, actor: Actor, ttl: int, process: Dict[str, Any]) -> LockAttempt:
+def _try_lock(ledger: Ledger, name: str, actor: Actor, ttl: int, process: Optional[Dict[str, Any]]) -> LockAttempt:
     """Try once; a holder whose ansible-playbook died on this host loses the lock at once, not at its expiry."""
     attempt = ledger.try_lock(name, actor, ttl, process=process)
     if attempt.outcome == "held" and attempt.holder is not None and holder_is_dead(attempt.holder):
