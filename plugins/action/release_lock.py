@@ -13,11 +13,14 @@ from ansible_collections.relops.release.plugins.plugin_utils.backoff import Back
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     Ledger,
     LedgerError,
+    LockAttempt,
     LockState,
     ensure_holder,
     ensure_releasable,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, controller_process
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "name": {"type": "str", "required": True},
@@ -25,6 +28,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "ttl": {"type": "int", "default": 1800},
     "wait_timeout": {"type": "int", "default": 0},
     "force": {"type": "bool", "default": False},
+    "process_bound": {"type": "bool", "default": False},
     **LEDGER_ARGUMENT_SPEC,
 }
 
@@ -76,8 +80,10 @@ class ActionModule(RelopsActionBase):
             return {"changed": False, "outcome": "renewed", "lock": lock.as_dict()}
 
     def _acquire(self, ledger: Ledger, args: Dict[str, Any]) -> Dict[str, Any]:
+        # Only a process-bound lock records its process; any holder that did is taken over once it is gone.
+        process = controller_process() if args["process_bound"] else None
         polled = poll_until(
-            lambda: ledger.try_lock(args["name"], self.actor, args["ttl"]),
+            lambda: _try_lock(ledger, args["name"], self.actor, args["ttl"], process),
             lambda attempt: attempt.obtained,
             Backoff(timeout=float(args["wait_timeout"])),
         )
@@ -100,10 +106,7 @@ class ActionModule(RelopsActionBase):
         }
         if attempt.previous is not None:
             result["previous_holder"] = attempt.previous.as_dict()
-            result["warnings"] = [
-                "lock %r had expired at %s and was taken over from %s"
-                % (args["name"], attempt.previous.expires_at, attempt.previous.describe_holder())
-            ]
+            result["warnings"] = [_takeover_warning(args["name"], attempt.previous)]
         return result
 
     def _release(self, ledger: Ledger, args: Dict[str, Any]) -> Dict[str, Any]:
@@ -129,7 +132,7 @@ class ActionModule(RelopsActionBase):
             return {"changed": True, "outcome": "acquired", "lock": self._predicted_lock(args), **timing}
         if before.owner_run_id == self.actor.run_id:
             return {"changed": False, "outcome": "renewed", "lock": before.as_dict(), **timing}
-        if before.expires_at <= now_timestamp():
+        if before.expires_at <= now_timestamp() or holder_is_dead(before):
             return {
                 "changed": True,
                 "outcome": "taken_over",
@@ -158,6 +161,29 @@ class ActionModule(RelopsActionBase):
             expires_at=format_timestamp(moment + datetime.timedelta(seconds=args["ttl"])),
             ttl_seconds=args["ttl"],
         ).as_dict()
+
+
+def _try_lock(ledger: Ledger, name: str, actor: Actor, ttl: int, process: Optional[Dict[str, Any]]) -> LockAttempt:
+    """Try once; a holder whose ansible-playbook died on this host loses the lock at once, not at its expiry."""
+    attempt = ledger.try_lock(name, actor, ttl, process=process)
+    if attempt.outcome == "held" and attempt.holder is not None and holder_is_dead(attempt.holder):
+        return ledger.take_over_dead_lock(name, actor, ttl, attempt.holder, process=process)
+    return attempt
+
+
+def _takeover_warning(name: str, previous: LockState) -> str:
+    if previous.expires_at > now_timestamp():
+        process = previous.owner.get("process") or {}
+        return "lock %r was taken over from %s, whose ansible-playbook (pid %s) is no longer running" % (
+            name,
+            previous.describe_holder(),
+            process.get("pid", "?"),
+        )
+    return "lock %r had expired at %s and was taken over from %s" % (
+        name,
+        previous.expires_at,
+        previous.describe_holder(),
+    )
 
 
 def _status(before: Optional[LockState]) -> Dict[str, Any]:

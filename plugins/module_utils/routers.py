@@ -192,9 +192,21 @@ def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
         raise
 
 
+def nginx_pending_marker(path: str) -> str:
+    """The file that says an upstream change was written but nginx may not have loaded it yet."""
+    return path + ".relops-pending"
+
+
 def apply_nginx(path: str, text: str, binary: str, conf: Optional[str], reload: bool) -> None:
-    """Write the upstream file, test the whole config, reload; put the old file back if the test fails."""
+    """Write the upstream file, test the whole config, reload; put the old file back if the test fails.
+
+    A marker is written before the upstream file and removed after the reload, so a run killed in
+    between (kill -9 mid-switch) leaves it behind, and the next run knows that the file may say more
+    than nginx serves (finish_nginx_change).
+    """
     before = read_text(path)
+    marker = nginx_pending_marker(path)
+    write_atomically(marker, before or "")
     write_atomically(path, text)
     code, output = run(nginx_command(binary, conf, "-t", "-q"))
     if code != 0:
@@ -202,17 +214,40 @@ def apply_nginx(path: str, text: str, binary: str, conf: Optional[str], reload: 
             os.unlink(path)
         else:
             write_atomically(path, before)
+        os.unlink(marker)
         raise RouterError(
             "nginx -t rejected the configuration with the new upstream %s, so the previous file was restored: %s"
             % (path, output)
         )
-    if reload:
-        code, output = run(nginx_command(binary, conf, "-s", "reload"))
-        if code != 0:
-            raise RouterError(
-                "nginx accepted %s but the graceful reload failed: %s; is nginx running with this config%s?"
-                % (path, output, " (%s)" % conf if conf else "")
-            )
+    _reload_nginx(path, binary, conf, reload)
+    os.unlink(marker)
+
+
+def finish_nginx_change(path: str, binary: str, conf: Optional[str], reload: bool) -> None:
+    """Finish the change an interrupted run left: test and reload nginx with the upstream file as it is.
+
+    The file was written only after the new servers passed their checks, so nginx is brought to it
+    rather than the file back to what nginx may still serve; either way file and nginx agree again.
+    """
+    code, output = run(nginx_command(binary, conf, "-t", "-q"))
+    if code != 0:
+        raise RouterError(
+            "an interrupted change left %s, which nginx -t rejects: %s; fix the file or put the previous one back "
+            "(kept in %s), then remove that file" % (path, output, nginx_pending_marker(path))
+        )
+    _reload_nginx(path, binary, conf, reload)
+    os.unlink(nginx_pending_marker(path))
+
+
+def _reload_nginx(path: str, binary: str, conf: Optional[str], reload: bool) -> None:
+    if not reload:
+        return
+    code, output = run(nginx_command(binary, conf, "-s", "reload"))
+    if code != 0:
+        raise RouterError(
+            "nginx accepted %s but the graceful reload failed: %s; is nginx running with this config%s?"
+            % (path, output, " (%s)" % conf if conf else "")
+        )
 
 
 # HAProxy

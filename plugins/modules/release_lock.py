@@ -60,6 +60,19 @@ options:
         run is known to be dead; the ledger records who forced it.
     type: bool
     default: false
+  process_bound:
+    description:
+      - With O(state=acquired), bind the lock to this C(ansible-playbook) process as well as to the run. The
+        lock records the process (pid and start time), and a later run on the same host takes the lock over as
+        soon as that process is gone (C(kill -9), a crash) instead of waiting for O(ttl) to run out; the dead
+        run is marked aborted and its unfinished deployments failed.
+      - For a lock taken and released within one playbook run, like the C(relops.release.release) role's. Leave
+        it off for a lock meant to outlive the process that took it (a wrapper script's run spanning several
+        playbooks with one E(RELOPS_RUN_ID)).
+      - A holder on another host (another controller, an AWX job in another container) cannot be checked and
+        keeps the lock until it expires.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

@@ -15,6 +15,10 @@ description:
   - With O(router=nginx) it renders the upstream block into O(nginx_upstream_file) (the list is the whole
     upstream), runs C(nginx -t), and reloads nginx gracefully. When the test fails the previous file is put
     back and the task fails. nginx has no drain, so V(drain) and V(maint) both render C(down).
+  - A marker file, O(nginx_upstream_file) plus C(.relops-pending), exists from just before the upstream file is
+    written until nginx has reloaded it. A run killed in between (C(kill -9) mid-switch) leaves it, and the next
+    task on that upstream, V(query) included, first finishes that change (C(nginx -t), reload) so the file
+    and what nginx serves agree again; it then reports RV(interrupted_change).
   - With O(router=haproxy) it talks to HAProxy's admin socket (C(set server <backend>/<server> state),
     C(set weight), C(set server ... addr)); servers becoming V(ready) change first, so the backend never has
     fewer ready servers in between. Servers not listed are left as they are. With O(haproxy_state_file) the
@@ -144,6 +148,10 @@ before:
   returned: always
   type: list
   elements: dict
+interrupted_change:
+  description: Whether an earlier run had written the nginx upstream file without reloading nginx; this task finished that change.
+  returned: router is nginx
+  type: bool
 commands:
   description: HAProxy runtime API commands sent (or that would be sent in check mode).
   returned: router is haproxy
@@ -151,6 +159,7 @@ commands:
   elements: str
 """
 
+import os
 from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
@@ -160,8 +169,10 @@ from ansible_collections.relops.release.plugins.module_utils.routers import (
     apply_haproxy,
     apply_nginx,
     describe,
+    finish_nginx_change,
     haproxy_plan,
     haproxy_servers,
+    nginx_pending_marker,
     normalize_servers,
     parse_nginx_upstream,
     read_text,
@@ -198,14 +209,28 @@ def run_nginx(module: AnsibleModule) -> Dict[str, Any]:
         raise RouterError("router=nginx needs nginx_upstream_file, the file nginx includes the upstream from")
     before_text = read_text(path)
     before = parse_nginx_upstream(before_text)
+    # A run killed between writing the file and reloading nginx left the marker: nginx may still
+    # serve what the file said before, so the change is finished (tested and reloaded) first.
+    interrupted = os.path.exists(nginx_pending_marker(path))
+    finish = (path, params["nginx_binary"], params["nginx_conf"], params["reload"])
     if params["state"] == "query":
-        return {"changed": False, "servers": before, "before": before}
+        if interrupted and not module.check_mode:
+            finish_nginx_change(*finish)
+        return {"changed": interrupted, "servers": before, "before": before, "interrupted_change": interrupted}
     wanted = normalize_servers(params["servers"] or [], "nginx")
     text = render_nginx_upstream(params["name"], wanted, params["nginx_directives"])
-    changed = text != before_text
+    changed = text != before_text or interrupted
     if changed and not module.check_mode:
-        apply_nginx(path, text, params["nginx_binary"], params["nginx_conf"], params["reload"])
-    result: Dict[str, Any] = {"changed": changed, "servers": wanted, "before": before}
+        if text == before_text:
+            finish_nginx_change(*finish)
+        else:
+            apply_nginx(path, text, params["nginx_binary"], params["nginx_conf"], params["reload"])
+    result: Dict[str, Any] = {
+        "changed": changed,
+        "servers": wanted,
+        "before": before,
+        "interrupted_change": interrupted,
+    }
     if module._diff:
         result["diff"] = {"before": before_text or "", "after": text, "before_header": path, "after_header": path}
     return result

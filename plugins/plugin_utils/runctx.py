@@ -69,6 +69,36 @@ def _process_start_ticks(pid: int) -> str:
         return "0"
 
 
+def controller_process() -> "dict[str, Any]":
+    """Return the ansible-playbook process of this run: pid and start time (clock ticks).
+
+    A lock records it, so a later run on the same host can tell that the holder died
+    (``kill -9``, a crash) instead of waiting for the lock's time to live to run out.
+    """
+    pid = controller_pid()
+    return {"pid": pid, "started": _process_start_ticks(pid)}
+
+
+def process_alive(pid: Any, started: Any) -> bool:
+    """Whether the process recorded as (pid, start ticks) on this host still runs.
+
+    A pid that now belongs to another process (a different start time) counts as dead.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        return True
+    # A zombie (killed, not yet reaped by its parent) runs no more code.
+    if fields[0] in ("Z", "X"):
+        return False
+    return str(started) in ("", "0") or fields[19] == str(started)
+
+
 def current_run_id(environ: Optional[Mapping[str, str]] = None) -> str:
     """Return the id of the current run.
 

@@ -30,6 +30,7 @@ from .envs_store import EnvsStore
 from .errors import LedgerError
 from .governance_store import GovernanceStore
 from .incident_store import IncidentStore
+from .lock_recovery_store import LockRecoveryStore
 from .metrics_store import MetricsStore
 from .planning_store import PlanningStore
 from .url import LedgerURL
@@ -103,7 +104,16 @@ class LedgerSummary:
     locks: List[Dict[str, Any]] = field(default_factory=list)
 
 
-class Ledger(ArchiveStore, EnvsStore, GovernanceStore, PlanningStore, IncidentStore, CiChangeStore, MetricsStore):
+class Ledger(
+    ArchiveStore,
+    EnvsStore,
+    GovernanceStore,
+    PlanningStore,
+    IncidentStore,
+    CiChangeStore,
+    MetricsStore,
+    LockRecoveryStore,
+):
     """An open ledger. Use :func:`open_ledger` to get one."""
 
     def __init__(self, url: LedgerURL, backend: Backend) -> None:
@@ -366,14 +376,20 @@ class Ledger(ArchiveStore, EnvsStore, GovernanceStore, PlanningStore, IncidentSt
 
     # Locks
 
-    def try_lock(self, name: str, actor: Actor, ttl_seconds: int) -> LockAttempt:
-        """Try once to take (or renew) a named lock for this run."""
+    def try_lock(
+        self, name: str, actor: Actor, ttl_seconds: int, process: Optional[Mapping[str, Any]] = None
+    ) -> LockAttempt:
+        """Try once to take (or renew) a named lock for this run.
+
+        ``process`` (runctx.controller_process()) is kept in the owner, so a later run on the same
+        host can take over the lock of a run that died (lock_recovery_store).
+        """
         if ttl_seconds < 1:
             raise LedgerError("lock ttl %r is too short; give at least 1 second" % ttl_seconds)
         moment = utc_now()
         now = format_timestamp(moment)
         expires = format_timestamp(moment + datetime.timedelta(seconds=ttl_seconds))
-        owner = _dump(actor.as_dict())
+        owner = _dump({**actor.as_dict(), **({"process": dict(process)} if process else {})})
         with self.backend.transaction(write=True) as cursor:
             self._touch_run(cursor, actor, now)
             current = self._locked_row(cursor, name)

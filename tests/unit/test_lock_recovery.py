@@ -1,0 +1,109 @@
+"""A lock whose holder's ansible-playbook died (kill -9) is taken over at once by the next run on the same host,
+instead of blocking releases until its TTL runs out (issue 10: "lock recovered" after a kill mid-switch)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from ansible_collections.relops.release.plugins.action.release_lock import _try_lock
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, open_ledger, parse_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, controller_process, process_alive
+
+
+def actor(run_id: str, host: str = "") -> Actor:
+    return Actor(run_id=run_id, user="tester", host=host or socket.gethostname())
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    with open_ledger(parse_ledger_url(ledger_url)) as opened:
+        yield opened
+
+
+def dead_process() -> dict[str, object]:
+    """A process that ran on this host, killed with SIGKILL and reaped: its pid and start time."""
+    child = subprocess.Popen(["sleep", "60"])
+    with open("/proc/%d/stat" % child.pid, encoding="ascii") as stat:
+        started = stat.read().rsplit(")", 1)[1].split()[19]
+    child.kill()
+    child.wait()
+    return {"pid": child.pid, "started": started}
+
+
+def test_a_live_process_is_alive_and_a_killed_or_reused_pid_is_not() -> None:
+    mine = controller_process()
+    assert process_alive(mine["pid"], mine["started"])
+    gone = dead_process()
+    assert not process_alive(gone["pid"], gone["started"])
+    # The pid now names another process (another start time): the holder is gone all the same.
+    assert not process_alive(os.getpid(), "1")
+
+
+def test_a_zombie_counts_as_dead() -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    started = controller_process_of(child.pid)
+    child.kill()
+    # Wait for it to die without reaping it: /proc still lists it, as state Z.
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+    try:
+        assert not process_alive(child.pid, started)
+    finally:
+        child.wait()
+
+
+def controller_process_of(pid: int) -> str:
+    with open("/proc/%d/stat" % pid, encoding="ascii") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[19]
+
+
+def test_a_dead_holders_lock_is_taken_over_before_it_expires(ledger: Ledger) -> None:
+    ledger.touch_run(actor("killed"))
+    ledger.touch_run(actor("finished"))
+    in_flight = ledger.record_deployment(actor("killed"), "demo", "1.1.0", "local", "in_progress")
+    done = ledger.record_deployment(actor("finished"), "demo", "1.0.0", "local", "in_progress")
+    ledger.finish_deployment(done, "successful")
+    held = ledger.try_lock("demo", actor("killed"), 1800, process=dead_process())
+    assert held.lock is not None and held.lock.owner["process"]["pid"] > 0
+    attempt = _try_lock(ledger, "demo", actor("rerun"), 600, controller_process())
+    assert attempt.outcome == "taken_over" and attempt.lock is not None
+    assert attempt.lock.owner_run_id == "rerun" and attempt.lock.owner["process"]["pid"] == os.getpid()
+    assert attempt.previous is not None and attempt.previous.owner_run_id == "killed"
+    latest = ledger.lock_events("demo")[0]
+    assert (latest["event"], latest["run_id"], latest["previous_run_id"]) == ("taken_over", "rerun", "killed")
+    dead_run = ledger.get_run("killed")
+    assert dead_run is not None and dead_run["status"] == "aborted"
+    assert "died while holding lock demo" in dead_run["summary"]["reason"]
+    statuses = {row["id"]: row["status"] for row in ledger.list_deployments("demo", "local")}
+    assert statuses == {in_flight: "failed", done: "successful"}, "only the dead run's unfinished deployment"
+
+
+def test_a_live_holder_keeps_its_lock(ledger: Ledger) -> None:
+    ledger.try_lock("demo", actor("alive"), 1800, process=controller_process())
+    attempt = _try_lock(ledger, "demo", actor("other"), 600, controller_process())
+    assert attempt.outcome == "held" and attempt.holder is not None and attempt.holder.owner_run_id == "alive"
+
+
+def test_a_holder_on_another_host_or_without_a_process_waits_for_its_ttl(ledger: Ledger) -> None:
+    ledger.try_lock("remote", actor("awx-job-7", host="awx-task-0"), 1800, process=dead_process())
+    ledger.try_lock("old", actor("before-upgrade"), 1800)
+    for name in ("remote", "old"):
+        holder = ledger.get_lock(name)
+        assert holder is not None and not holder_is_dead(holder)
+        assert _try_lock(ledger, name, actor("next"), 600, controller_process()).outcome == "held"
+
+
+def test_the_takeover_is_a_compare_and_swap_on_the_holder_it_was_shown(ledger: Ledger) -> None:
+    ledger.try_lock("demo", actor("killed"), 1800, process=dead_process())
+    seen = ledger.get_lock("demo")
+    assert seen is not None
+    # Another contender took the lock over first: the stale view must not take it from that one.
+    first = ledger.take_over_dead_lock("demo", actor("first"), 600, seen)
+    assert first.outcome == "taken_over"
+    second = ledger.take_over_dead_lock("demo", actor("second"), 600, seen)
+    assert second.outcome == "held" and second.holder is not None and second.holder.owner_run_id == "first"
