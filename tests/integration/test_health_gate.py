@@ -78,6 +78,10 @@ def stack(prometheus_stack: PrometheusStack) -> Iterator[PrometheusStack]:
     """The shared Prometheus, with both apps back to healthy and the metrics showing it."""
     prometheus_stack.reset_faults()
     prometheus_stack.wait_until(error_ratio("stable"), lambda values: values == [0.0])
+    # Range conditions look back 10 s: wait until that whole window is clean of an earlier test's faults.
+    prometheus_stack.wait_until(
+        "max_over_time((%s)[12s:1s])" % error_ratio("stable"), lambda values: values == [0.0], timeout=60
+    )
     prometheus_stack.wait_until(p95("stable"), lambda values: bool(values) and values[0] < 0.1)
     yield prometheus_stack
     prometheus_stack.reset_faults()
