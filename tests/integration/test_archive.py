@@ -328,7 +328,7 @@ def test_audit_chain_verifies_across_archived_segments(
     tiny = ansible.write_playbook(TINY, "tiny.yml")
     for _run in range(4):
         run = ansible.playbook(tiny, env=env)
-        assert run.returncode == 0, run.output
+        assert run.returncode == 0, run.report
     segments = [name for name in os.listdir(os.path.dirname(trail)) if name.startswith("audit.jsonl.2")]
     assert len(segments) >= 2
 

@@ -100,4 +100,4 @@ def test_wrong_base_and_wrong_signed_digest_fail_leaving_nothing(ansible: Ansibl
 
 def test_delta_doc_renders(ansible: Ansible) -> None:
     done = ansible.doc("relops.release.artifact_delta")
-    assert done.returncode == 0 and "patch-from" in done.stdout, done.output
+    assert done.returncode == 0 and "patch-from" in done.stdout, done.report

@@ -224,14 +224,14 @@ def test_documented_openssl_key_generation_works(ansible: Ansible, tmp_path: Any
 @pytest.mark.parametrize("plugin", ["package", "artifact_sign", "artifact_verify"])
 def test_ansible_doc_renders(ansible: Ansible, plugin: str) -> None:
     done = ansible.doc("relops.release.%s" % plugin)
-    assert done.returncode == 0, done.output
+    assert done.returncode == 0, done.report
     assert "EXAMPLES" in done.stdout
 
 
 @pytest.mark.parametrize("name", ["version_compare", "version_sort", "version_bump"])
 def test_filter_docs_render_and_filters_run(ansible: Ansible, name: str) -> None:
     done = ansible.doc("-t", "filter", "relops.release.%s" % name)
-    assert done.returncode == 0, done.output
+    assert done.returncode == 0, done.report
     play = ansible.write_playbook(
         """
         - name: Filters

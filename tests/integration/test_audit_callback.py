@@ -225,7 +225,7 @@ def test_secret_canary_never_reaches_trail_or_spool(ansible: Ansible, audit_keys
         trail, audit_keys, spool_dir=spool, syslog_url="tcp://127.0.0.1:1", sink_timeout="1", sink_retry_interval="0"
     )
     run = ansible.playbook(playbook, env=env)
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     spooled = [os.path.join(root, name) for root, _dirs, names in os.walk(spool) for name in names]
     assert any(name.endswith("queue.jsonl") for name in spooled)
     for path in [*trail_files(trail), *spooled]:
@@ -325,7 +325,7 @@ def test_actor_carries_sudo_and_awx_context_and_the_git_revision(ansible: Ansibl
         json.dumps({"which": 0, **awx}),
         env={**audit_environment(trail), "SUDO_USER": "bob"},
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     events = read_events(trail)
     assert {event["run_id"] for event in events} == {"awx-job-4242"}
     actor = events[0]["actor"]

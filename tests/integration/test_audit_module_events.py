@@ -49,7 +49,7 @@ def test_decisions_and_smoke_findings_are_module_events(ansible: Ansible, ledger
     run = ansible.playbook(
         ansible.write_playbook(PLAY), "-e", "junit=%s" % junit, "-e", "closed_port=%d" % _closed_port(), env=env
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     module_events = [event for event in read_events(trail) if event.get("event") == "module_event"]
     kinds = {event["kind"]: event for event in module_events}
     decision = kinds["decision"]["data"]

@@ -111,7 +111,7 @@ def test_rsyslog_over_tls_receives_every_event(ansible: Ansible, audit_keys: Aud
     assert rsyslog_tls.ca_file is not None
     env = audit_environment(trail, audit_keys, syslog_url=rsyslog_tls.url, syslog_ca_file=rsyslog_tls.ca_file)
     run = ansible.playbook(playbook, env=env)
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     events = read_events(trail)
     deadline = time.monotonic() + 30
     while len(rsyslog_tls.received()) < len(events) and time.monotonic() < deadline:
@@ -126,7 +126,7 @@ def test_tls_receiver_with_an_untrusted_certificate_counts_as_down(
     trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
     playbook = ansible.write_playbook(TINY, "tiny.yml")
     run = ansible.playbook(playbook, env=audit_environment(trail, audit_keys, syslog_url=rsyslog_tls.url))
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     outage = [event for event in read_events(trail) if event["event"] == "sink_outage"]
     assert len(outage) == 1 and "CERTIFICATE_VERIFY_FAILED" in outage[0]["error"]
     assert rsyslog_tls.received() == []
@@ -175,11 +175,11 @@ def test_webhook_down_for_a_whole_run_gets_it_on_the_next(
     )
     http_receiver.status = 500
     first = ansible.playbook(playbook, env=env)
-    assert first.returncode == 0, first.output
+    assert first.returncode == 0, first.report
     assert "wait in" in first.output and not http_receiver.requests
     http_receiver.status = 200
     second = ansible.playbook(playbook, env=env)
-    assert second.returncode == 0, second.output
+    assert second.returncode == 0, second.report
     assert http_receiver.requests[0]["headers"]["Authorization"] == "Bearer hook"
     delivered = [event for request in http_receiver.requests for event in json.loads(request["body"])]
     assert delivered == read_events(trail)
@@ -214,7 +214,7 @@ def test_checkpoints_forwarded_to_syslog_anchor_the_trail_against_tail_removal(
     env = audit_environment(trail, audit_keys, syslog_url=rsyslog.url)
     for _run in range(2):
         run = ansible.playbook(playbook, env=env)
-        assert run.returncode == 0, run.output
+        assert run.returncode == 0, run.report
     events = read_events(trail)
     deadline = time.monotonic() + 30
     while len(rsyslog.received()) < len(events) and time.monotonic() < deadline:
@@ -233,7 +233,7 @@ def test_checkpoints_forwarded_to_syslog_anchor_the_trail_against_tail_removal(
     def verified() -> dict:
         # Without the callback, so the verification adds nothing to the trail it checks.
         run = ansible.playbook(verify, "-e", json.dumps(extra))
-        assert run.returncode == 0, run.output
+        assert run.returncode == 0, run.report
         with open(report_file, encoding="utf-8") as handle:
             return json.load(handle)
 
@@ -271,7 +271,7 @@ def test_a_full_spool_is_capped_and_its_gap_recorded_and_forwarded(
     )
     http_receiver.status = 500
     first = ansible.playbook(playbook, env=env)
-    assert first.returncode == 0, first.output
+    assert first.returncode == 0, first.report
     full = [event for event in read_events(trail) if event["event"] == "sink_spool_full"]
     assert len(full) == 1 and full[0]["limit"] == 4000
     spool_files = [os.path.join(root, name) for root, _dirs, names in os.walk(trail + ".spool") for name in names]
@@ -279,7 +279,7 @@ def test_a_full_spool_is_capped_and_its_gap_recorded_and_forwarded(
 
     http_receiver.status = 200
     second = ansible.playbook(playbook, env=env)
-    assert second.returncode == 0, second.output
+    assert second.returncode == 0, second.report
     events = read_events(trail)
     assert verify_trail([trail], audit_keys.hmac_key, load_public_keys([audit_keys.public_key])).ok
     dropped = [event for event in events if event["event"] == "sink_spool_dropped"]

@@ -47,7 +47,7 @@ def _write_trail(ansible: Ansible, keys: AuditKeys, runs: int = 2) -> str:
     playbook = ansible.write_playbook(TINY, "tiny.yml")
     for _run in range(runs):
         run = ansible.playbook(playbook, env=audit_environment(trail, keys))
-        assert run.returncode == 0, run.output
+        assert run.returncode == 0, run.report
     return trail
 
 
@@ -66,7 +66,7 @@ def _verify(ansible: Ansible, keys: AuditKeys, trail: str, public_key: str) -> d
             }
         ),
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(report_file, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -125,11 +125,11 @@ def test_the_collection_playbook_passes_a_good_trail_and_fails_an_edited_one(
         }
     )
     good = ansible.playbook("relops.release.audit_verify", "-e", extra)
-    assert good.returncode == 0, good.output
+    assert good.returncode == 0, good.report
     assert "audit trail verified" in good.output
     _rewrite(trail, lambda lines: [lines[0].replace('"playbook_start"', '"playbook_begin"'), *lines[1:]])
     bad = ansible.playbook("relops.release.audit_verify", "-e", extra)
-    assert bad.returncode == 2, bad.output
+    assert bad.returncode == 2, bad.report
     assert "audit trail does NOT verify: edited at %s line 1 (seq 1)" % trail in bad.output
 
 
@@ -170,13 +170,13 @@ def test_anchor_and_anchor_from_together_are_refused(ansible: Ansible, audit_key
         "two-anchors.yml",
     )
     run = ansible.playbook(playbook)
-    assert run.returncode == 2, run.output
+    assert run.returncode == 2, run.report
     assert "anchor and anchor_from both given; give one" in run.output
 
 
 def test_ansible_doc_renders_the_module_and_the_callback(ansible: Ansible) -> None:
     module = ansible.doc("relops.release.audit_verify")
-    assert module.returncode == 0, module.output
+    assert module.returncode == 0, module.report
     assert "EXAMPLES:" in module.stdout and "RETURN VALUES:" in module.stdout and "first_problem" in module.stdout
     callback = json.loads(ansible.doc("-t", "callback", "--json", "relops.release.audit").stdout)
     options = callback["relops.release.audit"]["doc"]["options"]

@@ -46,7 +46,7 @@ def run_check(ansible: Ansible, args: Dict[str, Any], *extra: str, env: Dict[str
     with open(variables, "w", encoding="utf-8") as handle:
         json.dump({"check_args": args, "result_file": result_file, "tolerate": True}, handle)
     run = ansible.playbook(playbook, "-e", "@" + variables, *extra, env=env)
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(result_file, encoding="utf-8") as handle:
         result: Dict[str, Any] = json.load(handle)
     return result

@@ -162,14 +162,14 @@ def _changed_count(output: str) -> Optional[int]:
 def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable[[str], Fleet], kind: str) -> None:
     fleet = fleet_factory(kind)
     run = fleet.run("1.0.0")
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert fleet.versions_through_router() == {"1.0.0": 12}
     first_slots = fleet.live_slots()
     assert set(first_slots) == {"lab1", "lab2", "lab3"} and set(first_slots.values()) == {"blue"}
 
     # Check mode names the slot that would change and shows the router diff, and changes nothing.
     run = fleet.run("2.0.0", "--check", "--diff")
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert "deploys 2.0.0 into slot green" in run.output
     assert "lab1-green" in run.output and "state=ready" in run.output
     assert fleet.live_slots() == first_slots
@@ -178,7 +178,7 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
     with LoadGenerator(fleet.router.url + "/", max_seconds=600) as load:
         _wait_for(lambda: load.report.requests > 20)
         run = fleet.run("2.0.0", blue_green_keep_warm_seconds=600)
-        assert run.returncode == 0, run.output
+        assert run.returncode == 0, run.report
         _wait_for(lambda: load.last_version() == "2.0.0")
     assert load.report.failures == 0, load.report.errors
     assert load.report.versions["1.0.0"] > 0 and load.report.versions["2.0.0"] > 0
@@ -188,13 +188,13 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
     assert status == "RUNNING" and warm_pid, "the previous slot must stay warm"
 
     rerun = fleet.run("2.0.0", blue_green_keep_warm_seconds=600)
-    assert rerun.returncode == 0, rerun.output
-    assert _changed_count(rerun.output) == 0, rerun.output
+    assert rerun.returncode == 0, rerun.report
+    assert _changed_count(rerun.output) == 0, rerun.report
 
     with LoadGenerator(fleet.router.url + "/", max_seconds=600) as load:
         _wait_for(lambda: load.report.requests > 20)
         run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=1)
-        assert run.returncode == 0, run.output
+        assert run.returncode == 0, run.report
         _wait_for(lambda: load.last_version() == "1.0.0")
     assert load.report.failures == 0, load.report.errors
     assert load.report.versions["2.0.0"] > 0 and load.report.versions["1.0.0"] > 0
@@ -214,7 +214,7 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
     # retire stops the slot kept warm for the rollback (its keep-warm time has passed).
     time.sleep(2)
     run = fleet.run("1.0.0", entry="retire")
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     for host in ("lab1", "lab2", "lab3"):
         assert _slot_process(fleet, host, "green")[0] == "STOPPED"
         assert _slot_process(fleet, host, "blue")[0] == "RUNNING"
@@ -232,7 +232,7 @@ def test_one_failing_health_check_leaves_every_host_on_v1(fleet_factory: Callabl
     with open(os.path.join(host_vars, "lab2.yml"), "w", encoding="utf-8") as handle:
         handle.write("bg_app_healthy: false\n")
     run = fleet.run("2.0.0")
-    assert run.returncode != 0, run.output
+    assert run.returncode != 0, run.report
     assert "fleet barrier: 1 of 3 hosts (lab2)" in run.output
     assert fleet.live_slots() == before
     assert fleet.versions_through_router() == {"1.0.0": 12}
@@ -241,7 +241,7 @@ def test_one_failing_health_check_leaves_every_host_on_v1(fleet_factory: Callabl
     # A failed release is never a rollback target: rolling back from v1 finds nothing.
     os.unlink(os.path.join(host_vars, "lab2.yml"))
     run = fleet.run("1.0.0", entry="rollback")
-    assert run.returncode != 0 and "no rollback target" in run.output, run.output
+    assert run.returncode != 0 and "no rollback target" in run.output, run.report
 
 
 @pytest.mark.parametrize("tolerance", [0, 34])

@@ -211,14 +211,14 @@ def test_mistakes_fail_the_task_with_the_metric_named(ansible: Ansible) -> None:
 
 def test_documentation_renders(ansible: Ansible) -> None:
     page = ansible.doc("relops.release.canary_analysis")
-    assert page.returncode == 0, page.output
+    assert page.returncode == 0, page.report
     assert "EXAMPLES:" in page.stdout and "RETURN VALUES:" in page.stdout and "ledger_url" in page.stdout
     data = json.loads(ansible.doc("--json", "relops.release.canary_analysis").stdout)["relops.release.canary_analysis"]
     assert data["doc"]["options"]["no_data"]["choices"] == ["pass", "fail", "inconclusive"]
     assert data["doc"]["attributes"]["check_mode"]["support"] == "full"
     for name in ("canary_layout", "canary_servers", "canary_steps"):
         filter_page = ansible.doc("-t", "filter", "relops.release.%s" % name)
-        assert filter_page.returncode == 0 and "EXAMPLES:" in filter_page.stdout, filter_page.output
+        assert filter_page.returncode == 0 and "EXAMPLES:" in filter_page.stdout, filter_page.report
     role = json.loads(ansible.doc("-t", "role", "--json", "relops.release.canary").stdout)["relops.release.canary"]
     assert set(role["entry_points"]) == {"main", "abort", "promote"}
     assert role["entry_points"]["main"]["options"]["canary_steps"]["default"] == [5, 25, 50, 100]

@@ -126,14 +126,14 @@ def test_two_hosts_take_the_canary_together(ansible: Ansible, router_factory: Ro
         yaml.safe_dump(inventory, handle)
     try:
         setup = ansible.playbook(ansible.write_playbook(STABLE_PLAY, "stable.yml"), "-i", inventory_file)
-        assert setup.returncode == 0, setup.output
+        assert setup.returncode == 0, setup.report
         rollout = ansible.playbook(
             ansible.write_playbook(ROLE_PLAY.replace("hosts: localhost", "hosts: all"), "canary.yml"),
             "-i",
             inventory_file,
             timeout=600,
         )
-        assert rollout.returncode == 0, rollout.output
+        assert rollout.returncode == 0, rollout.report
         # One router change per step for both hosts: the upstream lists all four servers, the green ones live.
         with open(str(router.nginx_upstream_file), encoding="utf-8") as handle:
             upstream = handle.read()

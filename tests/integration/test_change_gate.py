@@ -126,7 +126,7 @@ def test_risk_assessment_routes_by_policy_and_lists_contributions(ansible: Ansib
     ]
     results, run = run_tasks(ansible, tasks, env=itsm.env)
     small, big = results["small"], results["big"]
-    assert not small.get("failed"), run.output
+    assert not small.get("failed"), run.report
     assert small["facts"]["change_failure_rate"] == 10.0 and small["facts"]["tests_passed"] is True
     assert small["facts"]["line_coverage"] == 90.0
     assert {item["rule"] for item in small["contributions"]} >= {"release-class", "change-failure-rate", "tests"}
@@ -168,7 +168,7 @@ def _open_change(ansible: Ansible, itsm: ItsmWorld, correlation: str, cis: list,
         ],
         env=itsm.env,
     )
-    assert not opened["open"].get("failed"), run.output
+    assert not opened["open"].get("failed"), run.report
     number = str(opened["open"]["change"]["number"])
     itsm.decide(number, "approved", "go")
     moved, run = run_tasks(
@@ -176,7 +176,7 @@ def _open_change(ansible: Ansible, itsm: ItsmWorld, correlation: str, cis: list,
         [{"id": "implement", "module": "change_request", "args": {"number": number, "state": "implement"}}],
         env=itsm.env,
     )
-    assert moved["implement"]["change"]["state"] == "implement", run.output
+    assert moved["implement"]["change"]["state"] == "implement", run.report
     return number
 
 
@@ -291,7 +291,7 @@ def test_gate_denies_conflicts_on_related_cis_and_waits_for_stabilization(ansibl
         ],
         env=itsm.env,
     )
-    assert not other["other"].get("failed"), run.output
+    assert not other["other"].get("failed"), run.report
     gate = {
         "service": "payments-api",
         "version": "2.1.0",
@@ -314,7 +314,7 @@ def test_gate_denies_conflicts_on_related_cis_and_waits_for_stabilization(ansibl
         env=itsm.env,
     )
     conflict = results["conflict"]
-    assert conflict["decision"] == "deny", run.output
+    assert conflict["decision"] == "deny", run.report
     reason = next(r for r in conflict["reasons"] if r.startswith("conflict deny"))
     assert other["other"]["change"]["number"] in reason and "parent or child CI" in reason
     stabilizing = next(c for c in conflict["checks"] if c["check"] == "stabilization")
@@ -356,7 +356,7 @@ def test_gate_waits_with_backoff_until_the_lock_is_released(ansible: Ansible) ->
         ledger.release_lock("payments-api", holder)
     results, run = finish_tasks(process, result_file)
     waited = results["waited"]
-    assert waited["decision"] == "allow" and waited["attempts"] > 1, run.output
+    assert waited["decision"] == "allow" and waited["attempts"] > 1, run.report
     assert any(r.startswith("lock pass") for r in waited["reasons"])
 
 
@@ -411,7 +411,7 @@ def test_unreachable_backends_deny_unless_the_policy_fails_open(ansible: Ansible
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
     closed = results["closed"]
-    assert closed["decision"] == "deny", run.output
+    assert closed["decision"] == "deny", run.report
     assert "itsm backend unreachable" in closed["reasons"][0] and "fail_closed" in closed["reasons"][0]
     opened = results["open"]
     assert opened["decision"] == "allow", opened["reasons"]
@@ -526,7 +526,7 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
     ]
     results, run = run_tasks(ansible, tasks, env=itsm.env)
     normal = results["normal"]
-    assert normal["decision"] == "deny", run.output
+    assert normal["decision"] == "deny", run.report
     assert normal["reasons"][0].startswith("blackout deny: the planned window overlaps blackout Year-end freeze")
     longer_window = results["normal-longer"]
     assert longer_window["decision"] == "wait", longer_window["reasons"]
@@ -611,7 +611,7 @@ def test_bad_policies_and_exemptions_are_refused_with_the_fix(ansible: Ansible, 
         },
     ]
     results, run = run_tasks(ansible, tasks, env={"RELOPS_LEDGER_URL": ledger_url})
-    assert results["weight"]["failed"] is True, run.output
+    assert results["weight"]["failed"] is True, run.report
     assert "rules.risk[2].weight: 'heavy' is not of type 'number'" in results["weight"]["msg"]
     contradiction = results["contradiction"]["msg"]
     assert "contradictory rules" in contradiction

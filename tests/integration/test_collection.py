@@ -35,7 +35,7 @@ def test_the_installed_collection_is_listed(ansible: Ansible) -> None:
 @pytest.mark.parametrize("module", MODULES)
 def test_ansible_doc_renders_a_full_page_with_examples(ansible: Ansible, module: str) -> None:
     page = ansible.doc("relops.release.%s" % module)
-    assert page.returncode == 0, page.output
+    assert page.returncode == 0, page.report
     assert "EXAMPLES:" in page.stdout and "RETURN VALUES:" in page.stdout
     assert "ledger_url" in page.stdout
     data = json.loads(ansible.doc("--json", "relops.release.%s" % module).stdout)["relops.release.%s" % module]
@@ -45,6 +45,6 @@ def test_ansible_doc_renders_a_full_page_with_examples(ansible: Ansible, module:
 
 def test_ansible_doc_lists_every_module(ansible: Ansible) -> None:
     listing = ansible.doc("--list", "relops.release")
-    assert listing.returncode == 0, listing.output
+    assert listing.returncode == 0, listing.report
     for module in MODULES:
         assert "relops.release.%s" % module in listing.stdout

@@ -226,9 +226,9 @@ def test_the_shipped_playbook_records_and_scans(host: Host) -> None:
         "-e",
         json.dumps({**variables, "config_drift_mode": "baseline", "config_drift_files": [host.root]}),
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert os.path.exists(host.baseline)
     os.chmod(host.path("app.conf"), 0o600)
     run = host.ansible.playbook("relops.release.drift_scan", "-e", json.dumps(variables))
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert "file %s mode: 0600" % host.path("app.conf") in run.output

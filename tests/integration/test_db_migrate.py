@@ -49,7 +49,7 @@ def run(ansible: Ansible, db_url: str, folder: ScriptFolder, *extra: str) -> tup
         json.dumps({"db_url": db_url, "migrations_dir": folder.path, "result_file": result_file}),
         *extra,
     )
-    assert os.path.exists(result_file), done.output
+    assert os.path.exists(result_file), done.report
     with open(result_file, encoding="utf-8") as handle:
         results = json.load(handle)
     return results["outcome"], results["report"], done.output
@@ -139,7 +139,7 @@ def test_undo_and_drift_through_playbooks(ansible: Ansible, db_url: str, scripts
 def test_doc_pages_render(ansible: Ansible) -> None:
     for module in ("relops.release.db_migrate", "relops.release.db_migrate_info", "relops.release.db_migrate_record"):
         page = ansible.doc(module)
-        assert page.returncode == 0 and "EXAMPLES" in page.stdout and "db_url" in page.stdout, page.output
+        assert page.returncode == 0 and "EXAMPLES" in page.stdout and "db_url" in page.stdout, page.report
 
 
 def test_two_concurrent_playbooks_apply_each_migration_once(

@@ -140,7 +140,7 @@ def _run(ansible: Ansible, ledger_url: str, play: str) -> dict:
     playbook = ansible.write_playbook(play, "reserve.yml")
     result_file = os.path.join(ansible.workdir, "result.json")
     run = ansible.playbook(playbook, "-e", "result_file=%s" % result_file, env={"RELOPS_LEDGER_URL": ledger_url})
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(result_file, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -187,4 +187,4 @@ def test_bad_reservations_are_refused_with_the_fix(ansible: Ansible, ledger_url:
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         assert ledger.list_reservations(active_only=False) == []
     doc = ansible.doc("relops.release.env_reservation")
-    assert doc.returncode == 0 and "data_name" in doc.stdout, doc.output
+    assert doc.returncode == 0 and "data_name" in doc.stdout, doc.report

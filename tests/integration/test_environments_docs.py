@@ -14,7 +14,7 @@ MODULES = ["config_baseline", "drift_scan", "env_compare", "ephemeral_slot"]
 def test_module_page_renders_with_examples(ansible: Ansible, module: str) -> None:
     name = "relops.release.%s" % module
     page = ansible.doc("--json", name)
-    assert page.returncode == 0, page.output
+    assert page.returncode == 0, page.report
     data = json.loads(page.stdout)[name]
     assert data["examples"].strip().startswith("- name:")
     assert data["doc"]["attributes"]["check_mode"]["support"] == "full"
@@ -26,5 +26,5 @@ def test_module_page_renders_with_examples(ansible: Ansible, module: str) -> Non
 )
 def test_role_argument_specs_render(ansible: Ansible, role: str, entry_points: set[str]) -> None:
     page = ansible.doc("-t", "role", "--json", "relops.release.%s" % role)
-    assert page.returncode == 0, page.output
+    assert page.returncode == 0, page.report
     assert set(json.loads(page.stdout)["relops.release.%s" % role]["entry_points"]) == entry_points

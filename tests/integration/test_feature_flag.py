@@ -65,7 +65,7 @@ def _flag(ansible: Ansible, *extra: str, variables: Dict[str, Any]) -> Dict[str,
     if os.path.exists(result_file):
         os.unlink(result_file)
     run = ansible.playbook(playbook, "-e", json.dumps(dict(variables, result_file=result_file)), *extra)
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(result_file, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -195,7 +195,7 @@ def test_bad_flag_input_is_refused(ansible: Ansible) -> None:
     assert uneven["failed"] is True and "percentages sum to 90 (on 60, off 30), not 100" in uneven["msg"]
     assert not os.path.exists(path)
     doc = ansible.doc("relops.release.feature_flag")
-    assert doc.returncode == 0 and "gate_max_age" in doc.stdout, doc.output
+    assert doc.returncode == 0 and "gate_max_age" in doc.stdout, doc.report
 
 
 def _playground(server: UnleashServer, flag: str, users: int) -> int:

@@ -36,7 +36,7 @@ GROUP_PLAY = """
 @pytest.mark.parametrize("module", MODULES)
 def test_ansible_doc_renders_each_governance_page(ansible: Ansible, module: str) -> None:
     page = ansible.doc("relops.release.%s" % module)
-    assert page.returncode == 0, page.output
+    assert page.returncode == 0, page.report
     assert "EXAMPLES:" in page.stdout and "RETURN VALUES:" in page.stdout and "ledger_url" in page.stdout
     data = json.loads(ansible.doc("--json", "relops.release.%s" % module).stdout)["relops.release.%s" % module]
     assert data["examples"].strip().startswith("- name:")
@@ -47,7 +47,7 @@ def test_the_ledger_group_reaches_the_gate_and_the_exemptions(ansible: Ansible) 
     ledger_url = "sqlite:///" + os.path.join(ansible.workdir, "grouped.db").lstrip("/")
     playbook = ansible.write_playbook(GROUP_PLAY.format(ledger_url=ledger_url), "group.yml")
     run = ansible.playbook(playbook)
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         decisions = ledger.list_decisions(subject="payments-api/production/1.0.0")
     # Readiness without a roster or runbook fails, so the automatic change is denied, and said so in the ledger.

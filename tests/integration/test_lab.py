@@ -52,7 +52,7 @@ def test_hosts_have_their_own_address_and_loopback(ansible: Ansible, lab_fleet) 
     results = os.path.join(ansible.workdir, "seen")
     os.makedirs(results)
     run = ansible.playbook(ansible.write_playbook(FACTS_PLAY), "-i", lab.inventory, "-e", "result_dir=%s" % results)
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     seen = {}
     for host in lab.hosts:
         with open(os.path.join(results, "%s.json" % host.name), encoding="utf-8") as handle:
@@ -83,7 +83,7 @@ def test_a_host_whose_sshd_stops_is_unreachable_and_comes_back(ansible: Ansible,
     lab_harness.start_sshd(lab.host("lab2"))
     lab_harness.wait_for_ssh(lab.host("lab2"))
     again = ansible.playbook(ping, "-i", lab.inventory)
-    assert again.returncode == 0, again.output
+    assert again.returncode == 0, again.report
 
 
 def test_down_removes_every_trace(tmp_path) -> None:

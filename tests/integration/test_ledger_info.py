@@ -94,7 +94,7 @@ def test_info_on_a_missing_ledger_creates_nothing(ansible: Ansible) -> None:
 
 def test_runs_are_visible_through_info(ansible: Ansible, ledger_url: str) -> None:
     run = ansible.playbook(ansible.write_playbook(RUN_PLAY, "run.yml"), env={"RELOPS_LEDGER_URL": ledger_url})
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     code, info, output = _info(ansible, ledger_url, "--check")
     assert code == 0, output
     assert info["changed"] is False
@@ -181,7 +181,7 @@ def test_module_defaults_group_sets_the_ledger_for_every_task(ansible: Ansible, 
         "grouped.yml",
     )
     run = ansible.playbook(playbook, "-e", "grouped_path=%s" % path.lstrip("/"))
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert os.path.exists(path)
     assert not os.path.exists(os.path.join(ansible.workdir, "state", "relops", "ledger.db"))
 

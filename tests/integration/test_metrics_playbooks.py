@@ -87,7 +87,7 @@ def _run(ansible: Ansible, play: str, env: dict[str, str], extra: dict[str, Any]
     result_file = os.path.join(ansible.workdir, "result.json")
     variables = json.dumps({"result_file": result_file, **extra})
     run = ansible.playbook(playbook, "-e", variables, *flags, env=env)
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(result_file, encoding="utf-8") as handle:
         return dict(json.load(handle))
 
@@ -332,7 +332,7 @@ def test_report_playbook_runs_on_an_empty_window(ansible: Ansible, tmp_path: Any
         json.dumps({"report_dest": dest}),
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert sorted(os.listdir(dest)) == sorted(
         "%s.%s" % (name, fmt)
         for name in ("dashboard", "cfr", "pir", "runbook", "automation", "pipeline", "calibration")
@@ -344,6 +344,6 @@ def test_report_playbook_runs_on_an_empty_window(ansible: Ansible, tmp_path: Any
 @pytest.mark.parametrize("name", ["dora_metrics", "incident", "release_report"])
 def test_module_documentation_renders(ansible: Ansible, name: str) -> None:
     shown = ansible.doc("relops.release." + name)
-    assert shown.returncode == 0, shown.output
+    assert shown.returncode == 0, shown.report
     assert "relops.release." + name in shown.stdout
     assert "ledger_url" in shown.stdout

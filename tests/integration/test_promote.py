@@ -147,4 +147,4 @@ def test_http_put_repository_backend(
 
 def test_promote_doc_renders(ansible: Ansible) -> None:
     done = ansible.doc("relops.release.promote")
-    assert done.returncode == 0 and "immutable" in done.stdout, done.output
+    assert done.returncode == 0 and "immutable" in done.stdout, done.report

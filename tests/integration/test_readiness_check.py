@@ -96,7 +96,7 @@ def test_readiness_checklist_reads_the_ledger_roster_and_manifest(ansible: Ansib
     ]
     results, run = run_tasks(ansible, tasks, env={"RELOPS_LEDGER_URL": ledger_url})
     ready = results["ready"]
-    assert ready["passed"] is True, run.output
+    assert ready["passed"] is True, run.report
     items = {item["item"]: item for item in ready["checklist"]}
     assert list(items) == ["rollback_plan", "rollback_rehearsed", "communication", "on_call", "runbook", "dependencies"]
     assert "rolled back in staging" in items["rollback_rehearsed"]["detail"]

@@ -37,7 +37,7 @@ def change_of(site: Site, number: str) -> dict[str, Any]:
 def test_a_release_goes_through_every_step(demo_site: Site) -> None:
     site = demo_site
     run = site.release("1.0.0")
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert site.get("/api/items") == (
         200,
         {"version": "1.0.0", "items": [{"id": 1, "name": "teapot"}, {"id": 2, "name": "kettle"}]},
@@ -73,7 +73,7 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) ->
         )
     run = site.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
     assert run.returncode != 0
-    assert "test freeze" in run.output, run.output
+    assert "test freeze" in run.output, run.report
     summary = last_run(site)["summary"]
     assert summary["outcome"] == "failed" and summary["failed_task"] == "Gate the release"
     assert summary["application"] == "not needed" and summary["change_closed"] == "left as it was"
@@ -98,14 +98,14 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) ->
         "cancel.yml",
     )
     canceled = site.ansible.playbook(cancel, env=site.env)
-    assert canceled.returncode == 0, canceled.output
+    assert canceled.returncode == 0, canceled.report
 
 
 def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
     site = demo_site
     run = site.release("1.2.0")
     assert run.returncode != 0
-    assert "items API answers" in run.output, run.output
+    assert "items API answers" in run.output, run.report
     summary = last_run(site)["summary"]
     assert summary["failed_stage"] == "smoke" and summary["application"] == "rolled back to 1.0.0"
     assert summary["schema"] == "schema 3 -> 1", "1.0.0 reads schema 1: V3 and V2 are undone"

@@ -95,7 +95,7 @@ def read(path: str) -> str:
 def test_kill_9_mid_switch_then_a_rerun_converges_and_the_site_serves_throughout(kill_site: Site) -> None:
     site = kill_site
     first = site.release("1.0.0")
-    assert first.returncode == 0, first.output
+    assert first.returncode == 0, first.report
     upstream = os.path.join(site.demo, "nginx", "upstream.conf")
     before = read(upstream)
     assert before, "the first release wrote the router's upstream file"
@@ -121,7 +121,7 @@ def test_kill_9_mid_switch_then_a_rerun_converges_and_the_site_serves_throughout
         status, body = site.get("/")
         assert status == 200 and body["version"] in ("1.0.0", "1.1.0"), "one of the two versions serves"
         rerun = site.release("1.1.0")
-        assert rerun.returncode == 0, rerun.output
+        assert rerun.returncode == 0, rerun.report
         assert "no longer running" in rerun.output, "the rerun says it took the dead run's lock over"
         # A last look after the rerun, for the watcher to see the final state too.
         wait_for(lambda: "1.1.0" in watcher.versions, 60, "the watcher to see 1.1.0", 0.1)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 from fixtures.demo_site import Site
+from fixtures.playbooks import PlaybookRun
 from fixtures.prometheus import start_prometheus
 
 # One site, releases in file order (see test_release_flow.py).
@@ -37,7 +38,7 @@ class WatchedSite:
     site: Site
     prometheus_url: str
 
-    def release(self, version: str, package: str = "") -> object:
+    def release(self, version: str, package: str = "") -> PlaybookRun:
         conditions = [{"name": "error ratio", "query": ERROR_RATIO, "below": 0.1, "no_data": "inconclusive"}]
         health = {
             "release_prometheus_url": self.prometheus_url,
@@ -89,7 +90,7 @@ def last_summary(site: Site) -> dict:
 
 def test_a_healthy_release_passes_the_health_gate(watched_site: WatchedSite) -> None:
     run = watched_site.release("1.0.0")
-    assert run.returncode == 0, run.output  # type: ignore[attr-defined]
+    assert run.returncode == 0, run.report
     assert health_decisions(watched_site.site) == ["allow"]
 
 
@@ -105,7 +106,7 @@ def test_a_release_failing_its_health_gate_is_rolled_back(watched_site: WatchedS
 
     package = site.build_variant("1.0.0", "1.0.1", make_faulty, {})
     run = watched_site.release("1.0.1", package=package)
-    assert run.returncode != 0, run.output  # type: ignore[attr-defined]
+    assert run.returncode != 0, run.report
     summary = last_summary(site)
     assert summary["failed_stage"] == "health", summary
     assert summary["failed_task"] == "Health gate on the release's metrics", summary

@@ -126,7 +126,7 @@ def test_same_run_renews_instead_of_deadlocking(ansible: Ansible, ledger_url: st
         """
     )
     run = ansible.playbook(playbook, env={"RELOPS_LEDGER_URL": ledger_url})
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
 
 
 def test_check_mode_writes_nothing_and_diff_shows_the_holder(ansible: Ansible, tmp_path: "os.PathLike[str]") -> None:

@@ -121,14 +121,14 @@ def _review(ansible: Ansible, plan_file: str, *extra: str) -> Dict[str, Any]:
         "plan_file=%s result_file=%s out=%s" % (plan_file, result_file, os.path.join(ansible.workdir, "out")),
         *extra,
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(result_file, encoding="utf-8") as handle:
         return json.load(handle)
 
 
 def _cmdb(ansible: Ansible) -> None:
     run = ansible.playbook(ansible.write_playbook(CMDB_PLAY, "cmdb.yml"))
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
 
 
 def test_plan_review_finds_conflicts_through_the_cmdb_and_exports(ansible: Ansible) -> None:
@@ -201,8 +201,8 @@ def test_the_plan_review_playbook(ansible: Ansible) -> None:
     plan_file = _write_plan(ansible, plan)
     out = os.path.join(ansible.workdir, "review")
     run = ansible.playbook("relops.release.plan_review", "-e", "plan_file=%s plan_out=%s" % (plan_file, out))
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     assert "core-27.1, payments-27.1, dbpatch-27.1" in run.stdout
     assert sorted(os.listdir(out)) == ["roadmap.html", "roadmap.ics", "roadmap.md"]
     doc = ansible.doc("relops.release.release_plan")
-    assert doc.returncode == 0 and "vendor_moves" in doc.stdout, doc.output
+    assert doc.returncode == 0 and "vendor_moves" in doc.stdout, doc.report

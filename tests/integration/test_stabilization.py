@@ -311,7 +311,7 @@ def test_a_breach_is_recorded_and_rolled_back_when_servicenow_is_down(ansible: A
             "SN_PASSWORD": "admin-secret",
         },
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(result_file, encoding="utf-8") as handle:
         result = json.load(handle)
     assert result["changed"] is True and result["itsm_incident"] is None
@@ -338,7 +338,7 @@ def _period(ansible: Ansible, ledger_url: str, state: str, *extra: str) -> dict:
         *extra,
         env={"RELOPS_LEDGER_URL": ledger_url},
     )
-    assert run.returncode == 0, run.output
+    assert run.returncode == 0, run.report
     with open(result_file, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -379,6 +379,6 @@ def test_two_rollbacks_at_once_are_refused_before_the_period_starts(ansible: Ans
         os.path.join(REPO, "playbooks", "stabilize.yml"), "-e", "@" + vars_file, env={"RELOPS_LEDGER_URL": ledger_url}
     )
     assert run.returncode != 0
-    assert "give smoke_test_rollback_tasks" in run.output and "not both" in run.output, run.output
+    assert "give smoke_test_rollback_tasks" in run.output and "not both" in run.output, run.report
     with open_ledger(parse_ledger_url(ledger_url)) as opened:
         assert opened.list_stabilizations("demo-app", "local") == []
