@@ -46,8 +46,9 @@ sys.path.insert(0, os.path.join(REPO, "build", "src"))
 BIN = os.path.dirname(sys.executable)
 
 import lab as lab_harness  # noqa: E402
+from fixtures.lab import lab_backends, lab_release_args  # noqa: E402
 from fixtures.playbooks import Ansible  # noqa: E402
-from fixtures.routers import Backend, Router, free_port, start_nginx  # noqa: E402
+from fixtures.routers import Router, free_port, start_nginx  # noqa: E402
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import (  # noqa: E402
     Recorder,
@@ -58,7 +59,6 @@ from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 RELEASE = os.path.join(REPO, "playbooks", "release.yml")
 ROLE_TASKS = os.path.join(REPO, "roles", "release", "tasks", "main.yml")
 VERSION = "1.0.0"
-LAB_SLOTS = {"blue": 8001, "green": 8002}
 
 # The release role's own tasks (roles/release/tasks/main.yml) that open a stage, by name prefix (names
 # with a template are cut before it). Any other task (an included task file's, or another role's) belongs
@@ -226,47 +226,8 @@ def start_local_router(ansible: Ansible, site: Site) -> None:
 def start_lab(site: Site, workdir: str, hosts: int, build: Site) -> None:
     """Bring a lab of N hosts up with nginx in front of their slots, and point the release at them."""
     site.lab = lab_harness.up(hosts, os.path.join(workdir, "lab-%d" % time.monotonic_ns()))
-    backends = [
-        Backend("%s-%s" % (host.name, slot), "%s:%d" % (host.address, port))
-        for host in site.lab.hosts
-        for slot, port in LAB_SLOTS.items()
-    ]
-    site.router = start_nginx(os.path.join(site.state, "nginx"), "demo_app", backends)
-    keyring = os.path.join(build.demo, "keys", "keyring.yml")
-    lab_vars = {
-        # Lab hosts share the controller's file system: the venv's Python runs the app and the modules.
-        "ansible_python_interpreter": sys.executable,
-        "release_hosts": "lab",
-        "release_keyring": keyring,
-        "release_artifact_repository": os.path.join(build.demo, "artifacts"),
-        "release_smoke_base_url": site.router.url,
-        "blue_green_root": "{{ relops_lab_root }}/site",
-        "blue_green_ports": LAB_SLOTS,
-        "blue_green_address": "{{ ansible_host }}",
-        # Each host is its own network namespace: the app listens on all its addresses, so the process
-        # manager finds it on loopback and nginx on the host address.
-        "demo_app_bind": "0.0.0.0",
-        "blue_green_supervisord_binary": os.path.join(BIN, "supervisord"),
-        "blue_green_supervisorctl_binary": os.path.join(BIN, "supervisorctl"),
-        "blue_green_router_name": site.router.name,
-        "blue_green_router_url": site.router.url,
-        "blue_green_nginx_upstream_file": site.router.nginx_upstream_file,
-        "blue_green_nginx_conf": site.router.nginx_conf,
-        "blue_green_keep_warm_seconds": 0,
-    }
-    path = os.path.join(site.state, "lab-vars.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(lab_vars, handle)
-    site.extra = [
-        "-i",
-        os.path.join(REPO, "inventories", "local", "hosts.yml"),
-        "-i",
-        site.lab.inventory,
-        "-e",
-        "@" + path,
-        "--forks",
-        str(max(hosts, 5)),
-    ]
+    site.router = start_nginx(os.path.join(site.state, "nginx"), "demo_app", lab_backends(site.lab))
+    site.extra = lab_release_args(site.lab, site.router, build.demo, site.state)
 
 
 def stop_site(ansible: Ansible, site: Site) -> None:

@@ -28,6 +28,8 @@ settings.load_profile("relops")
 pytest_plugins = [
     "fixtures.postgres",
     "fixtures.playbooks",
+    # fixtures.lab imports fixtures.routers, so routers registers first (pytest rewrites its asserts).
+    "fixtures.routers",
     "fixtures.lab",
     "fixtures.migrations",
     "fixtures.servicenow",
@@ -37,7 +39,6 @@ pytest_plugins = [
     "fixtures.http_services",
     "fixtures.prometheus",
     "fixtures.calendar_http",
-    "fixtures.routers",
     "fixtures.demo_site",
     "fixtures.canary",
     "fixtures.unleash",

@@ -19,6 +19,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "environment": {"type": "str", "required": True},
     "hosts": {"type": "list", "elements": "str", "default": []},
     "change": {"type": "str"},
+    "artifact_digest": {"type": "str"},
     "deployed_at": {"type": "str"},
     "status": {"type": "str", "choices": ["successful", "failed", "rolled_back"], "default": "successful"},
     "app_class": {"type": "str", "default": "cmdb_ci_appl"},
@@ -108,6 +109,7 @@ class ActionModule(ItsmActionBase):
                 args["environment"],
                 args["status"],
                 change_id=args.get("change"),
+                artifact_digest=(args.get("artifact_digest") or "").lower() or None,
                 started_at=args.get("deployed_at") or now_timestamp(),
                 details={"app_ci": app["sys_id"] if app else None, "hosts": [h["sys_id"] for h in hosts]},
             )

@@ -43,6 +43,14 @@ options:
   change:
     description: The change number the deployment ran under.
     type: str
+  artifact_digest:
+    description:
+      - The digest of the package that was deployed (C(sha256:<hex>)), as the artifact verification returned it.
+      - A successful record with a digest names a package to go back to, so C(relops.release.blue_green)'s
+        rollback can choose it; a record without one never qualifies as a rollback target.
+      - The release flow sets it, so that a rerun which found the version already live (for example after
+        C(kill -9) mid-switch) still leaves a record to roll back to.
+    type: str
   deployed_at:
     description: When the deployment happened (RFC 3339 UTC); now when not set.
     type: str

@@ -264,6 +264,37 @@ def test_deployment_is_recorded_once(ansible: Ansible, itsm: ItsmWorld) -> None:
     assert [(d["version"], d["change_id"]) for d in ledger["deployments"]] == [("1.2.0", change["change"]["number"])]
 
 
+def test_a_deployment_recorded_with_its_digest_is_a_rollback_target(ansible: Ansible, itsm: ItsmWorld) -> None:
+    """A rerun that found its version already live (kill -9 mid-switch) records the release only through
+    cmdb_deployment; with the package's digest that record is something blue_green can roll back to."""
+    _register_estate(ansible, itsm)
+    digest = "sha256:" + "ab" * 32
+    for version, extra in (("1.0.0", {"artifact_digest": digest.upper().replace("SHA256", "sha256")}), ("1.1.0", {})):
+        change = run_task(
+            ansible, itsm, "change_request", {"correlation_id": "rb-" + version, "short_description": "x"}
+        )
+        deployed = run_task(
+            ansible,
+            itsm,
+            "cmdb_deployment",
+            {
+                "service": "payments-api",
+                "version": version,
+                "environment": "production",
+                "hosts": ["web01"],
+                "change": change["change"]["number"],
+                **extra,
+            },
+        )
+        assert deployed["changed"] is True, deployed
+    query = {"state": "query", "service": "payments-api", "environment": "production"}
+    history = run_task(ansible, itsm, "deployment_record", {**query, "exclude_version": "1.2.0"})
+    assert history["rollback_target"]["version"] == "1.0.0", "1.1.0 names no package, so 1.0.0 is the target"
+    assert history["rollback_target"]["artifact_digest"] == digest, "stored lower-case, as blue_green compares it"
+    live = run_task(ansible, itsm, "deployment_record", {**query, "exclude_version": "1.0.0"})
+    assert live["rollback_target"] is None, live
+
+
 def test_deployment_records_the_last_change_on_the_cis(ansible: Ansible, itsm: ItsmWorld) -> None:
     _register_estate(ansible, itsm)
     numbers = []

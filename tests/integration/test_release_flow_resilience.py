@@ -9,69 +9,21 @@ the two can run side by side.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import signal
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 import psycopg.sql
 import pytest
-from fixtures.demo_site import Site, running_demo_site
+from fixtures.demo_site import Site, SiteWatcher, kill_at_switch, running_demo_site, wait_for
 from fixtures.postgres import PostgresServer, password_database
 from fixtures.routers import free_port
 from servicenow.server import ServiceNowStandIn
 
 KILL_GROUP = pytest.mark.xdist_group("release_flow_kill")
 PG_GROUP = pytest.mark.xdist_group("release_flow_pg_servicenow")
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
-
-
-class SiteWatcher:
-    """Requests the site every ~100 ms from a thread; keeps every answer that was not a 200, and the versions seen."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.failures: list[str] = []
-        self.versions: set[str] = set()
-        self.requests = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def __enter__(self) -> "SiteWatcher":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.requests += 1
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=10) as response:
-                    self.versions.add(str(json.load(response).get("version")))
-            except urllib.error.HTTPError as error:
-                self.failures.append("%s HTTP %d" % (time.strftime("%H:%M:%S"), error.code))
-            except (OSError, ValueError) as error:
-                self.failures.append("%s %s" % (time.strftime("%H:%M:%S"), error))
-            self._stop.wait(0.1)
 
 
 # kill -9 mid-switch, then a rerun
@@ -83,33 +35,13 @@ def kill_site(collections_path: str, tmp_path_factory: pytest.TempPathFactory) -
         yield site
 
 
-def read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
-
-
 @KILL_GROUP
 def test_kill_9_mid_switch_then_a_rerun_converges_and_the_site_serves_throughout(kill_site: Site) -> None:
     site = kill_site
     first = site.release("1.0.0")
     assert first.returncode == 0, first.report
-    upstream = os.path.join(site.demo, "nginx", "upstream.conf")
-    before = read(upstream)
-    assert before, "the first release wrote the router's upstream file"
-    log = os.path.join(site.ansible.workdir, "killed-release.log")
     with SiteWatcher(site.url) as watcher:
-        process = site.start_release("1.1.0", log=log)
-        try:
-            # The most precise outside sign of the switch: traffic_router has written the new slot into
-            # nginx's upstream file (it reloads nginx next, then verifies through the router).
-            wait_for(lambda: read(upstream) != before or process.poll() is not None, 900, "the switch to start", 0.01)
-            assert process.poll() is None, "the release ended before its switch:\n" + read(log)
-        finally:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=60)
+        kill_at_switch(site, "1.1.0", os.path.join(site.demo, "nginx", "upstream.conf"))
         with site.ledger() as ledger:
             killed = [run for run in ledger.list_runs(limit=10) if run["status"] == "running"]
             assert len(killed) == 1, "the killed run is left running, not successful: %r" % killed

@@ -3,6 +3,7 @@
 with its own address and its own sshd, reached over real SSH.
 
     python tests/lab/lab.py up --hosts 3 --dir /tmp/relops-lab   # prints the inventory path
+    python tests/lab/lab.py up --hosts 3 --dir inventories/lab --router   # the lab inventory, nginx in front
     python tests/lab/lab.py down --dir /tmp/relops-lab
     python tests/lab/lab.py down --all                            # every lab this machine still has
 
@@ -66,6 +67,12 @@ class Lab:
     private_key: str
     inventory: str
     hosts: list[LabHost] = field(default_factory=list)
+    # With --router: the nginx on the controller in front of every host's two slots (url, name,
+    # upstream_file, conf, pid_file), written into the inventory as relops_lab_router_* and friends.
+    router: dict[str, str] = field(default_factory=dict)
+    # False when the directory existed before (inventories/lab keeps its group_vars): down then removes
+    # only what up wrote there.
+    owns_directory: bool = True
 
     def host(self, name: str) -> LabHost:
         for host in self.hosts:
@@ -113,9 +120,11 @@ def _claim_bridge() -> tuple[int, str]:
     raise LabError("no free lab number (rlbr1..rlbr249 all exist); run `python tests/lab/lab.py down --all`")
 
 
-def up(count: int, directory: str) -> Lab:
-    """Bring up ``count`` hosts; write their inventory; return the lab."""
+def up(count: int, directory: str, router: bool = False) -> Lab:
+    """Bring up ``count`` hosts (and, with ``router``, nginx in front of them); write their inventory;
+    return the lab."""
     check_prerequisites()
+    owns_directory = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
     lab_id, bridge = _claim_bridge()
     lab = Lab(
@@ -124,7 +133,8 @@ def up(count: int, directory: str) -> Lab:
         bridge=bridge,
         gateway="198.18.%d.1" % lab_id,
         private_key=os.path.join(os.path.abspath(directory), "id_ed25519"),
-        inventory=os.path.join(os.path.abspath(directory), "inventory.yml"),
+        inventory=os.path.join(os.path.abspath(directory), "hosts.yml"),
+        owns_directory=owns_directory,
     )
     try:
         lab.save()
@@ -138,12 +148,40 @@ def up(count: int, directory: str) -> Lab:
             start_sshd(host)
         for host in lab.hosts:
             wait_for_ssh(host)
+        if router:
+            lab.router = start_router(lab)
         write_inventory(lab)
         lab.save()
     except BaseException:
         down(lab)
         raise
     return lab
+
+
+def start_router(lab: Lab) -> dict[str, str]:
+    """nginx on a free 127.0.0.1 port in front of every host's blue and green slot (the ports of
+    inventories/lab/group_vars/lab.yml), named demo_app as the blue_green role expects there."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from fixtures.lab import lab_backends  # noqa: PLC0415 (only --router needs nginx and the fixtures)
+    from fixtures.routers import start_nginx  # noqa: PLC0415
+
+    nginx = start_nginx(os.path.join(lab.directory, "nginx"), "demo_app", lab_backends(lab))
+    return {
+        "url": nginx.url,
+        "name": nginx.name,
+        "upstream_file": str(nginx.nginx_upstream_file),
+        "conf": str(nginx.nginx_conf),
+        "pid_file": os.path.join(lab.directory, "nginx", "nginx.pid"),
+    }
+
+
+def stop_router(lab: Lab) -> None:
+    pid = read_pid(lab.router["pid_file"]) if lab.router else None
+    if pid is not None and _alive(pid):
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
 
 
 def _make_keys(lab: Lab) -> None:
@@ -255,6 +293,7 @@ def write_inventory(lab: Lab) -> None:
                         ),
                         "ansible_python_interpreter": "/usr/bin/python3",
                         "relops_lab_gateway": lab.gateway,
+                        **_router_vars(lab),
                     },
                 }
             }
@@ -264,8 +303,19 @@ def write_inventory(lab: Lab) -> None:
         json.dump(inventory, handle, indent=2)
 
 
+def _router_vars(lab: Lab) -> dict[str, str]:
+    if not lab.router:
+        return {}
+    return {
+        "relops_lab_router_url": lab.router["url"],
+        "relops_lab_nginx_upstream_file": lab.router["upstream_file"],
+        "relops_lab_nginx_conf": lab.router["conf"],
+    }
+
+
 def down(lab: Lab) -> None:
-    """Tear a lab down completely: sshds, namespaces, links, bridge, files."""
+    """Tear a lab down completely: router, sshds, namespaces, links, bridge, files."""
+    stop_router(lab)
     for host in lab.hosts:
         stop_sshd(host)
         _kill_namespace_processes(host.namespace)
@@ -275,7 +325,16 @@ def down(lab: Lab) -> None:
     registry_entry = os.path.join(REGISTRY, "%d.json" % lab.lab_id)
     if os.path.exists(registry_entry):
         os.unlink(registry_entry)
-    shutil.rmtree(lab.directory, ignore_errors=True)
+    if lab.owns_directory:
+        shutil.rmtree(lab.directory, ignore_errors=True)
+        return
+    for name in (STATE_FILE, "hosts.yml", "authorized_keys", "id_ed25519", "ssh_host_ed25519_key"):
+        if os.path.exists(os.path.join(lab.directory, name)):
+            os.unlink(os.path.join(lab.directory, name))
+        if os.path.exists(os.path.join(lab.directory, name + ".pub")):
+            os.unlink(os.path.join(lab.directory, name + ".pub"))
+    for folder in ["nginx"] + [host.name for host in lab.hosts]:
+        shutil.rmtree(os.path.join(lab.directory, folder), ignore_errors=True)
 
 
 def down_all() -> int:
@@ -330,6 +389,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     start = commands.add_parser("up", help="bring up N hosts and write their inventory")
     start.add_argument("--hosts", type=int, default=3)
     start.add_argument("--dir", required=True)
+    start.add_argument(
+        "--router", action="store_true", help="also start nginx on 127.0.0.1 in front of every host's slots"
+    )
     stop = commands.add_parser("down", help="tear a lab down")
     target = stop.add_mutually_exclusive_group(required=True)
     target.add_argument("--dir")
@@ -337,7 +399,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            lab = up(args.hosts, args.dir)
+            lab = up(args.hosts, args.dir, router=args.router)
             print(lab.inventory)
         elif args.all:
             print("removed %d lab(s)" % down_all())

@@ -1,0 +1,223 @@
+"""The governed release flow (playbooks/release.yml) on the lab fleet: three hosts, each a network namespace
+with its own sshd, reached over real SSH, behind nginx on the controller; the ledger on PostgreSQL and the
+ITSM on the ServiceNow stand-in (issue 10: "the whole flow ... on the lab").
+
+The tests share one lab and run in file order: 1.0.0 released to every host; a gate denial and a failed
+migration that leave it serving; 1.1.0 killed with kill -9 mid-switch then rerun, under a request watcher;
+1.2.0 failing its smoke tests and rolled back on every host.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fixtures.demo_site import Site, SiteWatcher, kill_at_switch, running_demo_site, wait_for
+from fixtures.lab import lab_backends, lab_harness, lab_release_args
+from fixtures.playbooks import PlaybookRun
+from fixtures.postgres import PostgresServer
+from fixtures.routers import Router, start_nginx
+from servicenow.server import ServiceNowStandIn
+
+pytestmark = pytest.mark.xdist_group("release_lab")
+
+HOSTS = 3
+
+
+@dataclass
+class LabSite:
+    """The demo releases (built on the controller) going to a lab behind ``router``."""
+
+    site: Site
+    lab: lab_harness.Lab
+    router: Router
+    standin: ServiceNowStandIn
+    args: list[str]
+
+    def release(self, version: str, *extra: str, package: str = "") -> PlaybookRun:
+        return self.site.release(version, *self.args, *extra, package=package)
+
+    def versions_by_host(self) -> dict[str, str]:
+        """The version each host's live slot answers with, asked directly (not through the router):
+        the live slot is the server nginx's upstream does not mark down."""
+        with open(str(self.router.nginx_upstream_file), encoding="utf-8") as handle:
+            live = [line.split()[1] for line in handle if line.strip().startswith("server ") and " down" not in line]
+        versions: dict[str, str] = {}
+        for host in self.lab.hosts:
+            addresses = [address for address in live if address.startswith(host.address + ":")]
+            assert len(addresses) == 1, "one live slot on %s: %s" % (host.name, live)
+            with urllib.request.urlopen("http://%s/" % addresses[0], timeout=10) as response:
+                versions[host.name] = str(json.load(response)["version"])
+        return versions
+
+    def change(self, number: str) -> dict[str, Any]:
+        found = self.standin.records("change_request", "number=%s" % number)
+        assert len(found) == 1, "change %s in the stand-in: %r" % (number, found)
+        return found[0]
+
+    def last_run(self) -> dict[str, Any]:
+        with self.site.ledger() as ledger:
+            run: dict[str, Any] = ledger.list_runs(limit=1)[0]
+        return run
+
+    def deployments(self) -> list[tuple[str, str]]:
+        with self.site.ledger() as ledger:
+            return [(d["version"], d["status"]) for d in ledger.list_deployments("demo-app", "local")]
+
+
+@pytest.fixture(scope="module")
+def lab_site(
+    collections_path: str, tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+) -> Iterator[LabSite]:
+    workdir = str(tmp_path_factory.mktemp("release-lab"))
+    database = "relops_lab_%d" % os.getpid()
+    with postgres_server.admin() as admin:
+        admin.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % database)
+        admin.execute("CREATE DATABASE %s" % database)
+    standin = ServiceNowStandIn().start()
+    env = {"SN_HOST": standin.url, "SN_USERNAME": "admin", "SN_PASSWORD": "admin-secret"}
+    lab = None
+    router = None
+    try:
+        with running_demo_site(collections_path, workdir, env, postgres_server.url(database)) as site:
+            lab = lab_harness.up(HOSTS, os.path.join(workdir, "lab"))
+            router = start_nginx(os.path.join(site.state, "lab-nginx"), "demo_app", lab_backends(lab))
+            args = lab_release_args(lab, router, site.demo, site.state)
+            # The site's own URL is the lab's router, so the watcher and site.get() go through it.
+            site.url = router.url
+            yield LabSite(site, lab, router, standin, args)
+    finally:
+        if router is not None:
+            router.stop()
+        if lab is not None:
+            lab_harness.down(lab)
+        standin.stop()
+        with postgres_server.admin() as admin:
+            admin.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % database)
+
+
+def test_on_the_lab_a_release_reaches_every_host(lab_site: LabSite) -> None:
+    world, site = lab_site, lab_site.site
+    run = world.release("1.0.0")
+    assert run.returncode == 0, run.report
+    # Every task that touches a host ran on the three lab hosts, over SSH.
+    for host in world.lab.hosts:
+        assert "[%s]" % host.name in run.output, host.name
+    assert world.versions_by_host() == {host.name: "1.0.0" for host in world.lab.hosts}
+    assert site.get("/api/items")[0] == 200 and site.schema_version() == "1"
+    last = world.last_run()
+    assert last["status"] == "successful"
+    number = last["summary"]["change"]
+    change = world.change(number)
+    assert change["state"] == "3" and change["close_code"] == "successful", change
+    with site.ledger() as ledger:
+        assert ledger.backend.dialect == "postgresql"
+        deployments = ledger.list_deployments("demo-app", "local")
+        assert [(d["version"], d["status"], d["change_id"]) for d in deployments] == [("1.0.0", "successful", number)]
+        assert ledger.get_lock("demo-app") is None
+    servers = {record["name"] for record in world.standin.records("cmdb_ci_server", "")}
+    assert servers >= {host.name for host in world.lab.hosts}, "every lab host is a CI in the CMDB: %s" % servers
+
+
+def test_on_the_lab_a_gate_denial_deploys_nothing(lab_site: LabSite) -> None:
+    world, site = lab_site, lab_site.site
+    now = datetime.datetime.now(datetime.timezone.utc)
+    calendar = os.path.join(site.ansible.workdir, "lab-freeze.yml")
+    with open(calendar, "w", encoding="utf-8") as handle:
+        handle.write(
+            "timezone: UTC\nkind: blackout\nwindows:\n  - name: lab freeze\n    start: '%s'\n    end: '%s'\n"
+            % (
+                (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+                (now + datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"),
+            )
+        )
+    run = world.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
+    assert run.returncode != 0 and "lab freeze" in run.output, run.report
+    summary = world.last_run()["summary"]
+    assert summary["failed_task"] == "Gate the release" and summary["application"] == "not needed"
+    assert world.change(summary["change"])["state"] == "-1", "the change stays in implement, untouched"
+    assert world.versions_by_host() == {host.name: "1.0.0" for host in world.lab.hosts}
+    assert world.deployments() == [("1.0.0", "successful")]
+    # The operator withdraws the blocked change, in ServiceNow; the next release opens its own.
+    cancel = site.ansible.write_playbook(
+        """
+        - hosts: localhost
+          gather_facts: false
+          tasks:
+            - relops.release.change_request:
+                number: %s
+                state: canceled
+                close_notes: withdrawn during the lab freeze
+        """
+        % summary["change"],
+        "lab-cancel.yml",
+    )
+    canceled = site.ansible.playbook(cancel, env=site.env)
+    assert canceled.returncode == 0, canceled.report
+    assert world.change(summary["change"])["state"] == "4"
+
+
+def test_on_the_lab_a_failed_migration_keeps_every_host_on_the_previous_release(lab_site: LabSite) -> None:
+    world, site = lab_site, lab_site.site
+
+    def add_broken_migration(tree: str) -> None:
+        with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
+            handle.write("-- relops:phase=expand\nALTER TABLE no_such_table ADD COLUMN x TEXT;\n")
+
+    package = site.build_variant(
+        "1.1.0", "1.1.1", add_broken_migration, {"migrations": {"path": "migrations", "target_version": "3"}}
+    )
+    run = world.release("1.1.1", package=package)
+    assert run.returncode != 0 and "no_such_table" in run.output, run.report
+    summary = world.last_run()["summary"]
+    assert summary["failed_stage"] == "migrate expand" and summary["schema"] == "schema 2 -> 1"
+    assert site.schema_version() == "1"
+    assert world.versions_by_host() == {host.name: "1.0.0" for host in world.lab.hosts}
+    change = world.change(summary["change"])
+    assert change["state"] == "3" and change["close_code"] == "unsuccessful", change
+    assert "1.1.1" not in [version for version, _status in world.deployments()]
+
+
+def test_on_the_lab_kill_9_mid_switch_then_a_rerun_converges_with_no_failed_request(lab_site: LabSite) -> None:
+    world, site = lab_site, lab_site.site
+    with SiteWatcher(site.url) as watcher:
+        kill_at_switch(site, "1.1.0", str(world.router.nginx_upstream_file), *world.args)
+        status, body = site.get("/")
+        assert status == 200 and body["version"] in ("1.0.0", "1.1.0"), "one of the two versions serves"
+        rerun = world.release("1.1.0")
+        assert rerun.returncode == 0, rerun.report
+        assert "no longer running" in rerun.output, "the rerun says it took the dead run's lock over"
+        wait_for(lambda: "1.1.0" in watcher.versions, 60, "the watcher to see 1.1.0", 0.1)
+    assert watcher.failures == [], "the site must answer 200 throughout: %s" % watcher.failures[:20]
+    assert watcher.requests > 50
+    assert world.versions_by_host() == {host.name: "1.1.0" for host in world.lab.hosts}
+    assert site.schema_version() == "2"
+    with site.ledger() as ledger:
+        assert ledger.get_lock("demo-app") is None
+        runs = ledger.list_runs(limit=2)
+        assert [run["status"] for run in runs] == ["successful", "aborted"], "the killed run is marked aborted"
+    assert world.deployments()[0] == ("1.1.0", "successful")
+    assert "in_progress" not in [status for _version, status in world.deployments()]
+
+
+def test_on_the_lab_a_failed_smoke_test_rolls_every_host_back(lab_site: LabSite) -> None:
+    world, site = lab_site, lab_site.site
+    run = world.release("1.2.0")
+    assert run.returncode != 0 and "items API answers" in run.output, run.report
+    summary = world.last_run()["summary"]
+    assert summary["failed_stage"] == "smoke" and summary["application"] == "rolled back to 1.1.0", run.report
+    assert world.versions_by_host() == {host.name: "1.1.0" for host in world.lab.hosts}
+    assert site.get("/api/items")[0] == 200 and site.schema_version() == "2"
+    change = world.change(summary["change"])
+    assert change["state"] == "3" and change["close_code"] == "unsuccessful", change
+    assert ("1.2.0", "rolled_back") in world.deployments() and world.deployments()[0] == ("1.1.0", "successful")
+    with site.ledger() as ledger:
+        incidents = ledger.list_incidents(service="demo-app")
+        assert [incident["details"]["version"] for incident in incidents].count("1.2.0") == 1
+        assert ledger.get_lock("demo-app") is None
