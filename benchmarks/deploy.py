@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(REPO, "build", "src"))
 BIN = os.path.dirname(sys.executable)
 
 import lab as lab_harness  # noqa: E402
+import machine  # noqa: E402
 from fixtures.bg_app import LoadGenerator, build_package  # noqa: E402
 from fixtures.playbooks import Ansible  # noqa: E402
 from fixtures.routers import Backend, Router, start_nginx  # noqa: E402
@@ -71,17 +72,18 @@ def role_vars(router: Router, package: dict[str, Any], ledger: str) -> dict[str,
     }
 
 
-def deploy(ansible: Ansible, lab: lab_harness.Lab, variables: dict[str, Any], forks: int) -> float:
+def deploy(ansible: Ansible, lab: lab_harness.Lab, variables: dict[str, Any], forks: int) -> tuple[float, float]:
+    """Deploy with the role; return the wall seconds and the machine's busy CPU seconds meanwhile."""
     path = os.path.join(ansible.workdir, "vars-%d.json" % time.monotonic_ns())
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(variables, handle)
     playbook = ansible.write_playbook(PLAY, "deploy.yml")
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), machine.busy_cpu_seconds()
     run = ansible.playbook(playbook, "-i", lab.inventory, "-e", "@" + path, "--forks", str(forks), timeout=3600)
-    elapsed = time.monotonic() - started
+    elapsed, busy = time.monotonic() - started, machine.busy_cpu_seconds() - cpu_before
     if run.returncode != 0:
         raise RuntimeError("deploy failed:\n%s" % run.output[-4000:])
-    return elapsed
+    return elapsed, busy
 
 
 def with_lab(workdir: str, hosts: int) -> tuple[lab_harness.Lab, Router]:
@@ -129,12 +131,12 @@ def cutover(ansible: Ansible, packages: dict[str, dict[str, Any]], hosts: int, w
 
 
 def fleet(ansible: Ansible, packages: dict[str, dict[str, Any]], size: int, forks: int, workdir: str) -> dict[str, Any]:
-    times = {}
+    times, busy = {}, {}
     for hosts in (1, size):
         lab, router = with_lab(workdir, hosts)
         try:
             ledger = os.path.join(workdir, "fleet-%d.db" % hosts)
-            times[hosts] = deploy(ansible, lab, role_vars(router, packages["1.0.0"], ledger), forks)
+            times[hosts], busy[hosts] = deploy(ansible, lab, role_vars(router, packages["1.0.0"], ledger), forks)
         finally:
             router.stop()
             lab_harness.down(lab)
@@ -144,6 +146,13 @@ def fleet(ansible: Ansible, packages: dict[str, dict[str, Any]], size: int, fork
         "seconds_one_host": round(times[1], 2),
         "seconds_fleet": round(times[size], 2),
         "ratio_fleet_vs_one": round(times[size] / times[1], 2),
+        # Busy CPU seconds of the whole machine during each deploy (controller, sshd, modules and apps
+        # all run here), and how much of the cores' capacity the fleet deploy used: near 1.0 means the
+        # cores, not the role, set the fleet's wall time.
+        "cores": machine.cores(),
+        "cpu_busy_seconds_one_host": round(busy[1], 2),
+        "cpu_busy_seconds_fleet": round(busy[size], 2),
+        "cpu_utilisation_fleet": round(busy[size] / (times[size] * machine.cores()), 2),
     }
 
 

@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.join(REPO, "build", "src"))
 BIN = os.path.dirname(sys.executable)
 
 import lab as lab_harness  # noqa: E402
+import machine  # noqa: E402
 from fixtures.lab import lab_backends, lab_release_args  # noqa: E402
 from fixtures.playbooks import Ansible  # noqa: E402
 from fixtures.routers import Router, free_port, start_nginx  # noqa: E402
@@ -256,13 +257,14 @@ def sites(ansible: Ansible) -> Iterator[tuple[Site, Site]]:
 
 def timed_playbook(
     ansible: Ansible, site: Site, playbook: str, *args: str, env: Optional[dict[str, str]] = None
-) -> float:
-    started = time.monotonic()
+) -> tuple[float, float]:
+    """Run a playbook; return its wall seconds and the machine's busy CPU seconds meanwhile."""
+    started, cpu_before = time.monotonic(), machine.busy_cpu_seconds()
     run = ansible.playbook(playbook, *site.extra, *args, env={**site.env, **(env or {})}, timeout=3600)
-    elapsed = time.monotonic() - started
+    elapsed, busy = time.monotonic() - started, machine.busy_cpu_seconds() - cpu_before
     if run.returncode != 0:
         raise RuntimeError("%s failed:\n%s" % (os.path.basename(playbook), run.output[-6000:]))
-    return elapsed
+    return elapsed, busy
 
 
 def measure(ansible: Ansible, workdir: str, lab_hosts: int) -> dict[str, Any]:
@@ -277,7 +279,7 @@ def measure(ansible: Ansible, workdir: str, lab_hosts: int) -> dict[str, Any]:
                 start_local_router(ansible, site)
         common = ("-e", "release_artifact_repository=%s" % os.path.dirname(artifact))
         baseline_play = ansible.write_playbook(BASELINE_PLAY, "baseline.yml")
-        baseline = timed_playbook(
+        baseline, _baseline_cpu = timed_playbook(
             ansible,
             baseline_site,
             baseline_play,
@@ -300,7 +302,7 @@ def measure(ansible: Ansible, workdir: str, lab_hosts: int) -> dict[str, Any]:
             "RELOPS_AUDIT_PATH": trail,
             "RELOPS_AUDIT_HMAC_KEY_FILE": hmac_key,
         }
-        release = timed_playbook(
+        release, release_cpu = timed_playbook(
             ansible,
             release_site,
             RELEASE,
@@ -337,6 +339,11 @@ def measure(ansible: Ansible, workdir: str, lab_hosts: int) -> dict[str, Any]:
         },
         "baseline_blue_green_alone_seconds": round(baseline, 2),
         "ratio_release_vs_baseline": round(release / baseline, 2),
+        # The whole machine's busy CPU seconds during the release, and the share of the cores' capacity
+        # it used (near 1.0: the cores, not waiting, set the wall time).
+        "cores": machine.cores(),
+        "release_cpu_busy_seconds": round(release_cpu, 2),
+        "release_cpu_utilisation": round(release_cpu / (release * machine.cores()), 2),
         "load_average": [round(value, 2) for value in os.getloadavg()],
     }
 
