@@ -9,8 +9,6 @@ failing its smoke tests, rolled back like a blue-green release.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import pytest
@@ -71,14 +69,7 @@ def test_a_healthy_canary_is_promoted_through_every_step(demo_site: Site) -> Non
 def test_a_failing_canary_aborts_itself_and_the_release_fails(demo_site: Site) -> None:
     site = demo_site
 
-    def make_faulty(tree: str) -> None:
-        path = os.path.join(tree, "src", "demo_app", "release.json")
-        with open(path, encoding="utf-8") as handle:
-            release = json.load(handle)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump({**release, "version": "1.1.1", "error_ratio": 0.5}, handle)
-
-    package = site.build_variant("1.1.0", "1.1.1", make_faulty, {})
+    package = site.build_faulty_variant("1.1.0", "1.1.1", error_ratio=0.5)
     run = site.release("1.1.1", *CANARY, package=package)
     assert run.returncode != 0
     assert "aborted at 25%" in run.output, run.report

@@ -8,9 +8,7 @@ must leave 1.0.0 serving with schema version 1.
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
 from typing import Any
 
 import pytest
@@ -61,16 +59,7 @@ def test_a_release_goes_through_every_step(demo_site: Site) -> None:
 
 def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) -> None:
     site = demo_site
-    now = datetime.datetime.now(datetime.timezone.utc)
-    calendar = os.path.join(site.ansible.workdir, "freeze.yml")
-    with open(calendar, "w", encoding="utf-8") as handle:
-        handle.write(
-            "timezone: UTC\nkind: blackout\nwindows:\n  - name: test freeze\n    start: '%s'\n    end: '%s'\n"
-            % (
-                (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
-                (now + datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"),
-            )
-        )
+    calendar = site.write_freeze("test freeze")
     run = site.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
     assert run.returncode != 0
     assert "test freeze" in run.output, run.report
@@ -84,21 +73,7 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) ->
         assert ledger.list_incidents(service="demo-app") == []
         assert ledger.get_lock("demo-app") is None
     # The operator withdraws the blocked change; an open change on the CI would conflict with the next.
-    cancel = site.ansible.write_playbook(
-        """
-        - hosts: localhost
-          gather_facts: false
-          tasks:
-            - relops.release.change_request:
-                number: %s
-                state: canceled
-                close_notes: withdrawn during the freeze
-        """
-        % summary["change"],
-        "cancel.yml",
-    )
-    canceled = site.ansible.playbook(cancel, env=site.env)
-    assert canceled.returncode == 0, canceled.report
+    site.cancel_change(summary["change"], "withdrawn during the freeze")
 
 
 def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
@@ -124,13 +99,7 @@ def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
 def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -> None:
     site = demo_site
 
-    def add_broken_migration(tree: str) -> None:
-        with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
-            handle.write("-- relops:phase=expand\nALTER TABLE no_such_table ADD COLUMN x TEXT;\n")
-
-    package = site.build_variant(
-        "1.1.0", "1.1.1", add_broken_migration, {"migrations": {"path": "migrations", "target_version": "3"}}
-    )
+    package = site.build_broken_migration_variant()
     run = site.release("1.1.1", package=package)
     assert run.returncode != 0
     assert "no_such_table" in run.output

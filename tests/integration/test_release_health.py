@@ -6,7 +6,6 @@ which rolls it back like any failure after traffic moved."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import urllib.error
@@ -100,14 +99,7 @@ def test_a_healthy_release_passes_the_health_gate(watched_site: WatchedSite) -> 
 def test_a_release_failing_its_health_gate_is_rolled_back(watched_site: WatchedSite) -> None:
     site = watched_site.site
 
-    def make_faulty(tree: str) -> None:
-        path = os.path.join(tree, "src", "demo_app", "release.json")
-        with open(path, encoding="utf-8") as handle:
-            release = json.load(handle)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump({**release, "version": "1.0.1", "error_ratio": 0.5}, handle)
-
-    package = site.build_variant("1.0.0", "1.0.1", make_faulty, {})
+    package = site.build_faulty_variant("1.0.0", "1.0.1", error_ratio=0.5)
     run = watched_site.release("1.0.1", package=package)
     assert run.returncode != 0, run.report
     summary = last_summary(site)

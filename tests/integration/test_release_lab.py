@@ -9,7 +9,6 @@ migration that leave it serving; 1.1.0 killed with kill -9 mid-switch then rerun
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import urllib.request
@@ -127,16 +126,7 @@ def test_on_the_lab_a_release_reaches_every_host(lab_site: LabSite) -> None:
 
 def test_on_the_lab_a_gate_denial_deploys_nothing(lab_site: LabSite) -> None:
     world, site = lab_site, lab_site.site
-    now = datetime.datetime.now(datetime.timezone.utc)
-    calendar = os.path.join(site.ansible.workdir, "lab-freeze.yml")
-    with open(calendar, "w", encoding="utf-8") as handle:
-        handle.write(
-            "timezone: UTC\nkind: blackout\nwindows:\n  - name: lab freeze\n    start: '%s'\n    end: '%s'\n"
-            % (
-                (now - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
-                (now + datetime.timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"),
-            )
-        )
+    calendar = site.write_freeze("lab freeze")
     run = world.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
     assert run.returncode != 0 and "lab freeze" in run.output, run.report
     summary = world.last_run()["summary"]
@@ -145,34 +135,14 @@ def test_on_the_lab_a_gate_denial_deploys_nothing(lab_site: LabSite) -> None:
     assert world.versions_by_host() == {host.name: "1.0.0" for host in world.lab.hosts}
     assert world.deployments() == [("1.0.0", "successful")]
     # The operator withdraws the blocked change, in ServiceNow; the next release opens its own.
-    cancel = site.ansible.write_playbook(
-        """
-        - hosts: localhost
-          gather_facts: false
-          tasks:
-            - relops.release.change_request:
-                number: %s
-                state: canceled
-                close_notes: withdrawn during the lab freeze
-        """
-        % summary["change"],
-        "lab-cancel.yml",
-    )
-    canceled = site.ansible.playbook(cancel, env=site.env)
-    assert canceled.returncode == 0, canceled.report
+    site.cancel_change(summary["change"], "withdrawn during the lab freeze")
     assert world.change(summary["change"])["state"] == "4"
 
 
 def test_on_the_lab_a_failed_migration_keeps_every_host_on_the_previous_release(lab_site: LabSite) -> None:
     world, site = lab_site, lab_site.site
 
-    def add_broken_migration(tree: str) -> None:
-        with open(os.path.join(tree, "migrations", "V3__broken.sql"), "w", encoding="utf-8") as handle:
-            handle.write("-- relops:phase=expand\nALTER TABLE no_such_table ADD COLUMN x TEXT;\n")
-
-    package = site.build_variant(
-        "1.1.0", "1.1.1", add_broken_migration, {"migrations": {"path": "migrations", "target_version": "3"}}
-    )
+    package = site.build_broken_migration_variant()
     run = world.release("1.1.1", package=package)
     assert run.returncode != 0 and "no_such_table" in run.output, run.report
     summary = world.last_run()["summary"]
