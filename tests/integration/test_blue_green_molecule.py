@@ -1,5 +1,5 @@
-"""The blue_green role's Molecule scenario (default driver, managed: false, localhost) with its
-idempotence step, run the way CI runs it."""
+"""The blue_green role's Molecule scenarios (default driver, managed: false): `default` on localhost and
+`lab` on three lab hosts over SSH, each with its idempotence step, run the way CI runs them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import yaml
+from fixtures.lab import lab_harness
 from fixtures.playbooks import Ansible
 from fixtures.routers import free_port
 
@@ -55,3 +56,37 @@ def test_molecule_default_scenario_converges_idempotently(ansible: Ansible, shor
         sequence = yaml.safe_load(handle)["scenario"]["test_sequence"]
     assert sequence.index("converge") < sequence.index("idempotence") < sequence.index("verify")
     assert "idempotence" in output
+
+
+def test_molecule_lab_scenario_deploys_to_three_ssh_hosts(
+    ansible: Ansible, short_home: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The lab scenario: three namespace hosts over SSH with nginx in front (lab.py --router), converge,
+    idempotence, and a verify that asks every host's live slot and the router."""
+    lab = lab_harness.up(3, str(tmp_path_factory.mktemp("molecule-lab")), router=True)
+    try:
+        env = ansible.environment(
+            {
+                "RELOPS_LAB_INVENTORY": lab.inventory,
+                "MOLECULE_NO_LOG": "false",
+                "HOME": short_home,
+                "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache-lab"),
+            }
+        )
+        env.pop("ANSIBLE_INVENTORY", None)
+        done = subprocess.run(
+            [os.path.join(VENV_BIN, "molecule"), "test", "-s", "lab"],
+            cwd=os.path.join(REPO, "roles", "blue_green"),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=1200,
+        )
+    finally:
+        lab_harness.down(lab)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "idempotence" in output and "Verify - every lab host serves" in output
+    for host in ("lab1", "lab2", "lab3"):
+        assert "ok: [%s]" % host in output or "changed: [%s]" % host in output, host
