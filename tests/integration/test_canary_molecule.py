@@ -1,5 +1,6 @@
-"""The canary role's Molecule scenario (default driver, managed: false, localhost): converge, the
-idempotence step (a second converge changes nothing) and verify, against a real nginx and supervisord."""
+"""The canary role's Molecule scenarios (default driver, managed: false): `default` on localhost and `lab`
+on three lab hosts over SSH; converge, the idempotence step (a second converge changes nothing) and
+verify, against a real nginx and supervisord."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from fixtures.canary import start_lab_canary
+from fixtures.lab import lab_backends
 from fixtures.playbooks import BIN, REPO, Ansible
+from fixtures.routers import RouterFactory
 
 # The two Molecule scenarios run one after the other, in one xdist worker (`--dist loadgroup`):
 # run at the same time, the canary scenario failed.
@@ -47,3 +51,35 @@ def test_molecule_default_scenario(canary_site, ansible: Ansible, short_home: st
     assert done.returncode == 0, output
     assert "idempotence" in output.lower()
     assert site.versions_through_router() == {"1.1.0": 20}
+
+
+def test_molecule_lab_scenario(ansible: Ansible, short_home: str, router_factory: RouterFactory, lab_fleet) -> None:
+    """The lab scenario: three namespace hosts over SSH, 1.0.0 in every blue slot behind nginx; converge
+    rolls 1.1.0 out as a canary, the idempotence step finds nothing to change, verify asks the router
+    and the ledger."""
+    lab = lab_fleet(3)
+    router = router_factory("nginx", "demo_app", lab_backends(lab))
+    world = start_lab_canary(ansible, lab, router, "molecule")
+    env = ansible.environment(
+        {
+            "RELOPS_LAB_INVENTORY": lab.inventory,
+            "CANARY_MOLECULE_VARS": world.settings_file,
+            "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache-lab"),
+            "HOME": short_home,
+        }
+    )
+    env.pop("ANSIBLE_INVENTORY", None)
+    done = subprocess.run(
+        [os.path.join(BIN, "molecule"), "test", "--scenario-name", "lab"],
+        cwd=os.path.join(REPO, "roles", "canary"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "idempotence" in output.lower() and "Verify - every lab host serves" in output
+    for host in ("lab1", "lab2", "lab3"):
+        assert "[%s]" % host in output, host
