@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import time
@@ -76,6 +77,20 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.1)
+
+
+def timer_name(name: str) -> str:
+    """The name of the one-shot timer that stops ``name`` later (a supervisord program or a systemd timer)."""
+    return "%s-stop-timer" % name
+
+
+_DEADLINE = re.compile(r"stops \S+ at (\d+)")
+
+
+def read_deadline(text: Optional[str]) -> Optional[int]:
+    """The epoch second a timer definition says it stops its process at."""
+    match = _DEADLINE.search(text or "")
+    return int(match.group(1)) if match else None
 
 
 # supervisord
@@ -231,6 +246,57 @@ class Supervisor:
         self.stop(name)
         self.start(name)
 
+    # A deferred stop is a one-shot program under the same supervisord: it sleeps, then stops the process.
+    # It lives on the host, so the stop happens even though no Ansible run is connected by then.
+
+    def pending_stop(self, name: str) -> Optional[int]:
+        """The epoch second a scheduled stop of ``name`` fires at, or None when none is pending."""
+        timer = timer_name(name)
+        text = read_text(self.program_path(timer))
+        # No timer file, no timer: spares a supervisorctl call on every ordinary start.
+        if text is None or not self.status(timer)["running"]:
+            return None
+        return read_deadline(text)
+
+    def timer_config(self, name: str, seconds: int, deadline: int) -> str:
+        supervisorctl = shutil.which(self.supervisorctl) or self.supervisorctl
+        stop = "sleep %d && exec %s" % (seconds, shlex.join([supervisorctl, "-c", self.conf, "stop", name]))
+        timer = timer_name(name)
+        return "\n".join(
+            [
+                "; Written by relops.release.app_process: stops %s at %d (epoch seconds)." % (name, deadline),
+                "[program:%s]" % timer,
+                "command=%s" % _ini_value(shlex.join(["/bin/sh", "-c", stop])),
+                "autostart=false",
+                "autorestart=false",
+                "startsecs=0",
+                "startretries=0",
+                "stopasgroup=true",
+                "killasgroup=true",
+                "redirect_stderr=true",
+                "stdout_logfile=%s" % _ini_value(os.path.join(self.directory, "logs", "%s.log" % timer)),
+                "",
+            ]
+        )
+
+    def schedule_stop(self, name: str, seconds: int) -> int:
+        """Stop ``name`` ``seconds`` from now, replacing any pending stop; return the deadline."""
+        deadline = int(time.time()) + seconds
+        timer = timer_name(name)
+        self.cancel_stop(name)
+        self.apply_program(timer, self.timer_config(name, seconds, deadline))
+        self.start(timer)
+        return deadline
+
+    def cancel_stop(self, name: str) -> bool:
+        """Drop a scheduled stop of ``name``; return whether one was pending."""
+        timer = timer_name(name)
+        pending = self.pending_stop(name) is not None
+        if os.path.exists(self.program_path(timer)):
+            self.stop(timer)
+            self.apply_program(timer, None)
+        return pending
+
 
 # systemd
 
@@ -242,9 +308,12 @@ def _systemd_quote(word: str) -> str:
 class Systemd:
     """A unit file per process under ``unit_dir``, driven with systemctl."""
 
-    def __init__(self, unit_dir: str = "/etc/systemd/system", systemctl: str = "systemctl"):
+    def __init__(
+        self, unit_dir: str = "/etc/systemd/system", systemctl: str = "systemctl", systemd_run: str = "systemd-run"
+    ):
         self.unit_dir = unit_dir
         self.systemctl = systemctl
+        self.systemd_run = systemd_run
 
     def program_path(self, name: str) -> str:
         return os.path.join(self.unit_dir, "%s.service" % name)
@@ -324,3 +393,49 @@ class Systemd:
 
     def restart(self, name: str) -> None:
         self._unit_command("restart", name)
+
+    # A deferred stop is a transient timer (systemd-run --on-active) that runs systemctl stop.
+
+    def _timer_properties(self, name: str) -> Dict[str, str]:
+        _code, output = self.ctl(
+            "show", "--property=LoadState,ActiveState,SubState,Description", "%s.timer" % timer_name(name)
+        )
+        return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+
+    def pending_stop(self, name: str) -> Optional[int]:
+        values = self._timer_properties(name)
+        # An elapsed timer stays loaded (RemainAfterElapse) in sub-state "elapsed"; only "waiting" is pending.
+        if values.get("SubState") != "waiting":
+            return None
+        return read_deadline(values.get("Description"))
+
+    def schedule_stop(self, name: str, seconds: int) -> int:
+        deadline = int(time.time()) + seconds
+        self.cancel_stop(name)
+        code, output = run(
+            [
+                self.systemd_run,
+                "--unit=%s" % timer_name(name),
+                "--on-active=%ds" % seconds,
+                "--timer-property=AccuracySec=1s",
+                "--description=relops.release: stops %s at %d" % (name, deadline),
+                shutil.which(self.systemctl) or self.systemctl,
+                "stop",
+                "%s.service" % name,
+            ]
+        )
+        if code != 0:
+            raise ProcessError("systemd-run could not schedule the stop of %s.service: %s" % (name, output))
+        return deadline
+
+    def cancel_stop(self, name: str) -> bool:
+        values = self._timer_properties(name)
+        pending = values.get("SubState") == "waiting"
+        if values.get("LoadState") == "loaded":
+            # Stopping also unloads an elapsed transient timer, so its name is free for the next schedule.
+            timer = timer_name(name)
+            code, output = self.ctl("stop", "%s.timer" % timer)
+            if code != 0:
+                raise ProcessError("systemctl stop %s.timer failed: %s" % (timer, output))
+            self.ctl("reset-failed", "%s.timer" % timer, "%s.service" % timer)
+        return pending

@@ -18,6 +18,10 @@ description:
   - With O(manager=systemd) it writes C(<name>.service) into O(systemd_unit_dir) and drives it with systemctl.
   - A changed definition restarts a running process. With O(wait_port) the task waits until the process
     accepts connections there.
+  - O(state=stopped) with O(stop_after) leaves the process running and schedules its stop on the host, so
+    the stop happens with no Ansible run connected. The deploy roles keep the previous release slot warm
+    for instant rollback this way. Starting the process again (V(started), V(restarted)) cancels a pending
+    stop, so a rollback onto a warm slot keeps it running.
 author:
   - relops.release maintainers (@relops)
 options:
@@ -75,6 +79,21 @@ options:
     description: Seconds between the stop signal and a kill.
     type: int
     default: 10
+  stop_after:
+    description:
+      - With O(state=stopped), do not stop now but this many seconds from now, by a timer on the host. The
+        timer is a one-shot C(<name>-stop-timer) program under the same supervisord, or a transient
+        C(<name>-stop-timer.timer) made with C(systemd-run --on-active) under systemd.
+      - A stop already pending is kept (the task reports no change); any other state cancels it.
+      - V(0) stops now, like leaving the option out.
+    type: int
+    default: 0
+    version_added: 0.1.0
+  systemd_run_binary:
+    description: The systemd-run program, used with O(manager=systemd) and O(stop_after).
+    type: str
+    default: systemd-run
+    version_added: 0.1.0
   wait_port:
     description: After starting, wait until something accepts TCP connections on this port.
     type: int
@@ -112,6 +131,13 @@ EXAMPLES = r"""
     supervisor_dir: /srv/demo/supervisor
     wait_port: 8002
 
+- name: Keep the blue slot warm for five minutes of instant rollback, then stop it on the host
+  relops.release.app_process:
+    name: demo-app-blue
+    state: stopped
+    stop_after: 300
+    supervisor_dir: /srv/demo/supervisor
+
 - name: Stop the blue slot (systemd host)
   relops.release.app_process:
     name: demo-app-blue
@@ -132,8 +158,15 @@ pid:
   description: The process id, when it runs.
   returned: always
   type: int
+stop_at:
+  description:
+    - When a scheduled stop (O(stop_after)) will stop the process, as RFC 3339 UTC; null when no stop is pending.
+  returned: always
+  type: str
+  sample: "2026-11-26T19:40:00.000000Z"
 """
 
+import datetime
 from typing import Any, Dict, Optional, Union
 
 from ansible.module_utils.basic import AnsibleModule
@@ -147,6 +180,7 @@ from ansible_collections.relops.release.plugins.module_utils.procman import (
     read_text,
     wait_for_port,
 )
+from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "name": {"type": "str", "required": True},
@@ -166,6 +200,8 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "systemd_unit_dir": {"type": "path", "default": "/etc/systemd/system"},
     "start_seconds": {"type": "int", "default": 1},
     "stop_seconds": {"type": "int", "default": 10},
+    "stop_after": {"type": "int", "default": 0},
+    "systemd_run_binary": {"type": "str", "default": "systemd-run"},
     "wait_port": {"type": "int"},
     "wait_host": {"type": "str", "default": "127.0.0.1"},
     "wait_timeout": {"type": "int", "default": 30},
@@ -174,7 +210,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 
 def manager_for(params: Dict[str, Any]) -> Union[Supervisor, Systemd]:
     if params["manager"] == "systemd":
-        return Systemd(params["systemd_unit_dir"])
+        return Systemd(params["systemd_unit_dir"], systemd_run=params["systemd_run_binary"])
     if not params["supervisor_dir"]:
         raise ProcessError("manager=supervisord needs supervisor_dir, the directory of the supervisord instance")
     return Supervisor(params["supervisor_dir"], params["supervisord_binary"], params["supervisorctl_binary"])
@@ -200,25 +236,84 @@ def wanted_definition(manager: Union[Supervisor, Systemd], params: Dict[str, Any
     )
 
 
+def stop_time(deadline: Optional[int]) -> Optional[str]:
+    if deadline is None:
+        return None
+    return format_timestamp(datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc))
+
+
+def schedule_stop(module: AnsibleModule, manager: Union[Supervisor, Systemd], before: Dict[str, Any]) -> Dict[str, Any]:
+    """state=stopped with stop_after: keep the process running and let the host stop it later."""
+    name, seconds = module.params["name"], module.params["stop_after"]
+    pending = manager.pending_stop(name)
+    result: Dict[str, Any] = {"changed": pending is None, **before, "stop_at": stop_time(pending)}
+    if pending is None and module._diff:
+        result["diff"] = {"before": "# stop scheduled: no\n", "after": "# stop scheduled: in %ds\n" % seconds}
+    if pending is None and not module.check_mode:
+        result["stop_at"] = stop_time(manager.schedule_stop(name, seconds))
+    return result
+
+
+def check_params(params: Dict[str, Any]) -> None:
+    check_name(params["name"])
+    if params["stop_after"] < 0:
+        raise ProcessError(
+            "stop_after %d is negative; give the seconds until the stop, or 0 to stop now" % params["stop_after"]
+        )
+    if params["stop_after"] and params["state"] != "stopped":
+        raise ProcessError(
+            "stop_after only goes with state=stopped (state is %s); drop it or use state=stopped" % params["state"]
+        )
+
+
+def apply_state(
+    manager: Union[Supervisor, Systemd], params: Dict[str, Any], running: bool, new_text: Optional[str]
+) -> None:
+    """Bring the definition and the process to the wanted state (not in check mode)."""
+    name, state = params["name"], params["state"]
+    definition_changed = read_text(manager.program_path(name)) != new_text
+    wants_running = state in ("started", "restarted")
+    if definition_changed:
+        if running and not wants_running:
+            manager.stop(name)
+        manager.apply_program(name, new_text)
+    if not wants_running:
+        if running and not definition_changed:
+            manager.stop(name)
+        return
+    after = manager.status(name)
+    if state == "restarted" or (definition_changed and after["running"]):
+        manager.restart(name)
+    elif not after["running"]:
+        manager.start(name)
+    if params["wait_port"] and not wait_for_port(params["wait_host"], params["wait_port"], params["wait_timeout"]):
+        raise ProcessError(
+            "%s runs but nothing accepts connections on %s:%d after %ds; check its log and its port setting"
+            % (name, params["wait_host"], params["wait_port"], params["wait_timeout"])
+        )
+
+
 def run_module(module: AnsibleModule) -> Dict[str, Any]:
     params = module.params
+    check_params(params)
     name, state = params["name"], params["state"]
-    check_name(name)
     manager = manager_for(params)
     before = manager.status(name)
     if state == "query":
-        return {"changed": False, **before}
+        return {"changed": False, **before, "stop_at": stop_time(manager.pending_stop(name))}
     path = manager.program_path(name)
     old_text = read_text(path)
     new_text = wanted_definition(manager, params)
-    definition_changed = old_text != new_text
     running = bool(before["running"])
+    if params["stop_after"] and running and old_text == new_text:
+        return schedule_stop(module, manager, before)
+    pending = manager.pending_stop(name) is not None
     wants_running = state in ("started", "restarted")
-    changed = definition_changed or state == "restarted" or running != wants_running
-    result: Dict[str, Any] = {"changed": changed}
+    changed = old_text != new_text or state == "restarted" or running != wants_running or pending
+    result: Dict[str, Any] = {"changed": changed, "stop_at": None}
     if module._diff:
         result["diff"] = {
-            "before": (old_text or "") + "# running: %s\n" % running,
+            "before": (old_text or "") + "# running: %s\n" % running + ("# stop scheduled: yes\n" if pending else ""),
             "after": (new_text or "") + "# running: %s\n" % wants_running,
             "before_header": path,
             "after_header": path,
@@ -226,25 +321,12 @@ def run_module(module: AnsibleModule) -> Dict[str, Any]:
     if module.check_mode:
         result.update(status="RUNNING" if wants_running else "STOPPED", running=wants_running, pid=before["pid"])
         return result
-    if wants_running or definition_changed:
+    # Any state but a scheduled stop cancels a pending one: a process started again must stay up.
+    if pending:
+        manager.cancel_stop(name)
+    if wants_running or old_text != new_text:
         result["changed"] = manager.ensure_daemon() or changed
-    if definition_changed:
-        if running and not wants_running:
-            manager.stop(name)
-        manager.apply_program(name, new_text)
-    if wants_running:
-        after = manager.status(name)
-        if state == "restarted" or (definition_changed and after["running"]):
-            manager.restart(name)
-        elif not after["running"]:
-            manager.start(name)
-        if params["wait_port"] and not wait_for_port(params["wait_host"], params["wait_port"], params["wait_timeout"]):
-            raise ProcessError(
-                "%s runs but nothing accepts connections on %s:%d after %ds; check its log and its port setting"
-                % (name, params["wait_host"], params["wait_port"], params["wait_timeout"])
-            )
-    elif running and not definition_changed:
-        manager.stop(name)
+    apply_state(manager, params, running, new_text)
     result.update(manager.status(name) if state != "absent" else {"status": "ABSENT", "running": False, "pid": None})
     return result
 

@@ -186,6 +186,8 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
     assert set(fleet.live_slots().values()) == {"green"}
     status, warm_pid = _slot_process(fleet, "lab1", "blue")
     assert status == "RUNNING" and warm_pid, "the previous slot must stay warm"
+    # ...with a timer on the host that will stop it once its warm time is over.
+    assert _slot_process(fleet, "lab1", "blue-stop-timer")[0] == "RUNNING"
 
     rerun = fleet.run("2.0.0", blue_green_keep_warm_seconds=600)
     assert rerun.returncode == 0, rerun.report
@@ -193,16 +195,17 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
 
     with LoadGenerator(fleet.router.url + "/", max_seconds=600) as load:
         _wait_for(lambda: load.report.requests > 20)
-        run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=1)
+        run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=3)
         assert run.returncode == 0, run.report
         _wait_for(lambda: load.last_version() == "1.0.0")
     assert load.report.failures == 0, load.report.errors
     assert load.report.versions["2.0.0"] > 0 and load.report.versions["1.0.0"] > 0
     assert fleet.versions_through_router() == {"1.0.0": 12}
     assert set(fleet.live_slots().values()) == {"blue"}
-    # Instant: the warm process itself took the traffic back, it was neither reinstalled nor restarted.
+    # Instant: the warm process itself took the traffic back, it was neither reinstalled nor restarted,
+    # and starting it again cancelled its stop timer.
     assert _slot_process(fleet, "lab1", "blue") == ("RUNNING", warm_pid)
-    assert _slot_process(fleet, "lab1", "green")[0] == "RUNNING"
+    assert not os.path.exists(_timer_file(fleet, "lab1", "blue"))
 
     statuses = [(row["version"], row["status"], row["strategy"]) for row in fleet.deployments()]
     assert statuses == [
@@ -211,8 +214,12 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
         ("1.0.0", "successful", "blue_green"),
     ]
 
-    # retire stops the slot kept warm for the rollback (its keep-warm time has passed).
-    time.sleep(2)
+    # Green, warm after the rollback, is stopped by its host's timer with no Ansible run connected.
+    for host in ("lab1", "lab2", "lab3"):
+        assert os.path.exists(_timer_file(fleet, host, "green"))
+    _wait_for(lambda: all(_slot_process(fleet, host, "green")[0] == "STOPPED" for host in ("lab1", "lab2", "lab3")))
+    assert _slot_process(fleet, "lab1", "blue") == ("RUNNING", warm_pid)
+    # retire then forgets the warm slot.
     run = fleet.run("1.0.0", entry="retire")
     assert run.returncode == 0, run.report
     for host in ("lab1", "lab2", "lab3"):
@@ -296,6 +303,13 @@ def _kill_sshd(namespace: str) -> None:
                     os.kill(int(pid), signal.SIGKILL)
         except (OSError, ValueError):
             pass
+
+
+def _timer_file(fleet: Fleet, host: str, slot: str) -> str:
+    """The supervisord program file of the timer that stops a warm slot."""
+    return os.path.join(
+        fleet.lab.host(host).root, "bg-app", "supervisor", "programs", "bg-app-%s-stop-timer.conf" % slot
+    )
 
 
 def _slot_process(fleet: Fleet, host: str, slot: str) -> tuple[str, Optional[int]]:

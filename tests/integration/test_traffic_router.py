@@ -13,6 +13,8 @@ from fixtures.artifact_tasks import run_task
 from fixtures.playbooks import Ansible
 from fixtures.routers import Backend, RouterFactory, free_port
 
+from ansible_collections.relops.release.plugins.module_utils.timestamps import parse_timestamp
+
 VENV_BIN = os.path.dirname(sys.executable)
 
 APP = r"""
@@ -204,6 +206,72 @@ def test_app_process_lifecycle(ansible: Ansible, tmp_path: object) -> None:
             ansible, "relops.release.app_process", {**args, "command": ["/bin/false"], "wait_port": None}
         )
         assert result.get("failed") and "could not start solo" in result["msg"], output
+    finally:
+        pid_file = os.path.join(str(tmp_path), "supervisor", "supervisord.pid")
+        if os.path.exists(pid_file):
+            with open(pid_file, encoding="ascii") as handle:
+                os.kill(int(handle.read().strip()), 15)
+
+
+def _wait_until(predicate: object, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible: Ansible, tmp_path: object) -> None:
+    port = free_port()
+    args = _process_args(tmp_path, "warm", port)
+    query = {**args, "state": "query"}
+    later = {**args, "state": "stopped", "stop_after": 8}
+    try:
+        code, result, output = run_task(ansible, "relops.release.app_process", args)
+        assert code == 0 and result["running"], output
+        pid = result["pid"]
+
+        code, result, output = run_task(ansible, "relops.release.app_process", later, "--check")
+        assert code == 0 and result["changed"] and result["running"], output
+        code, result, output = run_task(ansible, "relops.release.app_process", query)
+        assert result["stop_at"] is None, output
+
+        code, result, output = run_task(ansible, "relops.release.app_process", later)
+        assert code == 0 and result["changed"] and result["running"] and result["pid"] == pid, output
+        assert result["stop_at"], output
+        # A pending stop is kept: the same task again changes nothing and reports the same time.
+        code, again, output = run_task(ansible, "relops.release.app_process", later)
+        assert code == 0 and not again["changed"] and again["stop_at"] == result["stop_at"], output
+
+        # The host stops it: no Ansible run is connected while the timer runs out.
+        def stopped() -> bool:
+            _code, status, _output = run_task(ansible, "relops.release.app_process", query)
+            return not status["running"]
+
+        assert _wait_until(stopped), "the scheduled stop did not stop the process"
+        code, result, output = run_task(ansible, "relops.release.app_process", query)
+        assert result["status"] == "STOPPED" and result["stop_at"] is None, output
+
+        # Starting the process again cancels a pending stop, so it keeps running past the old deadline.
+        code, result, output = run_task(ansible, "relops.release.app_process", args)
+        assert code == 0 and result["running"], output
+        code, result, output = run_task(ansible, "relops.release.app_process", {**later, "stop_after": 10})
+        assert code == 0 and result["changed"] and result["stop_at"], output
+        old_deadline = parse_timestamp(result["stop_at"]).timestamp()
+        code, result, output = run_task(ansible, "relops.release.app_process", args, "--diff")
+        assert code == 0 and result["changed"] and result["stop_at"] is None, output
+        assert "stop scheduled: yes" in output
+        time.sleep(max(0.0, old_deadline - time.time()) + 2)
+        code, result, output = run_task(ansible, "relops.release.app_process", query)
+        assert result["running"] and result["stop_at"] is None, output
+        timer_file = os.path.join(str(tmp_path), "supervisor", "programs", "warm-stop-timer.conf")
+        assert not os.path.exists(timer_file)
+
+        code, result, output = run_task(ansible, "relops.release.app_process", {**args, "stop_after": 5})
+        assert result.get("failed") and "stop_after only goes with state=stopped" in result["msg"], output
+        code, result, output = run_task(ansible, "relops.release.app_process", {**later, "stop_after": -1})
+        assert result.get("failed") and "stop_after -1 is negative" in result["msg"], output
     finally:
         pid_file = os.path.join(str(tmp_path), "supervisor", "supervisord.pid")
         if os.path.exists(pid_file):

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import configparser
+import json
+import os
+import sys
+import time
+from typing import Any
 
 import pytest
 
@@ -11,6 +16,7 @@ from ansible_collections.relops.release.plugins.module_utils.procman import (
     Supervisor,
     Systemd,
     check_name,
+    read_deadline,
 )
 from ansible_collections.relops.release.plugins.module_utils.routers import (
     RouterError,
@@ -133,3 +139,100 @@ def test_systemd_unit_quotes_arguments() -> None:
 def test_process_names_are_checked() -> None:
     with pytest.raises(ProcessError, match="not valid"):
         check_name("../etc/passwd")
+
+
+# No systemd runs here (PID 1 is not systemd), so the systemd timer path is checked against the command
+# lines it sends to systemctl and systemd-run, answered by a recorder that keeps one timer's properties.
+SYSTEMD_RECORDER = r"""
+import json, os, sys
+state_path = os.environ["RECORDER_STATE"]
+state = json.load(open(state_path)) if os.path.exists(state_path) else {"calls": [], "timer": None}
+tool, args = os.path.basename(sys.argv[0]), sys.argv[1:]
+state["calls"].append([tool] + args)
+if tool == "systemd-run":
+    description = [a.split("=", 1)[1] for a in args if a.startswith("--description=")][0]
+    state["timer"] = {"LoadState": "loaded", "ActiveState": "active", "SubState": "waiting", "Description": description}
+elif args[0] == "show":
+    timer = state["timer"] or {"LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead"}
+    print("\n".join("%s=%s" % item for item in timer.items()))
+elif args[0] == "stop" and args[1].endswith(".timer"):
+    state["timer"] = None
+json.dump(state, open(state_path, "w"))
+"""
+
+
+@pytest.fixture
+def systemd_recorder(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> "tuple[Systemd, str]":
+    state = os.path.join(str(tmp_path), "state.json")
+    for tool in ("systemctl", "systemd-run"):
+        path = os.path.join(str(tmp_path), tool)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("#!%s\n%s" % (sys.executable, SYSTEMD_RECORDER))
+        os.chmod(path, 0o755)
+    monkeypatch.setenv("RECORDER_STATE", state)
+    systemd = Systemd(
+        str(tmp_path), os.path.join(str(tmp_path), "systemctl"), os.path.join(str(tmp_path), "systemd-run")
+    )
+    return systemd, state
+
+
+def _recorded(state: str) -> "dict[str, Any]":
+    with open(state, encoding="utf-8") as handle:
+        recorded: dict[str, Any] = json.load(handle)
+    return recorded
+
+
+def test_systemd_schedules_cancels_and_reports_a_stop_timer(systemd_recorder: "tuple[Systemd, str]") -> None:
+    systemd, state = systemd_recorder
+    assert systemd.pending_stop("app-blue") is None
+    deadline = systemd.schedule_stop("app-blue", 300)
+    assert abs(deadline - (time.time() + 300)) < 5
+    run = [call for call in _recorded(state)["calls"] if call[0] == "systemd-run"]
+    assert run == [
+        [
+            "systemd-run",
+            "--unit=app-blue-stop-timer",
+            "--on-active=300s",
+            "--timer-property=AccuracySec=1s",
+            "--description=relops.release: stops app-blue at %d" % deadline,
+            os.path.join(os.path.dirname(state), "systemctl"),
+            "stop",
+            "app-blue.service",
+        ]
+    ]
+    assert systemd.pending_stop("app-blue") == deadline
+    assert systemd.cancel_stop("app-blue") is True
+    assert ["systemctl", "stop", "app-blue-stop-timer.timer"] in _recorded(state)["calls"]
+    assert systemd.pending_stop("app-blue") is None
+    assert systemd.cancel_stop("app-blue") is False
+
+
+def test_systemd_elapsed_timer_is_not_pending_but_is_cleared_before_a_new_one(
+    systemd_recorder: "tuple[Systemd, str]",
+) -> None:
+    systemd, state = systemd_recorder
+    systemd.schedule_stop("app-blue", 60)
+    recorded = _recorded(state)
+    recorded["timer"]["SubState"] = "elapsed"
+    with open(state, "w", encoding="utf-8") as handle:
+        json.dump(recorded, handle)
+    assert systemd.pending_stop("app-blue") is None
+    systemd.schedule_stop("app-blue", 60)
+    calls = _recorded(state)["calls"]
+    # The elapsed transient timer is stopped (unloaded) first, or systemd-run would refuse the unit name.
+    stop_index = calls.index(["systemctl", "stop", "app-blue-stop-timer.timer"])
+    assert [call[0] for call in calls[stop_index:]].count("systemd-run") == 1
+
+
+def test_supervisor_stop_timer_program_sleeps_then_stops() -> None:
+    supervisor = Supervisor("/srv/app/supervisor", supervisorctl="/opt/venv/bin/supervisorctl")
+    text = supervisor.timer_config("app-blue", 300, 1795000000)
+    assert read_deadline(text) == 1795000000
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    section = parser["program:app-blue-stop-timer"]
+    assert section["autorestart"] == "false" and section["startsecs"] == "0"
+    assert section["command"] == (
+        "/bin/sh -c 'sleep 300 && exec /opt/venv/bin/supervisorctl"
+        " -c /srv/app/supervisor/supervisord.conf stop app-blue'"
+    )
