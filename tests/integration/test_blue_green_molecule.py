@@ -4,29 +4,29 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
 import yaml
 from fixtures.lab import lab_harness
-from fixtures.playbooks import Ansible
+from fixtures.molecule import run_molecule
+from fixtures.playbooks import BIN, REPO, Ansible
 from fixtures.routers import free_port
 
 # The two Molecule scenarios run one after the other, in one xdist worker (`--dist loadgroup`):
 # run at the same time, the canary scenario failed.
 pytestmark = pytest.mark.xdist_group("molecule")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.dirname(sys.executable)
-
 
 def test_molecule_default_scenario_converges_idempotently(ansible: Ansible, short_home: str) -> None:
     port_base = free_port()
-    env = ansible.environment(
+    run = run_molecule(
+        ansible,
+        "blue_green",
+        "default",
         {
             "RELOPS_MOLECULE_PORT_BASE": str(port_base),
-            "RELOPS_MOLECULE_BIN": VENV_BIN,
+            "RELOPS_MOLECULE_BIN": BIN,
             "RELOPS_MOLECULE_PYTHON": sys.executable,
             "MOLECULE_NO_LOG": "false",
             # Molecule (ansible-compat) installs the role's collection under ~/.ansible/collections;
@@ -34,20 +34,11 @@ def test_molecule_default_scenario_converges_idempotently(ansible: Ansible, shor
             # short: the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
             "HOME": short_home,
             "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
-        }
-    )
-    env.pop("ANSIBLE_INVENTORY", None)
-    done = subprocess.run(
-        [os.path.join(VENV_BIN, "molecule"), "test", "-s", "default"],
-        cwd=os.path.join(REPO, "roles", "blue_green"),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+        },
         timeout=1200,
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
+    output = run.output
+    assert run.returncode == 0, output[-6000:]
     # Molecule fails the run when the second converge reports a change, so a zero exit with the idempotence
     # step in the sequence is the idempotence check.
     with open(
@@ -65,28 +56,22 @@ def test_molecule_lab_scenario_deploys_to_three_ssh_hosts(
     idempotence, and a verify that asks every host's live slot and the router."""
     lab = lab_harness.up(3, str(tmp_path_factory.mktemp("molecule-lab")), router=True)
     try:
-        env = ansible.environment(
+        run = run_molecule(
+            ansible,
+            "blue_green",
+            "lab",
             {
                 "RELOPS_LAB_INVENTORY": lab.inventory,
                 "MOLECULE_NO_LOG": "false",
                 "HOME": short_home,
                 "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache-lab"),
-            }
-        )
-        env.pop("ANSIBLE_INVENTORY", None)
-        done = subprocess.run(
-            [os.path.join(VENV_BIN, "molecule"), "test", "-s", "lab"],
-            cwd=os.path.join(REPO, "roles", "blue_green"),
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+            },
             timeout=1200,
         )
     finally:
         lab_harness.down(lab)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
+    output = run.output
+    assert run.returncode == 0, output[-6000:]
     assert "idempotence" in output and "Verify - every lab host serves" in output
     for host in ("lab1", "lab2", "lab3"):
         assert "ok: [%s]" % host in output or "changed: [%s]" % host in output, host

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 from fixtures.canary import start_lab_canary
 from fixtures.lab import lab_backends
-from fixtures.playbooks import BIN, REPO, Ansible
+from fixtures.molecule import run_molecule
+from fixtures.playbooks import Ansible
 from fixtures.routers import RouterFactory
 
 # The two Molecule scenarios run one after the other, in one xdist worker (`--dist loadgroup`):
@@ -27,7 +27,10 @@ def test_molecule_default_scenario(canary_site, ansible: Ansible, short_home: st
     vars_file = os.path.join(ansible.workdir, "molecule-vars.json")
     with open(vars_file, "w", encoding="utf-8") as handle:
         json.dump(settings, handle)
-    env = ansible.environment(
+    run = run_molecule(
+        ansible,
+        "canary",
+        "default",
         {
             "CANARY_MOLECULE_VARS": vars_file,
             "MOLECULE_PYTHON": sys.executable,
@@ -36,19 +39,12 @@ def test_molecule_default_scenario(canary_site, ansible: Ansible, short_home: st
             # a stale copy there would later shadow build/collections for ansible-lint. The home is
             # short: the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
             "HOME": short_home,
-        }
-    )
-    done = subprocess.run(
-        [os.path.join(BIN, "molecule"), "test", "--scenario-name", "default"],
-        cwd=os.path.join(REPO, "roles", "canary"),
-        env=env,
-        capture_output=True,
-        text=True,
+        },
         timeout=900,
-        check=False,
+        keep_ansible_inventory=True,
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    output = run.output
+    assert run.returncode == 0, output
     assert "idempotence" in output.lower()
     assert site.versions_through_router() == {"1.1.0": 20}
 
@@ -60,26 +56,20 @@ def test_molecule_lab_scenario(ansible: Ansible, short_home: str, router_factory
     lab = lab_fleet(3)
     router = router_factory("nginx", "demo_app", lab_backends(lab))
     world = start_lab_canary(ansible, lab, router, "molecule")
-    env = ansible.environment(
+    run = run_molecule(
+        ansible,
+        "canary",
+        "lab",
         {
             "RELOPS_LAB_INVENTORY": lab.inventory,
             "CANARY_MOLECULE_VARS": world.settings_file,
             "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache-lab"),
             "HOME": short_home,
-        }
-    )
-    env.pop("ANSIBLE_INVENTORY", None)
-    done = subprocess.run(
-        [os.path.join(BIN, "molecule"), "test", "--scenario-name", "lab"],
-        cwd=os.path.join(REPO, "roles", "canary"),
-        env=env,
-        capture_output=True,
-        text=True,
+        },
         timeout=900,
-        check=False,
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
+    output = run.output
+    assert run.returncode == 0, output[-6000:]
     assert "idempotence" in output.lower() and "Verify - every lab host serves" in output
     for host in ("lab1", "lab2", "lab3"):
         assert "[%s]" % host in output, host
