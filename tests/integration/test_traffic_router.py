@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -13,6 +14,7 @@ from fixtures.artifact_tasks import run_task
 from fixtures.playbooks import Ansible
 from fixtures.routers import Backend, RouterFactory, free_port
 
+from ansible_collections.relops.release.plugins.module_utils.procman import Systemd
 from ansible_collections.relops.release.plugins.module_utils.timestamps import parse_timestamp
 
 VENV_BIN = os.path.dirname(sys.executable)
@@ -277,3 +279,30 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
         if os.path.exists(pid_file):
             with open(pid_file, encoding="ascii") as handle:
                 os.kill(int(handle.read().strip()), 15)
+
+
+def test_systemd_unit_passes_systemd_s_own_parser(tmp_path: object) -> None:
+    """No systemd runs here (PID 1 is not systemd), but systemd-analyze verify parses a unit as systemd would:
+    unknown keys, bad quoting and a missing executable are reported."""
+    unit_dir = str(tmp_path)
+    text = Systemd(unit_dir).program_config(
+        "app-green",
+        [sys.executable, "my app.py", "$HOME", "100%", 'say "hi"'],
+        unit_dir,
+        {"GREETING": "a b", "RATIO": "50%"},
+        1,
+        10,
+        "root",
+    )
+    unit = os.path.join(unit_dir, "app-green.service")
+    with open(unit, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    done = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and unit not in done.stdout + done.stderr, done.stdout + done.stderr
+
+    # The same parser does catch a broken unit, so the check above can fail.
+    broken = os.path.join(unit_dir, "broken.service")
+    with open(broken, "w", encoding="utf-8") as handle:
+        handle.write(text.replace("KillMode=control-group", "KillMode=control-group\nBogusKey=1"))
+    done = subprocess.run(["systemd-analyze", "verify", broken], capture_output=True, text=True, check=False)
+    assert "Unknown key 'BogusKey'" in done.stdout + done.stderr

@@ -35,6 +35,8 @@ if [ "$set_name" = test ]; then
   # The health gate's tests query a real Prometheus scraping the demo app.
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+  # app_process's systemd units are checked with systemd's own parser (systemd-analyze verify); no systemd runs.
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
   # feature_flag's Unleash backend is tested against a real Unleash server (npm, tests/setup/unleash.sh).
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
