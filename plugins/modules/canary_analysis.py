@@ -48,14 +48,6 @@ options:
     type: list
     elements: dict
     required: true
-  interval:
-    description: Seconds between measurements.
-    type: float
-    default: 30
-  count:
-    description: How many measurements to take at most.
-    type: int
-    default: 1
   failure_limit:
     description: How many failed measurements a metric tolerates, unless the metric sets its own.
     type: int
@@ -64,18 +56,9 @@ options:
     description: How many inconclusive measurements a metric tolerates, unless the metric sets its own.
     type: int
     default: 0
-  no_data:
-    description: The verdict of a measurement without data, unless the metric sets its own C(no_data).
-    type: str
-    choices: [pass, fail, inconclusive]
-    default: inconclusive
   prometheus_url:
     description: The Prometheus server, for example V(http://prometheus.example.com:9090). Needed by prometheus metrics.
     type: str
-  timeout:
-    description: Seconds to wait for each Prometheus answer.
-    type: float
-    default: 10
   probe:
     description:
       - How probe metrics ask the canary. C(url) (required by probe metrics) is the canary's own address, not the
@@ -103,6 +86,7 @@ options:
     choices: [failed, inconclusive]
     default: [failed, inconclusive]
 extends_documentation_fragment:
+  - relops.release.measurements
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger

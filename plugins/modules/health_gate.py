@@ -49,14 +49,6 @@ options:
     type: list
     elements: dict
     default: []
-  interval:
-    description: Seconds between measurements.
-    type: float
-    default: 30
-  count:
-    description: How many measurements to take at most.
-    type: int
-    default: 1
   failure_limit:
     description: How many failed measurements are tolerated; one more fails the gate.
     type: int
@@ -65,15 +57,6 @@ options:
     description: How many inconclusive measurements are tolerated; one more makes the gate inconclusive.
     type: int
     default: 0
-  no_data:
-    description: The verdict of a condition whose query has no data, unless the condition sets its own.
-    type: str
-    choices: [pass, fail, inconclusive]
-    default: inconclusive
-  timeout:
-    description: Seconds to wait for each Prometheus answer.
-    type: float
-    default: 10
   subject:
     description: Store the decision in the ledger under this subject (for example C(payments-api 1.4.2 production)).
     type: str
@@ -88,6 +71,7 @@ options:
     choices: [fail, inconclusive]
     default: [fail, inconclusive]
 extends_documentation_fragment:
+  - relops.release.measurements
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger
