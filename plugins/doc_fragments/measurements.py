@@ -20,7 +20,8 @@ options:
   no_data:
     description:
       - The verdict of a measurement without data, unless the condition or metric sets its own C(no_data).
-      - V(inconclusive) (the default) neither passes nor fails the measurement; it counts against the inconclusive limit.
+      - V(inconclusive) (the default) neither passes nor fails the measurement; it counts against the
+        inconclusive limit.
     type: str
     choices: [pass, fail, inconclusive]
     default: inconclusive
