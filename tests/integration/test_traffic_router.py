@@ -60,15 +60,19 @@ def two_apps(ansible: Ansible, tmp_path: object) -> "dict[str, int]":
         code, result, output = run_task(ansible, "relops.release.app_process", _process_args(tmp_path, slot, port))
         assert code == 0 and result["changed"] and result["running"], output
     yield ports
-    supervisor_dir = os.path.join(str(tmp_path), "supervisor")
-    pid_file = os.path.join(supervisor_dir, "supervisord.pid")
-    if os.path.exists(pid_file):
-        with open(pid_file, encoding="ascii") as handle:
-            pid = int(handle.read().strip())
-        os.kill(pid, 15)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and os.path.exists(pid_file):
-            time.sleep(0.1)
+    _stop_supervisord(tmp_path)
+
+
+def _stop_supervisord(tmp_path: object) -> None:
+    """Stop the test's supervisord (and so its programs), waiting until it has exited."""
+    pid_file = os.path.join(str(tmp_path), "supervisor", "supervisord.pid")
+    if not os.path.exists(pid_file):
+        return
+    with open(pid_file, encoding="ascii") as handle:
+        os.kill(int(handle.read().strip()), 15)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.path.exists(pid_file):
+        time.sleep(0.1)
 
 
 def _servers(ports: dict[str, int], live: str) -> list[dict[str, object]]:
@@ -209,10 +213,7 @@ def test_app_process_lifecycle(ansible: Ansible, tmp_path: object) -> None:
         )
         assert result.get("failed") and "could not start solo" in result["msg"], output
     finally:
-        pid_file = os.path.join(str(tmp_path), "supervisor", "supervisord.pid")
-        if os.path.exists(pid_file):
-            with open(pid_file, encoding="ascii") as handle:
-                os.kill(int(handle.read().strip()), 15)
+        _stop_supervisord(tmp_path)
 
 
 def _wait_until(predicate: object, timeout: float = 60) -> bool:
@@ -275,10 +276,7 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
         code, result, output = run_task(ansible, "relops.release.app_process", {**later, "stop_after": -1})
         assert result.get("failed") and "stop_after -1 is negative" in result["msg"], output
     finally:
-        pid_file = os.path.join(str(tmp_path), "supervisor", "supervisord.pid")
-        if os.path.exists(pid_file):
-            with open(pid_file, encoding="ascii") as handle:
-                os.kill(int(handle.read().strip()), 15)
+        _stop_supervisord(tmp_path)
 
 
 def test_systemd_unit_passes_systemd_s_own_parser(tmp_path: object) -> None:
