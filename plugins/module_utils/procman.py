@@ -19,6 +19,7 @@ import subprocess
 import time
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+TIMER_SUFFIX = "-stop-timer"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -31,6 +32,11 @@ def check_name(name: str) -> None:
     if not _NAME.match(name):
         raise ProcessError(
             "process name %r is not valid; use letters, digits, '_', '.' or '-' (e.g. demo-app-blue)" % name
+        )
+    if name.endswith(TIMER_SUFFIX):
+        raise ProcessError(
+            "process name %r ends in %r, which names the stop timers of app_process; choose another name"
+            % (name, TIMER_SUFFIX)
         )
 
 
@@ -81,7 +87,7 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 
 def timer_name(name: str) -> str:
     """The name of the one-shot timer that stops ``name`` later (a supervisord program or a systemd timer)."""
-    return "%s-stop-timer" % name
+    return name + TIMER_SUFFIX
 
 
 _DEADLINE = re.compile(r"stops \S+ at (\d+)")
@@ -258,9 +264,15 @@ class Supervisor:
             return None
         return read_deadline(text)
 
-    def timer_config(self, name: str, seconds: int, deadline: int) -> str:
-        supervisorctl = shutil.which(self.supervisorctl) or self.supervisorctl
-        stop = "sleep %d && exec %s" % (seconds, shlex.join([supervisorctl, "-c", self.conf, "stop", name]))
+    def timer_config(self, name: str, deadline: int) -> str:
+        # An absolute path: supervisord runs the timer in its own directory, where a relative one would miss.
+        supervisorctl = os.path.abspath(shutil.which(self.supervisorctl) or self.supervisorctl)
+        # Sleep until an absolute deadline, so stop_at is exact however long the scheduling itself took.
+        stop = 'now=$(date +%%s); [ "$now" -lt %d ] && sleep $((%d - now)); exec %s' % (
+            deadline,
+            deadline,
+            shlex.join([supervisorctl, "-c", self.conf, "stop", name]),
+        )
         timer = timer_name(name)
         return "\n".join(
             [
@@ -284,18 +296,31 @@ class Supervisor:
         deadline = int(time.time()) + seconds
         timer = timer_name(name)
         self.cancel_stop(name)
-        self.apply_program(timer, self.timer_config(name, seconds, deadline))
+        self.apply_program(timer, self.timer_config(name, deadline))
         self.start(timer)
         return deadline
 
     def cancel_stop(self, name: str) -> bool:
-        """Drop a scheduled stop of ``name``; return whether one was pending."""
+        """Drop a scheduled stop of ``name`` (and a fired timer's leftovers); return whether one was pending."""
         timer = timer_name(name)
         pending = self.pending_stop(name) is not None
-        if os.path.exists(self.program_path(timer)):
-            self.stop(timer)
-            self.apply_program(timer, None)
+        path = self.program_path(timer)
+        if os.path.exists(path):
+            if self.daemon_running():
+                self.stop(timer)
+                self.apply_program(timer, None)
+            else:
+                os.unlink(path)
         return pending
+
+    def wait_settled(self, name: str, timeout: float) -> Dict[str, object]:
+        """The status once ``name`` is no longer stopping or starting (a timer may have just fired)."""
+        deadline = time.monotonic() + timeout
+        status = self.status(name)
+        while status["status"] in ("STOPPING", "STARTING", "BACKOFF") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = self.status(name)
+        return status
 
 
 # systemd
@@ -394,7 +419,9 @@ class Systemd:
     def restart(self, name: str) -> None:
         self._unit_command("restart", name)
 
-    # A deferred stop is a transient timer (systemd-run --on-active) that runs systemctl stop.
+    # A deferred stop is a transient timer (systemd-run --on-active) whose service runs systemctl stop.
+    # systemd-run makes its timers with RemainAfterElapse=no, so a fired timer unloads itself; --collect
+    # unloads its service even when the stop failed, so the unit name is free for the next schedule.
 
     def _timer_properties(self, name: str) -> Dict[str, str]:
         _code, output = self.ctl(
@@ -404,7 +431,7 @@ class Systemd:
 
     def pending_stop(self, name: str) -> Optional[int]:
         values = self._timer_properties(name)
-        # An elapsed timer stays loaded (RemainAfterElapse) in sub-state "elapsed"; only "waiting" is pending.
+        # "waiting" is a timer not yet fired; "running" means its stop is under way, no longer pending.
         if values.get("SubState") != "waiting":
             return None
         return read_deadline(values.get("Description"))
@@ -418,8 +445,9 @@ class Systemd:
                 "--unit=%s" % timer_name(name),
                 "--on-active=%ds" % seconds,
                 "--timer-property=AccuracySec=1s",
+                "--collect",
                 "--description=relops.release: stops %s at %d" % (name, deadline),
-                shutil.which(self.systemctl) or self.systemctl,
+                os.path.abspath(shutil.which(self.systemctl) or self.systemctl),
                 "stop",
                 "%s.service" % name,
             ]
@@ -429,13 +457,20 @@ class Systemd:
         return deadline
 
     def cancel_stop(self, name: str) -> bool:
-        values = self._timer_properties(name)
-        pending = values.get("SubState") == "waiting"
-        if values.get("LoadState") == "loaded":
-            # Stopping also unloads an elapsed transient timer, so its name is free for the next schedule.
-            timer = timer_name(name)
-            code, output = self.ctl("stop", "%s.timer" % timer)
-            if code != 0:
-                raise ProcessError("systemctl stop %s.timer failed: %s" % (timer, output))
-            self.ctl("reset-failed", "%s.timer" % timer, "%s.service" % timer)
+        timer = timer_name(name)
+        pending = self.pending_stop(name) is not None
+        # Stop the timer and a stop still under way, and forget a failed one; units not loaded are no error.
+        for unit in ("%s.timer" % timer, "%s.service" % timer):
+            code, output = self.ctl("stop", unit)
+            if code != 0 and "not loaded" not in output:
+                raise ProcessError("systemctl stop %s failed: %s" % (unit, output))
+        self.ctl("reset-failed", "%s.timer" % timer, "%s.service" % timer)
         return pending
+
+    def wait_settled(self, name: str, timeout: float) -> Dict[str, object]:
+        deadline = time.monotonic() + timeout
+        status = self.status(name)
+        while status["status"] in ("DEACTIVATING", "ACTIVATING") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = self.status(name)
+        return status

@@ -84,7 +84,10 @@ options:
       - With O(state=stopped), do not stop now but this many seconds from now, by a timer on the host. The
         timer is a one-shot C(<name>-stop-timer) program under the same supervisord, or a transient
         C(<name>-stop-timer.timer) made with C(systemd-run --on-active) under systemd.
-      - A stop already pending is kept (the task reports no change); any other state cancels it.
+      - A stop already pending is kept (the task reports no change). V(started), V(restarted), V(absent) and
+        V(stopped) without O(stop_after) cancel it; V(query) reports it in RV(stop_at).
+      - The process keeps its current definition until the stop, so giving a O(command) (or O(directory),
+        O(environment), O(user)) that differs from it is an error; leave them out.
       - V(0) stops now, like leaving the option out.
     type: int
     default: 0
@@ -160,7 +163,8 @@ pid:
   type: int
 stop_at:
   description:
-    - When a scheduled stop (O(stop_after)) will stop the process, as RFC 3339 UTC; null when no stop is pending.
+    - When a scheduled stop (O(stop_after)) will stop the process, as RFC 3339 UTC; null when no stop is pending,
+      and in check mode when the task would schedule one.
   returned: always
   type: str
   sample: "2026-11-26T19:40:00.000000Z"
@@ -268,8 +272,8 @@ def check_params(params: Dict[str, Any]) -> None:
 
 def apply_state(
     manager: Union[Supervisor, Systemd], params: Dict[str, Any], running: bool, new_text: Optional[str]
-) -> None:
-    """Bring the definition and the process to the wanted state (not in check mode)."""
+) -> bool:
+    """Bring the definition and the process to the wanted state (not in check mode); return whether it acted."""
     name, state = params["name"], params["state"]
     definition_changed = read_text(manager.program_path(name)) != new_text
     wants_running = state in ("started", "restarted")
@@ -280,17 +284,21 @@ def apply_state(
     if not wants_running:
         if running and not definition_changed:
             manager.stop(name)
-        return
+        return definition_changed or running
     after = manager.status(name)
+    acted = definition_changed
     if state == "restarted" or (definition_changed and after["running"]):
         manager.restart(name)
+        acted = True
     elif not after["running"]:
         manager.start(name)
+        acted = True
     if params["wait_port"] and not wait_for_port(params["wait_host"], params["wait_port"], params["wait_timeout"]):
         raise ProcessError(
             "%s runs but nothing accepts connections on %s:%d after %ds; check its log and its port setting"
             % (name, params["wait_host"], params["wait_port"], params["wait_timeout"])
         )
+    return acted
 
 
 def run_module(module: AnsibleModule) -> Dict[str, Any]:
@@ -305,7 +313,12 @@ def run_module(module: AnsibleModule) -> Dict[str, Any]:
     old_text = read_text(path)
     new_text = wanted_definition(manager, params)
     running = bool(before["running"])
-    if params["stop_after"] and running and old_text == new_text:
+    if params["stop_after"] and running:
+        if old_text != new_text:
+            raise ProcessError(
+                "stop_after keeps %s running as it is defined, but the given command, directory, environment or "
+                "user differ from its definition; leave those out to schedule the stop, or drop stop_after" % name
+            )
         return schedule_stop(module, manager, before)
     pending = manager.pending_stop(name) is not None
     wants_running = state in ("started", "restarted")
@@ -321,12 +334,15 @@ def run_module(module: AnsibleModule) -> Dict[str, Any]:
     if module.check_mode:
         result.update(status="RUNNING" if wants_running else "STOPPED", running=wants_running, pid=before["pid"])
         return result
-    # Any state but a scheduled stop cancels a pending one: a process started again must stay up.
+    # Any state but a scheduled stop cancels a pending one (a process started again must stay up) and
+    # clears a fired timer's leftovers. A timer that fired just now may still be stopping the process:
+    # wait for that to finish and act on the state it leaves.
+    manager.cancel_stop(name)
     if pending:
-        manager.cancel_stop(name)
+        running = bool(manager.wait_settled(name, params["stop_seconds"] + 10)["running"])
     if wants_running or old_text != new_text:
-        result["changed"] = manager.ensure_daemon() or changed
-    apply_state(manager, params, running, new_text)
+        changed = manager.ensure_daemon() or changed
+    result["changed"] = apply_state(manager, params, running, new_text) or changed
     result.update(manager.status(name) if state != "absent" else {"status": "ABSENT", "running": False, "pid": None})
     return result
 

@@ -195,7 +195,7 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
 
     with LoadGenerator(fleet.router.url + "/", max_seconds=600) as load:
         _wait_for(lambda: load.report.requests > 20)
-        run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=3)
+        run = fleet.run("2.0.0", entry="rollback", blue_green_keep_warm_seconds=20)
         assert run.returncode == 0, run.report
         _wait_for(lambda: load.last_version() == "1.0.0")
     assert load.report.failures == 0, load.report.errors
@@ -216,7 +216,8 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
 
     # Green, warm after the rollback, is stopped by its host's timer with no Ansible run connected.
     for host in ("lab1", "lab2", "lab3"):
-        assert os.path.exists(_timer_file(fleet, host, "green"))
+        assert _slot_process(fleet, host, "green")[0] == "RUNNING"
+        assert _slot_process(fleet, host, "green-stop-timer")[0] == "RUNNING"
     _wait_for(lambda: all(_slot_process(fleet, host, "green")[0] == "STOPPED" for host in ("lab1", "lab2", "lab3")))
     assert _slot_process(fleet, "lab1", "blue") == ("RUNNING", warm_pid)
     # retire then forgets the warm slot.
@@ -227,6 +228,14 @@ def test_switch_rerun_rollback_with_zero_failed_requests(fleet_factory: Callable
         assert _slot_process(fleet, host, "blue")[0] == "RUNNING"
         assert not os.path.exists(os.path.join(fleet.lab.host(host).root, "bg-app", "warm.json"))
     assert fleet.versions_through_router() == {"1.0.0": 12}
+
+    # A note left naming the slot that is live (a rollback that failed after its switch) never stops it.
+    with open(os.path.join(fleet.lab.host("lab1").root, "bg-app", "warm.json"), "w", encoding="utf-8") as handle:
+        json.dump({"slot": "blue", "process": "bg-app-blue", "until": 0}, handle)
+    run = fleet.run("1.0.0", entry="retire")
+    assert run.returncode == 0, run.report
+    assert _slot_process(fleet, "lab1", "blue") == ("RUNNING", warm_pid)
+    assert not os.path.exists(os.path.join(fleet.lab.host("lab1").root, "bg-app", "warm.json"))
 
 
 def test_one_failing_health_check_leaves_every_host_on_v1(fleet_factory: Callable[[str], Fleet]) -> None:

@@ -229,7 +229,9 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
     port = free_port()
     args = _process_args(tmp_path, "warm", port)
     query = {**args, "state": "query"}
-    later = {**args, "state": "stopped", "stop_after": 8}
+    # Long enough that no Ansible run below races the timer; the firing is checked with a short one.
+    later = {**args, "state": "stopped", "stop_after": 120}
+    timer_file = os.path.join(str(tmp_path), "supervisor", "programs", "warm-stop-timer.conf")
     try:
         code, result, output = run_task(ansible, "relops.release.app_process", args)
         assert code == 0 and result["running"], output
@@ -238,16 +240,30 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
         code, result, output = run_task(ansible, "relops.release.app_process", later, "--check")
         assert code == 0 and result["changed"] and result["running"], output
         code, result, output = run_task(ansible, "relops.release.app_process", query)
-        assert result["stop_at"] is None, output
+        assert result["stop_at"] is None and not os.path.exists(timer_file), output
 
         code, result, output = run_task(ansible, "relops.release.app_process", later)
         assert code == 0 and result["changed"] and result["running"] and result["pid"] == pid, output
-        assert result["stop_at"], output
+        deadline = parse_timestamp(result["stop_at"]).timestamp()
+        assert abs(deadline - (time.time() + 120)) < 60, output
         # A pending stop is kept: the same task again changes nothing and reports the same time.
         code, again, output = run_task(ansible, "relops.release.app_process", later)
         assert code == 0 and not again["changed"] and again["stop_at"] == result["stop_at"], output
+        # The process keeps its definition until the stop, so a different one is refused.
+        code, result, output = run_task(ansible, "relops.release.app_process", {**later, "environment": {"X": "1"}})
+        assert result.get("failed") and "stop_after keeps warm running as it is defined" in result["msg"], output
+
+        # Starting the process again cancels the pending stop: the timer program is gone.
+        code, result, output = run_task(ansible, "relops.release.app_process", args, "--diff")
+        assert code == 0 and result["changed"] and result["pid"] == pid and result["stop_at"] is None, output
+        assert "stop scheduled: yes" in output
+        code, result, output = run_task(ansible, "relops.release.app_process", query)
+        assert result["running"] and result["stop_at"] is None and not os.path.exists(timer_file), output
 
         # The host stops it: no Ansible run is connected while the timer runs out.
+        code, result, output = run_task(ansible, "relops.release.app_process", {**later, "stop_after": 3})
+        assert code == 0 and result["changed"] and result["stop_at"], output
+
         def stopped() -> bool:
             _code, status, _output = run_task(ansible, "relops.release.app_process", query)
             return not status["running"]
@@ -255,26 +271,16 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
         assert _wait_until(stopped), "the scheduled stop did not stop the process"
         code, result, output = run_task(ansible, "relops.release.app_process", query)
         assert result["status"] == "STOPPED" and result["stop_at"] is None, output
-
-        # Starting the process again cancels a pending stop, so it keeps running past the old deadline.
+        # The next start clears the fired timer's program.
         code, result, output = run_task(ansible, "relops.release.app_process", args)
-        assert code == 0 and result["running"], output
-        code, result, output = run_task(ansible, "relops.release.app_process", {**later, "stop_after": 10})
-        assert code == 0 and result["changed"] and result["stop_at"], output
-        old_deadline = parse_timestamp(result["stop_at"]).timestamp()
-        code, result, output = run_task(ansible, "relops.release.app_process", args, "--diff")
-        assert code == 0 and result["changed"] and result["stop_at"] is None, output
-        assert "stop scheduled: yes" in output
-        time.sleep(max(0.0, old_deadline - time.time()) + 2)
-        code, result, output = run_task(ansible, "relops.release.app_process", query)
-        assert result["running"] and result["stop_at"] is None, output
-        timer_file = os.path.join(str(tmp_path), "supervisor", "programs", "warm-stop-timer.conf")
-        assert not os.path.exists(timer_file)
+        assert code == 0 and result["changed"] and result["running"] and not os.path.exists(timer_file), output
 
         code, result, output = run_task(ansible, "relops.release.app_process", {**args, "stop_after": 5})
         assert result.get("failed") and "stop_after only goes with state=stopped" in result["msg"], output
         code, result, output = run_task(ansible, "relops.release.app_process", {**later, "stop_after": -1})
         assert result.get("failed") and "stop_after -1 is negative" in result["msg"], output
+        code, result, output = run_task(ansible, "relops.release.app_process", {**args, "name": "warm-stop-timer"})
+        assert result.get("failed") and "names the stop timers" in result["msg"], output
     finally:
         _stop_supervisord(tmp_path)
 

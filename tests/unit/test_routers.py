@@ -142,21 +142,33 @@ def test_process_names_are_checked() -> None:
 
 
 # No systemd runs here (PID 1 is not systemd), so the systemd timer path is checked against the command
-# lines it sends to systemctl and systemd-run, answered by a recorder that keeps one timer's properties.
+# lines it sends to systemctl and systemd-run, answered by a recorder that keeps the timer's and its stop
+# service's properties as systemd reports them (systemd-run's timers unload themselves once fired).
 SYSTEMD_RECORDER = r"""
 import json, os, sys
 state_path = os.environ["RECORDER_STATE"]
-state = json.load(open(state_path)) if os.path.exists(state_path) else {"calls": [], "timer": None}
+state = json.load(open(state_path)) if os.path.exists(state_path) else {"calls": [], "units": {}}
 tool, args = os.path.basename(sys.argv[0]), sys.argv[1:]
 state["calls"].append([tool] + args)
+units = state["units"]
 if tool == "systemd-run":
+    unit = [a.split("=", 1)[1] for a in args if a.startswith("--unit=")][0]
+    if unit + ".timer" in units or unit + ".service" in units:
+        print("Failed to start transient timer unit: Unit %s.timer was already loaded" % unit)
+        json.dump(state, open(state_path, "w"))
+        sys.exit(1)
     description = [a.split("=", 1)[1] for a in args if a.startswith("--description=")][0]
-    state["timer"] = {"LoadState": "loaded", "ActiveState": "active", "SubState": "waiting", "Description": description}
+    units[unit + ".timer"] = {"LoadState": "loaded", "ActiveState": "active", "SubState": "waiting",
+                              "Description": description}
 elif args[0] == "show":
-    timer = state["timer"] or {"LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead"}
-    print("\n".join("%s=%s" % item for item in timer.items()))
-elif args[0] == "stop" and args[1].endswith(".timer"):
-    state["timer"] = None
+    unit = units.get(args[-1], {"LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead"})
+    print("\n".join("%s=%s" % item for item in unit.items()))
+elif args[0] == "stop":
+    if args[1] not in units:
+        print("Failed to stop %s: Unit %s not loaded." % (args[1], args[1]))
+        json.dump(state, open(state_path, "w"))
+        sys.exit(5)
+    del units[args[1]]
 json.dump(state, open(state_path, "w"))
 """
 
@@ -177,9 +189,18 @@ def systemd_recorder(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> "tupl
 
 
 def _recorded(state: str) -> "dict[str, Any]":
+    if not os.path.exists(state):
+        return {"calls": [], "units": {}}
     with open(state, encoding="utf-8") as handle:
         recorded: dict[str, Any] = json.load(handle)
     return recorded
+
+
+def _set_units(state: str, units: "dict[str, dict[str, str]]") -> None:
+    recorded = _recorded(state)
+    recorded["units"] = units
+    with open(state, "w", encoding="utf-8") as handle:
+        json.dump(recorded, handle)
 
 
 def test_systemd_schedules_cancels_and_reports_a_stop_timer(systemd_recorder: "tuple[Systemd, str]") -> None:
@@ -194,6 +215,7 @@ def test_systemd_schedules_cancels_and_reports_a_stop_timer(systemd_recorder: "t
             "--unit=app-blue-stop-timer",
             "--on-active=300s",
             "--timer-property=AccuracySec=1s",
+            "--collect",
             "--description=relops.release: stops app-blue at %d" % deadline,
             os.path.join(os.path.dirname(state), "systemctl"),
             "stop",
@@ -207,32 +229,37 @@ def test_systemd_schedules_cancels_and_reports_a_stop_timer(systemd_recorder: "t
     assert systemd.cancel_stop("app-blue") is False
 
 
-def test_systemd_elapsed_timer_is_not_pending_but_is_cleared_before_a_new_one(
+def test_systemd_stop_under_way_or_failed_is_cleared_before_a_new_timer(
     systemd_recorder: "tuple[Systemd, str]",
 ) -> None:
     systemd, state = systemd_recorder
-    systemd.schedule_stop("app-blue", 60)
-    recorded = _recorded(state)
-    recorded["timer"]["SubState"] = "elapsed"
-    with open(state, "w", encoding="utf-8") as handle:
-        json.dump(recorded, handle)
+    # The timer fired and its service is still stopping the slot: not pending, but in the way of a new timer.
+    _set_units(
+        state,
+        {
+            "app-blue-stop-timer.timer": {"LoadState": "loaded", "ActiveState": "active", "SubState": "running"},
+            "app-blue-stop-timer.service": {"LoadState": "loaded", "ActiveState": "active", "SubState": "running"},
+        },
+    )
     assert systemd.pending_stop("app-blue") is None
-    systemd.schedule_stop("app-blue", 60)
-    calls = _recorded(state)["calls"]
-    # The elapsed transient timer is stopped (unloaded) first, or systemd-run would refuse the unit name.
-    stop_index = calls.index(["systemctl", "stop", "app-blue-stop-timer.timer"])
-    assert [call[0] for call in calls[stop_index:]].count("systemd-run") == 1
+    assert systemd.cancel_stop("app-blue") is False
+    assert _recorded(state)["units"] == {}
+    # A failed stop service left behind (as without --collect) does not block the next schedule either.
+    _set_units(state, {"app-blue-stop-timer.service": {"LoadState": "loaded", "ActiveState": "failed"}})
+    deadline = systemd.schedule_stop("app-blue", 60)
+    assert systemd.pending_stop("app-blue") == deadline
 
 
 def test_supervisor_stop_timer_program_sleeps_then_stops() -> None:
     supervisor = Supervisor("/srv/app/supervisor", supervisorctl="/opt/venv/bin/supervisorctl")
-    text = supervisor.timer_config("app-blue", 300, 1795000000)
+    text = supervisor.timer_config("app-blue", 1795000000)
     assert read_deadline(text) == 1795000000
     parser = configparser.ConfigParser()
     parser.read_string(text)
     section = parser["program:app-blue-stop-timer"]
     assert section["autorestart"] == "false" and section["startsecs"] == "0"
+    # It sleeps until the absolute deadline (not for a fixed time from whenever it started), then stops.
     assert section["command"] == (
-        "/bin/sh -c 'sleep 300 && exec /opt/venv/bin/supervisorctl"
-        " -c /srv/app/supervisor/supervisord.conf stop app-blue'"
+        '/bin/sh -c \'now=$(date +%s); [ "$now" -lt 1795000000 ] && sleep $((1795000000 - now));'
+        " exec /opt/venv/bin/supervisorctl -c /srv/app/supervisor/supervisord.conf stop app-blue'"
     )
