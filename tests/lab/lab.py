@@ -376,11 +376,14 @@ def read_pid(path: str) -> Optional[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether pid runs. A daemon that exited stays a zombie until init reaps it, which the init of these
+    machines does only every few seconds; a zombie has exited, so it counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
+            # The state follows the command name in parentheses, which may itself hold spaces.
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-    return True
 
 
 def main(argv: Optional[list[str]] = None) -> int:
