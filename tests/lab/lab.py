@@ -177,10 +177,10 @@ def start_router(lab: Lab) -> dict[str, str]:
 
 def stop_router(lab: Lab) -> None:
     pid = read_pid(lab.router["pid_file"]) if lab.router else None
-    if pid is not None and _alive(pid):
+    if pid is not None and is_running(pid):
         os.kill(pid, signal.SIGQUIT)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and is_running(pid):
             time.sleep(0.05)
 
 
@@ -254,7 +254,7 @@ def stop_sshd(host: LabHost) -> None:
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and is_running(pid):
         time.sleep(0.05)
     if os.path.exists(host.sshd_pid_file):
         os.unlink(host.sshd_pid_file)
@@ -375,13 +375,13 @@ def read_pid(path: str) -> Optional[int]:
         return None
 
 
-def _alive(pid: int) -> bool:
+def is_running(pid: int) -> bool:
     """Whether pid runs. A daemon that exited stays a zombie until init reaps it, which the init of these
     machines does only every few seconds; a zombie has exited, so it counts as gone."""
     try:
         with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
             # The state follows the command name in parentheses, which may itself hold spaces.
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
 
