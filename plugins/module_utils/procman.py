@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 TIMER_SUFFIX = "-stop-timer"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -93,6 +93,21 @@ def timer_name(name: str) -> str:
 _DEADLINE = re.compile(r"stops \S+ at (\d+)")
 
 
+def absolute_program(program: str) -> str:
+    """An absolute path for a program: timers run it later, from a directory of the manager's choosing."""
+    return os.path.abspath(shutil.which(program) or program)
+
+
+def wait_settled(manager: "Union[Supervisor, Systemd]", name: str, timeout: float) -> Dict[str, object]:
+    """The status once ``name`` is no longer between states (a stop timer may have just fired)."""
+    deadline = time.monotonic() + timeout
+    status = manager.status(name)
+    while status["status"] in manager.TRANSIENT_STATES and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = manager.status(name)
+    return status
+
+
 def read_deadline(text: Optional[str]) -> Optional[int]:
     """The epoch second a timer definition says it stops its process at."""
     match = _DEADLINE.search(text or "")
@@ -109,6 +124,8 @@ def _ini_value(value: str) -> str:
 
 class Supervisor:
     """One supervisord per directory: its config, socket, logs and a program file per process."""
+
+    TRANSIENT_STATES = ("STOPPING", "STARTING", "BACKOFF")
 
     def __init__(self, directory: str, supervisord: str = "supervisord", supervisorctl: str = "supervisorctl"):
         self.directory = os.path.abspath(directory)
@@ -265,8 +282,7 @@ class Supervisor:
         return read_deadline(text)
 
     def timer_config(self, name: str, deadline: int) -> str:
-        # An absolute path: supervisord runs the timer in its own directory, where a relative one would miss.
-        supervisorctl = os.path.abspath(shutil.which(self.supervisorctl) or self.supervisorctl)
+        supervisorctl = absolute_program(self.supervisorctl)
         # Sleep until an absolute deadline, so stop_at is exact however long the scheduling itself took.
         stop = 'now=$(date +%%s); [ "$now" -lt %d ] && sleep $((%d - now)); exec %s' % (
             deadline,
@@ -313,15 +329,6 @@ class Supervisor:
                 os.unlink(path)
         return pending
 
-    def wait_settled(self, name: str, timeout: float) -> Dict[str, object]:
-        """The status once ``name`` is no longer stopping or starting (a timer may have just fired)."""
-        deadline = time.monotonic() + timeout
-        status = self.status(name)
-        while status["status"] in ("STOPPING", "STARTING", "BACKOFF") and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = self.status(name)
-        return status
-
 
 # systemd
 
@@ -332,6 +339,8 @@ def _systemd_quote(word: str) -> str:
 
 class Systemd:
     """A unit file per process under ``unit_dir``, driven with systemctl."""
+
+    TRANSIENT_STATES = ("DEACTIVATING", "ACTIVATING")
 
     def __init__(
         self, unit_dir: str = "/etc/systemd/system", systemctl: str = "systemctl", systemd_run: str = "systemd-run"
@@ -447,7 +456,7 @@ class Systemd:
                 "--timer-property=AccuracySec=1s",
                 "--collect",
                 "--description=relops.release: stops %s at %d" % (name, deadline),
-                os.path.abspath(shutil.which(self.systemctl) or self.systemctl),
+                absolute_program(self.systemctl),
                 "stop",
                 "%s.service" % name,
             ]
@@ -466,11 +475,3 @@ class Systemd:
                 raise ProcessError("systemctl stop %s failed: %s" % (unit, output))
         self.ctl("reset-failed", "%s.timer" % timer, "%s.service" % timer)
         return pending
-
-    def wait_settled(self, name: str, timeout: float) -> Dict[str, object]:
-        deadline = time.monotonic() + timeout
-        status = self.status(name)
-        while status["status"] in ("DEACTIVATING", "ACTIVATING") and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = self.status(name)
-        return status

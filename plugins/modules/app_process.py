@@ -183,6 +183,7 @@ from ansible_collections.relops.release.plugins.module_utils.procman import (
     check_name,
     read_text,
     wait_for_port,
+    wait_settled,
 )
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp
 
@@ -339,7 +340,7 @@ def run_module(module: AnsibleModule) -> Dict[str, Any]:
     # wait for that to finish and act on the state it leaves.
     manager.cancel_stop(name)
     if pending:
-        running = bool(manager.wait_settled(name, params["stop_seconds"] + 10)["running"])
+        running = bool(wait_settled(manager, name, params["stop_seconds"] + 10)["running"])
     if wants_running or old_text != new_text:
         changed = manager.ensure_daemon() or changed
     result["changed"] = apply_state(manager, params, running, new_text) or changed

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from fixtures.artifact_tasks import run_task
+from fixtures.demo_site import wait_for
 from fixtures.playbooks import Ansible
 from fixtures.routers import Backend, RouterFactory, free_port
 
@@ -228,15 +229,6 @@ def test_app_process_lifecycle(ansible: Ansible, tmp_path: object) -> None:
         _stop_supervisord(tmp_path)
 
 
-def _wait_until(predicate: object, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible: Ansible, tmp_path: object) -> None:
     port = free_port()
     args = _process_args(tmp_path, "warm", port)
@@ -277,7 +269,7 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
         assert code == 0 and result["changed"] and result["stop_at"], output
 
         # Asked straight from supervisord, so the polling does not load the machine with Ansible runs.
-        assert _wait_until(lambda: _supervisor_status(tmp_path, "warm") == "STOPPED"), "the timer did not stop it"
+        wait_for(lambda: _supervisor_status(tmp_path, "warm") == "STOPPED", 60, "the timer to stop the process", 0.2)
         code, result, output = run_task(ansible, "relops.release.app_process", query)
         assert result["status"] == "STOPPED" and result["stop_at"] is None, output
         # The next start clears the fired timer's program.
