@@ -9,17 +9,25 @@ streaming) and the checksum and signatures are checked here against it.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.artifact_specs import ARTIFACT_VERIFY_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts import ArtifactError
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.action import ArtifactActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import Keyring
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.verify import (
+    VerifyReport,
     VerifyRequest,
     failure_message,
     resolve_checksum,
+    unchecked_reason,
     verify_artifact,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.policy import load_policy
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import (
+    ReleaseRecordStore,
+    manifest_facts,
+    verification_evidence,
 )
 
 
@@ -49,15 +57,56 @@ class ActionModule(ArtifactActionBase):
             validate_certs=args["validate_certs"],
             ca_path=args["ca_path"],
         )
+        rules = load_policy(args["policy"]).environment(args["environment"]) if args["environment"] else {}
+        if rules.get("enforced"):
+            request.required_signatures = max(request.required_signatures, int(rules["signatures_required"]))
         if args["remote_src"]:
             failure = self._measure_on_target(request)
             if failure is not None:
                 return failure
         report = verify_artifact(request)
         result: Dict[str, Any] = {"changed": False, **report.as_dict()}
+        warnings = _policy_reasons(report, request, rules, args["environment"])
+        if not report.checked and not rules.get("enforced"):
+            warnings.append(unchecked_reason(report, None))
+        elif warnings:
+            report.reasons.extend(warnings)
+            warnings = []
+        result.update(report.as_dict())
+        if warnings:
+            result["warnings"] = warnings
+        if args["record"]:
+            result.update(self._record(args, report, request, rules))
         if report.reasons and args["mode"] == "fail":
             result.update(failed=True, msg=failure_message(report))
         return result
+
+    def _record(
+        self, args: Dict[str, Any], report: VerifyReport, request: VerifyRequest, rules: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        """Open (or continue) the release's record and write what this verification found."""
+        if report.manifest is None or not args["environment"]:
+            raise ArtifactError(
+                "record needs the package's manifest and environment; give environment and keep check_manifest on"
+            )
+        manifest = report.manifest
+        evidence = verification_evidence(report, request.required_signatures, rules)
+        if self.check_mode:
+            return {"release_id": args.get("release_id"), "recorded": False}
+        with self.open_task_ledger(args) as ledger:
+            store = ReleaseRecordStore(ledger)
+            record, created = store.open_release(
+                self.actor,
+                service=str(manifest.get("service") or manifest["name"]),
+                environment=args["environment"],
+                version=str(manifest["version"]),
+                digest="sha256:" + report.sha256,
+                manifest=manifest_facts(manifest),
+                release_id=args.get("release_id"),
+            )
+            store.record_stage(self.actor, record["release_id"], "verification", evidence)
+        self.audit("release_record", release_id=record["release_id"], stage="verification", created=created)
+        return {"release_id": record["release_id"], "recorded": True}
 
     def _measure_on_target(self, request: VerifyRequest) -> Optional[Dict[str, Any]]:
         """Hash the file on the target; return a failed result when the module could not."""
@@ -92,3 +141,21 @@ class ActionModule(ArtifactActionBase):
                 "envelope %s cannot be read (%s); sign the artifact with relops.release.artifact_sign"
                 % (path, exc.strerror)
             ) from None
+
+
+def _policy_reasons(
+    report: VerifyReport, request: VerifyRequest, rules: Dict[str, Any], environment: Optional[str]
+) -> List[str]:
+    """What an enforced environment's policy requires that this verification did not show."""
+    if not rules.get("enforced"):
+        return []
+    reasons: List[str] = []
+    if not report.checked:
+        reasons.append(unchecked_reason(report, environment))
+    required = int(rules["signatures_required"])
+    if required and request.envelope_text is None:
+        reasons.append(
+            "environment %s requires %d valid signature(s) from the keyring; give envelope (the package's "
+            ".intoto.json from relops.release.artifact_sign) and keyring" % (environment, required)
+        )
+    return reasons

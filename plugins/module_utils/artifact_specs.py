@@ -25,6 +25,12 @@ ARTIFACT_VERIFY_SPEC: Dict[str, Dict[str, Any]] = {
     "mode": {"type": "str", "default": "fail", "choices": ["fail", "report"]},
     "validate_certs": {"type": "bool", "default": True},
     "ca_path": {"type": "path"},
+    # Controller side only (the action plugin): the policy that says what the environment requires, and
+    # the release record this verification opens (docs/release-record.md).
+    "policy": {"type": "path"},
+    "record": {"type": "bool", "default": False},
+    "release_id": {"type": "str"},
+    "ledger_url": {"type": "str"},
 }
 
 ARTIFACT_DELTA_SPEC: Dict[str, Dict[str, Any]] = {

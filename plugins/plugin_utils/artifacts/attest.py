@@ -270,9 +270,16 @@ def parse_envelope(text: Union[str, bytes], source: str) -> Dict[str, Any]:
 
 
 def check_envelope(
-    envelope: Mapping[str, Any], keyring: Keyring, required: int, now: datetime.datetime
+    envelope: Mapping[str, Any],
+    keyring: Keyring,
+    required: int,
+    now: datetime.datetime,
+    predicate_type: str = PROVENANCE_TYPE,
 ) -> EnvelopeCheck:
-    """Check payload type, payload and every signature; the artifact subject is checked by the caller."""
+    """Check payload type, payload and every signature; the subject is checked by the caller.
+
+    ``predicate_type`` is what the statement must attest: SLSA provenance for an artifact, the
+    collection's permit type for a release permit (release_record/permit.py)."""
     check = EnvelopeCheck()
     if envelope["payloadType"] != PAYLOAD_TYPE:
         check.reasons.append(
@@ -290,9 +297,9 @@ def check_envelope(
         check.reasons.append("envelope payload is not an in-toto Statement v1 (_type must be %s)" % STATEMENT_TYPE)
         return check
     check.statement = statement
-    if statement.get("predicateType") != PROVENANCE_TYPE:
+    if statement.get("predicateType") != predicate_type:
         check.reasons.append(
-            "statement predicate type is %r, not SLSA provenance %s" % (statement.get("predicateType"), PROVENANCE_TYPE)
+            "statement predicate type is %r, not %s" % (statement.get("predicateType"), predicate_type)
         )
     message = pae(envelope["payloadType"], payload)
     for index, signature in enumerate(envelope["signatures"]):

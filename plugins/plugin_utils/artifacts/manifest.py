@@ -42,6 +42,7 @@ MANDATORY_FIELDS = (
     "created",
 )
 _NON_EMPTY = {"type": "string", "minLength": 1}
+_TIMESTAMP = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"}
 _RELATIVE_PATH = {"type": "string", "pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/+-]+$"}
 
 MANIFEST_SCHEMA: Dict[str, Any] = {
@@ -105,10 +106,11 @@ MANIFEST_SCHEMA: Dict[str, Any] = {
         },
         "source_revision": {"type": "string", "pattern": r"^[0-9a-f]{7,64}$"},
         "source_repository": {"type": "string"},
-        "created": {
-            "type": "string",
-            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$",
-        },
+        # When the source revision was committed: where a release's lead time starts (docs/metrics.md).
+        "commit_time": _TIMESTAMP,
+        # The service's runbook (a URL or a path): the release record keeps it for the review.
+        "runbook": _NON_EMPTY,
+        "created": _TIMESTAMP,
     },
 }
 

@@ -66,10 +66,13 @@ class VerifyReport:
     signers: List[str] = field(default_factory=list)
     manifest: Optional[Dict[str, Any]] = None
     reasons: List[str] = field(default_factory=list)
+    # What vouched for the artifact: "checksum" and/or "signatures". A report that checked neither is
+    # never verified, whatever else passed: a manifest alone proves nothing about who built the file.
+    checked: List[str] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
-        return not self.reasons
+        return not self.reasons and bool(self.checked)
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -83,6 +86,7 @@ class VerifyReport:
             "signers": self.signers,
             "manifest": self.manifest,
             "reasons": self.reasons,
+            "checked": self.checked,
             "verified": self.verified,
         }
 
@@ -155,12 +159,16 @@ def verify_artifact(request: VerifyRequest) -> VerifyReport:
         algorithms = [request.algorithm, "sha256"] + ([expected[0]] if expected else [])
         digests, report.size = file_digests(request.path, algorithms)
     report.digest, report.sha256, report.digests = digests[request.algorithm], digests["sha256"], dict(digests)
+    if expected:
+        report.checked.append("checksum")
     if expected and not digests_equal(expected[1], digests[expected[0]]):
         report.reasons.append(
             "artifact %s: %s mismatch (expected %s, got %s); the file changed after it was checksummed"
             % (name, expected[0], expected[1], digests[expected[0]])
         )
     signed = _check_signatures(request, report) if request.envelope_text is not None else None
+    if request.envelope_text is not None:
+        report.checked.append("signatures")
     if request.check_manifest and request.measured is None:
         _check_manifest(request, report, signed)
     return report
@@ -217,6 +225,15 @@ def _check_manifest(request: VerifyRequest, report: VerifyReport, signed: Option
 def _read_text(path: str) -> str:
     with open(path, encoding="utf-8") as handle:
         return handle.read()
+
+
+def unchecked_reason(report: VerifyReport, environment: Optional[str]) -> str:
+    """Why a report that checked neither a checksum nor a signature is not a verdict."""
+    where = " (environment %s is enforced by the policy)" % environment if environment else ""
+    return (
+        "artifact %s: neither a checksum nor a signature was checked%s; give checksum "
+        "(e.g. sha256:<hex> or a SHA256SUMS file) or envelope with keyring" % (report.name, where)
+    )
 
 
 def failure_message(report: VerifyReport) -> str:

@@ -53,6 +53,16 @@ EXEMPTION_DEFAULTS: Dict[str, Any] = {
 }
 BACKEND_DEFAULTS: Dict[str, str] = {"itsm": "fail_closed", "calendar": "fail_closed", "ledger": "fail_closed"}
 STABILIZATION_DEFAULTS: Dict[str, int] = {"low": 900, "moderate": 3600, "high": 14400, "very_high": 86400}
+# What an environment the policy does not list requires (docs/governance.md, "What is enforced, and where").
+ENVIRONMENT_DEFAULTS: Dict[str, Any] = {
+    "enforced": False,
+    "signatures_required": 0,
+    "audit_required": False,
+    "quality_required": False,
+    "stabilization_required": True,
+    "strategies": ["blue_green", "canary"],
+    "permit_lifetime": 14400,
+}
 
 
 class PolicyError(LedgerError):
@@ -86,6 +96,14 @@ class Policy:
 
     def describe(self) -> Dict[str, Any]:
         return {"name": self.name, "version": self.version, "digest": "sha256:" + self.digest, "source": self.source}
+
+    def environment(self, name: str) -> Dict[str, Any]:
+        """The rules for one environment: the policy's own entry over the defaults."""
+        listed = (self.document.get("environments") or {}).get(name) or {}
+        return dict(ENVIRONMENT_DEFAULTS, **listed)
+
+    def enforced(self, name: str) -> bool:
+        return bool(self.environment(name)["enforced"])
 
     def fail_open(self, backend: str) -> bool:
         return self.backends.get(backend) == "fail_open"

@@ -178,6 +178,22 @@ POLICY_SCHEMA: Dict[str, Any] = {
                 "wait_timeout": _SECONDS,
             },
         },
+        "environments": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "enforced": {"type": "boolean"},
+                    "signatures_required": {"type": "integer", "minimum": 0},
+                    "audit_required": {"type": "boolean"},
+                    "quality_required": {"type": "boolean"},
+                    "stabilization_required": {"type": "boolean"},
+                    "strategies": {"type": "array", "minItems": 1, "items": {"enum": ["blue_green", "canary"]}},
+                    "permit_lifetime": _SECONDS,
+                },
+            },
+        },
         "exemptions": {
             "type": "object",
             "additionalProperties": False,
