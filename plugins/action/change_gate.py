@@ -31,6 +31,19 @@ from ansible_collections.relops.release.plugins.plugin_utils.policy import (
     canonical_digest,
     load_policy,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import (
+    ReleaseRecordError,
+    ReleaseRecordStore,
+    caller_claims,
+    classification_from_record,
+    refuse_claims,
+    signature_shortfall,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import (
+    build_permit,
+    load_permit_key,
+    sign_permit,
+)
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "service": {"type": "str", "required": True},
@@ -57,6 +70,10 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "subject": {"type": "str"},
     "wait_timeout": {"type": "float"},
     "fail_on_deny": {"type": "bool", "default": True},
+    "release_id": {"type": "str"},
+    "hosts": {"type": "list", "elements": "str", "default": []},
+    "permit_key": {"type": "path"},
+    "permit_key_passphrase": {"type": "str", "no_log": True},
     **ITSM_ARGUMENT_SPEC,
 }
 GATE = "change_gate"
@@ -67,6 +84,13 @@ class ActionModule(ItsmActionBase):
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         policy = load_policy(args.get("policy"))
+        rules = policy.environment(args["environment"])
+        if rules["enforced"]:
+            refuse_claims(args, args["environment"])
+        release = self._release_record(args) if args.get("release_id") else None
+        claims = caller_claims(args)
+        if release is not None:
+            args = _with_record_evidence(args, release)
         route, change_type, risk = _classification(args)
         requester = args.get("requested_by") or self.actor.awx_user_name or self.actor.sudo_user or self.actor.user
         subject = (
@@ -84,7 +108,7 @@ class ActionModule(ItsmActionBase):
 
         def attempt() -> "tuple[str, List[gate.Finding], Dict[str, Any]]":
             used.clear()
-            return self._evaluate(args, policy, route, change_type, requester, used)
+            return self._evaluate(args, policy, route, change_type, requester, used, (release, claims))
 
         if self.check_mode or timeout <= 0:
             outcome = attempt()
@@ -140,14 +164,91 @@ class ActionModule(ItsmActionBase):
             "risk": risk,
             "policy": policy.describe(),
             "attempts": attempts,
+            "release_id": args.get("release_id"),
+            "caller_claims": claims,
+            "approvers": inputs.get("approvers", []),
             "msg": "change gate %s for %s: %s" % (decision, subject, "; ".join(reasons[:3])),
         }
         if warnings:
             result["warnings"] = warnings
             result["recorded"] = False
+        if release is not None and not self.check_mode:
+            result.update(self._record_gate(args, release, result, policy))
         if decision != "allow" and args["fail_on_deny"]:
             result["failed"] = True
         return result
+
+    def _release_record(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """The record the gate decides from; it must be this service's release in this environment."""
+        ledger = self.open_task_ledger_readonly(args)
+        record = ReleaseRecordStore(ledger).get_record(args["release_id"]) if ledger is not None else None
+        if ledger is not None:
+            ledger.close()
+        if record is None:
+            raise ReleaseRecordError(
+                "release %s has no record in the ledger; open it with relops.release.artifact_verify (record: true)"
+                " and give the release_id it returned" % args["release_id"]
+            )
+        wanted = (args["service"], args["environment"], args["version"])
+        if (record["service"], record["environment"], record["version"]) != wanted:
+            raise ReleaseRecordError(
+                "release %s is %s %s to %s, not %s %s to %s; give this release's release_id"
+                % (args["release_id"], record["service"], record["version"], record["environment"], *wanted)
+            )
+        return record
+
+    def _record_gate(
+        self, args: Dict[str, Any], record: Dict[str, Any], result: Dict[str, Any], policy: Policy
+    ) -> Dict[str, Any]:
+        """Write the decision (and the change it read) into the record; on allow, issue the permit."""
+        added: Dict[str, Any] = {}
+        decision = {
+            key: result[key] for key in ("decision", "reasons", "policy_version", "inputs_digest", "decided_at")
+        }
+        with self.open_task_ledger(args, touch=False) as ledger:
+            store = ReleaseRecordStore(ledger)
+            approval = next((check for check in result["checks"] if check["check"] == "approval"), None)
+            if args.get("change"):
+                approvers = sorted(set(result.get("approvers") or []))
+                store.record_stage(
+                    self.actor, record["release_id"], "change", {"number": args["change"], "approvers": approvers}
+                )
+            store.record_stage(
+                self.actor,
+                record["release_id"],
+                "gate",
+                dict(decision, checks=result["checks"], caller_claims=result["caller_claims"], approval=approval),
+            )
+            if result["decision"] == "allow":
+                permit = self._issue_permit(args, store.get_record(record["release_id"]) or record, decision, policy)
+                if permit is not None:
+                    store.save_permit(permit["statement"])
+                    store.record_stage(self.actor, record["release_id"], "permit", permit["statement"])
+                    added = {"permit": permit["envelope"], "permit_id": permit["statement"]["permit_id"]}
+        self.audit("release_record", release_id=record["release_id"], stage="gate", decision=result["decision"])
+        return added
+
+    def _issue_permit(
+        self, args: Dict[str, Any], record: Dict[str, Any], decision: Dict[str, Any], policy: Policy
+    ) -> Optional[Dict[str, Any]]:
+        key_path = args.get("permit_key") or self.task_vars.get("relops_permit_key")
+        if not key_path:
+            if policy.enforced(args["environment"]):
+                raise ReleaseRecordError(
+                    "environment %s is enforced but no permit key is set: give permit_key (or relops_permit_key), "
+                    "the private key whose public half is in relops_permit_keyring (docs/governance.md)"
+                    % args["environment"]
+                )
+            return None
+        key = load_permit_key(self._templated(key_path), args.get("permit_key_passphrase"))
+        hosts = args["hosts"] or [self.task_vars.get("inventory_hostname", "localhost")]
+        lifetime = int(policy.environment(args["environment"])["permit_lifetime"])
+        statement = build_permit(record, hosts, utc_now(), lifetime, decision)
+        envelope = sign_permit(statement, key)
+        return {"statement": statement["predicate"], "envelope": envelope}
+
+    def _templated(self, value: Any) -> str:
+        return str(self._templar.template(value))
 
     def _evaluate(
         self,
@@ -157,6 +258,7 @@ class ActionModule(ItsmActionBase):
         change_type: str,
         requester: str,
         used: Dict[int, Dict[str, Any]],
+        evidence: "tuple[Optional[Dict[str, Any]], Dict[str, Any]]",
     ) -> "tuple[str, List[gate.Finding], Dict[str, Any]]":
         ctx = gate.GateContext(
             policy=policy, args=args, now=utc_now(), route=route, change_type=change_type, requester=requester
@@ -172,6 +274,7 @@ class ActionModule(ItsmActionBase):
             findings.append(gate.check_readiness(ctx))
             findings.append(gate.check_lock(ctx, self.actor.run_id))
             findings.extend(self._guarded(ctx, "segregation_of_duties", lambda: [gate.check_segregation(ctx)]))
+            findings.extend(_evidence_findings(ctx, *evidence))
 
             def remember(row: Dict[str, Any]) -> None:
                 used[int(row["id"])] = row
@@ -218,6 +321,60 @@ class ActionModule(ItsmActionBase):
             yield backend
 
 
+def _with_record_evidence(args: Dict[str, Any], record: Dict[str, Any]) -> Dict[str, Any]:
+    """The arguments with the record's risk classification and change where the caller gave none."""
+    shown = dict(args)
+    if not caller_claims(args):
+        shown["assessment"] = classification_from_record(record)
+    if not shown.get("change") and record.get("change_number"):
+        shown["change"] = record["change_number"]
+    return shown
+
+
+def _evidence_findings(
+    ctx: gate.GateContext, record: Optional[Dict[str, Any]], claims: Dict[str, Any]
+) -> List[gate.Finding]:
+    """What the environment's policy requires of the release record: signatures and, where a caller
+    told the gate what to think outside an enforced environment, a note that it did."""
+    rules = ctx.policy.environment(str(ctx.args["environment"]))
+    findings: List[gate.Finding] = []
+    if claims:
+        ctx.inputs["caller_claims"] = claims
+        findings.append(
+            gate.Finding(
+                "evidence",
+                "pass",
+                "decided from caller claims (%s), not from a release record; allowed because %s is not enforced"
+                % (", ".join(sorted(claims)), ctx.args["environment"]),
+            )
+        )
+    required = int(rules["signatures_required"])
+    if record is None:
+        if required:
+            findings.append(
+                gate.Finding(
+                    "signatures",
+                    "deny",
+                    "%s requires %d signature(s), and without release_id the gate has no verification to read"
+                    % (ctx.args["environment"], required),
+                    waivable=False,
+                )
+            )
+        return findings
+    shortfall = signature_shortfall(record, required) if (required or rules["enforced"]) else None
+    if shortfall:
+        findings.append(gate.Finding("signatures", "deny", shortfall, waivable=False))
+    elif required or rules["enforced"]:
+        findings.append(
+            gate.Finding(
+                "signatures",
+                "pass",
+                "verified with %d signature(s)" % len(record["stages"]["verification"].get("signers") or []),
+            )
+        )
+    return findings
+
+
 def _classification(args: Dict[str, Any]) -> "tuple[str, str, Optional[str]]":
     """Route, change type and risk from a risk_assess result or the explicit options."""
     assessment = args.get("assessment") or {}
@@ -245,7 +402,7 @@ def _scope(args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _digestible(args: Dict[str, Any]) -> Dict[str, Any]:
     """The arguments that decide, without credentials or result-shaping switches."""
-    skipped = {"instance", "ledger_url", "fail_on_deny", "wait_timeout"}
+    skipped = {"instance", "ledger_url", "fail_on_deny", "wait_timeout", "permit_key", "permit_key_passphrase"}
     shown = {key: value for key, value in args.items() if key not in skipped}
     shown["readiness"] = {k: v for k, v in (args.get("readiness") or {}).items() if k in (*READINESS_KEYS, "manifest")}
     return shown

@@ -16,6 +16,11 @@ from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.policy import assess, load_policy
 from ansible_collections.relops.release.plugins.plugin_utils.quality import RELEASE_CLASSES
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import (
+    ReleaseRecordError,
+    ReleaseRecordStore,
+    risk_evidence,
+)
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "service": {"type": "str", "required": True},
@@ -30,6 +35,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "irreversible_migrations": {"type": "int", "default": 0},
     "template": {"type": "str"},
     "policy": {"type": "path"},
+    "release_id": {"type": "str"},
     **ITSM_ARGUMENT_SPEC,
 }
 
@@ -70,7 +76,7 @@ class ActionModule(ItsmActionBase):
         facts.update(found)
         facts["template_match"], template_detail = template_fact(policy, args)
         outcome = assess(policy, facts)
-        return {
+        result: Dict[str, Any] = {
             "changed": False,
             **outcome.as_dict(),
             "facts": facts,
@@ -81,6 +87,27 @@ class ActionModule(ItsmActionBase):
             "msg": "%s risk (score %g), %s change, %s approval"
             % (outcome.risk, outcome.score, outcome.change_type, outcome.route),
         }
+        if args.get("release_id"):
+            result["recorded"] = self._record(args, result)
+        return result
+
+    def _record(self, args: Dict[str, Any], result: Dict[str, Any]) -> bool:
+        """Write the assessment into the release's record, where the gate reads it (not from its caller)."""
+        if self.check_mode:
+            return False
+        with self.open_task_ledger(args) as ledger:
+            store = ReleaseRecordStore(ledger)
+            record = store.get_record(args["release_id"])
+            if record is None or (record["service"], record["environment"]) != (args["service"], args["environment"]):
+                raise ReleaseRecordError(
+                    "release %s has no record for %s in %s; give the release_id artifact_verify returned"
+                    % (args["release_id"], args["service"], args["environment"])
+                )
+            store.record_stage(
+                self.actor, args["release_id"], "risk", dict(risk_evidence(result), facts=result["facts"])
+            )
+        self.audit("release_record", release_id=args["release_id"], stage="risk")
+        return True
 
     def _ledger(self, args: Dict[str, Any]) -> Any:
         return _Optional(self.open_task_ledger_readonly(args))

@@ -110,6 +110,7 @@ options:
     default: 30
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - relops.release.permit
 attributes:
   check_mode:
     support: full
@@ -188,6 +189,8 @@ from ansible_collections.relops.release.plugins.module_utils.procman import (
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    # Read by the action plugin in front of this module (the permit guard); the module ignores it.
+    "permit": {"type": "raw"},
     "name": {"type": "str", "required": True},
     "state": {
         "type": "str",

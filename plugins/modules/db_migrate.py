@@ -85,6 +85,7 @@ options:
 extends_documentation_fragment:
   - relops.release.migrations
   - ansible.builtin.action_common_attributes
+  - relops.release.permit
 attributes:
   check_mode:
     support: full
@@ -229,6 +230,8 @@ def argument_spec() -> Dict[str, Any]:
         phase={"type": "str", "choices": ["all", "expand", "contract"], "default": "all"},
         baseline_version={"type": "str", "default": "1"},
         installed_by={"type": "str"},
+        # Read by the action plugin in front of this module (the permit guard); the module ignores it.
+        permit={"type": "raw"},
     )
     return spec
 

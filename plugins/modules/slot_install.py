@@ -42,6 +42,7 @@ options:
     default: 1073741824
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - relops.release.permit
 attributes:
   check_mode:
     support: full
@@ -126,6 +127,8 @@ from ansible_collections.relops.release.plugins.module_utils.unpack import (
 MARKER = ".relops-slot.json"
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    # Read by the action plugin in front of this module (the permit guard); the module ignores it.
+    "permit": {"type": "raw"},
     "dest": {"type": "path", "required": True},
     "src": {"type": "path"},
     "checksum": {"type": "str"},

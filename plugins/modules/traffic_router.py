@@ -96,6 +96,7 @@ options:
     type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - relops.release.permit
 attributes:
   check_mode:
     support: full
@@ -188,6 +189,8 @@ SERVER_SPEC: Dict[str, Dict[str, Any]] = {
 }
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    # Read by the action plugin in front of this module (the permit guard); the module ignores it.
+    "permit": {"type": "raw"},
     "router": {"type": "str", "required": True, "choices": ["nginx", "haproxy"]},
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "default": "present", "choices": ["present", "query"]},

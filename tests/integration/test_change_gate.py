@@ -187,6 +187,8 @@ def test_gate_decides_every_path_on_the_backend(ansible: Ansible, itsm: ItsmWorl
     readiness = _readiness(ansible, start, end)
     gate = {
         "service": "payments-api",
+        # Not an enforced environment: these tests give the gate route and risk themselves.
+        "environment": "staging",
         "version": "2.0.0",
         "route": "cab",
         "change": number,
@@ -245,6 +247,8 @@ def test_gate_decides_every_path_on_the_backend(ansible: Ansible, itsm: ItsmWorl
         "readiness",
         "lock",
         "segregation_of_duties",
+        # The route came from the caller: staging is not enforced, and the gate says so.
+        "evidence",
     }
     checked = results["checked"]
     assert checked["decision"] == "allow" and checked["recorded"] is False
@@ -294,6 +298,8 @@ def test_gate_denies_conflicts_on_related_cis_and_waits_for_stabilization(ansibl
     assert not other["other"].get("failed"), run.report
     gate = {
         "service": "payments-api",
+        # Not an enforced environment: these tests give the gate route and risk themselves.
+        "environment": "staging",
         "version": "2.1.0",
         "route": "cab",
         "change": mine,
@@ -303,7 +309,7 @@ def test_gate_denies_conflicts_on_related_cis_and_waits_for_stabilization(ansibl
     }
     with open_ledger(parse_ledger_url(itsm.ledger_url)) as ledger:
         ledger.start_stabilization(
-            current_actor(environ={"RELOPS_RUN_ID": "earlier"}), "payments-api", "production", "2.0.0", 3600
+            current_actor(environ={"RELOPS_RUN_ID": "earlier"}), "payments-api", "staging", "2.0.0", 3600
         )
     results, run = run_tasks(
         ansible,
@@ -332,6 +338,8 @@ def test_gate_waits_with_backoff_until_the_lock_is_released(ansible: Ansible) ->
     start, end = now - datetime.timedelta(minutes=1), now + datetime.timedelta(hours=1)
     gate = {
         "service": "payments-api",
+        # Not an enforced environment: these tests give the gate route and risk themselves.
+        "environment": "staging",
         "version": "2.2.0",
         "route": "peer",
         "peer_approver": "dev.two",
@@ -377,6 +385,8 @@ def test_unreachable_backends_deny_unless_the_policy_fails_open(ansible: Ansible
     unreachable = {"type": "ics", "url": "http://127.0.0.1:%d/freezes.ics" % port, "kind": "blackout", "timeout": 2}
     gate = {
         "service": "payments-api",
+        # Not an enforced environment: these tests give the gate route and risk themselves.
+        "environment": "staging",
         "version": "2.3.0",
         "route": "automatic",
         "cis": ["payments-api"],
@@ -472,6 +482,8 @@ def test_emergency_change_during_blackout_needs_an_active_exemption(ansible: Ans
         )
     gate = {
         "service": "payments-api",
+        # Not an enforced environment: these tests give the gate route and risk themselves.
+        "environment": "staging",
         "version": "2.0.1",
         "route": "peer",
         "change_type": "emergency",
@@ -699,6 +711,8 @@ def test_gate_pre_approves_standard_changes_only_from_templates_the_policy_lists
     policy = write_yaml(os.path.join(ansible.workdir, "standard.yml"), document)
     gate = {
         "service": "payments-api",
+        # Not an enforced environment: these tests give the gate route and risk themselves.
+        "environment": "staging",
         "version": "2.0.0",
         "route": "automatic",
         "change_type": "standard",

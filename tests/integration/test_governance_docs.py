@@ -24,6 +24,8 @@ GROUP_PLAY = """
       relops.release.change_gate:
         service: payments-api
         version: 1.0.0
+        # staging: production is enforced and takes no route from its caller (docs/governance.md)
+        environment: staging
         route: automatic
         readiness: {{rollback: {{not_needed: config only}}}}
         fail_on_deny: false

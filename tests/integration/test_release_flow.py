@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from fixtures.demo_site import Site
 
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
+
 # The tests of this module build on each other (one release after another on one site), so they
 # run in one xdist worker, in order (`--dist loadgroup` in the Makefile).
 pytestmark = pytest.mark.xdist_group("release_flow")
@@ -30,6 +32,13 @@ def change_of(site: Site, number: str) -> dict[str, Any]:
         change: dict[str, Any] = ledger.itsm_get_change(number=number)
     # The local ITSM keeps the ServiceNow-style fields (close_code, ...) in a JSON column.
     return {**(change.get("fields") or {}), **change}
+
+
+def record_of(site: Site, release_id: str) -> dict[str, Any]:
+    with site.ledger() as ledger:
+        record = ReleaseRecordStore(ledger).get_record(release_id)
+    assert record is not None, "release %s has no record" % release_id
+    return record
 
 
 def test_a_release_goes_through_every_step(demo_site: Site) -> None:
@@ -55,6 +64,28 @@ def test_a_release_goes_through_every_step(demo_site: Site) -> None:
         assert {d["gate"] for d in decisions} >= {"change_gate"}
         assert ledger.get_lock("demo-app") is None
         assert [event["event"] for event in ledger.lock_events("demo-app")][:2] == ["released", "acquired"]
+    # The release record holds what each stage of release.yml saw, written by the modules that checked.
+    record = record_of(site, summary["release_id"])
+    assert summary["release_id"].startswith("demo-app@1.0.0/local/")
+    assert (record["outcome"], record["change_number"], record["strategy"]) == (
+        "successful",
+        summary["change"],
+        "blue_green",
+    )
+    assert record["team"] and record["owner"] and record["source_revision"], "the manifest's facts are kept"
+    stages = record["stages"]
+    assert stages["verification"]["checked"] == ["checksum", "signatures"] and stages["verification"]["policy_met"]
+    assert summary["signers"] == stages["verification"]["signers"] and len(summary["signers"]) == 1
+    # The local environment is enforced (examples/policies/local.yml): the gate issued a permit, and the
+    # site's changes ran under it.
+    assert (
+        summary["permit"] == record["permit_id"] == stages["permit"]["permit_id"] == stages["deployment"]["permit_id"]
+    )
+    assert stages["permit"]["digest"] == record["digest"].split(":")[1] and stages["permit"]["hosts"] == ["localhost"]
+    assert stages["risk"]["route"] == summary["route"] and stages["risk"]["risk"] == summary["risk"]
+    assert stages["gate"]["decision"] == "allow" and stages["gate"]["caller_claims"] == {}
+    assert stages["deployment"]["hosts"] and stages["smoke"]["passed"] is True
+    assert [entry["stage"] for entry in record["history"]][:3] == ["verification", "risk", "change"]
 
 
 def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) -> None:
@@ -66,6 +97,9 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) ->
     summary = last_run(site)["summary"]
     assert summary["outcome"] == "failed" and summary["failed_task"] == "Gate the release"
     assert summary["application"] == "not needed" and summary["change_closed"] == "left as it was"
+    record = record_of(site, summary["release_id"])
+    assert record["outcome"] == "aborted" and record["stages"]["gate"]["decision"] == "deny", record["stages"]
+    assert "deployment" not in record["stages"] and record["permit_id"] is None
     assert change_of(site, summary["change"])["state"] == "implement", "the change is not touched after the gate"
     assert site.get("/")[1]["version"] == "1.0.0" and site.schema_version() == "1"
     with site.ledger() as ledger:
@@ -94,6 +128,10 @@ def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
         incidents = ledger.list_incidents(service="demo-app")
         assert len(incidents) == 1 and incidents[0]["details"]["change"] == summary["change"]
         assert ledger.get_lock("demo-app") is None
+    record = record_of(site, summary["release_id"])
+    assert (record["outcome"], record["rolled_back_to"]) == ("rolled_back", "1.0.0")
+    assert record["stages"]["rollback"]["failed_stage"] == "smoke"
+    assert record["stages"]["incident"]["id"] == incidents[0]["id"]
 
 
 def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -> None:

@@ -440,13 +440,18 @@ def check_segregation(ctx: GateContext) -> Finding:
             str(a.get("approver")) for a in ctx.backend.approvals(ctx.change) if a.get("state") == "approved"
         )
     ctx.inputs["approvers"] = sorted(set(approvers))
-    if ctx.route != "peer":
-        return Finding("segregation_of_duties", "pass", "%s route: requester %s" % (ctx.route, ctx.requester))
+    if not ctx.policy.environment(str(ctx.args["environment"]))["segregation_of_duties"]:
+        return Finding(
+            "segregation_of_duties",
+            "pass",
+            "the policy does not require segregation of duties in %s" % ctx.args["environment"],
+        )
     if ctx.requester in approvers:
         return Finding(
             "segregation_of_duties",
             "deny",
-            "requester %s approved their own change on the peer route; another person must approve" % ctx.requester,
+            "requester %s approved their own change on the %s route; another person must approve"
+            % (ctx.requester, ctx.route),
             waivable=False,
         )
     return Finding(

@@ -60,6 +60,8 @@ ENVIRONMENT_DEFAULTS: Dict[str, Any] = {
     "audit_required": False,
     "quality_required": False,
     "stabilization_required": True,
+    # The person who releases may not approve their own change, on every route.
+    "segregation_of_duties": True,
     "strategies": ["blue_green", "canary"],
     "permit_lifetime": 14400,
 }

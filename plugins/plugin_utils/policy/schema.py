@@ -189,6 +189,7 @@ POLICY_SCHEMA: Dict[str, Any] = {
                     "audit_required": {"type": "boolean"},
                     "quality_required": {"type": "boolean"},
                     "stabilization_required": {"type": "boolean"},
+                    "segregation_of_duties": {"type": "boolean"},
                     "strategies": {"type": "array", "minItems": 1, "items": {"enum": ["blue_green", "canary"]}},
                     "permit_lifetime": _SECONDS,
                 },

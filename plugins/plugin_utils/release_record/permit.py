@@ -77,6 +77,22 @@ def build_permit(
     }
 
 
+def load_permit_key(path: str, passphrase: Optional[str] = None) -> attest.PrivateKey:
+    """The gate's permit signing key from a PEM file on the controller."""
+    try:
+        with open(path, "rb") as handle:
+            pem = handle.read()
+    except OSError as exc:
+        raise PermitError(
+            "permit key %s cannot be read (%s); set relops_permit_key to the PEM private key that signs permits"
+            % (path, exc.strerror)
+        ) from None
+    try:
+        return attest.load_private_key(pem, passphrase, "permit key %s" % path)
+    except ArtifactError as exc:
+        raise PermitError(str(exc)) from None
+
+
 def sign_permit(statement: Mapping[str, Any], key: attest.PrivateKey) -> Dict[str, Any]:
     return attest.sign_envelope(statement, [key])
 

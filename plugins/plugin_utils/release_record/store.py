@@ -162,6 +162,19 @@ class ReleaseRecordStore:
             )
         return None if row is None else dict(row, data=json.loads(row["data"]))
 
+    def released_before(self, service: str, environment: str, digest: str) -> bool:
+        """Whether this artifact was once released successfully here: a rollback onto it needs no new
+        approval (its own release was approved), only the permit of the release it rolls back."""
+        wanted = "sha256:" + digest.rsplit(":", maxsplit=1)[-1].lower()
+        with self.backend.transaction(write=False) as cursor:
+            row = cursor.one(
+                "SELECT 1 AS found FROM releases WHERE service = ? AND environment = ? AND digest = ?"
+                " AND outcome = 'successful' UNION ALL SELECT 1 FROM deployments WHERE service = ?"
+                " AND environment = ? AND artifact_digest = ? AND status = 'successful' LIMIT 1",
+                (service, environment, wanted, service, environment, wanted),
+            )
+        return row is not None
+
     # Permits
 
     def save_permit(self, permit: Mapping[str, Any]) -> None:
