@@ -16,8 +16,9 @@ options:
         the inventory; the C(relops.release.release) role sets it from C(release_environment)); the policy
         is C(relops_policy), else C(release_policy), else the collection's default. There, the task is
         refused, changing nothing, unless the permit's signature verifies against the keyring in
-        C(relops_permit_keyring), it names this environment and this host (C(inventory_hostname)), it is between its C(not_before) and C(not_after), the ledger does not list it
-        as revoked, and, for a module that installs a package, it names the package's sha256 digest - or
+        C(relops_permit_keyring), it names this environment and this host (C(inventory_hostname)), it is
+        between its C(not_before) and C(not_after), the ledger does not list it as revoked, and, for a
+        module that installs a package, it names the package's sha256 digest - or
         that package was itself released successfully to this environment (a rollback onto it, reported
         as C(permit_use=rollback)).
       - When not set, the C(relops_release_permit) variable is used; the C(relops.release.release) role sets

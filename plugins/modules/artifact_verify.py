@@ -93,9 +93,32 @@ options:
     description:
       - CA bundle for an C(https://) O(checksum) URL.
     type: path
+  policy:
+    description:
+      - The policy file whose C(environments) entry for O(environment) says what verification must show.
+        Default is the policy shipped with the collection, which enforces C(production).
+      - In an enforced environment a verification that checked neither a checksum nor a signature fails,
+        naming what is missing, and O(required_signatures) is raised to the environment's
+        C(signatures_required). Elsewhere such a verification returns RV(verified=false) with a warning,
+        since a manifest alone proves nothing about who built the package.
+    type: path
+  record:
+    description:
+      - Open the release's record in the ledger (or continue the unfinished one with the same id) and write
+        what this verification found as its C(verification) stage. Needs O(environment) and the package's
+        manifest. Returns RV(release_id), which M(relops.release.risk_assess), M(relops.release.change_gate)
+        and M(relops.release.release_record) take (docs/release-record.md).
+    type: bool
+    default: false
+  release_id:
+    description:
+      - With O(record=true), the record's id. Default C(<service>@<version>/<environment>/<digest prefix>), so a
+        rerun after a crash continues the same record; an attempt after the record's outcome gets C(#<n>).
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
+  - relops.release.ledger
 attributes:
   action:
     support: full
@@ -144,9 +167,20 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verified:
-  description: Whether every check passed.
+  description: Whether every check passed and at least a checksum or a signature was checked (RV(checked)).
   returned: always
   type: bool
+checked:
+  description: What vouched for the package, V(checksum) and/or V(signatures); empty means nothing did.
+  returned: always
+  type: list
+  elements: str
+  sample: [checksum, signatures]
+release_id:
+  description: With O(record=true), the release record's id.
+  returned: when O(record=true)
+  type: str
+  sample: payments-api@2.4.0/production/9f2c0d6c4b4e
 digest:
   description: The digest as C(<algorithm>:<hex>).
   returned: always

@@ -49,8 +49,35 @@ options:
     description: The version being deployed.
     type: str
     required: true
+  release_id:
+    description:
+      - The release record the gate decides from (RV(relops.release.artifact_verify#module:release_id)). The
+        route, change type and risk come from the record's C(risk) stage (written by
+        M(relops.release.risk_assess) with O(relops.release.risk_assess#module:release_id)), the signatures from
+        its C(verification) stage, the change from O(change) or the record; the decision, the change's
+        approvers and, on V(allow), the permit are written back into the record.
+      - Required in an environment the policy marks enforced (C(environments.<name>.enforced); production in
+        the default policy). There O(assessment), O(route), O(risk), O(change_type) and O(peer_approver) are
+        refused; elsewhere they are used and recorded as caller claims (an C(evidence) check says so).
+    type: str
+  hosts:
+    description: With O(release_id), the hosts the permit covers. Default is the host the task runs for.
+    type: list
+    elements: str
+    default: []
+  permit_key:
+    description:
+      - With O(release_id), the PEM private key (Ed25519, ECDSA P-256 or RSA) that signs the release permit on
+        V(allow). Default is the C(relops_permit_key) variable. Required in an enforced environment; its public
+        key belongs in the C(relops_permit_keyring) the host-changing modules check (docs/governance.md).
+    type: path
+  permit_key_passphrase:
+    description: Passphrase of O(permit_key), when it is encrypted.
+    type: str
   assessment:
-    description: The registered result of M(relops.release.risk_assess); supplies route, change type and risk.
+    description:
+      - The registered result of M(relops.release.risk_assess); supplies route, change type and risk.
+      - A caller claim, refused in an enforced environment (give O(release_id) instead).
     type: dict
   route:
     description: The approval route, when not taken from O(assessment).
@@ -128,7 +155,9 @@ options:
         type: list
         elements: dict
   peer_approver:
-    description: Who approved the change on the V(peer) route when there is no change request.
+    description:
+      - Who approved the change on the V(peer) route when there is no change request.
+      - A caller claim, refused in an enforced environment, where approvals come from the ITSM.
     type: str
   requested_by:
     description: Who requests the change. Default is the user running the play.
@@ -201,6 +230,31 @@ decision:
   description: V(allow), V(deny) or V(wait).
   returned: always
   type: str
+permit:
+  description:
+    - The release permit, a DSSE envelope holding an in-toto Statement (predicate type
+      C(https://relops.example/release-permit/v1)) that binds release id, service, environment, version,
+      artifact digest, change, hosts, C(not_before) and C(not_after). Give it to the host-changing modules
+      (or set C(relops_release_permit)); docs/governance.md has the format.
+  returned: on V(allow) with O(release_id) and a permit key
+  type: dict
+permit_id:
+  description: The permit's id (also in the release record and the ledger's permits).
+  returned: on V(allow) with O(release_id) and a permit key
+  type: str
+release_id:
+  description: The release record the gate read, when O(release_id) was given.
+  returned: always
+  type: str
+caller_claims:
+  description: The route, risk and approver options the caller gave (recorded; refused when enforced).
+  returned: always
+  type: dict
+approvers:
+  description: Who approved the change, as the ITSM (or O(peer_approver)) says.
+  returned: always
+  type: list
+  elements: str
 reasons:
   description: One line per check, blocking ones first, as C(check outcome reason).
   returned: always

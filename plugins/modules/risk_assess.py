@@ -73,6 +73,12 @@ options:
   policy:
     description: Path of the policy file. Default is the policy shipped with the collection.
     type: path
+  release_id:
+    description:
+      - The release record to write the assessment into, as its C(risk) stage, where
+        M(relops.release.change_gate) reads it (RV(relops.release.artifact_verify#module:release_id)). The record
+        must be of O(service) in O(environment). Nothing is written in check mode.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -110,6 +116,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+recorded:
+  description: Whether the assessment was written into the release record O(release_id).
+  returned: when O(release_id) is given
+  type: bool
 risk:
   description: The risk level.
   returned: always

@@ -51,7 +51,7 @@ def test_the_ledger_group_reaches_the_gate_and_the_exemptions(ansible: Ansible) 
     run = ansible.playbook(playbook)
     assert run.returncode == 0, run.report
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
-        decisions = ledger.list_decisions(subject="payments-api/production/1.0.0")
+        decisions = ledger.list_decisions(subject="payments-api/staging/1.0.0")
     # Readiness without a roster or runbook fails, so the automatic change is denied, and said so in the ledger.
     assert [row["decision"] for row in decisions] == ["deny"]
     assert any(reason.startswith("readiness deny") for reason in decisions[0]["reasons"])
