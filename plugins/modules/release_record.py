@@ -33,8 +33,8 @@ options:
     description:
       - The stage this entry records. A stage written again is appended; the newest entry is the
         stage's value and every entry stays in the record's history.
-      - V(outcome) takes O(data.outcome) (V(successful), V(failed), V(rolled_back) or V(aborted)) and
-        optionally O(data.rolled_back_to), and finishes the record.
+      - V(outcome) takes C(outcome) in O(data) (V(successful), V(failed), V(rolled_back) or V(aborted)) and
+        optionally C(rolled_back_to), and finishes the record.
     type: str
     required: true
     choices: [change, readiness, migrations, deployment, smoke, health, stabilization, incident, rollback, outcome]

@@ -9,6 +9,7 @@ migration that leave it serving; 1.1.0 killed with kill -9 mid-switch then rerun
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import urllib.request
@@ -23,6 +24,13 @@ from fixtures.playbooks import PlaybookRun
 from fixtures.postgres import PostgresServer
 from fixtures.routers import Router, start_nginx
 from servicenow.server import ServiceNowStandIn
+
+from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import (
+    build_permit,
+    load_permit_key,
+    sign_permit,
+)
 
 pytestmark = pytest.mark.xdist_group("release_lab")
 
@@ -122,6 +130,121 @@ def test_on_the_lab_a_release_reaches_every_host(lab_site: LabSite) -> None:
         assert ledger.get_lock("demo-app") is None
     servers = {record["name"] for record in world.standin.records("cmdb_ci_server", "")}
     assert servers >= {host.name for host in world.lab.hosts}, "every lab host is a CI in the CMDB: %s" % servers
+
+
+BYPASS_PLAY = """
+- name: Try to change the lab hosts without going through the gate
+  hosts: lab
+  gather_facts: false
+  vars:
+    # The hosts' environment, as a production inventory declares it next to its hosts.
+    relops_environment: local
+  tasks:
+    - name: Deploy 1.1.0 with the blue_green role directly
+      block:
+        - name: Run blue_green without a permit
+          ansible.builtin.include_role:
+            name: relops.release.blue_green
+          vars:
+            blue_green_artifact: "{package}"
+            blue_green_checksum: "{digest}"
+            blue_green_environment: local
+            blue_green_service: demo-app
+      rescue:
+        - name: Keep why it stopped
+          ansible.builtin.set_fact:
+            bypass_blue_green: "{{{{ ansible_failed_result.msg }}}}"
+    - name: Switch the router directly
+      relops.release.traffic_router:
+        router: nginx
+        name: "{router_name}"
+        nginx_upstream_file: "{upstream}"
+        nginx_conf: "{nginx_conf}"
+        servers: [{{name: "{{{{ inventory_hostname }}}}-green", address: "{{{{ ansible_host }}}}:8002"}}]
+      delegate_to: localhost
+      register: bypass_router
+      ignore_errors: true
+    - name: Migrate the schema directly
+      relops.release.db_migrate:
+        db_url: "sqlite:///{database}"
+        migrations_dir: "{migrations}"
+      delegate_to: localhost
+      run_once: true
+      register: bypass_migrate
+      ignore_errors: true
+    - name: Install 1.1.0 under a permit for 1.0.0's digest (a valid permit for another package)
+      relops.release.slot_install:
+        src: "{package}"
+        dest: "{{{{ relops_lab_root }}}}/bypass-slot"
+        permit: {wrong_digest}
+      register: bypass_other_package
+      ignore_errors: true
+    - name: Install 1.1.0 under an expired permit for it
+      relops.release.slot_install:
+        src: "{package}"
+        dest: "{{{{ relops_lab_root }}}}/bypass-slot"
+        permit: {expired}
+      register: bypass_expired
+      ignore_errors: true
+    - name: Keep the results for the test
+      ansible.builtin.copy:
+        content: "{{{{ {{'blue_green': bypass_blue_green | default('ran'), 'router': bypass_router,
+                     'migrate': bypass_migrate, 'other_package': bypass_other_package,
+                     'expired': bypass_expired}} | to_json }}}}"
+        dest: "{{{{ relops_lab_root }}}}/bypass.json"
+        mode: "0600"
+      delegate_to: localhost
+"""
+
+
+def _permit(site: Site, hosts: list[str], digest: str, age: float, lifetime: int) -> str:
+    """A permit signed with the demo's trusted permit key, as change_gate would sign it."""
+    record = {"release_id": "bypass", "service": "demo-app", "environment": "local", "version": "1.1.0"}
+    key = load_permit_key(os.path.join(site.demo, "keys", "demo-permits.pem"))
+    issued = utc_now() - datetime.timedelta(seconds=age)
+    statement = build_permit(dict(record, digest=digest), hosts, issued, lifetime, {})
+    return json.dumps(json.dumps(sign_permit(statement, key)))
+
+
+def test_on_the_lab_nothing_changes_a_host_without_a_permit(lab_site: LabSite) -> None:
+    """blue_green, traffic_router and db_migrate run directly against the enforced lab hosts are refused on
+    every host, changing nothing; a valid permit for another package, or an expired one, is refused too."""
+    world, site = lab_site, lab_site.site
+    with open(os.path.join(site.demo, "artifacts", "releases.json"), encoding="utf-8") as handle:
+        releases = json.load(handle)
+    package, digest = releases["1.1.0"]
+    names = [host.name for host in world.lab.hosts]
+    with open(str(world.router.nginx_upstream_file), "rb") as handle:
+        upstream_before = handle.read()
+    versions_before, schema_before = world.versions_by_host(), site.schema_version()
+    play = BYPASS_PLAY.format(
+        package=package,
+        digest=digest,
+        router_name=world.router.name,
+        upstream=world.router.nginx_upstream_file,
+        nginx_conf=world.router.nginx_conf,
+        database=os.path.join(site.demo, "data", "demo-app.db"),
+        migrations=os.path.join(site.demo, "build", "1.1.0", "migrations"),
+        wrong_digest=_permit(site, names, releases["1.0.0"][1], 0, 600),
+        expired=_permit(site, names, digest, 1200, 600),
+    )
+    run = site.ansible.playbook(site.ansible.write_playbook(play, "bypass.yml"), *world.args, env=site.env)
+    assert run.returncode == 0, run.report
+    for host in world.lab.hosts:
+        with open(os.path.join(host.root, "bypass.json"), encoding="utf-8") as handle:
+            tried = json.load(handle)
+        assert "no release permit: local is an enforced environment" in tried["blue_green"], tried["blue_green"]
+        assert tried["router"]["failed"] and "traffic_router on %s refused" % host.name in tried["router"]["msg"]
+        assert "is for artifact sha256:%s" % releases["1.0.0"][1].split(":")[1][:16] in tried["other_package"]["msg"]
+        assert "nor was that artifact ever released" in tried["other_package"]["msg"]
+        assert "expired at" in tried["expired"]["msg"], tried["expired"]
+        assert not os.path.exists(os.path.join(host.root, "bypass-slot")), "no slot was written on %s" % host.name
+    with open(os.path.join(world.lab.hosts[0].root, "bypass.json"), encoding="utf-8") as handle:
+        migrate = json.load(handle)["migrate"]
+    assert migrate["failed"] and "no release permit" in migrate["msg"], migrate
+    with open(str(world.router.nginx_upstream_file), "rb") as handle:
+        assert handle.read() == upstream_before, "the router's upstream file is byte-identical"
+    assert world.versions_by_host() == versions_before and site.schema_version() == schema_before
 
 
 def test_on_the_lab_a_gate_denial_deploys_nothing(lab_site: LabSite) -> None:
