@@ -87,14 +87,17 @@ class PermitGuardedAction(ActionBase):
         keyring = self._keyring(str(environment))
         digest = module_args.get(self.digest_option) if self.digest_option else None
         envelope = given if given not in (None, "") else self._var(PERMIT_VAR)
-        check = check_permit(
-            envelope,
-            keyring,
-            utc_now(),
-            str(environment),
-            host=str(self.task_vars.get("inventory_hostname")),
-            is_revoked=self._revocation,
-        )
+        try:
+            check = check_permit(
+                envelope,
+                keyring,
+                utc_now(),
+                str(environment),
+                host=str(self.task_vars.get("inventory_hostname")),
+                is_revoked=self._revocation,
+            )
+        except PermitError as exc:
+            raise PermitError("%s refused: %s" % (action, exc)) from None
         if check.valid and digest and _sha256_of(digest) != check.permit["digest"]:
             if not self._released_before(check.permit, _sha256_of(digest)):
                 check.reasons.append(
