@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from fixtures.signing import demo_manifest
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
@@ -167,6 +167,18 @@ def test_protocol_vector_raw_ecdsa_signature_verifies() -> None:
         assert found == expected
 
 
+def test_raw_ecdsa_signature_in_a_collection_envelope_verifies(artifact: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    envelope = sign_envelope(_statement(artifact), [key])
+    r, s = decode_dss_signature(base64.b64decode(envelope["signatures"][0]["sig"]))
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    envelope["signatures"][0]["sig"] = base64.b64encode(raw).decode()
+    report = _verify(artifact, envelope, _keyring([key.public_key()]))
+    assert report.reasons == [] and report.signers == [key_id(key.public_key())]
+    envelope["signatures"][0]["sig"] = base64.b64encode(raw[:32] + (s ^ 1).to_bytes(32, "big")).decode()
+    assert _verify(artifact, envelope, _keyring([key.public_key()])).signers == []
+
+
 def _vectors() -> List[Dict[str, Any]]:
     with open(VECTORS, encoding="utf-8") as handle:
         document: Dict[str, Any] = json.load(handle)
@@ -218,6 +230,23 @@ def test_keyid_only_narrows_which_keys_are_tried(artifact: str, keyid: Any) -> N
         envelope["signatures"][0]["keyid"] = keyid
     report = _verify(artifact, envelope, _keyring([other.public_key(), signer.public_key()]))
     assert report.reasons == [] and report.signers == [key_id(signer.public_key())]
+
+
+@pytest.mark.parametrize("claim", ["", "OTHER-KEY"])
+def test_revocation_follows_the_key_that_verifies_not_the_keyid(artifact: str, claim: str) -> None:
+    revoked, other = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    envelope = sign_envelope(_statement(artifact), [revoked])
+    envelope["signatures"][0]["keyid"] = key_id(other.public_key()) if claim == "OTHER-KEY" else claim
+    document = {
+        "keys": [{"public_key": _pem(other.public_key())}, {"public_key": _pem(revoked.public_key())}],
+        "revoked": [{"keyid": key_id(revoked.public_key()), "reason": "key leaked"}],
+    }
+    report = _verify(artifact, envelope, load_keyring(document, lambda path: b""))
+    assert report.signers == []
+    assert any(
+        "is by key %s, which is revoked (key leaked)" % key_id(revoked.public_key()) in reason
+        for reason in report.reasons
+    )
 
 
 def test_unknown_keyid_and_unknown_key_is_refused_naming_the_keyid(artifact: str) -> None:
