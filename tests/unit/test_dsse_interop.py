@@ -2,7 +2,7 @@
 
 - DSSE's published test vectors: the protocol's own example (ECDSA P-256, the signature as raw r || s) from
   protocol.md, and tests/fixtures/data/dsse/vectors.json, a copy of testvectors/vectors.json of the
-  secure-systems-lab/dsse repository (commit 82043adf78bb4e67c208f9ffa72b38804ea6a0c4; Ed25519 keys of
+  secure-systems-lab/dsse repository (Apache-2.0, commit 82043adf78bb4e67c208f9ffa72b38804ea6a0c4; Ed25519 keys of
   RFC 8032 section 7.1, so every signature can be made again here and compared byte for byte).
 - securesystemslib (PyPI, the library in-toto and python-tuf sign with): envelopes its CryptoSigner makes
   with Ed25519, ECDSA P-256 and RSA-PSS keys and its default key ids verify with the collection's
