@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import tempfile
@@ -17,6 +16,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.action im
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import (
     PAYLOAD_TYPE,
     build_statement,
+    decode_base64,
     key_algorithm,
     key_id,
     load_private_key,
@@ -116,8 +116,8 @@ def _existing_signers(path: str, payload: bytes, keys: List[PrivateKey]) -> Opti
     try:
         with open(path, encoding="utf-8") as handle:
             envelope = json.load(handle)
-        existing = base64.b64decode(envelope["payload"], validate=True)
-        signatures = {str(sig["keyid"]): base64.b64decode(sig["sig"]) for sig in envelope["signatures"]}
+        existing = decode_base64(envelope["payload"])
+        signatures = {str(sig["keyid"]): decode_base64(sig["sig"]) for sig in envelope["signatures"]}
     except (ValueError, KeyError, TypeError):
         return []
     if existing != payload:

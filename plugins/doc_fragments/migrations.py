@@ -50,4 +50,14 @@ options:
       - Seconds to wait for another process migrating the same database (and history table) before failing.
     type: int
     default: 300
+  encoding:
+    description:
+      - Character encoding the scripts are written in, as Flyway's C(encoding) setting (C(UTF-8), C(ISO-8859-1),
+        C(UTF-16), C(UTF-16LE), C(UTF-16BE), C(US-ASCII), or any other codec name Python knows).
+      - A leading byte-order mark is dropped before the script runs and is not part of its checksum, as in Flyway.
+        The checksum is Flyway's (CRC32 of the decoded lines as UTF-8), so changing the encoding of an applied
+        script without changing its text keeps its checksum.
+      - A file that is not valid in this encoding fails the task naming the file, the line and the column.
+    type: str
+    default: UTF-8
 """

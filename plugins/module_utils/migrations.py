@@ -33,6 +33,9 @@ except ImportError:  # pragma: no cover - non-POSIX controllers only
     HAS_FCNTL = False
 
 DEFAULT_TABLE = "flyway_schema_history"
+# Flyway's default for its encoding setting; any codec Python knows is accepted.
+DEFAULT_ENCODING = "UTF-8"
+BYTE_ORDER_MARK = "\ufeff"
 BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
 TYPE_SQL = "SQL"
 TYPE_UNDO = "UNDO_SQL"
@@ -151,6 +154,7 @@ class Script:
 
 def parse_script(name: str, text: str, placeholders: Optional[Mapping[str, str]] = None) -> Optional[Script]:
     """Return the Script a file name and text describe, or None when the name is not a migration's."""
+    text = strip_byte_order_mark(text)
     match = _SCRIPT_NAME.match(name)
     if match is None:
         return None
@@ -218,17 +222,49 @@ def replace_placeholders(text: str, placeholders: Mapping[str, str], script: str
     return _PLACEHOLDER.sub(substitute, text)
 
 
-def load_scripts(directory: str, placeholders: Optional[Mapping[str, str]] = None) -> List[Script]:
+def strip_byte_order_mark(text: str) -> str:
+    """Drop a leading byte-order mark: Flyway's parser reads scripts through a BOM-stripping reader, and a
+    database given the mark fails (PostgreSQL: syntax error at line 1)."""
+    return text[1:] if text.startswith(BYTE_ORDER_MARK) else text
+
+
+def decode_script(data: bytes, source: str, encoding: str = DEFAULT_ENCODING) -> str:
+    """A script's text from its bytes in ``encoding``, without a byte-order mark; line endings are kept."""
+    try:
+        text = data.decode(encoding)
+    except LookupError:
+        raise MigrationError(
+            "encoding %r is not a text encoding Python knows; use one such as UTF-8, ISO-8859-1 or UTF-16" % encoding
+        ) from None
+    except UnicodeDecodeError as exc:
+        line, column = _text_position(data[: exc.start].decode(encoding, errors="replace"))
+        raise MigrationError(
+            "%s: byte 0x%02x at line %d, column %d is not valid %s (%s); save the file as %s or set encoding "
+            "to the one it was written in (e.g. ISO-8859-1)"
+            % (source, data[exc.start], line, column, encoding, exc.reason, encoding)
+        ) from None
+    return strip_byte_order_mark(text)
+
+
+def _text_position(before: str) -> Tuple[int, int]:
+    """Line and column (both from 1) just after ``before``, with line ends counted as Java's readLine does."""
+    lines = re.split(r"\r\n|\r|\n", strip_byte_order_mark(before))
+    return len(lines), len(lines[-1]) + 1
+
+
+def load_scripts(
+    directory: str, placeholders: Optional[Mapping[str, str]] = None, encoding: str = DEFAULT_ENCODING
+) -> List[Script]:
     """Read every migration file in a directory (not recursive); duplicates are refused."""
     if not os.path.isdir(directory):
         raise MigrationError("migrations directory %s does not exist; point migrations_dir at the folder" % directory)
     scripts: List[Script] = []
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) or _SCRIPT_NAME.match(name) is None:
             continue
-        with open(path, encoding="utf-8", newline="") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            text = decode_script(handle.read(), path, encoding)
         script = parse_script(name, text, placeholders or {})
         if script is not None:
             scripts.append(script)
@@ -1184,6 +1220,7 @@ def connection_argument_spec() -> Dict[str, Any]:
         "placeholders": {"type": "dict", "default": {}},
         "out_of_order": {"type": "bool", "default": False},
         "lock_timeout": {"type": "int", "default": 300},
+        "encoding": {"type": "str", "default": DEFAULT_ENCODING},
     }
 
 
@@ -1196,7 +1233,7 @@ def open_migrator(
 ) -> Migrator:
     """Open the database and read the scripts the module parameters name; a reader creates nothing."""
     placeholders = {str(key): str(value) for key, value in (params.get("placeholders") or {}).items()}
-    scripts = load_scripts(str(params["migrations_dir"]), placeholders)
+    scripts = load_scripts(str(params["migrations_dir"]), placeholders, str(params.get("encoding") or DEFAULT_ENCODING))
     options = Options(
         table=str(params.get("table") or DEFAULT_TABLE),
         placeholders=placeholders,

@@ -48,7 +48,11 @@ options:
     type: str
   envelope:
     description:
-      - Controller path of the DSSE envelope written by M(relops.release.artifact_sign). Requires O(keyring).
+      - Controller path of the DSSE envelope written by M(relops.release.artifact_sign) or another DSSE signer
+        (securesystemslib, in-toto). Requires O(keyring).
+      - Read as the DSSE protocol says, with base64 in the standard or URL-safe alphabet, padded or not; a
+        signature's C(keyid) only orders the keyring keys tried (an unknown or empty one tries every key of a
+        fitting type); ECDSA signatures in DER or raw r||s.
     type: path
   keyring:
     description:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from fixtures.artifact_tasks import run_task
 from fixtures.http_repo import HttpRepository
 from fixtures.playbooks import Ansible
 from fixtures.signing import DEMO_APP, KeyPair
+from securesystemslib.dsse import Envelope
+from securesystemslib.signer import CryptoSigner, SSlibKey
 
 MANIFEST = os.path.join(DEMO_APP, "manifest.json")
 
@@ -110,6 +114,7 @@ def test_sign_then_verify_end_to_end(ansible: Ansible, tmp_path: Any, key_factor
     assert verified["verified"] is True and verified["reasons"] == []
     assert sorted(verified["signers"]) == sorted(signed["keyids"])
     assert verified["digest"] == built["digest"] and verified["manifest"]["version"] == "1.4.0"
+    _check_interop_with_securesystemslib(ansible, signed, keys, verify_args)
 
     # One tampered byte: the task fails, naming the digest mismatch and the statement mismatch.
     with open(built["path"], "r+b") as handle:
@@ -125,6 +130,39 @@ def test_sign_then_verify_end_to_end(ansible: Ansible, tmp_path: Any, key_factor
     code, reported, output = run_task(ansible, "relops.release.artifact_verify", {**verify_args, "mode": "report"})
     assert code == 0, output
     assert reported["verified"] is False and reported["failed"] is False and len(reported["reasons"]) >= 2
+
+
+def _check_interop_with_securesystemslib(
+    ansible: Ansible, signed: dict[str, Any], keys: list[KeyPair], verify_args: dict[str, Any]
+) -> None:
+    """Issue 19: artifact_sign's envelope verifies with securesystemslib, and an envelope securesystemslib signs
+    with the same three keys (its default key ids, re-encoded in unpadded URL-safe base64) with artifact_verify."""
+    private = [
+        load_pem_private_key(pair.private_pem().encode(), pair.passphrase.encode() if pair.passphrase else None)
+        for pair in keys
+    ]
+    with open(signed["envelope"], encoding="utf-8") as handle:
+        ours = Envelope.from_dict(json.load(handle))
+    trusted = [
+        SSlibKey.from_crypto(key.public_key(), keyid=keyid)
+        for key, keyid in zip(private, signed["keyids"], strict=True)
+    ]
+    assert sorted(ours.verify(trusted, threshold=3)) == sorted(signed["keyids"])
+
+    theirs = Envelope(ours.payload, ours.payload_type, {})
+    for key in private:
+        theirs.sign(CryptoSigner(key))
+    document = theirs.to_dict()
+    assert not {sig["keyid"] for sig in document["signatures"]} & set(signed["keyids"])
+    document["payload"] = base64.urlsafe_b64encode(theirs.payload).decode().rstrip("=")
+    for sig in document["signatures"]:
+        sig["sig"] = base64.urlsafe_b64encode(base64.b64decode(sig["sig"])).decode().rstrip("=")
+    envelope = os.path.join(ansible.workdir, "securesystemslib.intoto.json")
+    with open(envelope, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    code, verified, output = run_task(ansible, "relops.release.artifact_verify", {**verify_args, "envelope": envelope})
+    assert code == 0, output
+    assert verified["verified"] is True and sorted(verified["signers"]) == sorted(signed["keyids"])
 
 
 def test_revoked_key_and_wrong_environment_fail_the_task(ansible: Ansible, tmp_path: Any, key_factory: Any) -> None:

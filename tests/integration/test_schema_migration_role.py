@@ -35,6 +35,7 @@ RELEASE_PLAY = """
       schema_migration_service: orders
       schema_migration_environment: production
       schema_migration_release: "2.0.0"
+      schema_migration_encoding: ISO-8859-1
   tasks:
     - name: Expand before the switch
       ansible.builtin.include_role:
@@ -118,10 +119,24 @@ def history(db_url: str) -> list[tuple]:
         db.close()
 
 
+def customer_names(db_url: str) -> list[str]:
+    db = m.open_database(db_url)
+    try:
+        return [str(row[0]) for row in db.query("SELECT name FROM customers ORDER BY id")]
+    finally:
+        db.close()
+
+
 def test_release_under_serial_migrates_once_expand_then_contract(
     ansible: Ansible, db_url: str, scripts: ScriptFolder
 ) -> None:
     write_release(scripts)
+    # Written in ISO-8859-1: read as UTF-8 (the default) the run would fail on the 0xfc byte.
+    with open(os.path.join(scripts.path, "V1__customers.sql"), "wb") as handle:
+        handle.write(
+            "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40));\n"
+            "INSERT INTO customers (id, name) VALUES (1, 'Müller');\n".encode("ISO-8859-1")
+        )
     ledger = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
     log_file = os.path.join(ansible.workdir, "release.log")
     variables = {"db_url": db_url, "migrations_dir": scripts.path, "log_file": log_file}
@@ -138,6 +153,7 @@ def test_release_under_serial_migrates_once_expand_then_contract(
         "app3 switched, tables: 3",
     ]
     assert history(db_url) == [("1", "SQL", True), ("2", "SQL", True), ("3", "SQL", True)]
+    assert customer_names(db_url) == ["Müller"]
     with open_ledger(parse_ledger_url(ledger)) as opened:
         records = sorted(opened.list_schema_migrations(service="orders"), key=lambda row: row["id"])
     assert [(r["phase"], r["version_before"], r["version_after"], r["applied"]) for r in records] == [

@@ -5,6 +5,11 @@
 Keys are Ed25519, ECDSA P-256 (SHA-256) or RSA-PSS (SHA-256, MGF1, >= 2048
 bits). A key id is the key's fingerprint: the lowercase hex SHA-256 of its
 DER SubjectPublicKeyInfo, so a keyring cannot claim an id for another key.
+
+Verification follows the DSSE protocol where other signers differ from ours:
+base64 in either alphabet, padded or not; a signature's keyid is an
+unauthenticated hint that only orders the keys tried (securesystemslib and
+others compute their own ids); ECDSA signatures in DER or raw r || s.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
     HAS_CRYPTOGRAPHY = True
 except ImportError:
@@ -37,6 +43,10 @@ PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/relops/release/package/v1"
 DEFAULT_BUILDER = "https://github.com/relops/release/builders/ansible-controller"
 MIN_RSA_BITS = 2048
+# An ECDSA P-256 signature as the raw concatenation r || s of two 32-byte integers (IEEE P1363), the
+# form DSSE's own test vector uses; cryptography signs and verifies DER.
+RAW_P256_SIGNATURE_BYTES = 64
+_URL_SAFE_ALPHABET = str.maketrans("-_", "+/")
 
 if TYPE_CHECKING:
     PrivateKey = Union[ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey]
@@ -47,6 +57,20 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: what is actually signed."""
     kind = payload_type.encode("utf-8")
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def decode_base64(text: str) -> bytes:
+    """Decode DSSE base64: the standard or the URL-safe alphabet, padded or not.
+
+    The DSSE protocol lets signers use either alphabet and says verifiers MUST
+    accept both; a string mixing the two is neither and is refused.
+    """
+    if any(char in text for char in "-_") and any(char in text for char in "+/"):
+        raise binascii.Error("it mixes the standard (+/) and the URL-safe (-_) base64 alphabets")
+    core = text.rstrip("=")
+    if len(text) - len(core) > 2:
+        raise binascii.Error("it ends in %d padding characters; base64 has at most 2" % (len(text) - len(core)))
+    return base64.b64decode(core.translate(_URL_SAFE_ALPHABET) + "=" * (-len(core) % 4), validate=True)
 
 
 def key_id(public_key: PublicKey) -> str:
@@ -120,7 +144,7 @@ def verify_bytes(key: PublicKey, signature: bytes, data: bytes) -> bool:
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(signature, data)
         elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            return any(_verify_ecdsa(key, candidate, data) for candidate in _ecdsa_encodings(signature))
         else:
             key.verify(
                 signature,
@@ -131,6 +155,39 @@ def verify_bytes(key: PublicKey, signature: bytes, data: bytes) -> bool:
     except InvalidSignature:
         return False
     return True
+
+
+def _ecdsa_encodings(signature: bytes) -> List[bytes]:
+    """The DER forms an ECDSA signature may stand for: itself, and r || s re-encoded when it has that length."""
+    encodings = [signature]
+    if len(signature) == RAW_P256_SIGNATURE_BYTES:
+        half = RAW_P256_SIGNATURE_BYTES // 2
+        r, s = int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+        encodings.append(encode_dss_signature(r, s))
+    return encodings
+
+
+def _verify_ecdsa(key: ec.EllipticCurvePublicKey, der: bytes, data: bytes) -> bool:
+    try:
+        key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def signature_fits(key: PublicKey, signature: bytes) -> bool:
+    """Whether a signature has the shape this key's algorithm makes (its length, or DER for ECDSA)."""
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return len(signature) == 64
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if len(signature) == RAW_P256_SIGNATURE_BYTES:
+            return True
+        try:
+            decode_dss_signature(signature)
+        except ValueError:
+            return False
+        return True
+    return len(signature) == (key.key_size + 7) // 8
 
 
 def build_statement(
@@ -288,9 +345,9 @@ def check_envelope(
         )
         return check
     try:
-        payload = base64.b64decode(envelope["payload"], validate=True)
+        payload = decode_base64(envelope["payload"])
         statement = json.loads(payload)
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:  # binascii.Error is a ValueError
         check.reasons.append("envelope payload is not base64-encoded JSON (%s)" % exc)
         return check
     if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
@@ -301,17 +358,34 @@ def check_envelope(
         check.reasons.append(
             "statement predicate type is %r, not %s" % (statement.get("predicateType"), predicate_type)
         )
-    message = pae(envelope["payloadType"], payload)
-    for index, signature in enumerate(envelope["signatures"]):
-        keyid = _check_signature(signature, index, message, keyring, now, check.reasons)
-        if keyid and keyid not in check.signers:
-            check.signers.append(keyid)
+    check.signers = verified_signers(
+        envelope["payloadType"], payload, envelope["signatures"], keyring, now, check.reasons
+    )
     if len(check.signers) < required:
         check.reasons.append(
             "%d valid signature(s) from trusted keys, %d required%s"
             % (len(check.signers), required, " (%s)" % ", ".join(check.signers) if check.signers else "")
         )
     return check
+
+
+def verified_signers(
+    payload_type: str,
+    payload: bytes,
+    signatures: Sequence[Any],
+    keyring: Keyring,
+    now: datetime.datetime,
+    reasons: List[str],
+) -> List[str]:
+    """The distinct trusted keys whose signature over PAE(payload_type, payload) is valid; why others fail goes
+    to ``reasons``. DSSE's multi-signature rule: one key signing twice counts once."""
+    message = pae(payload_type, payload)
+    signers: List[str] = []
+    for index, signature in enumerate(signatures):
+        keyid = _check_signature(signature, index, message, keyring, now, reasons)
+        if keyid and keyid not in signers:
+            signers.append(keyid)
+    return signers
 
 
 def _check_signature(
@@ -323,30 +397,18 @@ def _check_signature(
         reasons.append("%s has no sig field" % where)
         return None
     try:
-        raw = base64.b64decode(signature["sig"], validate=True)
-    except binascii.Error:
-        reasons.append("%s is not base64" % where)
+        raw = decode_base64(signature["sig"])
+    except binascii.Error as exc:
+        reasons.append("%s is not base64, standard or URL-safe (%s)" % (where, exc))
         return None
-    keyid = str(signature.get("keyid") or "").lower()
-    if keyid in keyring.revoked:
-        reasons.append("%s is by key %s, which is revoked (%s)" % (where, keyid, keyring.revoked[keyid]))
-        return None
-    trusted = keyring.keys.get(keyid) if keyid else _find_signer(keyring, raw, message)
+    hint = str(signature.get("keyid") or "").lower()
+    trusted = _find_signer(_candidate_keys(keyring, hint, raw), raw, message)
     if trusted is None:
-        reasons.append(
-            "%s is by key %s, which is not in the keyring; add the signer's public key if it is trusted"
-            % (where, keyid or "(no keyid)")
-        )
+        reasons.append(_unverified_reason(where, hint, keyring))
         return None
     if trusted.keyid in keyring.revoked:
         reasons.append(
             "%s is by key %s, which is revoked (%s)" % (where, trusted.keyid, keyring.revoked[trusted.keyid])
-        )
-        return None
-    if not verify_bytes(trusted.key, raw, message):
-        reasons.append(
-            "%s by key %s (%s) does not verify; the envelope was altered or signed by another key"
-            % (where, trusted.keyid, trusted.name)
         )
         return None
     if trusted.not_before and now < trusted.not_before:
@@ -364,11 +426,40 @@ def _check_signature(
     return trusted.keyid
 
 
-def _find_signer(keyring: Keyring, raw: bytes, message: bytes) -> Optional[TrustedKey]:
-    for trusted in keyring.keys.values():
+def _candidate_keys(keyring: Keyring, hint: str, raw: bytes) -> List[TrustedKey]:
+    """The keys to try, the one the keyid names first: DSSE makes a keyid an unauthenticated hint.
+
+    Signers pick their own key ids (securesystemslib hashes its key dict, others use names), so
+    an unknown or empty keyid narrows nothing; every trusted key whose algorithm makes signatures
+    of this shape is tried. Whether the signer is trusted is decided by which key verifies.
+    """
+    named = keyring.keys.get(hint)
+    others = [trusted for trusted in keyring.keys.values() if trusted is not named and signature_fits(trusted.key, raw)]
+    return ([named] if named is not None else []) + others
+
+
+def _find_signer(candidates: Sequence[TrustedKey], raw: bytes, message: bytes) -> Optional[TrustedKey]:
+    for trusted in candidates:
         if verify_bytes(trusted.key, raw, message):
             return trusted
     return None
+
+
+def _unverified_reason(where: str, hint: str, keyring: Keyring) -> str:
+    """Why no trusted key verified a signature, worded after what its (unauthenticated) keyid claims."""
+    named = keyring.keys.get(hint)
+    if named is not None:
+        return "%s by key %s (%s) does not verify; the envelope was altered or signed by another key" % (
+            where,
+            named.keyid,
+            named.name,
+        )
+    if hint in keyring.revoked:
+        return "%s is by key %s, which is revoked (%s)" % (where, hint, keyring.revoked[hint])
+    return (
+        "%s is by key %s, which is not in the keyring (none of the keyring's %d key(s) verifies the signature); "
+        "add the signer's public key if it is trusted" % (where, hint or "(no keyid)", len(keyring.keys))
+    )
 
 
 def subject_reasons(statement: Mapping[str, Any], artifact_name: str, sha256: str) -> List[str]:
