@@ -37,7 +37,6 @@ from ansible_collections.relops.release.plugins.plugin_utils.release_record impo
     caller_claims,
     classification_from_record,
     refuse_claims,
-    signature_shortfall,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import (
     build_permit,
@@ -274,7 +273,7 @@ class ActionModule(ItsmActionBase):
             findings.append(gate.check_readiness(ctx))
             findings.append(gate.check_lock(ctx, self.actor.run_id))
             findings.extend(self._guarded(ctx, "segregation_of_duties", lambda: [gate.check_segregation(ctx)]))
-            findings.extend(_evidence_findings(ctx, *evidence))
+            findings.extend(gate.check_evidence(ctx, *evidence))
 
             def remember(row: Dict[str, Any]) -> None:
                 used[int(row["id"])] = row
@@ -329,50 +328,6 @@ def _with_record_evidence(args: Dict[str, Any], record: Dict[str, Any]) -> Dict[
     if not shown.get("change") and record.get("change_number"):
         shown["change"] = record["change_number"]
     return shown
-
-
-def _evidence_findings(
-    ctx: gate.GateContext, record: Optional[Dict[str, Any]], claims: Dict[str, Any]
-) -> List[gate.Finding]:
-    """What the environment's policy requires of the release record: signatures and, where a caller
-    told the gate what to think outside an enforced environment, a note that it did."""
-    rules = ctx.policy.environment(str(ctx.args["environment"]))
-    findings: List[gate.Finding] = []
-    if claims:
-        ctx.inputs["caller_claims"] = claims
-        findings.append(
-            gate.Finding(
-                "evidence",
-                "pass",
-                "decided from caller claims (%s), not from a release record; allowed because %s is not enforced"
-                % (", ".join(sorted(claims)), ctx.args["environment"]),
-            )
-        )
-    required = int(rules["signatures_required"])
-    if record is None:
-        if required:
-            findings.append(
-                gate.Finding(
-                    "signatures",
-                    "deny",
-                    "%s requires %d signature(s), and without release_id the gate has no verification to read"
-                    % (ctx.args["environment"], required),
-                    waivable=False,
-                )
-            )
-        return findings
-    shortfall = signature_shortfall(record, required) if (required or rules["enforced"]) else None
-    if shortfall:
-        findings.append(gate.Finding("signatures", "deny", shortfall, waivable=False))
-    elif required or rules["enforced"]:
-        findings.append(
-            gate.Finding(
-                "signatures",
-                "pass",
-                "verified with %d signature(s)" % len(record["stages"]["verification"].get("signers") or []),
-            )
-        )
-    return findings
 
 
 def _classification(args: Dict[str, Any]) -> "tuple[str, str, Optional[str]]":

@@ -28,6 +28,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
 from ansible_collections.relops.release.plugins.plugin_utils.policy import Policy, canonical_digest
+from ansible_collections.relops.release.plugins.plugin_utils.release_record.evidence import signature_shortfall
 
 from .facts import resolve_cis
 from .readiness import review
@@ -459,6 +460,48 @@ def check_segregation(ctx: GateContext) -> Finding:
         "pass",
         "requester %s is not the approver (%s)" % (ctx.requester, ", ".join(approvers) or "none"),
     )
+
+
+def check_evidence(ctx: GateContext, record: Optional[Mapping[str, Any]], claims: Mapping[str, Any]) -> List[Finding]:
+    """What the environment's policy requires of the release record: signatures and, where a caller
+    told the gate what to think outside an enforced environment, a note that it did."""
+    rules = ctx.policy.environment(str(ctx.args["environment"]))
+    findings: List[Finding] = []
+    if claims:
+        ctx.inputs["caller_claims"] = claims
+        findings.append(
+            Finding(
+                "evidence",
+                "pass",
+                "decided from caller claims (%s), not from a release record; allowed because %s is not enforced"
+                % (", ".join(sorted(claims)), ctx.args["environment"]),
+            )
+        )
+    required = int(rules["signatures_required"])
+    if record is None:
+        if required:
+            findings.append(
+                Finding(
+                    "signatures",
+                    "deny",
+                    "%s requires %d signature(s), and without release_id the gate has no verification to read"
+                    % (ctx.args["environment"], required),
+                    waivable=False,
+                )
+            )
+        return findings
+    shortfall = signature_shortfall(record, required) if (required or rules["enforced"]) else None
+    if shortfall:
+        findings.append(Finding("signatures", "deny", shortfall, waivable=False))
+    elif required or rules["enforced"]:
+        findings.append(
+            Finding(
+                "signatures",
+                "pass",
+                "verified with %d signature(s)" % len(record["stages"]["verification"].get("signers") or []),
+            )
+        )
+    return findings
 
 
 def apply_exemptions(
