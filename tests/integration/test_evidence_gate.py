@@ -1,0 +1,202 @@
+"""In production (enforced by the default policy) the change gate decides from recorded evidence only.
+Each way around it that a playbook could try is refused through real ansible-playbook runs, on the
+local ITSM: route and risk given by the caller, the releaser approving their own CAB change, one
+signature where the policy wants two, an artifact whose signing key was revoked, and a package that
+was neither checksummed nor signed. The allowed path issues a permit bound to the release."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import os
+from typing import Any
+
+import yaml
+from fixtures.governance import run_tasks, write_yaml
+from fixtures.playbooks import Ansible
+from fixtures.signing import DEMO_APP, KeyPair
+
+from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import key_id, load_public_key
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.policy.loader import DEFAULT_POLICY_PATH
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
+
+SN_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def _policies(directory: str) -> "tuple[str, str]":
+    """The default policy without the readiness review (not what this test is about), and the same
+    policy asking production for two signatures."""
+    with open(DEFAULT_POLICY_PATH, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    document["gate"]["require_readiness"] = False
+    one = write_yaml(os.path.join(directory, "one-signature.yml"), document)
+    two_signatures = copy.deepcopy(document)
+    two_signatures["environments"]["production"]["signatures_required"] = 2
+    return one, write_yaml(os.path.join(directory, "two-signatures.yml"), two_signatures)
+
+
+def _keyring(directory: str, key: KeyPair, name: str, revoked: bool = False) -> str:
+    document: dict[str, Any] = {"keys": [{"name": "release", "public_key_file": key.public_path}]}
+    if revoked:
+        document["revoked"] = [{"keyid": key_id(load_public_key(key.public_pem.encode(), "key")), "reason": "leaked"}]
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    return path
+
+
+def test_production_gate_decides_from_evidence_and_fails_closed(
+    ansible: Ansible, tmp_path: Any, key_factory: Any
+) -> None:
+    workdir = str(tmp_path)
+    ledger_url = "sqlite:///" + os.path.join(workdir, "ledger.db").lstrip("/")
+    env = {"RELOPS_LEDGER_URL": ledger_url}
+    one, two = _policies(workdir)
+    key, permit_key = key_factory("ed25519", "release"), key_factory("ed25519", "permits")
+    keyring = _keyring(workdir, key, "keyring.json")
+    now = utc_now()
+    start, end = (
+        (now - datetime.timedelta(minutes=5)).strftime(SN_FORMAT),
+        (now + datetime.timedelta(hours=1)).strftime(SN_FORMAT),
+    )
+    gate = {
+        "service": "{{ result_verified.manifest.service }}",
+        "environment": "production",
+        "version": "{{ result_verified.manifest.version }}",
+        "release_id": "{{ result_verified.release_id }}",
+        "change": "{{ result_change.change.number }}",
+        "policy": one,
+        "permit_key": permit_key.private_path,
+        "hosts": ["web01", "web02"],
+        "fail_on_deny": False,
+    }
+    verify = {"environment": "production", "policy": one, "record": True, "mode": "report"}
+    tasks = [
+        {
+            "id": "built",
+            "module": "package",
+            "args": {
+                "src": os.path.join(DEMO_APP, "app"),
+                "manifest": os.path.join(DEMO_APP, "manifest.json"),
+                "dest": os.path.join(workdir, "dist"),
+            },
+        },
+        {
+            "id": "unsigned",
+            "module": "artifact_verify",
+            "args": dict(verify, path="{{ result_built.path }}", release_id="unsigned"),
+        },
+        {
+            "id": "signed",
+            "module": "artifact_sign",
+            "args": {"artifact": "{{ result_built.path }}", "keys": [{"path": key.private_path}]},
+        },
+        {
+            "id": "verified",
+            "module": "artifact_verify",
+            "args": dict(
+                verify,
+                path="{{ result_built.path }}",
+                checksum="{{ result_built.digest }}",
+                envelope="{{ result_signed.envelope }}",
+                keyring=keyring,
+            ),
+        },
+        {
+            "id": "risk",
+            "module": "risk_assess",
+            "args": {
+                "service": "{{ result_verified.manifest.service }}",
+                "environment": "production",
+                "release_class": "operational",
+                "policy": one,
+                "release_id": "{{ result_verified.release_id }}",
+            },
+        },
+        {
+            "id": "change",
+            "module": "change_request",
+            "args": {
+                "correlation_id": "evidence-gate",
+                "short_description": "Release the demo app",
+                "start_date": start,
+                "end_date": end,
+                "state": "authorize",
+            },
+        },
+        # The person running the release approves the change they asked for.
+        {
+            "id": "own-approval",
+            "module": "change_request",
+            "args": {"number": "{{ result_change.change.number }}", "approval": "approved"},
+        },
+        {
+            "id": "implement",
+            "module": "change_request",
+            "args": {"number": "{{ result_change.change.number }}", "state": "implement"},
+        },
+        {"id": "claimed", "module": "change_gate", "args": dict(gate, route="automatic", risk="low")},
+        {"id": "self-approved", "module": "change_gate", "args": gate},
+        {"id": "two-wanted", "module": "change_gate", "args": dict(gate, requested_by="dev.two", policy=two)},
+        {"id": "allowed", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+        {
+            "id": "revoked",
+            "module": "artifact_verify",
+            "args": dict(
+                verify,
+                path="{{ result_built.path }}",
+                checksum="{{ result_built.digest }}",
+                envelope="{{ result_signed.envelope }}",
+                keyring=_keyring(workdir, key, "revoked.json", revoked=True),
+                release_id="{{ result_verified.release_id }}",
+            ),
+        },
+        {"id": "after-revocation", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+    ]
+    results, run = run_tasks(ansible, tasks, env=env)
+
+    unsigned = results["unsigned"]
+    assert unsigned["verified"] is False and unsigned["checked"] == []
+    assert "neither a checksum nor a signature was checked (environment production is enforced" in " ".join(
+        unsigned["reasons"]
+    ), unsigned
+    assert "requires 1 valid signature(s) from the keyring" in " ".join(unsigned["reasons"])
+    assert results["verified"]["verified"] is True and results["risk"]["recorded"] is True, run.report
+
+    claimed = results["claimed"]
+    assert claimed["failed"] and "environment production is enforced by the policy" in claimed["msg"], claimed
+    assert "not from risk, route" in claimed["msg"] and "decision" not in claimed
+
+    own = results["self-approved"]
+    assert own["decision"] == "deny" and "permit" not in own, own
+    assert any("approved their own change on the %s route" % results["risk"]["route"] in r for r in own["reasons"])
+
+    two_wanted = results["two-wanted"]
+    assert two_wanted["decision"] == "deny" and "permit" not in two_wanted
+    assert any("carries 1 valid signature(s)" in r and "requires 2" in r for r in two_wanted["reasons"]), two_wanted
+
+    allowed = results["allowed"]
+    assert allowed["decision"] == "allow", allowed.get("reasons") or run.report
+    assert allowed["caller_claims"] == {} and allowed["route"] == results["risk"]["route"]
+    assert allowed["permit_id"] and allowed["permit"]["payloadType"] == "application/vnd.in-toto+json"
+
+    revoked = results["revoked"]
+    assert revoked["verified"] is False and any("revoked" in r for r in revoked["reasons"]), revoked
+    after = results["after-revocation"]
+    assert after["decision"] == "deny" and any("failed verification" in r for r in after["reasons"]), after
+
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        store = ReleaseRecordStore(ledger)
+        record = store.get_record(results["verified"]["release_id"])
+        assert record is not None
+        permit = store.get_permit(allowed["permit_id"])
+        never_signed = store.get_record("unsigned")
+    assert record["permit_id"] == allowed["permit_id"] and permit is not None
+    assert record["stages"]["permit"]["hosts"] == ["web01", "web02"]
+    assert record["stages"]["permit"]["digest"] == results["built"]["digest"].split(":")[1]
+    gates = [entry["data"]["decision"] for entry in record["history"] if entry["stage"] == "gate"]
+    assert gates == ["deny", "deny", "allow", "deny"], "every decision the gate made is in the record"
+    assert never_signed is not None and never_signed["stages"]["verification"]["verified"] is False
