@@ -164,6 +164,7 @@ class ActionModule(ItsmActionBase):
             "policy": policy.describe(),
             "attempts": attempts,
             "release_id": args.get("release_id"),
+            "environment_policy": policy.environment(args["environment"]),
             "caller_claims": claims,
             "approvers": inputs.get("approvers", []),
             "msg": "change gate %s for %s: %s" % (decision, subject, "; ".join(reasons[:3])),
@@ -181,6 +182,13 @@ class ActionModule(ItsmActionBase):
         """The record the gate decides from; it must be this service's release in this environment."""
         ledger = self.open_task_ledger_readonly(args)
         record = ReleaseRecordStore(ledger).get_record(args["release_id"]) if ledger is not None else None
+        if ledger is not None and record is not None and "quality" not in record["stages"]:
+            # A quality decision holds for the artifact, whichever attempt of its release recorded it.
+            earlier = ReleaseRecordStore(ledger).latest_stage(
+                record["service"], record["environment"], record["digest"], "quality"
+            )
+            if earlier is not None:
+                record["stages"]["quality"] = earlier["data"]
         if ledger is not None:
             ledger.close()
         if record is None:

@@ -18,6 +18,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.quality import (
     merge_junit,
     thresholds_for,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "subject": {"type": "str", "required": True},
@@ -28,6 +29,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "peer_reviewed_by": {"type": "str"},
     "policy_version": {"type": "str", "default": POLICY_VERSION},
     "fail_on_deny": {"type": "bool", "default": True},
+    "release_id": {"type": "str"},
     **LEDGER_ARGUMENT_SPEC,
 }
 
@@ -73,6 +75,15 @@ class ActionModule(RelopsActionBase):
             },
             "coverage": _coverage_summary(coverage),
         }
+        if args.get("release_id") and not self.check_mode:
+            with self.open_task_ledger(args) as ledger:
+                ReleaseRecordStore(ledger).record_stage(
+                    self.actor,
+                    args["release_id"],
+                    "quality",
+                    {key: record[key] for key in ("decision", "reasons", "inputs_digest", "decided_at")},
+                )
+            result["release_id"] = args["release_id"]
         if decision == "deny" and args["fail_on_deny"]:
             result["failed"] = True
         result["msg"] = "quality gate %s for %s (%s release): %s" % (

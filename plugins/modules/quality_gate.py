@@ -65,6 +65,13 @@ options:
     description: Fail the task when the decision is V(deny). Set V(false) to branch on RV(decision) instead.
     type: bool
     default: true
+  release_id:
+    description:
+      - The release record to write the decision into, as its C(quality) stage
+        (RV(relops.release.artifact_verify#module:release_id)). M(relops.release.change_gate) denies a release
+        whose artifact has a recorded quality V(deny), and, where the policy's environment says
+        C(quality_required), one with no quality decision at all. Nothing is written in check mode.
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow

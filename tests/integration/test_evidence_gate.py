@@ -1,8 +1,9 @@
 """In production (enforced by the default policy) the change gate decides from recorded evidence only.
 Each way around it that a playbook could try is refused through real ansible-playbook runs, on the
 local ITSM: route and risk given by the caller, the releaser approving their own CAB change, one
-signature where the policy wants two, an artifact whose signing key was revoked, and a package that
-was neither checksummed nor signed. The allowed path issues a permit bound to the release."""
+signature where the policy wants two, a recorded quality deny, an artifact whose signing key was
+revoked, and a package that was neither checksummed nor signed. The allowed path issues a permit
+bound to the release."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import os
 from typing import Any
 
 import yaml
-from fixtures.governance import run_tasks, write_yaml
+from fixtures.governance import run_tasks, write_junit, write_yaml
 from fixtures.playbooks import Ansible
 from fixtures.signing import DEMO_APP, KeyPair
 
@@ -142,6 +143,19 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
         {"id": "self-approved", "module": "change_gate", "args": gate},
         {"id": "two-wanted", "module": "change_gate", "args": dict(gate, requested_by="dev.two", policy=two)},
         {"id": "allowed", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+        # A quality deny for the artifact, recorded in its release record, stops the release.
+        {
+            "id": "quality",
+            "module": "quality_gate",
+            "args": {
+                "subject": "{{ result_verified.release_id }}",
+                "release_class": "operational",
+                "fail_on_deny": False,
+                "junit": [write_junit(os.path.join(workdir, "junit.xml"), 10, failures=2)],
+                "release_id": "{{ result_verified.release_id }}",
+            },
+        },
+        {"id": "after-quality", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
         {
             "id": "revoked",
             "module": "artifact_verify",
@@ -183,6 +197,11 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert allowed["caller_claims"] == {} and allowed["route"] == results["risk"]["route"]
     assert allowed["permit_id"] and allowed["permit"]["payloadType"] == "application/vnd.in-toto+json"
 
+    assert results["quality"]["decision"] == "deny"
+    after_quality = results["after-quality"]
+    assert after_quality["decision"] == "deny" and "permit" not in after_quality
+    assert any(r.startswith("quality deny: the quality gate denied this artifact") for r in after_quality["reasons"])
+
     revoked = results["revoked"]
     assert revoked["verified"] is False and any("revoked" in r for r in revoked["reasons"]), revoked
     after = results["after-revocation"]
@@ -198,5 +217,5 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert record["stages"]["permit"]["hosts"] == ["web01", "web02"]
     assert record["stages"]["permit"]["digest"] == results["built"]["digest"].split(":")[1]
     gates = [entry["data"]["decision"] for entry in record["history"] if entry["stage"] == "gate"]
-    assert gates == ["deny", "deny", "allow", "deny"], "every decision the gate made is in the record"
+    assert gates == ["deny", "deny", "allow", "deny", "deny"], "every decision the gate made is in the record"
     assert never_signed is not None and never_signed["stages"]["verification"]["verified"] is False

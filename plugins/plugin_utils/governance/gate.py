@@ -490,6 +490,7 @@ def check_evidence(ctx: GateContext, record: Optional[Mapping[str, Any]], claims
                 )
             )
         return findings
+    findings.extend(_quality_findings(record, bool(rules["quality_required"])))
     shortfall = signature_shortfall(record, required) if (required or rules["enforced"]) else None
     if shortfall:
         findings.append(Finding("signatures", "deny", shortfall, waivable=False))
@@ -502,6 +503,35 @@ def check_evidence(ctx: GateContext, record: Optional[Mapping[str, Any]], claims
             )
         )
     return findings
+
+
+def _quality_findings(record: Mapping[str, Any], required: bool) -> List[Finding]:
+    """A recorded quality deny for the artifact stops the release; where the policy requires a quality
+    decision, having none does too."""
+    quality = record["stages"].get("quality")
+    if quality is None:
+        if not required:
+            return []
+        return [
+            Finding(
+                "quality",
+                "deny",
+                "the policy requires a quality decision for %s and its record has none; run "
+                "relops.release.quality_gate with release_id (release_junit in the release role)"
+                % record["release_id"],
+                waivable=False,
+            )
+        ]
+    if quality.get("decision") != "allow":
+        return [
+            Finding(
+                "quality",
+                "deny",
+                "the quality gate denied this artifact (%s)" % "; ".join(quality.get("reasons") or ["no reason"]),
+                waivable=False,
+            )
+        ]
+    return [Finding("quality", "pass", "the quality gate allowed this artifact")]
 
 
 def apply_exemptions(

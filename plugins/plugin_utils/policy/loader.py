@@ -59,7 +59,7 @@ ENVIRONMENT_DEFAULTS: Dict[str, Any] = {
     "signatures_required": 0,
     "audit_required": False,
     "quality_required": False,
-    "stabilization_required": True,
+    "stabilization_required": False,
     # The person who releases may not approve their own change, on every route.
     "segregation_of_duties": True,
     "strategies": ["blue_green", "canary"],
