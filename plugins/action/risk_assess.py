@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ansible_collections.relops.release.plugins.plugin_utils.governance.facts import (
     ci_facts,
@@ -74,6 +74,11 @@ class ActionModule(ItsmActionBase):
         facts.update(found)
         found, evidence["tests"] = test_facts(args["junit"], args["coverage"])
         facts.update(found)
+        if args.get("release_id"):
+            evidence["quality"] = self._recorded_quality(args)
+            if evidence["quality"] is not None and evidence["quality"].get("decision") == "deny":
+                # A quality gate that denied this artifact outweighs whatever reports were given here.
+                facts["tests_passed"] = False
         facts["template_match"], template_detail = template_fact(policy, args)
         outcome = assess(policy, facts)
         result: Dict[str, Any] = {
@@ -90,6 +95,21 @@ class ActionModule(ItsmActionBase):
         if args.get("release_id"):
             result["recorded"] = self._record(args, result)
         return result
+
+    def _recorded_quality(self, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The quality decision recorded for this release's artifact, in its record or an earlier attempt's."""
+        ledger = self.open_task_ledger_readonly(args)
+        if ledger is None:
+            return None
+        with ledger:
+            store = ReleaseRecordStore(ledger)
+            record = store.get_record(args["release_id"])
+            if record is None:
+                return None
+            if "quality" in record["stages"]:
+                return dict(record["stages"]["quality"])
+            earlier = store.latest_stage(record["service"], record["environment"], record["digest"], "quality")
+        return None if earlier is None else dict(earlier["data"])
 
     def _record(self, args: Dict[str, Any], result: Dict[str, Any]) -> bool:
         """Write the assessment into the release's record, where the gate reads it (not from its caller)."""

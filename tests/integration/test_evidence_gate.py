@@ -75,6 +75,13 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
         "fail_on_deny": False,
     }
     verify = {"environment": "production", "policy": one, "record": True, "mode": "report"}
+    assess = {
+        "service": "{{ result_verified.manifest.service }}",
+        "environment": "production",
+        "release_class": "operational",
+        "policy": one,
+        "release_id": "{{ result_verified.release_id }}",
+    }
     tasks = [
         {
             "id": "built",
@@ -109,13 +116,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
         {
             "id": "risk",
             "module": "risk_assess",
-            "args": {
-                "service": "{{ result_verified.manifest.service }}",
-                "environment": "production",
-                "release_class": "operational",
-                "policy": one,
-                "release_id": "{{ result_verified.release_id }}",
-            },
+            "args": assess,
         },
         {
             "id": "change",
@@ -155,6 +156,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
                 "release_id": "{{ result_verified.release_id }}",
             },
         },
+        {"id": "risk-after-quality", "module": "risk_assess", "args": assess},
         {"id": "after-quality", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
         {
             "id": "revoked",
@@ -198,6 +200,8 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert allowed["permit_id"] and allowed["permit"]["payloadType"] == "application/vnd.in-toto+json"
 
     assert results["quality"]["decision"] == "deny"
+    reassessed = results["risk-after-quality"]
+    assert reassessed["evidence"]["quality"]["decision"] == "deny" and reassessed["facts"]["tests_passed"] is False
     after_quality = results["after-quality"]
     assert after_quality["decision"] == "deny" and "permit" not in after_quality
     assert any(r.startswith("quality deny: the quality gate denied this artifact") for r in after_quality["reasons"])
