@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import time
+import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
@@ -614,6 +615,19 @@ def open_database(url: str, schema: Optional[str] = None, create: bool = True) -
 
 def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def url_secrets(url: str) -> List[str]:
+    """The password in ``url`` (as written and percent-decoded), for a module's ``no_log_values``.
+
+    Marking all of db_url no_log would hide the database in every result; masking the password alone
+    keeps ``invocation.module_args`` readable at -vvv while the password never shows.
+    """
+    match = re.search(r"://[^:/@]*:([^@]*)@", url)
+    if not match or not match.group(1):
+        return []
+    written = match.group(1)
+    return sorted({written, urllib.parse.unquote(written)})
 
 
 def _first_line(text: str) -> str:

@@ -210,6 +210,7 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
     connection_argument_spec,
     needs_psycopg,
     open_migrator,
+    url_secrets,
     plan_compatibility,
     version_key,
 )
@@ -365,6 +366,7 @@ def validate(migrator: Migrator) -> Dict[str, Any]:
 
 def run_module() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.no_log_values.update(url_secrets(module.params["db_url"]))
     params = module.params
     if needs_psycopg(params["db_url"]):
         module.fail_json(msg=missing_required_lib("psycopg (version 3)"))

@@ -419,3 +419,9 @@ def test_failed_repeatable_and_undo_attempts_give_way_to_the_fixed_ones(db_url: 
         ("UNDO_SQL", "1", True),
     ]
     assert not has_table(db_url, "t")
+
+
+def test_url_secrets_name_the_password_as_written_and_decoded() -> None:
+    assert m.url_secrets("postgresql://app:s%40cret@db:5432/orders") == ["s%40cret", "s@cret"]
+    assert m.url_secrets("postgresql://app:plain@db/orders") == ["plain"]
+    assert m.url_secrets("postgresql://app@db/orders") == [] and m.url_secrets("sqlite:////var/app.db") == []
