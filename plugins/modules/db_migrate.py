@@ -210,8 +210,8 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
     connection_argument_spec,
     needs_psycopg,
     open_migrator,
-    url_secrets,
     plan_compatibility,
+    url_secrets,
     version_key,
 )
 
