@@ -125,12 +125,12 @@ def test_the_takeover_is_a_compare_and_swap_on_the_holder_it_was_shown(ledger: L
 # setsid(), as Ansible's WorkerProcess does, and keeps "migrating" after its parent is killed.
 FORKING_RUN = """
 import os, sys, time
-worker = os.fork()
-if worker == 0:
+if os.fork() == 0:
     os.setsid()
+    # Only now is it out of the parent's process group: say so (the test kills that group next).
+    print(os.getpid(), flush=True)
     time.sleep(120)
     os._exit(0)
-print(worker, flush=True)
 time.sleep(600)
 """
 
