@@ -117,11 +117,22 @@ class ActionModule(RelopsActionBase):
         if args.get("files") and args.get("path"):
             return "give either path (a trail, rotated files found beside it) or files (an explicit list), not both"
         if args.get("files"):
+            directories = [name for name in args["files"] if os.path.isdir(name)]
+            if directories:
+                return (
+                    "%s in files is a directory, not a trail file; list the trail's files (audit.jsonl, "
+                    "audit.jsonl.1, ...) or give the trail file as path" % ", ".join(directories)
+                )
             missing = [name for name in args["files"] if not os.path.isfile(name)]
             if missing:
                 return "trail file(s) %s do not exist; check files" % ", ".join(missing)
             return list(args["files"])
         path = args.get("path") or default_trail_path()
+        if os.path.isdir(path):
+            return "path %s is a directory, not an audit trail; set path to the trail file itself (e.g. %s)" % (
+                path,
+                os.path.join(path, "audit.jsonl"),
+            )
         files = trail_files(path)
         if not files:
             return "no audit trail at %s (nor rotated files beside it); set path to the callback's trail" % path

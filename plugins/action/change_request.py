@@ -76,6 +76,8 @@ class ActionModule(ItsmActionBase):
     def _ensure(self, backend: ItsmBackend, args: Dict[str, Any]) -> Dict[str, Any]:
         fields = _wanted_fields(args)
         existing = _find(backend, args)
+        # Before anything is created: a CI that does not resolve must leave no change without its CIs.
+        ci_ids = [_resolve_ci(backend, item) for item in args["configuration_items"]]
         if existing is None:
             _check_new_change(args)
             if self.check_mode:
@@ -93,7 +95,7 @@ class ActionModule(ItsmActionBase):
         before = public_change(change)
         delta = {k: v for k, v in fields.items() if str(change.get(k) or "") != v and k != "correlation_id"}
         change = self._apply_fields(backend, change, delta)
-        cis_added = self._ensure_cis(backend, change, args["configuration_items"])
+        cis_added = self._ensure_cis(backend, change, ci_ids)
         noted = self._apply_note(backend, change, args.get("work_notes"))
         change, decided = self._apply_approval(backend, change, args)
         change, passed, moved = self._apply_state(backend, change, args)
@@ -163,10 +165,9 @@ class ActionModule(ItsmActionBase):
             return None
         return lambda change: backend.wait_for(change, None, "approved", _backoff(wait))
 
-    def _ensure_cis(self, backend: ItsmBackend, change: Record, wanted: List[str]) -> bool:
-        if not wanted:
+    def _ensure_cis(self, backend: ItsmBackend, change: Record, sys_ids: List[str]) -> bool:
+        if not sys_ids:
             return False
-        sys_ids = [_resolve_ci(backend, item) for item in wanted]
         present = backend.change_cis(change) if change.get("sys_id") else []
         missing = [s for s in sys_ids if s not in present]
         if missing and not self.check_mode:

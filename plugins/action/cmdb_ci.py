@@ -52,7 +52,9 @@ class ActionModule(ItsmActionBase):
             raise ITSMError(
                 "use_ire needs backend servicenow; the local backend identifies CIs by the identity columns"
             )
-        ci, changed, before, after = backend.upsert_ci(ci_class, args["identity"], values, check_mode=True)
+        # One lookup decides both what check mode reports and what is written.
+        plan = backend.plan_ci_upsert(ci_class, args["identity"], values)
+        ci, changed, before, after = plan.outcome()
         operation = "NO_CHANGE" if not changed else ("INSERT" if ci is None else "UPDATE")
         if changed and not self.check_mode:
             if args["use_ire"] and isinstance(backend, ServiceNowBackend):
@@ -60,7 +62,7 @@ class ActionModule(ItsmActionBase):
                 operation = str(item.get("operation", operation))
                 ci = backend.get_cis([str(item["sysId"])])[0]
             else:
-                ci, changed, before, after = backend.upsert_ci(ci_class, args["identity"], values, check_mode=False)
+                ci, changed, before, after = backend.apply_ci_upsert(plan)
         relations_changed, relations = self._relate(backend, ci, args["relations"])
         result: Dict[str, Any] = {
             "changed": changed or relations_changed,

@@ -18,7 +18,10 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     ensure_holder,
     ensure_releasable,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import (
+    holder_is_dead,
+    holder_survivors,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, controller_process
 
@@ -211,6 +214,13 @@ def _check_numbers(args: Dict[str, Any]) -> None:
 def _held_message(name: str, holder: Optional[LockState], waited: int) -> str:
     if holder is None:
         return "lock %r could not be taken; try again" % name
+    survivors = holder_survivors(holder)
+    if survivors:
+        return (
+            "lock %r is held by %s, whose ansible-playbook is gone but whose worker process(es) %s still run a "
+            "task (waited %ds); the lock is taken over once they end, or at %s; wait, or stop them and run again"
+            % (name, holder.describe_holder(), ", ".join(str(pid) for pid in survivors), waited, holder.expires_at)
+        )
     return (
         "lock %r is held by %s since %s and expires at %s (waited %ds); wait for that release to finish, "
         "raise wait_timeout, or release it with force: true if that run is dead"

@@ -29,6 +29,9 @@ options:
         description:
           - The instance URL or host name, for example C(https://example.service-now.com).
           - Falls back to E(SN_HOST).
+          - Credentials written into it (C(https://user:password@host)) are taken out of the host and used as
+            O(instance.username) and O(instance.password) when those are not set, so no message or result
+            shows them.
         type: str
       username:
         description: User name for basic authentication or the OAuth password grant. Falls back to E(SN_USERNAME).

@@ -13,7 +13,8 @@ options:
       - C(sqlite:///path/to/app.db) for SQLite (the file is created when missing).
       - C(postgresql://user@host:port/dbname) for PostgreSQL; needs C(psycopg) (version 3) where the
         task runs. Put the password in E(PGPASSWORD) or C(~/.pgpass) rather than in the URL; a password in
-        the URL is masked in messages.
+        the URL is masked in messages and in the task's
+        C(invocation.module_args) (shown at C(-vvv)).
     type: str
     required: true
   migrations_dir:

@@ -17,6 +17,7 @@ import os
 import re
 import sqlite3
 import time
+import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
@@ -372,6 +373,37 @@ def _has_code(sql: str) -> bool:
     return bool(without_comments.strip().strip(";").strip())
 
 
+# Statements that end, start or abandon the transaction a script runs in (SAVEPOINT, RELEASE and ROLLBACK TO
+# stay inside it). SQLite trigger bodies and PostgreSQL DO blocks are single statements after splitting, so
+# their inner BEGIN/END never start a statement here.
+_TRANSACTION_CONTROL = re.compile(
+    r"^(?P<keyword>COMMIT|END|ABORT|START\s+TRANSACTION|BEGIN|ROLLBACK(?!\s+(?:TRANSACTION\s+|WORK\s+)?TO\b))\b",
+    re.IGNORECASE,
+)
+
+
+def refuse_transaction_control(scripts: Sequence[Script], dialect: str, placeholders: Mapping[str, str]) -> None:
+    """Refuse, before anything runs, a transactional script that controls the transaction itself.
+
+    Its own COMMIT would keep the statements before it while the engine records the script as failed and
+    rolls back only the rest: a half-applied script whose rerun fails with "already exists". Flyway
+    refuses what it cannot run atomically (mixed: false) rather than run it half-way; so do we.
+    """
+    for script in scripts:
+        if not script.transactional:
+            continue
+        for statement in split_statements(script.sql(placeholders), dialect):
+            match = _TRANSACTION_CONTROL.match(statement.sql)
+            if match is not None:
+                raise MigrationError(
+                    "%s, line %d: %s controls the transaction, but the script runs in a transaction of its own "
+                    "(a COMMIT there would keep half the script while the history records it failed); remove it, "
+                    "or run the script outside a transaction with a first line -- relops:transactional=false "
+                    "and write it so it can be re-run. Nothing was applied"
+                    % (script.script, statement.line, " ".join(match.group("keyword").upper().split()))
+                )
+
+
 def _trimmed(statement: Statement) -> Statement:
     """Drop leading blank lines and comments, so the statement's line is that of its first keyword."""
     text, line = statement.sql, statement.line
@@ -652,6 +684,19 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+def url_secrets(url: str) -> List[str]:
+    """The password in ``url`` (as written and percent-decoded), for a module's ``no_log_values``.
+
+    Marking all of db_url no_log would hide the database in every result; masking the password alone
+    keeps ``invocation.module_args`` readable at -vvv while the password never shows.
+    """
+    match = re.search(r"://[^:/@]*:([^@]*)@", url)
+    if not match or not match.group(1):
+        return []
+    written = match.group(1)
+    return sorted({written, urllib.parse.unquote(written)})
+
+
 def _first_line(text: str) -> str:
     stripped = text.strip()
     return stripped.splitlines()[0] if stripped else "(no message)"
@@ -903,7 +948,9 @@ class Migrator:
                     held_back.append(script)
                 else:
                     repeatable.append(script)
-        return Plan(versioned=versioned, repeatable=repeatable, held_back=held_back)
+        plan = Plan(versioned=versioned, repeatable=repeatable, held_back=held_back)
+        refuse_transaction_control(plan.scripts, self.db.dialect, self.options.placeholders)
+        return plan
 
     # -- changing -----------------------------------------------------------
 
@@ -960,7 +1007,9 @@ class Migrator:
                 "cannot undo to version %s: no undo script for version %s; add U%s__<description>.sql "
                 "or roll forward instead" % (target, ", ".join(str(v) for v in missing), missing[0])
             )
-        return [self.undo_scripts[key] for key in to_undo]
+        scripts = [self.undo_scripts[key] for key in to_undo]
+        refuse_transaction_control(scripts, self.db.dialect, self.options.placeholders)
+        return scripts
 
     def undo(self, target: str) -> Outcome:
         with self.locked():

@@ -212,6 +212,7 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
     needs_psycopg,
     open_migrator,
     plan_compatibility,
+    url_secrets,
     version_key,
 )
 
@@ -368,6 +369,7 @@ def validate(migrator: Migrator) -> Dict[str, Any]:
 
 def run_module() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.no_log_values.update(url_secrets(module.params["db_url"]))
     params = module.params
     if needs_psycopg(params["db_url"]):
         module.fail_json(msg=missing_required_lib("psycopg (version 3)"))

@@ -90,11 +90,13 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
     info,
     needs_psycopg,
     open_migrator,
+    url_secrets,
 )
 
 
 def run_module() -> None:
     module = AnsibleModule(argument_spec=connection_argument_spec(), supports_check_mode=True)
+    module.no_log_values.update(url_secrets(module.params["db_url"]))
     if needs_psycopg(module.params["db_url"]):
         module.fail_json(msg=missing_required_lib("psycopg (version 3)"))
     migrator: Optional[Migrator] = None

@@ -13,8 +13,11 @@ description:
     unless it equals O(checksum).
   - Unpacks it with the safe unpacking helper (C(module_utils/unpack.py), the one M(relops.release.artifact_verify)
     documents) into a staging directory next to O(dest), then swaps it into place, so a failure never leaves
-    a half-written slot. Absolute paths, C(..), links leaving the slot, devices, setuid/setgid bits and a payload
-    over O(max_bytes) are refused.
+    a half-written slot. Absolute paths, C(..), links leaving the slot (also through other links), devices,
+    setuid/setgid bits, a payload over O(max_bytes) and more entries than O(max_entries) are refused, and so
+    is a damaged, truncated or non-tar package; every refusal names the package and the slot.
+  - Where the host's Python lacks C(tarfile.data_filter) (before 3.8.17, 3.9.17, 3.10.12 or 3.11.4, e.g.
+    Debian 12's 3.11.2), the helper makes the same checks itself, with the same refusals.
   - Writes C(.relops-slot.json) into the slot (digest, artifact, name, version). When the slot already holds
     the package with this digest nothing changes, which makes the task idempotent.
   - O(state=query) reports what a slot holds without changing it.
@@ -40,6 +43,12 @@ options:
     description: The most bytes the package may unpack to.
     type: int
     default: 1073741824
+  max_entries:
+    description:
+      - The most entries (files, directories, links) the package may hold. Guards the host's inodes and time
+        against an archive of, say, 200,000 empty directories, which the byte limit does not see.
+    type: int
+    default: 100000
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - relops.release.permit
@@ -118,6 +127,7 @@ from ansible_collections.relops.release.plugins.module_utils.digests import (
     parse_prefixed,
 )
 from ansible_collections.relops.release.plugins.module_utils.unpack import (
+    DEFAULT_MAX_ENTRIES,
     UnsafeArchiveError,
     read_member,
     safe_extract,
@@ -134,6 +144,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "checksum": {"type": "str"},
     "state": {"type": "str", "default": "present", "choices": ["present", "query"]},
     "max_bytes": {"type": "int", "default": 1024 * 1024 * 1024},
+    "max_entries": {"type": "int", "default": DEFAULT_MAX_ENTRIES},
 }
 
 
@@ -175,13 +186,13 @@ def verify_digest(src: str, checksum: str) -> str:
     return "%s:%s" % (algorithm, actual)
 
 
-def install(src: str, dest: str, digest: str, max_bytes: int, manifest: Dict[str, Any]) -> int:
+def install(src: str, dest: str, digest: str, limits: Dict[str, int], manifest: Dict[str, Any]) -> int:
     """Unpack into a staging directory, add the marker, then swap it into place."""
     parent = os.path.dirname(os.path.abspath(dest))
     os.makedirs(parent, exist_ok=True)
     staging = "%s.relops-new-%d" % (dest, os.getpid())
     shutil.rmtree(staging, ignore_errors=True)
-    counts = safe_extract(src, staging, max_bytes)
+    counts = safe_extract(src, staging, limits["max_bytes"], limits["max_entries"])
     marker = {
         "digest": digest,
         "artifact": os.path.basename(src),
@@ -232,11 +243,14 @@ def run_module(module: AnsibleModule) -> Dict[str, Any]:
     else:
         try:
             manifest = json.loads(read_member(params["src"], "manifest.json").decode("utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("its manifest.json is not a JSON object; build it with relops.release.package")
+            limits = {"max_bytes": params["max_bytes"], "max_entries": params["max_entries"]}
             if module.check_mode:
-                members = scan_archive(params["src"], dest, params["max_bytes"])["members"]
+                members = scan_archive(params["src"], dest, limits["max_bytes"], limits["max_entries"])["members"]
             else:
-                members = install(params["src"], dest, digest, params["max_bytes"], manifest)
-        except (UnsafeArchiveError, ValueError) as exc:
+                members = install(params["src"], dest, digest, limits, manifest)
+        except (UnsafeArchiveError, ValueError, OSError) as exc:
             raise SlotError("package %s cannot be installed into %s: %s" % (params["src"], dest, exc)) from None
         after = {
             "digest": digest,

@@ -16,12 +16,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import parse as parse_xml
 
-try:
-    # defusedxml refuses entity expansion and external entities; reports may come from untrusted CI jobs.
-    from defusedxml.ElementTree import parse as parse_xml
-except ImportError:
-    from xml.etree.ElementTree import parse as parse_xml
+# Reports may come from untrusted CI jobs. The standard library's parser is the one parser (no defusedxml):
+# ElementTree never fetches external entities or DTDs (an external entity stays undefined and the document
+# is refused), and expat 2.4.1 and newer refuse entity amplification (billion laughs, quadratic blowup).
+# tests/unit/test_quality_xml.py holds both attacks. Coverage.py's DOCTYPE line is still accepted.
+_UNSAFE_XML = ("undefined entity", "amplification", "external entity")
 
 RELEASE_CLASSES = ("strategic", "operational", "emergency")
 POLICY_VERSION = "quality-gate/1"
@@ -138,12 +139,15 @@ def _read_xml(path: str, what: str) -> Tuple[Optional[Element], Optional[str]]:
     try:
         root = parse_xml(path).getroot()
     except ParseError as exc:
+        if any(sign in str(exc) for sign in _UNSAFE_XML):
+            return None, "%s report %s was refused as unsafe XML (%s); produce it without entity declarations" % (
+                what,
+                path,
+                exc,
+            )
         return None, "%s report %s is not well-formed XML (%s); regenerate it" % (what, path, exc)
     except OSError as exc:
         return None, "%s report %s cannot be read: %s" % (what, path, exc.strerror or exc)
-    except ValueError as exc:
-        # defusedxml raises its own errors (ValueError subclasses) for entities and DTDs.
-        return None, "%s report %s was refused as unsafe XML (%s); produce it without a DTD" % (what, path, exc)
     return root, None
 
 

@@ -11,6 +11,7 @@ derivable identically in each of them without shared state.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import multiprocessing
 import os
 import socket
@@ -70,13 +71,70 @@ def _process_start_ticks(pid: int) -> str:
 
 
 def controller_process() -> "dict[str, Any]":
-    """Return the ansible-playbook process of this run: pid and start time (clock ticks).
+    """Return the ansible-playbook process of this run: pid, start time (clock ticks) and a digest of
+    its command line.
 
     A lock records it, so a later run on the same host can tell that the holder died
-    (``kill -9``, a crash) instead of waiting for the lock's time to live to run out.
+    (``kill -9``, a crash) instead of waiting for the lock's time to live to run out, and find the
+    run's workers that outlive it (run_survivors).
     """
-    pid = controller_pid()
-    return {"pid": pid, "started": _process_start_ticks(pid)}
+    return process_record(controller_pid())
+
+
+def process_record(pid: int) -> "dict[str, Any]":
+    """What a lock records of a process: pid, start time (clock ticks), command line digest."""
+    return {"pid": pid, "started": _process_start_ticks(pid), "cmdline": _cmdline_digest(pid)}
+
+
+def _cmdline_digest(pid: int) -> str:
+    """sha256 of a process's command line: the lock keeps no arguments (they may carry secrets)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return ""
+    return hashlib.sha256(data).hexdigest() if data else ""
+
+
+def _stat_fields(pid: int) -> Optional["list[str]"]:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...]; starttime is index 19."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def run_survivors(process: Mapping[str, Any]) -> "list[int]":
+    """Processes of a run whose ansible-playbook (``process``, as controller_process recorded it) still work.
+
+    Ansible's task workers are forks of ansible-playbook that call setsid(): a kill -9 of the
+    ansible-playbook, even of its process group, leaves them running their task (and the module it
+    started, which they wait for) to its end. They carry its command line and started after it; the
+    ones that are this run's own (the caller's ansible-playbook and its children) do not count. Another
+    live run with the very same command line counts too, which errs on the side of waiting. Empty when
+    the recorded process has no command line digest (a lock taken before it was recorded).
+    """
+    digest = process.get("cmdline")
+    if not isinstance(digest, str) or not digest:
+        return []
+    try:
+        started = int(process.get("started") or 0)
+    except (TypeError, ValueError):
+        started = 0
+    ours = {os.getpid(), controller_pid()}
+    survivors: "list[int]" = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in ours or int(entry) == process.get("pid"):
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is None or len(fields) < 20 or fields[0] in ("Z", "X"):
+            continue
+        if int(fields[19]) < started or int(fields[1]) in ours:
+            continue
+        if _cmdline_digest(int(entry)) == digest:
+            survivors.append(int(entry))
+    return sorted(survivors)
 
 
 def process_alive(pid: Any, started: Any) -> bool:

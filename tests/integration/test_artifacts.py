@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from fixtures import archives
 from fixtures.artifact_tasks import run_task
 from fixtures.http_repo import HttpRepository
 from fixtures.playbooks import Ansible
@@ -293,3 +295,70 @@ def test_filter_docs_render_and_filters_run(ansible: Ansible, name: str) -> None
     run = ansible.playbook(play)
     assert run.returncode == 2
     assert "version '1.02.0' is not SemVer 2.0.0" in run.output
+
+
+SLOT_PLAY = """
+- name: Broken and hostile packages into slots
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Install each package, with the controller's Python and with {{ system_python }}
+      relops.release.slot_install:
+        src: "{{ item.0.src }}"
+        checksum: "sha256:{{ lookup('ansible.builtin.file', item.0.src ~ '.sha256') }}"
+        dest: "{{ slots }}/{{ item.0.kind | replace(' ', '-') }}-{{ item.1 | basename }}"
+        max_entries: 1000
+      vars:
+        ansible_python_interpreter: "{{ item.1 }}"
+      loop: "{{ packages | product([ansible_playbook_python, system_python]) | list }}"
+      register: installs
+      ignore_errors: true
+    - name: Keep the results for the test
+      ansible.builtin.copy:
+        content: "{{ installs.results | to_nice_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+"""
+
+
+def test_slot_install_refuses_each_broken_or_hostile_package_naming_package_and_slot(
+    ansible: Ansible, tmp_path: Any
+) -> None:
+    """Issue 22: raw tar/gzip/zstd exceptions, symlink chains and a directory bomb (over max_entries), each
+    refused with a message naming the package and the slot, also on Debian 12's /usr/bin/python3 (3.11.2,
+    no tarfile.data_filter: the unpacker's own checks)."""
+    made = str(tmp_path / "packages")
+    os.makedirs(made)
+    packages = [{"kind": kind, "src": build(made)} for kind, (build, _reason) in archives.BROKEN.items()]
+    packages.append({"kind": "directory bomb", "src": archives.directory_bomb(made, count=3000)})
+    for package in packages:
+        with open(package["src"], "rb") as handle, open(package["src"] + ".sha256", "w") as sums:
+            sums.write(hashlib.sha256(handle.read()).hexdigest())
+    result_file = str(tmp_path / "installs.json")
+    run = ansible.playbook(
+        ansible.write_playbook(SLOT_PLAY, "slots.yml"),
+        "-e",
+        json.dumps(
+            {
+                "packages": packages,
+                "slots": str(tmp_path / "slots"),
+                "system_python": "/usr/bin/python3",
+                "result_file": result_file,
+            }
+        ),
+    )
+    with open(result_file, encoding="utf-8") as handle:
+        installs = json.load(handle)
+    assert len(installs) == 2 * len(packages), run.report
+    expected = {kind: reason for kind, (_build, reason) in archives.BROKEN.items()}
+    expected["directory bomb"] = "more than the limit of 1000 entries"
+    # Debian's python3 has no zstandard: the .tar.zst is refused for that, still naming package and slot.
+    no_zstd = "needs the Python zstandard package"
+    for install in installs:
+        (package, interpreter), message = install["item"], install.get("msg", "")
+        slot = "%s/%s-%s" % (tmp_path / "slots", package["kind"].replace(" ", "-"), os.path.basename(interpreter))
+        assert install["failed"] is True, install
+        assert message.startswith("package %s cannot be installed into %s: " % (package["src"], slot)), message
+        assert expected[package["kind"]] in message or no_zstd in message, message
+        assert not os.path.exists(slot)
+    assert not os.path.exists(str(tmp_path / "escaped.txt")) and not os.path.exists(made + "/escaped.txt")

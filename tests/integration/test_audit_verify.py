@@ -140,6 +140,14 @@ def test_missing_trail_and_bad_key_file_fail_with_the_fix(ansible: Ansible) -> N
           hosts: localhost
           gather_facts: false
           tasks:
+            - name: Verify a directory as the trail
+              relops.release.audit_verify:
+                path: "{{ playbook_dir }}"
+              ignore_errors: true
+            - name: Verify a directory among the files
+              relops.release.audit_verify:
+                files: ["{{ playbook_dir }}"]
+              ignore_errors: true
             - name: Verify a trail that is not there
               relops.release.audit_verify:
                 path: "{{ playbook_dir }}/nowhere.jsonl"
@@ -148,6 +156,10 @@ def test_missing_trail_and_bad_key_file_fail_with_the_fix(ansible: Ansible) -> N
     )
     run = ansible.playbook(playbook)
     assert run.returncode == 2
+    # Issue 22: a directory is named as one, not reported missing.
+    assert "path %s is a directory, not an audit trail" % ansible.workdir in run.output, run.output
+    assert "%s in files is a directory, not a trail file" % ansible.workdir in run.output
+    assert "%s do not exist" % ansible.workdir not in run.output
     assert "no audit trail at %s/nowhere.jsonl" % ansible.workdir in run.output
     assert "set path to the callback's trail" in run.output
 

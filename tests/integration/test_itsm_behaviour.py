@@ -57,6 +57,10 @@ def test_change_lifecycle_is_idempotent_and_follows_the_state_model(ansible: Ans
         "configuration_items": ["web01"],
         "work_notes": "opened by the release pipeline",
     }
+    # Issue 22: the CIs are resolved before the change is created, so a bad CI name creates nothing.
+    refused = run_task(ansible, itsm, "change_request", dict(opening, configuration_items=["web01", "no-such-ci"]))
+    assert refused["failed"] is True and "'no-such-ci' matches 0 CIs" in refused["msg"], refused
+    assert itsm.change_count("payments-api-1.1.0") == 0, "a change without its CIs was left behind"
     planned = run_task(ansible, itsm, "change_request", dict(opening, state="assess"), "--check", "--diff")
     assert planned["changed"] is True and planned["created"] is True, planned
     assert itsm.change_count("payments-api-1.1.0") == 0

@@ -173,3 +173,17 @@ def test_ire_through_the_module(ansible: Ansible, servicenow: ServiceNowStandIn)
     second = run_task(ansible, world, "cmdb_ci", args)
     assert second["changed"] is False and second["operation"] == "NO_CHANGE"
     assert len(servicenow.records("cmdb_ci", "name=web07")) == 1
+
+
+def test_cmdb_ci_looks_each_ci_up_once(ansible: Ansible, servicenow: ServiceNowStandIn) -> None:
+    """Issue 22: cmdb_ci sent its identity lookup twice (once to plan, once again to write)."""
+    world = ItsmWorld("servicenow", "sqlite:///" + os.path.join(ansible.workdir, "l.db").lstrip("/"), servicenow)
+    lookups = ("GET", "/api/now/table/cmdb_ci_appl")
+    for attributes, operation in (({"version": "1.0.0"}, "INSERT"), ({"version": "1.1.0"}, "UPDATE")):
+        servicenow.instance.requests.clear()
+        result = run_task(
+            ansible, world, "cmdb_ci", {"ci_class": "cmdb_ci_appl", "name": "billing", "attributes": attributes}
+        )
+        assert result["changed"] is True and result["operation"] == operation, result
+        assert servicenow.instance.requests.count(lookups) == 1, servicenow.instance.requests
+    assert [ci["version"] for ci in servicenow.records("cmdb_ci_appl", "name=billing")] == ["1.1.0"]

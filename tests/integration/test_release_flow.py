@@ -50,6 +50,7 @@ def test_a_release_goes_through_every_step(demo_site: Site) -> None:
         {"version": "1.0.0", "items": [{"id": 1, "name": "teapot"}, {"id": 2, "name": "kettle"}]},
     )
     assert site.schema_version() == "1"
+    assert site.temporary_leftovers() == [], "the package unpacked for the migrations is removed"
     summary = last_run(site)["summary"]
     assert last_run(site)["status"] == "successful"
     assert summary["outcome"] == "successful" and summary["gate"] == "allow" and summary["strategy"] == "blue_green"
@@ -120,6 +121,7 @@ def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
     assert summary["schema"] == "schema 3 -> 1", "1.0.0 reads schema 1: V3 and V2 are undone"
     assert site.get("/api/items")[0] == 200 and site.get("/")[1]["version"] == "1.0.0"
     assert site.schema_version() == "1"
+    assert site.temporary_leftovers() == [], "the unpacked package is removed after the rollback used it"
     change = change_of(site, summary["change"])
     assert change["state"] == "closed" and change["close_code"] == "unsuccessful"
     with site.ledger() as ledger:
@@ -145,6 +147,7 @@ def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -
     assert summary["failed_stage"] == "migrate expand" and summary["application"] == "not needed"
     assert summary["schema"] == "schema 2 -> 1", "V2 applied in this run is undone, the failed V3 never took"
     assert site.schema_version() == "1"
+    assert site.temporary_leftovers() == [], "a failed migration removes the unpacked package too"
     assert site.get("/api/items")[0] == 200 and site.get("/")[1]["version"] == "1.0.0"
     change = change_of(site, summary["change"])
     assert change["state"] == "closed" and change["close_code"] == "unsuccessful"

@@ -275,3 +275,14 @@ def test_table_errors_carry_the_servicenow_message(servicenow: ServiceNowStandIn
     with pytest.raises(ITSMError, match="Invalid table cmdb_ci_toaster"):
         client.list_records("cmdb_ci_toaster", "")
     assert client.get_record("cmdb_ci", "0" * 32) is None
+
+
+def test_credentials_in_instance_host_leave_the_host_and_become_basic_auth() -> None:
+    config = resolve_instance({"host": "https://admin:p%40ss@example.service-now.com/"}, environ={})
+    assert config.host == "https://example.service-now.com/" and config.base_url == "https://example.service-now.com"
+    assert (config.username, config.password, config.auth_method()) == ("admin", "p@ss", "basic")
+    given = resolve_instance({"host": "admin:in-url@example.com", "username": "u", "password": "given"}, environ={})
+    assert (given.host, given.username, given.password) == ("example.com", "u", "given"), "the task's options win"
+    assert resolve_instance({"host": "https://example.com/a@b", "api_key": "k"}, environ={}).host == (
+        "https://example.com/a@b"
+    ), "an @ after the host is a path, not credentials"

@@ -3,17 +3,29 @@ instead of blocking releases until its TTL runs out (issue 10: "lock recovered" 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from ansible_collections.relops.release.plugins.action.release_lock import _try_lock
+from ansible_collections.relops.release.plugins.action.release_lock import _held_message, _try_lock
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, open_ledger, parse_ledger_url
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
-from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, controller_process, process_alive
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import (
+    holder_is_dead,
+    holder_survivors,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import (
+    Actor,
+    controller_process,
+    process_alive,
+    process_record,
+)
 
 
 def actor(run_id: str, host: str = "") -> Actor:
@@ -107,3 +119,62 @@ def test_the_takeover_is_a_compare_and_swap_on_the_holder_it_was_shown(ledger: L
     assert first.outcome == "taken_over"
     second = ledger.take_over_dead_lock("demo", actor("second"), 600, seen)
     assert second.outcome == "held" and second.holder is not None and second.holder.owner_run_id == "first"
+
+
+# A stand-in for ansible-playbook and one task worker: the worker is a fork (same command line) that calls
+# setsid(), as Ansible's WorkerProcess does, and keeps "migrating" after its parent is killed.
+FORKING_RUN = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    # Only now is it out of the parent's process group: say so (the test kills that group next).
+    print(os.getpid(), flush=True)
+    time.sleep(120)
+    os._exit(0)
+time.sleep(600)
+"""
+
+
+def test_a_holder_whose_worker_outlives_its_killed_playbook_keeps_the_lock_until_the_worker_is_gone(
+    ledger: Ledger,
+) -> None:
+    """Issue 22: after kill -9 of ansible-playbook's process group, a worker in its own session still ran a
+    migration 11 s after the rerun took the lock. The lock now waits for the whole run."""
+    run = subprocess.Popen(
+        [sys.executable, "-c", FORKING_RUN, "relops-run-%d" % time.monotonic_ns()],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stdout is not None
+    worker = int(run.stdout.readline())
+    try:
+        ledger.touch_run(actor("killed"))
+        held = ledger.try_lock("demo", actor("killed"), 1800, process=process_record(run.pid))
+        assert held.lock is not None and held.lock.owner["process"]["cmdline"], held
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+        assert not process_alive(run.pid, held.lock.owner["process"]["started"]) and process_alive(worker, "")
+
+        attempt = _try_lock(ledger, "demo", actor("rerun"), 600, controller_process())
+        assert attempt.outcome == "held", "taken over while the dead run's worker still works"
+        assert attempt.holder is not None and holder_survivors(attempt.holder) == [worker]
+        assert "worker process(es) %d still run" % worker in _held_message("demo", attempt.holder, 5)
+        assert [event["event"] for event in ledger.lock_events("demo")] == ["acquired"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+    wait_until_gone(worker)
+
+    taken = _try_lock(ledger, "demo", actor("rerun"), 600, controller_process())
+    assert taken.outcome == "taken_over" and taken.previous is not None and taken.previous.owner_run_id == "killed"
+    latest = ledger.lock_events("demo")[0]
+    assert (latest["event"], latest["run_id"], latest["previous_run_id"]) == ("taken_over", "rerun", "killed")
+
+
+def wait_until_gone(pid: int) -> None:
+    """The orphan is reaped by init, or stays a zombie, which counts as gone."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process_alive(pid, ""):
+        time.sleep(0.05)
+    assert not process_alive(pid, "")

@@ -419,3 +419,54 @@ def test_failed_repeatable_and_undo_attempts_give_way_to_the_fixed_ones(db_url: 
         ("UNDO_SQL", "1", True),
     ]
     assert not has_table(db_url, "t")
+
+
+def test_url_secrets_name_the_password_as_written_and_decoded() -> None:
+    assert m.url_secrets("postgresql://app:s%40cret@db:5432/orders") == ["s%40cret", "s@cret"]
+    assert m.url_secrets("postgresql://app:plain@db/orders") == ["plain"]
+    assert m.url_secrets("postgresql://app@db/orders") == [] and m.url_secrets("sqlite:////var/app.db") == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "keyword"),
+    [
+        ("COMMIT;", "COMMIT"),
+        ("begin transaction;", "BEGIN"),
+        ("END;", "END"),
+        ("START TRANSACTION;", "START TRANSACTION"),
+    ],
+)
+def test_transaction_control_in_a_transactional_script_is_refused_before_anything_runs(
+    db_url: str, scripts: ScriptFolder, statement: str, keyword: str
+) -> None:
+    """Issue 22: a script's own COMMIT kept its table while the history said it failed, and the rerun
+    failed with "already exists". Now nothing runs, not even the scripts before it."""
+    scripts.write("V1__customers.sql", "CREATE TABLE customers (id INT);\n")
+    scripts.write(
+        "V2__orders.sql", "-- orders\nCREATE TABLE orders (id INT);\n%s\nCREATE TABLE items (id INT);\n" % statement
+    )
+    with pytest.raises(m.MigrationError) as refused:
+        migrator(db_url, scripts).migrate()
+    message = str(refused.value)
+    assert message.startswith("V2__orders.sql, line 3: %s controls the transaction" % keyword), message
+    assert "relops:transactional=false" in message and "Nothing was applied" in message
+    assert not has_table(db_url, "customers") and not has_table(db_url, "orders") and not has_table(db_url, "items")
+    assert migrator(db_url, scripts).history() == []
+    # The same script marked non-transactional runs as written (its author owns the transaction).
+    scripts.write(
+        "V2__orders.sql", "-- relops:transactional=false\nCREATE TABLE orders (id INT);\nCREATE TABLE items (id INT);\n"
+    )
+    assert [a["version"] for a in migrator(db_url, scripts).migrate().applied] == ["1", "2"]
+
+
+def test_transaction_words_inside_statements_are_not_transaction_control(db_url: str, scripts: ScriptFolder) -> None:
+    if db_url.startswith("sqlite"):
+        body = (
+            "CREATE TABLE audit (id INT);\nCREATE TABLE t (id INT);\n"
+            "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO audit VALUES (NEW.id); END;\n"
+        )
+    else:
+        body = "CREATE TABLE t (id INT);\nDO $$ BEGIN INSERT INTO t VALUES (1); END $$;\nSAVEPOINT a;\nROLLBACK TO a;\n"
+    scripts.write("V1__t.sql", "-- a comment saying COMMIT\n" + body)
+    outcome = migrator(db_url, scripts).migrate()
+    assert outcome.failure is None and [a["version"] for a in outcome.applied] == ["1"]

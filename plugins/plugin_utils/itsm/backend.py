@@ -13,6 +13,7 @@ records in the ledger; ``servicenow`` talks to an instance.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff, poll_until
@@ -30,6 +31,24 @@ def as_text(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+@dataclass
+class CiUpsert:
+    """One CI upsert worked out from a single lookup: the CI found (None: to create) and the wanted values."""
+
+    ci_class: str
+    match: Dict[str, str]
+    wanted: Dict[str, str]
+    fields: List[str]
+    current: Optional[Record]
+
+    def outcome(self) -> Tuple[Optional[Record], bool, Record, Record]:
+        """(ci, changed, before, after) as upsert_ci returns them, before anything is written."""
+        if self.current is None:
+            return None, True, {}, dict(self.wanted, sys_class_name=self.ci_class)
+        delta = {key: value for key, value in self.wanted.items() if as_text(self.current.get(key)) != value}
+        return self.current, bool(delta), {key: as_text(self.current.get(key)) for key in delta}, delta
 
 
 class ItsmBackend(abc.ABC):
@@ -374,6 +393,11 @@ class ItsmBackend(abc.ABC):
         self, ci_class: str, identity: Sequence[str], values: Mapping[str, Any], check_mode: bool
     ) -> Tuple[Optional[Record], bool, Record, Record]:
         """Create or update the CI identified by ``identity`` columns; return (ci, changed, before, after)."""
+        plan = self.plan_ci_upsert(ci_class, identity, values)
+        return plan.outcome() if check_mode else self.apply_ci_upsert(plan)
+
+    def plan_ci_upsert(self, ci_class: str, identity: Sequence[str], values: Mapping[str, Any]) -> "CiUpsert":
+        """Look the CI up once and work out what an upsert would change, without writing."""
         self.check_ci_class(ci_class)
         wanted = {key: as_text(value) for key, value in values.items()}
         missing = [column for column in identity if not wanted.get(column)]
@@ -390,17 +414,16 @@ class ItsmBackend(abc.ABC):
                 "%d CIs of class %s match %s (%s); make the identity columns unique or address the CI by sys_id"
                 % (len(found), ci_class, match, ", ".join(ci["sys_id"] for ci in found))
             )
-        if not found:
-            after = dict(wanted, sys_class_name=ci_class)
-            if check_mode:
-                return None, True, {}, after
-            return self._create_ci_once(ci_class, match, wanted, fields), True, {}, after
-        current = found[0]
-        delta = {key: value for key, value in wanted.items() if as_text(current.get(key)) != value}
-        before = {key: as_text(current.get(key)) for key in delta}
-        if not delta or check_mode:
-            return current, bool(delta), before, delta
-        return self.update_ci(current, delta), True, before, delta
+        return CiUpsert(ci_class, match, wanted, fields, found[0] if found else None)
+
+    def apply_ci_upsert(self, plan: "CiUpsert") -> Tuple[Optional[Record], bool, Record, Record]:
+        """Write what ``plan`` found different (nothing when nothing is): no second lookup."""
+        ci, changed, before, after = plan.outcome()
+        if not changed:
+            return ci, changed, before, after
+        if plan.current is None:
+            return self._create_ci_once(plan.ci_class, plan.match, plan.wanted, plan.fields), True, before, after
+        return self.update_ci(plan.current, after), True, before, after
 
     def _create_ci_once(
         self,

@@ -13,8 +13,10 @@ documentation is the ``relops.release.itsm`` doc fragment.
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .errors import ITSMError
 
@@ -143,6 +145,11 @@ def resolve_instance(
             "backend servicenow needs a host; set instance.host or the SN_HOST environment variable "
             "(e.g. https://example.service-now.com), or use backend: local"
         )
+    values["host"], url_username, url_password = split_host_credentials(str(values["host"]))
+    if url_username and not values["username"]:
+        values["username"] = url_username
+    if url_password and not values["password"]:
+        values["password"] = url_password
     timeout = values.pop("timeout")
     try:
         timeout_value = float(timeout) if timeout not in (None, "") else 30.0
@@ -170,6 +177,21 @@ def resolve_instance(
     )
     _check_pairs(config)
     return config
+
+
+def split_host_credentials(host: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """Take ``user:password@`` out of a host URL: return the bare host, the user and the password.
+
+    Every message names the instance by its host, so credentials written into instance.host or SN_HOST
+    would show in them (and in the task output at any verbosity); they become basic-auth credentials
+    instead, used when instance.username and password are not set.
+    """
+    match = re.match(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)([^/@]*)@(.*)$", host, re.DOTALL)
+    if not match:
+        return host, None, None
+    scheme, userinfo, rest = match.groups()
+    username, _sep, password = userinfo.partition(":")
+    return scheme + rest, urllib.parse.unquote(username) or None, urllib.parse.unquote(password) or None
 
 
 def _check_pairs(config: InstanceConfig) -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import datetime
 import socket
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
-from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, process_alive
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor, process_alive, run_survivors
 
 # store.py builds Ledger from this mixin; the package imports store first, so this import finds it
 # (partly initialised) and the helpers below are looked up when called.
@@ -94,13 +94,26 @@ class LockRecoveryStore:
 
 
 def holder_is_dead(holder: "store.LockState") -> bool:
-    """Whether the holder's ansible-playbook is known to be gone.
+    """Whether the holder's run is known to be gone: its ansible-playbook and every worker it forked.
 
     Only a holder on this host with a recorded process can be checked; any other holder (another
     controller, an AWX job in another container, a lock written before processes were recorded)
-    keeps the lock until its TTL runs out.
+    keeps the lock until its TTL runs out. A holder whose ansible-playbook died while a worker still
+    runs a task (say a migration or a router switch) keeps the lock until that worker is gone.
     """
     process = holder.owner.get("process")
     if not isinstance(process, dict) or holder.owner.get("host") != socket.gethostname():
         return False
-    return not process_alive(process.get("pid"), process.get("started"))
+    if process_alive(process.get("pid"), process.get("started")):
+        return False
+    return not run_survivors(process)
+
+
+def holder_survivors(holder: "store.LockState") -> List[int]:
+    """The pids still working for a holder whose ansible-playbook died on this host (for messages)."""
+    process = holder.owner.get("process")
+    if not isinstance(process, dict) or holder.owner.get("host") != socket.gethostname():
+        return []
+    if process_alive(process.get("pid"), process.get("started")):
+        return []
+    return run_survivors(process)
