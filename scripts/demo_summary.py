@@ -18,6 +18,10 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (  # 
     open_ledger,
     parse_ledger_url,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import (  # noqa: E402
+    STAGES,
+    ReleaseRecordStore,
+)
 
 
 def main() -> None:
@@ -26,6 +30,11 @@ def main() -> None:
         runs = [run for run in ledger.list_runs(limit=50) if (run.get("summary") or {}).get("version")]
         releases = list(reversed(runs[:3]))
         incidents = ledger.list_incidents(service="demo-app")
+        store = ReleaseRecordStore(ledger)
+        records = {
+            run["summary"].get("release_id"): store.get_record(run["summary"].get("release_id") or "")
+            for run in releases
+        }
     print("Releases (newest last):")
     for run in releases:
         summary = run["summary"]
@@ -45,6 +54,18 @@ def main() -> None:
                 summary.get("incident"),
             )
         print(line)
+        record = records.get(summary.get("release_id"))
+        if record is not None:
+            print(
+                "         record %s: %d stages (%s), signed by %s, permit %s"
+                % (
+                    record["release_id"],
+                    len(record["stages"]),
+                    ", ".join(stage for stage in STAGES if stage in record["stages"]),
+                    ", ".join(key[:16] for key in summary.get("signers") or []) or "nobody",
+                    record["permit_id"] or "none",
+                )
+            )
     print("Incidents recorded for demo-app: %d" % len(incidents))
     print("Audit trail: %s" % verdict)
     print("Report: %s" % report)
