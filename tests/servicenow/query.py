@@ -6,9 +6,10 @@ Supports ``=``, ``!=``, ``^`` (AND), ``^OR``, ``^NQ``, ``IN``, ``NOT IN``,
 ``ORDERBY`` and ``ORDERBYDESC``; ``^^`` is a literal caret ("Operators available
 for filters and queries"). Comparisons are numeric when both sides are numbers,
 otherwise on the text, which orders the Table API's ``YYYY-MM-DD HH:MM:SS``
-date-times right; ``javascript:gs.dateGenerate('date','time')`` reads as that
-date-time. A term on a field the table does not have is dropped, as the Table API
-documents for sysparm_query ("the instance ignores the invalid part").
+date-times right; ``javascript:gs.dateGenerate('date','time')`` (or with one
+``"date time"`` argument) reads as that date-time. A term on a field the table
+does not have is dropped, as the Table API documents for sysparm_query ("the
+instance ignores the invalid part").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _TERM = re.compile(
     r"^([a-z][a-z0-9_.]*?)(ISEMPTY|ISNOTEMPTY|STARTSWITH|ENDSWITH|NOT LIKE|NOT IN|BETWEEN|IN|LIKE|!=|<=|>=|<|>|=)(.*)$",
     re.S,
 )
-_DATE_GENERATE = re.compile(r"^javascript:gs\.dateGenerate\('([^']*)',\s*'([^']*)'\)$")
+_DATE_GENERATE = re.compile(r"""^javascript:gs\.dateGenerate\(\s*['"]([^'"]*)['"](?:\s*,\s*['"]([^'"]*)['"])?\s*\)$""")
 _ORDERING: Dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b,
     ">": lambda a, b: a > b,
@@ -62,7 +63,7 @@ def _split(encoded: str) -> List[Tuple[str, str]]:
 
 def _literal(text: str) -> str:
     generated = _DATE_GENERATE.match(text.strip())
-    return "%s %s" % generated.groups() if generated else text
+    return " ".join(part for part in generated.groups() if part) if generated else text
 
 
 def _comparable(left: str, right: str) -> Tuple[Any, Any]:
