@@ -111,6 +111,8 @@ class Instance:
         self.requests: List[Tuple[str, str]] = []
         self.faults = Faults()
         self.ire_sources = {"ServiceNow", "relops", "SG-Ansible"}
+        # Where the Table, Attachment, CMDB Instance and IRE APIs are served; tests add roots for api_path.
+        self.api_roots = ["/api/now"]
         # Attachment contents by sys_attachment sys_id (the metadata is the sys_attachment record).
         self.files: Dict[str, bytes] = {}
         self._seed()
@@ -624,19 +626,22 @@ class Handler(BaseHTTPRequestHandler):
             with instance.lock:
                 return self._oauth(raw)
         user = self._authenticate()
+        # /api/now, or another root a scripted REST API or proxy serves the same APIs under (api_path).
+        root = next((r for r in instance.api_roots if path.startswith(r + "/")), None)
+        rest = path[len(root) :] if root else path
         with instance.lock:
-            if path.startswith("/api/now/attachment"):
-                return self._attachment(method, path[len("/api/now/attachment") :].strip("/"), query, raw, user)
+            if root and rest.startswith("/attachment"):
+                return self._attachment(method, rest[len("/attachment") :].strip("/"), query, raw, user)
             body = _json_body(raw)
-            if path.startswith("/api/now/cmdb/instance/"):
-                return self._cmdb_instance(method, path[len("/api/now/cmdb/instance/") :].strip("/"), query, body, user)
-            if path.startswith("/api/now/table/"):
-                return self._table(method, path[len("/api/now/table/") :].strip("/").split("/"), query, body, user)
+            if root and rest.startswith("/cmdb/instance/"):
+                return self._cmdb_instance(method, rest[len("/cmdb/instance/") :].strip("/"), query, body, user)
+            if root and rest.startswith("/table/"):
+                return self._table(method, rest[len("/table/") :].strip("/").split("/"), query, body, user)
             if path.startswith("/api/sn_chg_rest/change") and instance.change_api:
                 return self._change(
                     method, path[len("/api/sn_chg_rest/change") :].strip("/").split("/"), query, body, user
                 )
-            if path == "/api/now/identifyreconcile" and method == "POST":
+            if root and rest == "/identifyreconcile" and method == "POST":
                 return self._ire(query, body, user)
         raise ApiError(400, "Requested URI does not represent any resource", path)
 

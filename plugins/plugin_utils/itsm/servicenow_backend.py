@@ -514,7 +514,10 @@ class ServiceNowBackend(ItsmBackend):
         for _attempt in range(5):
             try:
                 response = self.client.request(
-                    "POST", "/api/now/identifyreconcile", params={"sysparm_data_source": data_source}, body=body
+                    "POST",
+                    self.client.config.api_root + "/identifyreconcile",
+                    params={"sysparm_data_source": data_source},
+                    body=body,
                 )
                 break
             except ITSMAmbiguousWrite:
