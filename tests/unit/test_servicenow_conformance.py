@@ -59,6 +59,9 @@ def test_change_request_crud_by_field_filter_and_encoded_query(
         pair.parameters.add_custom({column: first[column]})
         assert [r["number"] for r in pair.get().all()] == [first["number"]]
     assert changes.get(query={"number": first["number"]}).one()["sys_id"] == first["sys_id"]
+    users = client.resource(api_path="/table/sys_user")
+    users.parameters.add_custom({"user_name": "cab.manager"})
+    assert [r["name"] for r in users.get().all()] == ["CAB Manager"]
 
     # Update and delete find their record by a filter first: they must touch only that one.
     changes.update({"number": second["number"]}, {"short_description": "deploy b, changed", "impact": "2"})
