@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import (
     format_timestamp,
@@ -37,6 +37,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "since": {"type": "str"},
     "status": {"type": "str", "choices": ["open", "resolved"]},
     "query": {"type": "str"},
+    "unassigned_service": {"type": "str"},
     "limit": {"type": "int", "default": 100},
     **ITSM_ARGUMENT_SPEC,
 }
@@ -112,7 +113,11 @@ class ActionModule(ItsmActionBase):
         return {"changed": True, "incident": row, **self._diff(existing, row)}
 
     def _import(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        """Copy incidents from the ITSM backend (ServiceNow's incident table) into the metrics ledger."""
+        """Copy incidents from the ITSM backend (ServiceNow's incident table) into the metrics ledger.
+
+        Every incident is read and converted before anything is written, and the writes go in one
+        transaction, so an incident that cannot be imported leaves the ledger as it was.
+        """
         with self.itsm_backend(args, write=False) as backend:
             if isinstance(backend, LocalBackend):
                 return {
@@ -122,36 +127,40 @@ class ActionModule(ItsmActionBase):
                 }
             filters = {"business_service": args["service"]} if args["service"] else {}
             records = backend.list_incidents(filters, args["query"], args["limit"])
-        imported: List[Dict[str, Any]] = []
-        ledger = None if self.check_mode else self.open_task_ledger(args)
-        try:
+        ledger = self.open_task_ledger_readonly(args) if self.check_mode else self.open_task_ledger(args)
+        if ledger is None:
+            # Check mode before the ledger exists: every incident would be added.
             for record in records:
-                imported.append(self._import_one(ledger, args, record))
-        finally:
-            if ledger is not None:
-                ledger.close()
+                _from_servicenow(args, record, [])
+            return {
+                "changed": bool(records),
+                "imported": [{"number": str(r["number"]), "outcome": "added"} for r in records],
+            }
+        with ledger:
+            imported, added, resolved = self._plan_import(ledger, args, records)
+            if not self.check_mode and (added or resolved):
+                ledger.sync_incidents(self.actor, added, resolved)
         changed = any(item["outcome"] != "unchanged" for item in imported)
         return {"changed": changed, "imported": imported}
 
-    def _import_one(self, ledger: Optional[Ledger], args: Dict[str, Any], record: Record) -> Dict[str, Any]:
-        number = str(record["number"])
-        if ledger is None:
-            readonly = self.open_task_ledger_readonly(args)
-            existing = None
-            if readonly is not None:
-                with readonly:
-                    existing = readonly.get_incident(source="servicenow", external_id=number)
-            return {"number": number, "outcome": _outcome(existing, record)}
-        existing = ledger.get_incident(source="servicenow", external_id=number)
-        outcome = _outcome(existing, record)
-        if outcome == "added":
-            links = ledger.deployment_ids_for_change(str(record["caused_by"])) if record.get("caused_by") else []
-            ledger.record_incident(self.actor, _from_servicenow(args, record, links))
-        elif outcome == "resolved" and existing is not None:
-            ledger.resolve_incident(
-                int(existing["id"]), _timestamp("resolved_at", str(record["resolved_at"])), None, None
-            )
-        return {"number": number, "outcome": outcome}
+    def _plan_import(
+        self, ledger: Ledger, args: Dict[str, Any], records: List[Record]
+    ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[Tuple[int, str]]]:
+        """Each incident's outcome, the ledger rows to add and the (id, resolved_at) to resolve."""
+        imported: List[Dict[str, Any]] = []
+        added: List[Dict[str, Any]] = []
+        resolved: List[Tuple[int, str]] = []
+        for record in records:
+            number = str(record["number"])
+            existing = ledger.get_incident(source="servicenow", external_id=number)
+            outcome = _outcome(existing, record)
+            if outcome == "added":
+                links = ledger.deployment_ids_for_change(str(record["caused_by"])) if record.get("caused_by") else []
+                added.append(_from_servicenow(args, record, links))
+            elif outcome == "resolved" and existing is not None:
+                resolved.append((int(existing["id"]), _timestamp("resolved_at", str(record["resolved_at"]))))
+            imported.append({"number": number, "outcome": outcome})
+        return imported, added, resolved
 
     def _existing(self, args: Dict[str, Any], external_id: Optional[str]) -> Optional[Dict[str, Any]]:
         ledger = self.open_task_ledger_readonly(args)
@@ -200,10 +209,11 @@ def _incident(args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _from_servicenow(args: Dict[str, Any], record: Record, links: List[int]) -> Dict[str, Any]:
     ci = str(record.get("cmdb_ci") or "") or None
-    service = str(record.get("business_service") or "") or args["service"] or ci
+    service = str(record.get("business_service") or "") or args["service"] or ci or args["unassigned_service"]
     if not service:
         raise LedgerError(
-            "incident %s names neither business_service nor cmdb_ci; give service to import it" % record["number"]
+            "incident %s names neither business_service nor cmdb_ci; set unassigned_service (e.g. unassigned) "
+            "to import such incidents under that service, or narrow query; nothing was imported" % record["number"]
         )
     resolved = str(record.get("resolved_at") or "")
     return {

@@ -33,6 +33,13 @@ options:
             O(instance.username) and O(instance.password) when those are not set, so no message or result
             shows them.
         type: str
+      api_path:
+        description:
+          - The path the instance serves the Table, Attachment and Identification and Reconciliation APIs under,
+            as in C(servicenow.itsm), for instances behind a scripted REST API or a path-rewriting proxy.
+          - The Change Management API stays at C(/api/sn_chg_rest/change).
+        type: str
+        default: api/now
       username:
         description: User name for basic authentication or the OAuth password grant. Falls back to E(SN_USERNAME).
         type: str
@@ -71,10 +78,10 @@ options:
         description: A CA bundle to verify the instance's certificate with.
         type: path
       client_certificate_file:
-        description: Client certificate (PEM) for mutual TLS.
+        description: Client certificate (PEM) for mutual TLS. Falls back to E(SN_CLIENT_CERTIFICATE_FILE).
         type: path
       client_key_file:
-        description: Private key (PEM) of O(instance.client_certificate_file).
+        description: Private key (PEM) of O(instance.client_certificate_file). Falls back to E(SN_CLIENT_KEY_FILE).
         type: path
       proxy:
         description: Proxy URL for all requests. Without it the E(HTTPS_PROXY) and E(NO_PROXY) variables apply.

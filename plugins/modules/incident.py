@@ -24,6 +24,9 @@ description:
     marks them resolved once ServiceNow has; C(cmdb_ci) becomes the CI and component, C(close_code)
     the root cause, and C(caused_by) (a change number) links the deployments made under that change.
     With the local ITSM backend the incidents are the ledger's own already, and nothing is imported.
+  - V(imported) is all or nothing - every incident is read and converted before the ledger is written,
+    and the writes go in one transaction, so an incident that cannot be imported (one naming neither
+    C(business_service) nor C(cmdb_ci) without O(unassigned_service), say) leaves the ledger as it was.
 author:
   - relops.release maintainers (@relops)
 options:
@@ -90,6 +93,12 @@ options:
     choices: [open, resolved]
   query:
     description: With O(state=imported), a ServiceNow encoded query that selects the incidents.
+    type: str
+  unassigned_service:
+    description:
+      - With O(state=imported), the service to record for a ServiceNow incident that names neither
+        C(business_service) nor C(cmdb_ci) (and O(service) is not set).
+      - Without it such an incident fails the import, and nothing is written.
     type: str
   limit:
     description: How many incidents to list or import at most.

@@ -225,6 +225,29 @@ def test_incidents_imported_from_servicenow(ansible: Ansible, servicenow: Servic
         (stored,) = ledger.list_incident_records(service="api")
     assert (stored["status"], stored["resolved_at"]) == ("resolved", ts("03-02 13:15"))
 
+    # An incident naming neither business_service nor cmdb_ci fails the whole import: the one read before
+    # it is not written either. With unassigned_service both are imported.
+    later = servicenow.insert(
+        "incident",
+        {"short_description": "api slow", "business_service": service["sys_id"], "opened_at": "2026-03-03 10:00:00"},
+    )
+    orphan = servicenow.insert(
+        "incident", {"short_description": "someone complained", "opened_at": "2026-03-03 09:00:00"}
+    )
+    refused = _failing(ansible, INCIDENT_PLAY, env, {"incident_args": args})
+    assert (
+        "incident %s names neither business_service nor cmdb_ci; set unassigned_service" % orphan["number"] in refused
+    )
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        assert len(ledger.list_incident_records()) == 1
+    taken = _run(ansible, INCIDENT_PLAY, env, {"incident_args": dict(args, unassigned_service="unassigned")})
+    assert [item["number"] for item in taken["imported"] if item["outcome"] == "added"] == [
+        later["number"],
+        orphan["number"],
+    ]
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        assert [r["service"] for r in ledger.list_incident_records(service="unassigned")] == ["unassigned"]
+
 
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,17 +1,34 @@
 """Encoded-query evaluation for the stand-in (ServiceNow docs, "Encoded query strings").
 
 Supports ``=``, ``!=``, ``^`` (AND), ``^OR``, ``^NQ``, ``IN``, ``NOT IN``,
-``STARTSWITH``, ``LIKE``, ``ISEMPTY``, ``ISNOTEMPTY``, ``ORDERBY`` and
-``ORDERBYDESC``; ``^^`` is a literal caret.
+``STARTSWITH``, ``ENDSWITH``, ``LIKE``, ``NOT LIKE``, ``<``, ``>``, ``<=``, ``>=``,
+``BETWEEN`` (``low@high``, both ends included), ``ISEMPTY``, ``ISNOTEMPTY``,
+``ORDERBY`` and ``ORDERBYDESC``; ``^^`` is a literal caret ("Operators available
+for filters and queries"). Comparisons are numeric when both sides are numbers,
+otherwise on the text, which orders the Table API's ``YYYY-MM-DD HH:MM:SS``
+date-times right; ``javascript:gs.dateGenerate('date','time')`` (or with one
+``"date time"`` argument) reads as that date-time. A term on a field the table
+does not have is dropped, as the Table API documents for sysparm_query ("the
+instance ignores the invalid part").
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 Record = Dict[str, Any]
-_TERM = re.compile(r"^([a-z][a-z0-9_.]*?)(ISEMPTY|ISNOTEMPTY|STARTSWITH|NOT IN|IN|LIKE|!=|=)(.*)$", re.S)
+_TERM = re.compile(
+    r"^([a-z][a-z0-9_.]*?)(ISEMPTY|ISNOTEMPTY|STARTSWITH|ENDSWITH|NOT LIKE|NOT IN|BETWEEN|IN|LIKE|!=|<=|>=|<|>|=)(.*)$",
+    re.S,
+)
+_DATE_GENERATE = re.compile(r"""^javascript:gs\.dateGenerate\(\s*['"]([^'"]*)['"](?:\s*,\s*['"]([^'"]*)['"])?\s*\)$""")
+_ORDERING: Dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 class QueryError(ValueError):
@@ -44,6 +61,19 @@ def _split(encoded: str) -> List[Tuple[str, str]]:
     return [(j, t) for j, t in pieces if t]
 
 
+def _literal(text: str) -> str:
+    generated = _DATE_GENERATE.match(text.strip())
+    return " ".join(part for part in generated.groups() if part) if generated else text
+
+
+def _comparable(left: str, right: str) -> Tuple[Any, Any]:
+    """Numbers compare as numbers, everything else as text."""
+    try:
+        return float(left), float(right)
+    except ValueError:
+        return left, right
+
+
 def _condition(term: str) -> Callable[[Record], bool]:
     match = _TERM.match(term)
     if not match:
@@ -65,23 +95,55 @@ def _condition(term: str) -> Callable[[Record], bool]:
         return lambda record: read(record) not in excluded
     if operator == "STARTSWITH":
         return lambda record: read(record).startswith(value)
+    if operator == "ENDSWITH":
+        return lambda record: read(record).endswith(value)
     if operator == "LIKE":
         return lambda record: value.lower() in read(record).lower()
+    if operator == "NOT LIKE":
+        return lambda record: value.lower() not in read(record).lower()
+    if operator in _ORDERING or operator == "BETWEEN":
+        return _range(term, operator, value, read)
     if operator == "ISEMPTY":
         return lambda record: read(record) == ""
     return lambda record: read(record) != ""
 
 
-def compile_query(encoded: str) -> Tuple[Callable[[Record], bool], List[Tuple[str, bool]]]:
-    """Return a predicate and the ordering [(field, descending)] of an encoded query."""
+def _range(term: str, operator: str, value: str, read: Callable[[Record], str]) -> Callable[[Record], bool]:
+    """``<``, ``>``, ``<=``, ``>=`` and ``BETWEEN low@high``; an empty field matches none of them."""
+    if operator == "BETWEEN":
+        low, separator, high = value.partition("@")
+        if not separator:
+            raise QueryError(term)
+        bounds = [(">=", _literal(low)), ("<=", _literal(high))]
+    else:
+        bounds = [(operator, _literal(value))]
+    return lambda record: (
+        read(record) != "" and all(_ORDERING[op](*_comparable(read(record), bound)) for op, bound in bounds)
+    )
+
+
+def _field(term: str) -> str:
+    match = _TERM.match(term)
+    return match.group(1).split(".")[0] if match else ""
+
+
+def compile_query(
+    encoded: str, known: Optional[Callable[[str], bool]] = None
+) -> Tuple[Callable[[Record], bool], List[Tuple[str, bool]]]:
+    """Return a predicate and the ordering [(field, descending)] of an encoded query.
+
+    With ``known``, terms and orderings on fields it refuses are left out.
+    """
     order: List[Tuple[str, bool]] = []
     groups: List[List[List[Callable[[Record], bool]]]] = [[]]
     for joiner, term in _split(encoded or ""):
-        if term.startswith("ORDERBYDESC"):
-            order.append((term[len("ORDERBYDESC") :], True))
-            continue
         if term.startswith("ORDERBY"):
-            order.append((term[len("ORDERBY") :], False))
+            descending = term.startswith("ORDERBYDESC")
+            column = term[len("ORDERBYDESC" if descending else "ORDERBY") :]
+            if known is None or known(column):
+                order.append((column, descending))
+            continue
+        if known is not None and not known(_field(term)):
             continue
         condition = _condition(term)
         if joiner == "NQ":

@@ -64,6 +64,7 @@ CI_COLUMNS = (
     "operational_status",
     "install_status",
     "ip_address",
+    "mac_address",
     "fqdn",
     "serial_number",
     "asset_tag",
@@ -72,6 +73,7 @@ CI_COLUMNS = (
     "company",
     "location",
     "support_group",
+    "assigned_to",
     "managed_by",
     "owned_by",
     "correlation_id",
@@ -133,7 +135,7 @@ TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
     "cmdb_ci_appl": ("cmdb_ci", ("running_process_command", "tcp_port", "install_directory")),
     "cmdb_ci_service": ("cmdb_ci", ("service_classification", "busines_criticality")),
     "cmdb_rel_ci": (None, ("parent", "child", "type", "connection_strength", "port")),
-    "cmdb_rel_type": (None, ("name", "parent_descriptor", "child_descriptor")),
+    "cmdb_rel_type": (None, ("name", "sys_name", "parent_descriptor", "child_descriptor")),
     "sys_user": (None, ("user_name", "name", "first_name", "last_name", "email", "active")),
     "sys_user_group": (None, ("name", "description", "active", "manager")),
     "sysapproval_approver": (None, ("sysapproval", "document_id", "source_table", "approver", "state", "comments")),
@@ -161,6 +163,10 @@ TABLES: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {
     ),
     "sys_journal_field": (None, ("element_id", "element", "name", "value")),
     "conflict": (None, ("change", "type", "configuration_item", "conflicting_change", "schedule", "description")),
+    "sys_attachment": (
+        None,
+        ("file_name", "content_type", "size_bytes", "size_compressed", "table_name", "table_sys_id", "hash"),
+    ),
 }
 
 REFERENCE_COLUMNS = {
@@ -214,7 +220,6 @@ CHANGE_TRANSITIONS: Dict[str, Dict[str, List[str]]] = {
     "standard": {"-5": ["-2"], "-2": ["-1"], "-1": ["0"], "0": ["3"]},
 }
 CANCELABLE = ("-5", "-4", "-3", "-2", "-1", "0")
-CHOICE_LABELS = {"state": CHANGE_STATES}
 
 # Incident states ("Incident [incident]" state choices) and the default priority lookup
 # (impact, urgency: 1 high, 2 medium, 3 low -> priority 1 critical ... 5 planning).
@@ -232,6 +237,127 @@ PRIORITY_LOOKUP = {
     ("3", "2"): "4",
     ("3", "3"): "5",
 }
+
+
+# Choice fields and their labels, which sysparm_display_value=true|all shows: (base table, column) ->
+# {value: label}. Sources: "Incident [incident] table" and "Change request table fields" (impact,
+# urgency, priority, approval, type), "Configuration item [cmdb_ci] table" (install_status,
+# operational_status; the same value lists as servicenow.itsm's configuration_item mapping).
+IMPACT_URGENCY = {"1": "1 - High", "2": "2 - Medium", "3": "3 - Low"}
+CHOICES: Dict[Tuple[str, str], Dict[str, str]] = {
+    ("change_request", "state"): CHANGE_STATES,
+    ("change_request", "type"): {"standard": "Standard", "normal": "Normal", "emergency": "Emergency"},
+    ("incident", "state"): INCIDENT_STATES,
+    ("incident", "incident_state"): INCIDENT_STATES,
+    ("task", "impact"): IMPACT_URGENCY,
+    ("task", "urgency"): IMPACT_URGENCY,
+    ("task", "priority"): {
+        "1": "1 - Critical",
+        "2": "2 - High",
+        "3": "3 - Moderate",
+        "4": "4 - Low",
+        "5": "5 - Planning",
+    },
+    ("task", "approval"): {
+        "not requested": "Not Yet Requested",
+        "requested": "Requested",
+        "approved": "Approved",
+        "rejected": "Rejected",
+    },
+    ("cmdb_ci", "install_status"): {
+        "1": "Installed",
+        "2": "On Order",
+        "3": "In Maintenance",
+        "4": "Pending Install",
+        "5": "Pending Repair",
+        "6": "In Stock",
+        "7": "Retired",
+        "8": "Stolen",
+        "100": "Absent",
+    },
+    ("cmdb_ci", "operational_status"): {
+        "1": "Operational",
+        "2": "Non-Operational",
+        "3": "Repair in Progress",
+        "4": "DR Standby",
+        "5": "Ready",
+        "6": "Retired",
+    },
+}
+
+# Values a new record gets when the create leaves them out (the dictionary defaults): (base table) ->
+# {column: value}; NOW and USER stand for the creation time and the creating user's sys_id.
+# Sources: "Task table" (active true, opened_at now, opened_by the current user), "Change request table
+# fields" (urgency 3 - Low, on_hold false).
+NOW = "javascript:gs.nowDateTime()"
+USER = "javascript:gs.getUserID()"
+CREATE_DEFAULTS: Dict[str, Dict[str, str]] = {
+    "task": {"active": "true", "opened_at": NOW, "opened_by": USER},
+    "change_request": {"urgency": "3", "on_hold": "false"},
+}
+
+# Where each table's columns and each endpoint's contract come from (the ServiceNow product
+# documentation unless said otherwise); the conformance suite (tests/unit/test_servicenow_conformance.py)
+# drives every one of them with pysnow.
+SOURCES: Dict[str, str] = {
+    "task": "Task table [task] (docs: 'Task table', fields shared by incident and change_request)",
+    "change_request": "'Change request table fields'; servicenow.itsm change_request module",
+    "change_task": "'Change task [change_task]'",
+    "incident": "'Incident [incident] table'; 'Priority lookup rules'; servicenow.itsm incident module",
+    "cmdb_ci": "'Configuration item [cmdb_ci] table' (cmdb-table-property-descriptions), incl. mac_address, "
+    "assigned_to; servicenow.itsm configuration_item module",
+    "cmdb_ci_hardware": "'CMDB tables details': Hardware [cmdb_ci_hardware] extends cmdb_ci",
+    "cmdb_ci_computer": "'CMDB tables details': Computer [cmdb_ci_computer] extends cmdb_ci_hardware",
+    "cmdb_ci_server": "'CMDB tables details': Server [cmdb_ci_server] extends cmdb_ci_computer",
+    "cmdb_ci_linux_server": "'CMDB tables details': Linux Server extends cmdb_ci_server",
+    "cmdb_ci_win_server": "'CMDB tables details': Windows Server extends cmdb_ci_server",
+    "cmdb_ci_appl": "'CMDB tables details': Application [cmdb_ci_appl]",
+    "cmdb_ci_service": "'CMDB tables details': Business Service [cmdb_ci_service]",
+    "cmdb_rel_ci": "'CI Relationship [cmdb_rel_ci] table'",
+    "cmdb_rel_type": "'CI relationship types [cmdb_rel_type]' (name, sys_name, parent_descriptor, child_descriptor)",
+    "sys_user": "'User [sys_user] table'",
+    "sys_user_group": "'Group [sys_user_group] table'",
+    "sysapproval_approver": "'Approval [sysapproval_approver]'",
+    "task_ci": "'Task CI [task_ci]'",
+    "std_change_producer_version": "'Standard change template versions [std_change_producer_version]'",
+    "std_change_record_producer": "'Standard change record producer [std_change_record_producer]'",
+    "cmn_schedule": "'Schedules [cmn_schedule]'",
+    "cmn_schedule_condition": "'Blackout schedules' / 'Maintenance schedules' (both extend cmn_schedule_condition)",
+    "cmn_schedule_blackout": "'Blackout schedules [cmn_schedule_blackout]'",
+    "cmn_schedule_maintenance": "'Maintenance schedules [cmn_schedule_maintenance]'",
+    "cmn_schedule_span": "'Schedule entry [cmn_schedule_span]'",
+    "sys_journal_field": "'Journal entry [sys_journal_field]'",
+    "conflict": "'Change Management API': GET /sn_chg_rest/change/{sys_id}/conflict result fields",
+    "sys_attachment": "'Attachment API' (Attachment [sys_attachment] metadata: file_name, content_type, size_bytes, "
+    "size_compressed, table_name, table_sys_id, hash, download_link)",
+    "/api/now/table": "'Table API' (GET/POST/PUT/PATCH/DELETE, sysparm_*, name-value pair filters, "
+    "invalid query parts ignored) and 'REST API HTTP response codes'",
+    "sysparm_query": "'Encoded query strings' and 'Operators available for filters and queries'",
+    "/api/now/attachment": "'Attachment API' (GET list, GET {sys_id}, GET {sys_id}/file, POST /file, "
+    "POST /upload, DELETE {sys_id})",
+    "/api/now/cmdb/instance": "'CMDB Instance API' (GET {className}, GET/PUT/PATCH {className}/{sys_id}, "
+    "POST {className}, POST {className}/{sys_id}/relation, DELETE {className}/{sys_id}/relation/{rel_sys_id})",
+    "/api/sn_chg_rest/change": "'Change Management API'",
+    "/api/now/identifyreconcile": "'Identification and Reconciliation API'",
+    "/oauth_token.do": "'OAuth inbound'; RFC 6749",
+}
+
+
+def choice_label(table: str, column: str, value: str) -> Optional[str]:
+    """The display label of a choice value, or None when the column is not a choice field of the table."""
+    for base in ancestry(table):
+        choices = CHOICES.get((base, column))
+        if choices is not None:
+            return choices.get(value, value)
+    return None
+
+
+def create_defaults(table: str) -> Dict[str, str]:
+    """The dictionary defaults a new record of the table gets, its ancestors' included."""
+    found: Dict[str, str] = {}
+    for base in reversed(ancestry(table)):
+        found.update(CREATE_DEFAULTS.get(base, {}))
+    return found
 
 
 def columns(table: str) -> Tuple[str, ...]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
 import json
 import random
 import socket
@@ -110,6 +111,10 @@ class Instance:
         self.requests: List[Tuple[str, str]] = []
         self.faults = Faults()
         self.ire_sources = {"ServiceNow", "relops", "SG-Ansible"}
+        # Where the Table, Attachment, CMDB Instance and IRE APIs are served; tests add roots for api_path.
+        self.api_roots = ["/api/now"]
+        # Attachment contents by sys_attachment sys_id (the metadata is the sys_attachment record).
+        self.files: Dict[str, bytes] = {}
         self._seed()
 
     def _seed(self) -> None:
@@ -130,6 +135,8 @@ class Instance:
     def insert(self, table: str, values: Record, who: str = "admin") -> Record:
         allowed = set(schema.columns(table))
         record: Record = dict.fromkeys(allowed, "")
+        stamp = now_text()
+        record.update(self._defaults(table, stamp, who))
         record.update(
             {
                 key: _as_text(value)
@@ -137,7 +144,6 @@ class Instance:
                 if key in allowed and key not in schema.SYSTEM_COLUMNS
             }
         )
-        stamp = now_text()
         record.update(
             sys_id=uuid.uuid4().hex,
             sys_class_name=table,
@@ -156,19 +162,40 @@ class Instance:
         self.tables[table][record["sys_id"]] = record
         return record
 
+    def _defaults(self, table: str, stamp: str, who: str) -> Record:
+        defaults = schema.create_defaults(table)
+        user_id = ""
+        if schema.USER in defaults.values():
+            user = [r for r in self.tables["sys_user"].values() if r["user_name"] == who]
+            user_id = user[0]["sys_id"] if user else ""
+        return {
+            column: stamp if value == schema.NOW else user_id if value == schema.USER else value
+            for column, value in defaults.items()
+        }
+
     def find(self, table: str, sys_id: str) -> Optional[Record]:
         for name in self.tables:
             if schema.is_a(name, table) and sys_id in self.tables[name]:
                 return self.tables[name][sys_id]
         return None
 
-    def select(self, table: str, query: str) -> List[Record]:
+    def select(self, table: str, query: str, pairs: Optional[Dict[str, str]] = None) -> List[Record]:
+        """Records of the table (and its subclasses) matching an encoded query and name-value pairs.
+
+        Terms and pairs on fields the table does not have are ignored, as the Table API documents.
+        """
+        known = set(schema.columns(table))
         try:
-            matches, order = compile_query(query)
+            matches, order = compile_query(query, lambda column: column in known)
         except QueryError as exc:
             raise ApiError(400, "Invalid query", "cannot parse %r" % str(exc)) from None
+        equal = {column: value for column, value in (pairs or {}).items() if column in known}
         found = [
-            r for name in self.tables if schema.is_a(name, table) for r in self.tables[name].values() if matches(r)
+            r
+            for name in self.tables
+            if schema.is_a(name, table)
+            for r in self.tables[name].values()
+            if matches(r) and all(str(r.get(column, "")) == value for column, value in equal.items())
         ]
         found.sort(key=lambda r: r["sys_created_on"] + r["sys_id"])
         for column, descending in reversed(order):
@@ -376,10 +403,9 @@ class Instance:
         return out
 
     def _display(self, column: str, value: str, record: Record) -> str:
-        if column == "state" and schema.is_a(record["sys_class_name"], "change_request"):
-            return schema.CHANGE_STATES.get(value, value)
-        if column in ("state", "incident_state") and record["sys_class_name"] == "incident":
-            return schema.INCIDENT_STATES.get(value, value)
+        label = schema.choice_label(record["sys_class_name"], column, value)
+        if label is not None:
+            return label
         reference = schema.REFERENCE_COLUMNS.get(column)
         if reference and value and (record["sys_class_name"], column) not in schema.REFERENCE_EXCEPTIONS:
             target = self.find(reference, value)
@@ -393,6 +419,56 @@ class Instance:
             column: {"value": value, "display_value": self._display(column, value, record)}
             for column, value in sorted(record.items())
         }
+
+
+def _check_source(instance: Instance, body: Record) -> None:
+    if body.get("source") not in instance.ire_sources:
+        raise ApiError(
+            400, "Invalid data source", "source %r is not a registered discovery source" % (body.get("source"),)
+        )
+
+
+def _attachment_meta(record: Record, base: str) -> Record:
+    meta = {column: record.get(column, "") for column in schema.columns("sys_attachment")}
+    meta["download_link"] = "%s/api/now/attachment/%s/file" % (base, record["sys_id"])
+    return meta
+
+
+def _json_body(raw: bytes) -> Record:
+    """A request's JSON object, or the 400 an instance answers for anything else."""
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "Exception while reading request", "The payload is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Exception while reading request", "The payload must be a JSON object.")
+    return body
+
+
+def _count_parameter(query: Dict[str, str], name: str, default: int) -> int:
+    text = query.get(name) or ""
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, "Invalid value for %s" % name, "%s must be a whole number, got %r" % (name, text)) from None
+    if value < 0:
+        raise ApiError(400, "Invalid value for %s" % name, "%s must not be negative, got %r" % (name, text))
+    return value
+
+
+def _display_mode(query: Dict[str, str]) -> str:
+    """sysparm_display_value: true, false or all, in any case (clients send Python's True and False)."""
+    mode = query.get("sysparm_display_value", "false").strip().lower()
+    return mode if mode in ("true", "all") else "false"
+
+
+def _name_value_pairs(query: Dict[str, str]) -> Dict[str, str]:
+    """The Table API reads every parameter that is not a sysparm_ one as a field=value filter."""
+    return {key: value for key, value in query.items() if not key.startswith("sysparm_")}
 
 
 def _as_text(value: Any) -> str:
@@ -459,6 +535,12 @@ class Handler(BaseHTTPRequestHandler):
                 {"error": {"message": exc.message, "detail": exc.detail}, "status": "failure"},
                 {},
             )
+        except Exception as exc:  # an instance answers 500 with an error body, never a dropped connection
+            status, body, headers = (
+                500,
+                {"error": {"message": "Internal server error", "detail": repr(exc)}, "status": "failure"},
+                {},
+            )
         if fault == "reset_after":
             self._reset()
             return
@@ -470,9 +552,11 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
     def _send(self, status: int, body: Any, headers: Dict[str, str]) -> None:
-        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        headers = dict(headers)
+        content_type = headers.pop("Content-Type", "application/json;charset=UTF-8")
+        data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)
@@ -542,15 +626,22 @@ class Handler(BaseHTTPRequestHandler):
             with instance.lock:
                 return self._oauth(raw)
         user = self._authenticate()
-        body = json.loads(raw.decode("utf-8")) if raw else {}
+        # /api/now, or another root a scripted REST API or proxy serves the same APIs under (api_path).
+        root = next((r for r in instance.api_roots if path.startswith(r + "/")), None)
+        rest = path[len(root) :] if root else path
         with instance.lock:
-            if path.startswith("/api/now/table/"):
-                return self._table(method, path[len("/api/now/table/") :].strip("/").split("/"), query, body, user)
+            if root and rest.startswith("/attachment"):
+                return self._attachment(method, rest[len("/attachment") :].strip("/"), query, raw, user)
+            body = _json_body(raw)
+            if root and rest.startswith("/cmdb/instance/"):
+                return self._cmdb_instance(method, rest[len("/cmdb/instance/") :].strip("/"), query, body, user)
+            if root and rest.startswith("/table/"):
+                return self._table(method, rest[len("/table/") :].strip("/").split("/"), query, body, user)
             if path.startswith("/api/sn_chg_rest/change") and instance.change_api:
                 return self._change(
                     method, path[len("/api/sn_chg_rest/change") :].strip("/").split("/"), query, body, user
                 )
-            if path == "/api/now/identifyreconcile" and method == "POST":
+            if root and rest == "/identifyreconcile" and method == "POST":
                 return self._ire(query, body, user)
         raise ApiError(400, "Requested URI does not represent any resource", path)
 
@@ -562,8 +653,8 @@ class Handler(BaseHTTPRequestHandler):
         if table not in schema.TABLES:
             raise ApiError(400, "Invalid table %s" % table, None)
         fields = [f for f in query.get("sysparm_fields", "").split(",") if f] or None
-        display = query.get("sysparm_display_value", "false")
-        exclude = query.get("sysparm_exclude_reference_link", "false") == "true"
+        display = _display_mode(query)
+        exclude = query.get("sysparm_exclude_reference_link", "false").lower() == "true"
         base = self.server.base_url
         if len(parts) == 1 and method == "GET":
             return self._list(table, query, fields, display, exclude)
@@ -598,9 +689,9 @@ class Handler(BaseHTTPRequestHandler):
         self, table: str, query: Dict[str, str], fields: Optional[List[str]], display: str, exclude: bool
     ) -> Tuple[int, Any, Dict[str, str]]:
         instance = self.server.instance
-        records = instance.select(table, query.get("sysparm_query", ""))
-        limit = int(query.get("sysparm_limit") or DEFAULT_LIMIT)
-        offset = int(query.get("sysparm_offset") or 0)
+        records = instance.select(table, query.get("sysparm_query", ""), _name_value_pairs(query))
+        limit = _count_parameter(query, "sysparm_limit", DEFAULT_LIMIT)
+        offset = _count_parameter(query, "sysparm_offset", 0)
         page = records[offset : offset + limit]
         headers = {"X-Total-Count": str(len(records))}
         links = []
@@ -625,8 +716,8 @@ class Handler(BaseHTTPRequestHandler):
         instance = self.server.instance
         parts = [p for p in parts if p]
         if not parts and method == "GET":
-            records = instance.select("change_request", query.get("sysparm_query", ""))
-            limit = int(query.get("sysparm_limit") or DEFAULT_LIMIT)
+            records = instance.select("change_request", query.get("sysparm_query", ""), _name_value_pairs(query))
+            limit = _count_parameter(query, "sysparm_limit", DEFAULT_LIMIT)
             return (
                 200,
                 {"result": [instance.change_api_record(r) for r in records[:limit]]},
@@ -689,6 +780,170 @@ class Handler(BaseHTTPRequestHandler):
                 {},
             )
         raise ApiError(400, "Requested URI does not represent any resource", "/".join(parts))
+
+    # Attachment API
+
+    def _attachment(
+        self, method: str, rest: str, query: Dict[str, str], raw: bytes, user: str
+    ) -> Tuple[int, Any, Dict[str, str]]:
+        instance = self.server.instance
+        base = self.server.base_url
+        if rest == "file" and method == "POST":
+            return self._upload(query, raw, user)
+        if rest == "" and method == "GET":
+            records = instance.select("sys_attachment", query.get("sysparm_query", ""), _name_value_pairs(query))
+            limit = _count_parameter(query, "sysparm_limit", DEFAULT_LIMIT)
+            offset = _count_parameter(query, "sysparm_offset", 0)
+            page = records[offset : offset + limit]
+            return (
+                200,
+                {"result": [_attachment_meta(r, base) for r in page]},
+                {"X-Total-Count": str(len(records))},
+            )
+        sys_id, _sep, tail = rest.partition("/")
+        record = instance.find("sys_attachment", sys_id) if sys_id else None
+        if record is None:
+            raise ApiError(404, "No Record found", "Attachment %s does not exist or is not accessible" % sys_id)
+        if method == "GET" and tail == "":
+            return 200, {"result": _attachment_meta(record, base)}, {}
+        if method == "GET" and tail == "file":
+            return 200, instance.files[sys_id], {"Content-Type": record["content_type"]}
+        if method == "DELETE" and tail == "":
+            del instance.tables["sys_attachment"][sys_id]
+            del instance.files[sys_id]
+            return 204, None, {}
+        raise ApiError(400, "Requested URI does not represent any resource", "/api/now/attachment/" + rest)
+
+    def _upload(self, query: Dict[str, str], raw: bytes, user: str) -> Tuple[int, Any, Dict[str, str]]:
+        instance = self.server.instance
+        missing = [name for name in ("table_name", "table_sys_id", "file_name") if not query.get(name)]
+        content_type = self.headers.get("Content-Type") or ""
+        if missing or not content_type:
+            raise ApiError(
+                400,
+                "Missing parameter",
+                "POST /api/now/attachment/file needs %s" % ", ".join(missing or ["a Content-Type header"]),
+            )
+        table = query["table_name"]
+        if table not in schema.TABLES or instance.find(table, query["table_sys_id"]) is None:
+            raise ApiError(
+                404,
+                "No Record found",
+                "Record %s in table %s does not exist or is not accessible" % (query["table_sys_id"], table),
+            )
+        record = instance.insert(
+            "sys_attachment",
+            {
+                "file_name": query["file_name"],
+                "content_type": content_type,
+                "size_bytes": str(len(raw)),
+                "size_compressed": str(len(raw)),
+                "table_name": table,
+                "table_sys_id": query["table_sys_id"],
+                "hash": hashlib.sha256(raw).hexdigest(),
+            },
+            user,
+        )
+        instance.files[record["sys_id"]] = raw
+        base = self.server.base_url
+        return (
+            201,
+            {"result": _attachment_meta(record, base)},
+            {"Location": "%s/api/now/attachment/%s" % (base, record["sys_id"])},
+        )
+
+    # CMDB Instance API
+
+    def _cmdb_instance(
+        self, method: str, rest: str, query: Dict[str, str], body: Record, user: str
+    ) -> Tuple[int, Any, Dict[str, str]]:
+        instance = self.server.instance
+        parts = rest.split("/")
+        class_name = parts[0]
+        if class_name not in schema.TABLES or not schema.is_a(class_name, "cmdb_ci"):
+            raise ApiError(400, "Invalid class name", "%s is not a CMDB class" % class_name)
+        if len(parts) == 1 and method == "GET":
+            records = instance.select(class_name, query.get("sysparm_query", ""))
+            limit = _count_parameter(query, "sysparm_limit", DEFAULT_LIMIT)
+            offset = _count_parameter(query, "sysparm_offset", 0)
+            result = [{"sys_id": r["sys_id"], "name": r["name"]} for r in records[offset : offset + limit]]
+            return 200, {"result": result}, {"X-Total-Count": str(len(records))}
+        if len(parts) == 1 and method == "POST":
+            _check_source(instance, body)
+            attributes = body.get("attributes")
+            if not isinstance(attributes, dict) or not attributes:
+                raise ApiError(400, "Invalid input", "attributes must be an object of the CI's column values")
+            record = instance.insert(class_name, dict(attributes, discovery_source=body["source"]), user)
+            self._relate(record, body, user)
+            return 201, {"result": self._ci_with_relations(record)}, {}
+        found = instance.find(class_name, parts[1])
+        if found is None:
+            raise ApiError(404, "No Record found", "%s %s does not exist" % (class_name, parts[1]))
+        record = found
+        if len(parts) == 2 and method == "GET":
+            return 200, {"result": self._ci_with_relations(record)}, {}
+        if len(parts) == 2 and method == "PATCH":
+            _check_source(instance, body)
+            instance.update(class_name, record, dict(body.get("attributes") or {}), user)
+            return 200, {"result": self._ci_with_relations(record)}, {}
+        if len(parts) == 3 and parts[2] == "relation" and method == "POST":
+            _check_source(instance, body)
+            self._relate(record, body, user)
+            return 201, {"result": self._ci_with_relations(record)}, {}
+        if len(parts) == 4 and parts[2] == "relation" and method == "DELETE":
+            relation = instance.find("cmdb_rel_ci", parts[3])
+            if relation is None or record["sys_id"] not in (relation["parent"], relation["child"]):
+                raise ApiError(404, "No Record found", "relation %s of %s does not exist" % (parts[3], parts[1]))
+            del instance.tables["cmdb_rel_ci"][relation["sys_id"]]
+            return 204, None, {}
+        raise ApiError(400, "Requested URI does not represent any resource", "/api/now/cmdb/instance/" + rest)
+
+    def _relate(self, record: Record, body: Record, user: str) -> None:
+        """Add the body's outbound (this CI is the parent) and inbound (this CI is the child) relations."""
+        instance = self.server.instance
+        for key, outbound in (("outbound_relations", True), ("inbound_relations", False)):
+            for relation in body.get(key) or []:
+                kind = instance.find("cmdb_rel_type", str(relation.get("type", "")))
+                target = instance.find("cmdb_ci", str(relation.get("target", "")))
+                if kind is None or target is None:
+                    raise ApiError(
+                        400,
+                        "Invalid relation",
+                        "type %r and target %r must be the sys_ids of a cmdb_rel_type and a CI"
+                        % (relation.get("type"), relation.get("target")),
+                    )
+                parent, child = (record, target) if outbound else (target, record)
+                instance.insert(
+                    "cmdb_rel_ci", {"parent": parent["sys_id"], "child": child["sys_id"], "type": kind["sys_id"]}, user
+                )
+
+    def _ci_with_relations(self, record: Record) -> Record:
+        instance = self.server.instance
+        base = self.server.base_url
+
+        def reference(table: str, sys_id: str) -> Record:
+            target = instance.find(table, sys_id) or {}
+            return {
+                "value": sys_id,
+                "display_value": str(target.get("name") or sys_id),
+                "link": "%s/api/now/table/%s/%s" % (base, table, sys_id),
+            }
+
+        def relations(column: str, other: str) -> List[Record]:
+            return [
+                {
+                    "sys_id": r["sys_id"],
+                    "type": reference("cmdb_rel_type", r["type"]),
+                    "target": reference("cmdb_ci", r[other]),
+                }
+                for r in instance.select("cmdb_rel_ci", "%s=%s" % (column, record["sys_id"]))
+            ]
+
+        return {
+            "attributes": dict(sorted(record.items())),
+            "outbound_relations": relations("parent", "child"),
+            "inbound_relations": relations("child", "parent"),
+        }
 
     def _ire(self, query: Dict[str, str], body: Record, user: str) -> Tuple[int, Any, Dict[str, str]]:
         instance = self.server.instance

@@ -42,6 +42,8 @@ if [ "$set_name" = test ]; then
   command -v npm >/dev/null || missing+=(npm)
   # The ServiceNow client's proxy option is tested through a real forwarding proxy.
   command -v tinyproxy >/dev/null || missing+=(tinyproxy)
+  # pysnow (the ServiceNow conformance suite) reads upload content types with python-magic, which loads libmagic.
+  compgen -G '/usr/lib/*/libmagic.so.1' >/dev/null || missing+=(libmagic1)
   # The delivery reports (issue 11) are opened in a real headless browser.
   command -v chromium >/dev/null || missing+=(chromium)
 elif [ "$set_name" != demo ]; then

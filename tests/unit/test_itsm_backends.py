@@ -171,6 +171,22 @@ def test_servicenow_conflicts_with_blackouts(servicenow: ServiceNowStandIn) -> N
     assert backend.conflicts(outside) == []
 
 
+def test_servicenow_duplicate_correlation_ids_are_an_error_naming_every_change(
+    servicenow: ServiceNowStandIn,
+) -> None:
+    closed = servicenow.insert("change_request", {"correlation_id": "rel-7", "state": "3", "type": "normal"})
+    open_one = servicenow.insert("change_request", {"correlation_id": "rel-7", "state": "-5", "type": "normal"})
+    config = resolve_instance({"host": servicenow.url, "username": "admin", "password": "admin-secret"}, {})
+    backend = ServiceNowBackend(ServiceNowClient(config))
+    numbers = "%s, %s" % (closed["number"], open_one["number"])
+    with pytest.raises(ITSMError, match="2 changes on .* share correlation_id 'rel-7': %s;" % numbers):
+        backend.ensure_change("normal", {"correlation_id": "rel-7", "short_description": "x"}, None)
+    with pytest.raises(ITSMError, match=numbers):
+        backend.get_change(correlation_id="rel-7")
+    assert len(servicenow.records("change_request", "correlation_id=rel-7")) == 2
+    assert backend.require_change(number=open_one["number"])["state"] == "new"
+
+
 def test_servicenow_ire_inserts_then_reports_no_change(servicenow: ServiceNowStandIn) -> None:
     config = resolve_instance({"host": servicenow.url, "username": "admin", "password": "admin-secret"}, {})
     backend = ServiceNowBackend(ServiceNowClient(config))

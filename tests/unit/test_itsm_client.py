@@ -6,15 +6,22 @@ import socket
 from typing import Any
 
 import pytest
+import yaml
 from servicenow.server import ServiceNowStandIn
 
+from ansible_collections.relops.release.plugins.doc_fragments.itsm import ModuleDocFragment
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import (
     ITSMAmbiguousWrite,
     ITSMAuthError,
     ITSMError,
     ITSMUnreachable,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.itsm.instance import resolve_backend, resolve_instance
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.instance import (
+    ENV_FALLBACKS,
+    INSTANCE_ARGUMENT_SPEC,
+    resolve_backend,
+    resolve_instance,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.query import Query
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.servicenow import ServiceNowClient
 
@@ -256,8 +263,14 @@ def test_every_sn_variable_is_a_fallback_and_the_task_wins() -> None:
         "SN_ACCESS_TOKEN": "env-token",
         "SN_API_KEY": "env-key",
         "SN_TIMEOUT": "12.5",
+        "SN_CLIENT_CERTIFICATE_FILE": "/etc/relops/client.pem",
+        "SN_CLIENT_KEY_FILE": "/etc/relops/client.key",
     }
     config = resolve_instance(None, env)
+    assert (config.client_certificate_file, config.client_key_file) == (
+        "/etc/relops/client.pem",
+        "/etc/relops/client.key",
+    )
     assert (config.host, config.username, config.password) == ("env.service-now.com", "env-user", "env-pass")
     assert (config.client_id, config.client_secret, config.refresh_token) == ("env-client", "env-secret", "env-refresh")
     assert (config.grant_type, config.access_token, config.api_key) == ("refresh_token", "env-token", "env-key")
@@ -268,6 +281,56 @@ def test_every_sn_variable_is_a_fallback_and_the_task_wins() -> None:
     assert "SN_HOST" not in mine.env_used and "SN_API_KEY" not in mine.env_used
     bearer = resolve_instance(None, {k: v for k, v in env.items() if k != "SN_API_KEY"})
     assert bearer.auth_method() == "bearer"
+
+
+def test_api_path_moves_the_table_api_like_servicenow_itsm(servicenow: ServiceNowStandIn) -> None:
+    assert resolve_instance({"host": "h", "username": "u"}, {}).api_root == "/api/now"
+    servicenow.instance.api_roots.append("/api/x_acme_proxy/v1")
+    config = resolve_instance(
+        {"host": servicenow.url, "username": "admin", "password": "admin-secret", "api_path": "/api/x_acme_proxy/v1/"},
+        {},
+    )
+    client = ServiceNowClient(config)
+    assert client.list_records("sys_user", "user_name=admin")[0]["user_name"] == "admin"
+    assert servicenow.instance.requests[-1] == ("GET", "/api/x_acme_proxy/v1/table/sys_user")
+    with pytest.raises(ITSMError, match="api_path 'api/now\\?x' is not a URL path"):
+        resolve_instance({"host": "h", "username": "u", "api_path": "api/now?x"}, {})
+
+
+# servicenow.itsm's instance options and their environment variables (its module_utils/instance_config.py,
+# INSTANCE_OPTIONS); None: no environment fallback there either.
+SERVICENOW_ITSM_INSTANCE = {
+    "host": "SN_HOST",
+    "username": "SN_USERNAME",
+    "password": "SN_PASSWORD",
+    "grant_type": "SN_GRANT_TYPE",
+    "api_path": None,
+    "client_id": "SN_CLIENT_ID",
+    "client_secret": "SN_CLIENT_SECRET",
+    "client_certificate_file": "SN_CLIENT_CERTIFICATE_FILE",
+    "client_key_file": "SN_CLIENT_KEY_FILE",
+    "custom_headers": None,
+    "refresh_token": "SN_REFRESH_TOKEN",
+    "access_token": "SN_ACCESS_TOKEN",
+    "api_key": "SN_API_KEY",
+    "timeout": "SN_TIMEOUT",
+    "validate_certs": None,
+}
+
+
+def test_instance_options_are_a_superset_of_servicenow_itsm_and_documented() -> None:
+    options = INSTANCE_ARGUMENT_SPEC["instance"]["options"]
+    for name, variable in SERVICENOW_ITSM_INSTANCE.items():
+        assert name in options, "servicenow.itsm's instance.%s is missing" % name
+        assert ENV_FALLBACKS.get(name) == variable, name
+    assert options["api_path"]["default"] == "api/now"
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]["instance"]["suboptions"]
+    assert sorted(documented) == sorted(options)
+    for name, spec in options.items():
+        assert documented[name]["type"] == spec["type"], name
+        assert documented[name].get("default") == spec.get("default"), name
+        if ENV_FALLBACKS.get(name):
+            assert "E(%s)" % ENV_FALLBACKS[name] in str(documented[name]["description"]), name
 
 
 def test_table_errors_carry_the_servicenow_message(servicenow: ServiceNowStandIn) -> None:

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from fixtures.http_proxy import HttpProxy
 from servicenow.server import ServiceNowStandIn
 
-from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMUnreachable
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError, ITSMUnreachable
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.instance import resolve_instance
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.servicenow import ServiceNowClient
 
@@ -95,6 +95,26 @@ def test_mutual_tls_with_a_ca_bundle(tls_instance: tuple[ServiceNowStandIn, str]
     }
     client = ServiceNowClient(resolve_instance(options, {}))
     assert client.list_records("sys_user", "user_name=admin")[0]["user_name"] == "admin"
+
+
+def test_the_client_certificate_can_come_from_the_environment(tls_instance: tuple[ServiceNowStandIn, str]) -> None:
+    """SN_CLIENT_CERTIFICATE_FILE and SN_CLIENT_KEY_FILE, as servicenow.itsm reads them."""
+    standin, folder = tls_instance
+    env = {
+        "SN_CLIENT_CERTIFICATE_FILE": os.path.join(folder, "client.pem"),
+        "SN_CLIENT_KEY_FILE": os.path.join(folder, "client.key"),
+    }
+    options = {
+        "host": standin.url,
+        "username": "admin",
+        "password": "admin-secret",
+        "ca_path": os.path.join(folder, "ca.pem"),
+    }
+    config = resolve_instance(options, env)
+    assert sorted(config.env_used) == sorted(env)
+    assert ServiceNowClient(config).list_records("sys_user", "user_name=admin")[0]["user_name"] == "admin"
+    with pytest.raises(ITSMError, match="SN_CLIENT_KEY_FILE"):
+        resolve_instance(options, {"SN_CLIENT_CERTIFICATE_FILE": env["SN_CLIENT_CERTIFICATE_FILE"]})
 
 
 def test_certificates_are_verified_by_default(tls_instance: tuple[ServiceNowStandIn, str]) -> None:

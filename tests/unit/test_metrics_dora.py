@@ -154,6 +154,23 @@ def test_incident_import_is_idempotent_by_external_id(ledger: Ledger) -> None:
     assert (resolved["status"], resolved["root_cause"], resolved["component"]) == ("resolved", "bad config", "gateway")
 
 
+def test_sync_incidents_writes_all_or_nothing(ledger: Ledger) -> None:
+    """incident state=imported writes through sync_incidents: one transaction for every add and resolve."""
+    first, _created = ledger.record_incident(
+        ACTOR, {**incident("api", "03-02 12:00"), "external_id": "INC0010001", "source": "servicenow"}
+    )
+    broken = {**incident("api", "03-02 13:00"), "external_id": "INC0010003", "source": "servicenow"}
+    del broken["title"]
+    good = {**incident("api", "03-02 12:30"), "external_id": "INC0010002", "source": "servicenow"}
+    with pytest.raises(KeyError):
+        ledger.sync_incidents(ACTOR, [good, broken], [(int(first["id"]), ts("03-02 14:00"))])
+    assert [(r["external_id"], r["status"]) for r in ledger.list_incident_records()] == [("INC0010001", "open")]
+    ledger.sync_incidents(ACTOR, [good], [(int(first["id"]), ts("03-02 14:00"))])
+    stored = {r["external_id"]: r for r in ledger.list_incident_records()}
+    assert sorted(stored) == ["INC0010001", "INC0010002"]
+    assert (stored["INC0010001"]["status"], stored["INC0010001"]["resolved_at"]) == ("resolved", ts("03-02 14:00"))
+
+
 def test_component_statistics(ledger: Ledger) -> None:
     seed_week(ledger)
     stats = ledger.component_stats("production", ts("03-01 00:00"), ts("03-08 00:00"))

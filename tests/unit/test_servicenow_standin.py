@@ -30,6 +30,17 @@ def test_encoded_query_operators() -> None:
     assert _names("nameLIKEB0") == ["web01", "web02", "db01"]
     assert _names("versionISEMPTY") == ["web01"] and _names("versionISNOTEMPTY") == ["web02", "db01"]
     assert _names("name=web01^NQname=db01") == ["web01", "db01"]
+    assert _names("nameENDSWITH01") == ["web01", "db01"] and _names("nameNOT LIKEweb") == ["db01"]
+    assert _names("version>1.5") == ["web02"] and _names("version<=1.0") == ["db01"]
+    assert _names("sys_created_on>=2") == ["web02", "db01"] and _names("sys_created_on<2") == ["web01"]
+    assert _names("sys_created_onBETWEEN2@3") == ["web02", "db01"]
+    assert _names("sys_created_onBETWEENjavascript:gs.dateGenerate('1','')@2") == ["web01", "web02"]
+
+
+def test_unknown_fields_are_ignored() -> None:
+    known = {"name", "state"}
+    matches, order = compile_query("u_missing=1^name=db01^ORDERBYu_missing", known.__contains__)
+    assert [r["name"] for r in RECORDS if matches(r)] == ["db01"] and order == []
 
 
 def test_table_api_shapes(servicenow: ServiceNowStandIn) -> None:

@@ -2,12 +2,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``instance`` option group every ITSM module takes, specified once.
 
-Names and environment fallbacks follow servicenow.itsm's ``instance`` option
-(``SN_HOST``, ``SN_USERNAME``, ``SN_PASSWORD``, ``SN_CLIENT_ID``,
-``SN_CLIENT_SECRET``, ``SN_REFRESH_TOKEN``, ``SN_GRANT_TYPE``,
-``SN_ACCESS_TOKEN``, ``SN_API_KEY``, ``SN_TIMEOUT``), so its credentials and
-the AWX "ServiceNow ITSM Credential" type work unchanged. The matching
-documentation is the ``relops.release.itsm`` doc fragment.
+Names, defaults and environment fallbacks follow servicenow.itsm's ``instance``
+option (its ``module_utils/instance_config.py``: ``SN_HOST``, ``SN_USERNAME``,
+``SN_PASSWORD``, ``SN_CLIENT_ID``, ``SN_CLIENT_SECRET``, ``SN_REFRESH_TOKEN``,
+``SN_GRANT_TYPE``, ``SN_ACCESS_TOKEN``, ``SN_API_KEY``, ``SN_TIMEOUT``,
+``SN_CLIENT_CERTIFICATE_FILE``, ``SN_CLIENT_KEY_FILE``; ``api_path`` defaulting
+to ``api/now``), so its credentials and the AWX "ServiceNow ITSM Credential"
+type work unchanged. The matching documentation is the ``relops.release.itsm``
+doc fragment; docs/itsm.md has the two side by side.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ ENV_FALLBACKS: Dict[str, str] = {
     "access_token": "SN_ACCESS_TOKEN",
     "api_key": "SN_API_KEY",
     "timeout": "SN_TIMEOUT",
+    "client_certificate_file": "SN_CLIENT_CERTIFICATE_FILE",
+    "client_key_file": "SN_CLIENT_KEY_FILE",
 }
+DEFAULT_API_PATH = "api/now"
+_API_PATH = re.compile(r"^[A-Za-z0-9_.~-]+(/[A-Za-z0-9_.~-]+)*$")
 SECRET_OPTIONS = ("password", "client_secret", "refresh_token", "access_token", "api_key")
 
 INSTANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -43,6 +49,7 @@ INSTANCE_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
         "type": "dict",
         "options": {
             "host": {"type": "str"},
+            "api_path": {"type": "str", "default": DEFAULT_API_PATH},
             "username": {"type": "str"},
             "password": {"type": "str", "no_log": True},
             "client_id": {"type": "str"},
@@ -70,6 +77,7 @@ class InstanceConfig:
     """Resolved connection settings, with where each credential came from (for error messages)."""
 
     host: str
+    api_path: str = DEFAULT_API_PATH
     username: Optional[str] = None
     password: Optional[str] = None
     client_id: Optional[str] = None
@@ -88,6 +96,11 @@ class InstanceConfig:
     max_retries: int = 5
     max_retry_time: float = 60.0
     env_used: List[str] = field(default_factory=list)
+
+    @property
+    def api_root(self) -> str:
+        """The path the Table, Attachment and IRE APIs live under (``/api/now`` unless api_path moves it)."""
+        return "/" + self.api_path.strip("/")
 
     @property
     def base_url(self) -> str:
@@ -140,6 +153,9 @@ def resolve_instance(
             value = env[variable]
             used.append(variable)
         values[name] = value
+    for name in ("client_certificate_file", "client_key_file"):
+        # The task's type: path options arrive expanded; the environment's do not.
+        values[name] = os.path.expanduser(values[name]) if values[name] else values[name]
     if not values["host"]:
         raise ITSMError(
             "backend servicenow needs a host; set instance.host or the SN_HOST environment variable "
@@ -164,10 +180,9 @@ def resolve_instance(
         )
     config = InstanceConfig(
         timeout=timeout_value,
+        api_path=_check_api_path(given.get("api_path") or DEFAULT_API_PATH),
         validate_certs=bool(given.get("validate_certs", True)),
         ca_path=given.get("ca_path"),
-        client_certificate_file=given.get("client_certificate_file"),
-        client_key_file=given.get("client_key_file"),
         proxy=given.get("proxy"),
         custom_headers={str(k): str(v) for k, v in (given.get("custom_headers") or {}).items()},
         max_retries=int(given.get("max_retries", 5) if given.get("max_retries") is not None else 5),
@@ -194,11 +209,23 @@ def split_host_credentials(host: str) -> Tuple[str, Optional[str], Optional[str]
     return scheme + rest, urllib.parse.unquote(username) or None, urllib.parse.unquote(password) or None
 
 
+def _check_api_path(api_path: str) -> str:
+    if not _API_PATH.match(api_path.strip("/")):
+        raise ITSMError(
+            "instance.api_path %r is not a URL path; give the path the instance serves its REST APIs under, "
+            "e.g. api/now (the default) or api/x_acme_proxy/v1" % api_path
+        )
+    return api_path.strip("/")
+
+
 def _check_pairs(config: InstanceConfig) -> None:
     if config.client_id and not config.client_secret:
         raise ITSMError("instance.client_id is set without client_secret; set both (or SN_CLIENT_SECRET) for OAuth")
     if config.client_certificate_file and not config.client_key_file:
-        raise ITSMError("instance.client_certificate_file needs client_key_file for mutual TLS; set both")
+        raise ITSMError(
+            "instance.client_certificate_file needs client_key_file for mutual TLS; set both "
+            "(or SN_CLIENT_CERTIFICATE_FILE and SN_CLIENT_KEY_FILE)"
+        )
     if config.auth_method() == "none":
         raise ITSMError(
             "no ServiceNow credentials for %s; set instance.username and password (SN_USERNAME, SN_PASSWORD), "

@@ -7,7 +7,7 @@ grants through ``/oauth_token.do`` with refresh before expiry and one re-auth
 on 401, API key in ``x-sn-apikey``, bearer token, mutual TLS), retries 429
 (honouring ``Retry-After``), 502/503/504 and connection errors with the
 collection's bounded, jittered backoff, and speaks the Table API
-(``/api/now/table/{table}``: ``sysparm_query``, ``sysparm_fields``,
+(``/{api_path}/table/{table}``, ``api_path`` ``api/now`` by default: ``sysparm_query``, ``sysparm_fields``,
 ``sysparm_display_value``, ``sysparm_exclude_reference_link``,
 ``sysparm_limit``/``sysparm_offset`` following ``Link: rel="next"`` and
 ``X-Total-Count``) and the Change Management API (``/api/sn_chg_rest/change``).
@@ -39,7 +39,6 @@ RETRY_STATUSES = (429, 502, 503, 504)
 # Refresh an OAuth token this many seconds before the instance says it expires.
 TOKEN_REFRESH_MARGIN = 60.0
 DEFAULT_PAGE_SIZE = 1000
-TABLE_API = "/api/now/table/"
 CHANGE_API = "/api/sn_chg_rest/change"
 
 
@@ -237,7 +236,7 @@ class ServiceNowClient:
     # Table API
 
     def table_url(self, table: str, sys_id: Optional[str] = None) -> str:
-        return TABLE_API + table + ("/" + sys_id if sys_id else "")
+        return self.config.api_root + "/table/" + table + ("/" + sys_id if sys_id else "")
 
     def iter_records(
         self,

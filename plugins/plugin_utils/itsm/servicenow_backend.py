@@ -144,7 +144,17 @@ class ServiceNowBackend(ItsmBackend):
         for column, value in (("sys_id", sys_id), ("number", number), ("correlation_id", correlation_id)):
             if value:
                 query.equals(column, value)
-        found = self.client.list_records("change_request", str(query), fields=CHANGE_FIELDS, limit=1)
+        # Every match is read, not the first: nothing makes correlation_id unique on an instance, and
+        # picking one of several (a closed one, say) would silently act on the wrong change.
+        query.order_by("number")
+        found = self.client.list_records("change_request", str(query), fields=CHANGE_FIELDS)
+        if len(found) > 1:
+            numbers = ", ".join(str(record.get("number")) for record in found)
+            raise ITSMError(
+                "%d changes on %s share correlation_id %r: %s; a correlation id must name one change: cancel "
+                "or re-correlate the extra ones on the instance, or give number to pick one"
+                % (len(found), self.client.config.host, correlation_id, numbers)
+            )
         return _change(found[0]) if found else None
 
     def list_changes(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
@@ -504,7 +514,10 @@ class ServiceNowBackend(ItsmBackend):
         for _attempt in range(5):
             try:
                 response = self.client.request(
-                    "POST", "/api/now/identifyreconcile", params={"sysparm_data_source": data_source}, body=body
+                    "POST",
+                    self.client.config.api_root + "/identifyreconcile",
+                    params={"sysparm_data_source": data_source},
+                    body=body,
                 )
                 break
             except ITSMAmbiguousWrite:

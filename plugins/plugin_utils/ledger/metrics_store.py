@@ -173,33 +173,51 @@ class MetricsStore:
                 if existing:
                     return _decode(existing, ("details",)), False
             self._touch_run(cursor, actor, now)
-            row = cursor.one(
-                "INSERT INTO incidents (run_id, service, environment, version, title, severity, status, source,"
-                " opened_at, resolved_at, details, ci, component, root_cause, external_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (
-                    actor.run_id,
-                    incident["service"],
-                    incident["environment"],
-                    incident.get("version"),
-                    incident["title"],
-                    incident.get("severity") or "moderate",
-                    "resolved" if incident.get("resolved_at") else "open",
-                    source,
-                    incident.get("opened_at") or now,
-                    incident.get("resolved_at"),
-                    json.dumps(dict(incident.get("details") or {}), sort_keys=True, separators=(",", ":")),
-                    incident.get("ci") or incident["service"],
-                    incident.get("component"),
-                    incident.get("root_cause"),
-                    incident.get("external_id"),
-                ),
-            )
-            if row is None:
-                raise LedgerError("the new incident was written but cannot be read back; check the ledger's health")
-            for deployment_id in incident.get("deployment_ids") or ():
-                self._link(cursor, int(row["id"]), int(deployment_id), now)
+            row = self._insert_incident(cursor, actor, incident, now)
         return _decode(row, ("details",)), True
+
+    def sync_incidents(
+        self, actor: "Actor", added: Sequence[Mapping[str, Any]], resolved: Sequence[Tuple[int, str]]
+    ) -> None:
+        """Add incidents and mark others resolved (id, resolved_at) in one transaction: all of it or none."""
+        now = now_timestamp()
+        with self.backend.transaction(write=True) as cursor:
+            self._touch_run(cursor, actor, now)
+            for incident in added:
+                self._insert_incident(cursor, actor, incident, now)
+            for incident_id, resolved_at in resolved:
+                cursor.execute(
+                    "UPDATE incidents SET status = 'resolved', resolved_at = ? WHERE id = ?", (resolved_at, incident_id)
+                )
+
+    def _insert_incident(self, cursor: "Cursor", actor: "Actor", incident: Mapping[str, Any], now: str) -> "Row":
+        row = cursor.one(
+            "INSERT INTO incidents (run_id, service, environment, version, title, severity, status, source,"
+            " opened_at, resolved_at, details, ci, component, root_cause, external_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (
+                actor.run_id,
+                incident["service"],
+                incident["environment"],
+                incident.get("version"),
+                incident["title"],
+                incident.get("severity") or "moderate",
+                "resolved" if incident.get("resolved_at") else "open",
+                incident.get("source") or "manual",
+                incident.get("opened_at") or now,
+                incident.get("resolved_at"),
+                json.dumps(dict(incident.get("details") or {}), sort_keys=True, separators=(",", ":")),
+                incident.get("ci") or incident["service"],
+                incident.get("component"),
+                incident.get("root_cause"),
+                incident.get("external_id"),
+            ),
+        )
+        if row is None:
+            raise LedgerError("the new incident was written but cannot be read back; check the ledger's health")
+        for deployment_id in incident.get("deployment_ids") or ():
+            self._link(cursor, int(row["id"]), int(deployment_id), now)
+        return row
 
     def import_incidents(self, actor: "Actor", incidents: Sequence[Mapping[str, Any]], batch: int = 500) -> int:
         """Insert incidents from history in multi-row batches (no idempotency check: for generated ledgers)."""
