@@ -200,20 +200,35 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Assess
+- name: Verify the package and open its release record (production is enforced by the default policy)
+  relops.release.artifact_verify:
+    path: /srv/releases/payments-api-2.4.0.tar.gz
+    checksum: sha256:9f2c0d6c4b4e5f0a8c1b2e3d4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6
+    envelope: /srv/releases/payments-api-2.4.0.tar.gz.intoto.json
+    keyring: /etc/relops/keyring.yml
+    environment: production
+    record: true
+  register: verified
+
+- name: Assess, into the record
   relops.release.risk_assess:
     service: payments-api
+    environment: production
     release_class: operational
     cis: [payments-api]
     junit: [reports/unit.xml]
-  register: risk
+    release_id: "{{ verified.release_id }}"
 
+# The gate decides from the record that artifact_verify opened and risk_assess wrote into, and signs a
+# permit for the hosts on allow.
 - name: Gate the production deployment
   relops.release.change_gate:
     service: payments-api
     environment: production
     version: 2.4.0
-    assessment: "{{ risk }}"
+    release_id: "{{ verified.release_id }}"
+    hosts: "{{ groups['web'] }}"
+    permit_key: /run/relops/permit-key.pem
     change: "{{ change.change.number }}"
     calendars:
       - {type: ics, path: calendars/freezes.ics, kind: blackout}
@@ -223,6 +238,22 @@ EXAMPLES = r"""
       roster: oncall/payments.yml
       runbook: https://runbooks.example.com/payments
     wait_timeout: 900
+  register: gate
+
+- name: Every host change below runs under the permit
+  ansible.builtin.set_fact:
+    relops_release_permit: "{{ gate.permit }}"
+
+# Outside an enforced environment the caller may give the route itself; the gate records it as a claim.
+- name: Gate a staging deployment with an automatic route
+  relops.release.change_gate:
+    service: payments-api
+    environment: staging
+    version: 2.4.0
+    route: automatic
+    readiness:
+      rollback: {not_needed: staging is rebuilt nightly}
+    fail_on_deny: false
 """
 
 RETURN = r"""

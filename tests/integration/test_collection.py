@@ -18,6 +18,8 @@ MODULES = [
     "cmdb_ci_info",
     "cmdb_deployment",
     "cmdb_impact",
+    "release_record",
+    "release_record_info",
 ]
 
 
