@@ -16,8 +16,16 @@ description:
   - Every line must carry C(seq) one above the line before it and C(prev) equal to the SHA-256 of the line before
     it; with O(hmac_key) or O(hmac_key_file) every line's MAC is checked; with O(public_keys) every checkpoint's
     Ed25519 signature is checked. The trail must end with a checkpoint.
+  - Every line must lie in the range of some checkpoint (what the writer that sealed it had checked), a run's
+    events must not follow its C(playbook_end), and the last run must have ended; a C(tamper_detected) line (a
+    writer found the trail damaged and recorded it instead of sealing it) is reported as well.
+  - With the ledger (O(ledger_anchors)), every checkpoint the audit callback anchored there for this trail must
+    still be in the trail, byte for byte, which catches a cut at the trail's end even after later runs appended.
   - Reports the first bad line with its reason (C(edited), C(removed), C(inserted), C(reordered), C(truncated),
-    C(bad signature)), the gaps in the sequence, and the event counts of every run.
+    C(bad signature), C(unsealed), C(tampered), C(after end)), the gaps in the sequence, and the event counts of
+    every run.
+  - Without O(public_keys) and without an HMAC key only the chain is checked, which anyone could have rebuilt;
+    the message then says C(chain only, not verified) and RV(verified) is false.
   - Never writes. Runs on the controller, where the trail is.
 author:
   - relops.release maintainers (@relops)
@@ -85,6 +93,17 @@ options:
       - Works with O(path), not O(files).
     type: bool
     default: false
+  ledger_anchors:
+    description:
+      - Check the trail against the checkpoint anchors the audit callback stored in the ledger (O(ledger_url)) for
+        it. No ledger, or none holding anchors of the trail, is reported in RV(ledger_anchors), not as a problem.
+    type: bool
+    default: true
+  anchor_trail:
+    description:
+      - The trail's path as the callback wrote it, under which the ledger holds its anchors. Defaults to O(path)
+        (or the default trail), or with O(files) to the last file; set it when verifying copies.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -206,7 +225,9 @@ first_problem:
   type: dict
   contains:
     reason:
-      description: One of V(edited), V(removed), V(inserted), V(reordered), V(truncated), V(bad signature).
+      description:
+        - One of V(edited), V(removed), V(inserted), V(reordered), V(truncated), V(bad signature), V(unsealed),
+          V(tampered), V(after end).
       type: str
     file:
       description: The file holding the line.
@@ -225,6 +246,18 @@ problems:
   returned: always
   type: list
   elements: dict
+verified:
+  description:
+    - Whether the trail verified with a key, the HMAC key or the checkpoints' public keys. False when only the
+      chain was checked (no keys given), even if RV(ok) is true.
+  returned: always
+  type: bool
+ledger_anchors:
+  description:
+    - The ledger anchors checked, C(anchors) (how many the ledger holds for the trail), C(checked), C(held) and
+      C(newest_seq); or C(anchors) 0 with a C(note) saying why none were checked.
+  returned: always
+  type: dict
 relops_audit:
   description: The structured event the audit callback records for this verification.
   returned: always

@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fixtures.audit import AuditKeys, audit_environment
 from fixtures.playbooks import Ansible
 
+from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import line_hash
+
 TINY = """
 - name: Tiny
   hosts: localhost
@@ -126,7 +128,12 @@ def test_the_collection_playbook_passes_a_good_trail_and_fails_an_edited_one(
     )
     good = ansible.playbook("relops.release.audit_verify", "-e", extra)
     assert good.returncode == 0, good.report
-    assert "audit trail verified" in good.output
+    assert "audit trail verified" in good.output and "1 ledger anchor(s) held" in good.output
+    assert "verified with keys" in good.output
+    keyless = ansible.playbook("relops.release.audit_verify", "-e", json.dumps({"audit_trail": trail}))
+    assert keyless.returncode == 0, keyless.report
+    assert "audit trail chain only, not verified" in keyless.output and "audit trail verified" not in keyless.output
+    assert "chain only, not verified: pass audit_public_keys" in keyless.output
     _rewrite(trail, lambda lines: [lines[0].replace('"playbook_start"', '"playbook_begin"'), *lines[1:]])
     bad = ansible.playbook("relops.release.audit_verify", "-e", extra)
     assert bad.returncode == 2, bad.report
@@ -183,3 +190,36 @@ def test_ansible_doc_renders_the_module_and_the_callback(ansible: Ansible) -> No
     assert options["fsync"]["choices"] == ["event", "task", "play"]
     assert options["path"]["env"] == [{"name": "RELOPS_AUDIT_PATH"}]
     assert options["signing_key"]["ini"] == [{"section": "relops_audit", "key": "signing_key"}]
+
+
+def test_forged_tail_and_cut_tail_are_recorded_by_the_next_run(ansible: Ansible, audit_keys: AuditKeys) -> None:
+    """The writer checks the tail before it appends: a forged line, then a cut caught against the ledger anchor."""
+    trail = _write_trail(ansible, audit_keys, runs=1)
+    with open(trail, encoding="utf-8") as handle:
+        last = handle.read().splitlines()[-1]
+    forged = {"actor": {"user": "mallory"}, "event": "runner_ok", "prev": line_hash(last.encode()), "run_id": "x"}
+    forged["seq"] = json.loads(last)["seq"] + 1
+    with open(trail, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(forged, sort_keys=True, separators=(",", ":")) + "\n")
+    playbook = ansible.write_playbook(TINY, "tiny.yml")
+    run = ansible.playbook(playbook, env=audit_environment(trail, audit_keys))
+    assert run.returncode == 0, run.report
+    assert "the audit trail's tail did not verify (mac:" in run.output
+    events = [json.loads(line) for line in open(trail, encoding="utf-8")]  # noqa: SIM115
+    tamper = [event for event in events if event["event"] == "tamper_detected"]
+    assert len(tamper) == 1 and tamper[0]["damage"]["first_seq"] == forged["seq"]
+    end_of_that_run = events[-1]["seq"]
+
+    # Cut that whole run off the end: the file alone verifies, the next run finds the cut in the ledger.
+    _rewrite(trail, lambda lines: [line for line in lines if json.loads(line)["seq"] <= tamper[0]["seq"] - 2])
+    run = ansible.playbook(playbook, env=audit_environment(trail, audit_keys))
+    assert run.returncode == 0, run.report
+    assert "lines were removed from its end" in run.output
+    events = [json.loads(line) for line in open(trail, encoding="utf-8")]  # noqa: SIM115
+    assert [event["damage"]["kind"] for event in events if event["event"] == "tamper_detected"] == ["cut"]
+    report = _verify(ansible, audit_keys, trail, audit_keys.public_key)
+    assert report["ok"] is False and report["verified"] is False
+    assert any(
+        problem["reason"] == "truncated" and "seq %d" % end_of_that_run in problem["detail"]
+        for problem in report["problems"]
+    ), report["problems"]
