@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.audit import AuditKeys
+from fixtures.postgres import free_port
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.anchors import AnchorStore, LedgerAnchors
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import line_hash
@@ -385,3 +386,24 @@ def test_audit_not_ready_after_a_tail_cut_or_on_a_damaged_start(
     recorder = start_run(trail, audit_keys, "run-4", ledger_url)
     assert ready(trail, audit_keys, ledger_url, "run-4").ready
     end_run(recorder)
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_a_checkpoint_the_ledger_missed_is_anchored_at_the_next_start(
+    trail: str, audit_keys: AuditKeys, ledger_url: str
+) -> None:
+    """A trail from before anchoring (or a ledger down at a run's end): the next run anchors its tail checkpoint."""
+    whole_run(trail, audit_keys, "run-1")
+    recorder = start_run(trail, audit_keys, "run-2", ledger_url)
+    with open_ledger(parse_ledger_url(ledger_url)) as ledger:
+        assert [anchor.seq for anchor in AnchorStore(ledger).of_run("run-1")] == [events_of(trail)[5]["seq"]]
+    assert ready(trail, audit_keys, ledger_url, "run-2").ready
+    end_run(recorder)
+
+
+def test_an_unreachable_ledger_is_a_warning_not_a_lost_trail(trail: str, audit_keys: AuditKeys) -> None:
+    url = "postgresql://relops@127.0.0.1:%d/relops" % free_port()
+    warnings = whole_run(trail, audit_keys, "run-1", url)
+    assert any("were not read" in warning for warning in warnings), warnings
+    assert any("was not anchored in the ledger" in warning for warning in warnings), warnings
+    assert verify_trail([trail], audit_keys.hmac_key, load_public_keys([audit_keys.public_key])).ok

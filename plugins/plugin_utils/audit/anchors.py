@@ -191,9 +191,11 @@ class LedgerAnchors:
         with open_ledger(self.url, applied_by=self.applied_by) as ledger:
             return AnchorStore(ledger).standing(trail)
 
-    def record(self, anchor: Anchor, recorded_by: str) -> bool:
+    def record(self, anchors: List[Anchor], recorded_by: str) -> int:
+        """Store anchors through one connection; return how many were new."""
         with open_ledger(self.url, applied_by=self.applied_by) as ledger:
-            return AnchorStore(ledger).record(anchor, recorded_by)
+            store = AnchorStore(ledger)
+            return sum(store.record(anchor, recorded_by) for anchor in anchors)
 
     def mark_cut(self, anchors: List[Anchor], tamper_seq: int) -> int:
         with open_ledger(self.url, applied_by=self.applied_by) as ledger:

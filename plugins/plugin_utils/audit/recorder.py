@@ -136,6 +136,7 @@ class Recorder:
         self.anchors = anchors
         self.warnings: List[str] = []
         self._adopt_pending = False
+        self.trail_anchors: List[Anchor] = []
         self.trail.damage_record = self._damage_record
 
     def begin_run(self, actor: Actor, playbook: str, revision: Optional[str]) -> None:
@@ -145,7 +146,8 @@ class Recorder:
         self.set_playbook(playbook, revision)
         if self.anchors is not None:
             try:
-                self.trail.expected_anchors = self.anchors.standing(self.trail.path)
+                self.trail_anchors = self.anchors.standing(self.trail.path)
+                self.trail.expected_anchors = self.trail_anchors
             except Exception as exc:
                 self.warnings.append(
                     "the ledger's anchors of %s were not read (%s): this run's start did not check the trail for a "
@@ -277,16 +279,18 @@ class Recorder:
         if self._adopt_pending:
             self._adopt_pending = False
             tail = self.trail.tail_checkpoint
-            if tail is not None and not any(damage.kind != "cut" for damage, _seq in found):
-                # A checkpoint the ledger missed (down at the time, or a trail older than anchoring): the
-                # tail after it verified, so it becomes the anchor the next cut is measured against.
+            standing = {(anchor.seq, anchor.head) for anchor in self.trail_anchors}
+            clean = not any(damage.kind != "cut" for damage, _seq in found)
+            if tail is not None and clean and (tail[0]["seq"], tail[1]) not in standing:
+                # A checkpoint the ledger missed (down at the time, or a trail older than anchoring): the tail
+                # after it verified, so it becomes the anchor the next cut is measured against.
                 self._anchor(tail[0], tail[1])
 
     def _anchor(self, event: Dict[str, Any], head: str) -> None:
         if self.anchors is None:
             return
         try:
-            self.anchors.record(Anchor.of_checkpoint(self.trail.path, event, head), self.run_id)
+            self.anchors.record([Anchor.of_checkpoint(self.trail.path, event, head)], self.run_id)
         except Exception as exc:
             self.warnings.append(
                 "checkpoint seq %s of %s was not anchored in the ledger (%s); a gate that requires the audit trail "
