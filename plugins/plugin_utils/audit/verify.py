@@ -343,7 +343,7 @@ class _Verifier:
                 if kind == "checkpoint":
                     if mac_ok:
                         self.seal(_Place(base + number, path, number), line, cursor)
-                elif kind == TAMPER_EVENT:
+                elif kind == "tamper_detected":  # TAMPER_EVENT, as a literal: no global look-up per line
                     self.tampered(_Place(base + number, path, number), line)
                 if seq == anchor_seq and self.anchor_found is None:
                     self.anchor_found = (_Place(base + number, path, number), digest)
