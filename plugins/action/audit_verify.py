@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.archived_audit import ArchivedTrail, apply, gather
 from ansible_collections.relops.release.plugins.plugin_utils.audit.anchors import Anchor, AnchorStore
+from ansible_collections.relops.release.plugins.plugin_utils.audit.readiness import check_audit_ready_for_task
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
     AuditKeyError,
     load_hmac_key,
@@ -42,6 +43,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "archived": {"type": "bool", "default": False},
     "ledger_anchors": {"type": "bool", "default": True},
     "anchor_trail": {"type": "path"},
+    "current_run": {"type": "bool", "default": False},
     **LEDGER_ARGUMENT_SPEC,
 }
 
@@ -59,6 +61,8 @@ class ActionModule(RelopsActionBase):
     argument_spec = ARGUMENT_SPEC
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        if args["current_run"]:
+            return self._current_run(args)
         files = self._files(args)
         if isinstance(files, str):
             return {"failed": True, "changed": False, "msg": files}
@@ -125,6 +129,24 @@ class ActionModule(RelopsActionBase):
         with ledger:
             rows = ledger.archived_items(kind="audit")
         return gather(args.get("path") or default_trail_path(), rows, workdir)
+
+    def _current_run(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """The gates' "audit required" check, for this run and this task."""
+        try:
+            hmac_key = load_hmac_key(args.get("hmac_key"), args.get("hmac_key_file"))
+            public_keys = load_public_keys(args["public_keys"])
+        except AuditKeyError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        ledger = self.open_task_ledger_readonly(args)
+        try:
+            answer = check_audit_ready_for_task(self._task, hmac_key, public_keys, ledger, args.get("path"))
+        finally:
+            if ledger is not None:
+                ledger.close()
+        result = {"changed": False, "ok": answer.ready, "msg": answer.reason, "current_run": answer.as_dict()}
+        if not answer.ready and args["fail_on_problem"]:
+            result["failed"] = True
+        return result
 
     def _ledger_anchors(self, args: Dict[str, Any], files: List[str]) -> Tuple[Optional[List[Anchor]], Dict[str, Any]]:
         """The trail's checkpoint anchors from the ledger (none when switched off, or no ledger holds any)."""

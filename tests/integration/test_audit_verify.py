@@ -192,19 +192,69 @@ def test_ansible_doc_renders_the_module_and_the_callback(ansible: Ansible) -> No
     assert options["signing_key"]["ini"] == [{"section": "relops_audit", "key": "signing_key"}]
 
 
+RELEASE_LIKE = """
+- name: A run that asks the gates' audit-required check
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Is the audit trail written for this run and task, and does its tail verify?
+      relops.release.audit_verify:
+        current_run: true
+        hmac_key_file: "{{ hmac_key_file }}"
+        public_keys: "{{ public_keys }}"
+        fail_on_problem: false
+      register: ready
+    - name: Verify the whole trail, against the ledger's anchors
+      relops.release.audit_verify:
+        path: "{{ trail }}"
+        hmac_key_file: "{{ hmac_key_file }}"
+        public_keys: "{{ public_keys }}"
+        fail_on_problem: false
+      register: audit
+      when: verify | default(false)
+    - name: Keep the answers for the test
+      ansible.builtin.copy:
+        content: "{{ {'ready': ready, 'audit': audit} | to_nice_json }}"
+        dest: "{{ answer_file }}"
+        mode: "0600"
+"""
+
+
 def test_forged_tail_and_cut_tail_are_recorded_by_the_next_run(ansible: Ansible, audit_keys: AuditKeys) -> None:
-    """The writer checks the tail before it appends: a forged line, then a cut caught against the ledger anchor."""
-    trail = _write_trail(ansible, audit_keys, runs=1)
+    """The writer checks the tail before it appends (a forged line, then a cut caught against the ledger
+    anchor), and the audit-required check answers inside real runs."""
+    trail = os.path.join(ansible.workdir, "audit", "audit.jsonl")
+    playbook = ansible.write_playbook(RELEASE_LIKE, "release_like.yml")
+    answer_file = os.path.join(ansible.workdir, "answer.json")
+    extra = json.dumps(
+        {
+            "trail": trail,
+            "hmac_key_file": audit_keys.hmac_key_file,
+            "public_keys": [audit_keys.public_key],
+            "answer_file": answer_file,
+        }
+    )
+
+    def run(audited: bool = True, **more: object) -> tuple[str, dict]:
+        env = audit_environment(trail, audit_keys) if audited else None
+        done = ansible.playbook(playbook, "-e", extra, "-e", json.dumps(more), env=env)
+        assert done.returncode == 0, done.report
+        with open(answer_file, encoding="utf-8") as handle:
+            return done.output, json.load(handle)
+
+    _output, answer = run()
+    assert answer["ready"]["ok"] is True, answer["ready"]["msg"]
+    assert "is written for run" in answer["ready"]["msg"]
+
     with open(trail, encoding="utf-8") as handle:
         last = handle.read().splitlines()[-1]
     forged = {"actor": {"user": "mallory"}, "event": "runner_ok", "prev": line_hash(last.encode()), "run_id": "x"}
     forged["seq"] = json.loads(last)["seq"] + 1
     with open(trail, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(forged, sort_keys=True, separators=(",", ":")) + "\n")
-    playbook = ansible.write_playbook(TINY, "tiny.yml")
-    run = ansible.playbook(playbook, env=audit_environment(trail, audit_keys))
-    assert run.returncode == 0, run.report
-    assert "the audit trail's tail did not verify (mac:" in run.output
+    output, answer = run()
+    assert "the audit trail's tail did not verify (mac:" in output
+    assert answer["ready"]["ok"] is False and "found the trail" in answer["ready"]["msg"]
     events = [json.loads(line) for line in open(trail, encoding="utf-8")]  # noqa: SIM115
     tamper = [event for event in events if event["event"] == "tamper_detected"]
     assert len(tamper) == 1 and tamper[0]["damage"]["first_seq"] == forged["seq"]
@@ -212,12 +262,18 @@ def test_forged_tail_and_cut_tail_are_recorded_by_the_next_run(ansible: Ansible,
 
     # Cut that whole run off the end: the file alone verifies, the next run finds the cut in the ledger.
     _rewrite(trail, lambda lines: [line for line in lines if json.loads(line)["seq"] <= tamper[0]["seq"] - 2])
-    run = ansible.playbook(playbook, env=audit_environment(trail, audit_keys))
-    assert run.returncode == 0, run.report
-    assert "lines were removed from its end" in run.output
+    output, answer = run()
+    assert "lines were removed from its end" in output
+    assert answer["ready"]["ok"] is False and "removed from its end" in answer["ready"]["msg"]
     events = [json.loads(line) for line in open(trail, encoding="utf-8")]  # noqa: SIM115
     assert [event["damage"]["kind"] for event in events if event["event"] == "tamper_detected"] == ["cut"]
-    report = _verify(ansible, audit_keys, trail, audit_keys.public_key)
+
+    # Without the callback: not ready, naming the fix; the verifier holds the cut against the ledger's anchor.
+    _output, answer = run(audited=False, verify=True)
+    assert answer["ready"]["msg"].startswith(
+        "audit callback relops.release.audit is not enabled for this run: set callbacks_enabled"
+    )
+    report = answer["audit"]
     assert report["ok"] is False and report["verified"] is False
     assert any(
         problem["reason"] == "truncated" and "seq %d" % end_of_that_run in problem["detail"]
