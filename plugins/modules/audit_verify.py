@@ -107,7 +107,7 @@ options:
         that the trail's tail verifies from the last checkpoint before the run, with O(hmac_key_file) and
         O(public_keys) (both required), against the ledger's newest anchor.
       - O(path) is the trail the check requires (default - the one the callback writes).
-      - Returns RV(ok), RV(msg) (naming what is wrong and the fix) and RV(current_run).
+      - Returns RV(ok), C(msg) (naming what is wrong and the fix) and RV(current_run).
     type: bool
     default: false
   anchor_trail:
