@@ -159,6 +159,36 @@ def test_missing_trail_and_bad_key_file_fail_with_the_fix(ansible: Ansible) -> N
     assert "set path to the callback's trail" in run.output
 
 
+def test_audit_required_names_a_callback_that_cannot_write(ansible: Ansible, audit_keys: AuditKeys) -> None:
+    """The callback is enabled but its trail cannot be opened: the tasks' check names that cause."""
+    playbook = ansible.write_playbook(
+        """
+        - name: Ask for the audit trail
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Is the audit trail written for this run?
+              relops.release.audit_verify:
+                current_run: true
+                hmac_key_file: "{{ hmac_key_file }}"
+                public_keys: ["{{ public_key }}"]
+        """,
+        "ask.yml",
+    )
+    blocker = os.path.join(ansible.workdir, "not-a-directory")
+    with open(blocker, "w", encoding="utf-8") as handle:
+        handle.write("a file where the trail's directory should be\n")
+    run = ansible.playbook(
+        playbook,
+        "-e",
+        json.dumps({"hmac_key_file": audit_keys.hmac_key_file, "public_key": audit_keys.public_key}),
+        env=audit_environment(os.path.join(blocker, "audit.jsonl"), audit_keys),
+    )
+    assert run.returncode == 2, run.report
+    assert "audit callback relops.release.audit is enabled but does not write the trail: audit trail" in run.output
+    assert "cannot be opened" in run.output
+
+
 def test_anchor_and_anchor_from_together_are_refused(ansible: Ansible, audit_keys: AuditKeys) -> None:
     trail = _write_trail(ansible, audit_keys, runs=1)
     playbook = ansible.write_playbook(
