@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.archived_audit import ArchivedTrail, apply, gather
+from ansible_collections.relops.release.plugins.plugin_utils.audit.anchors import Anchor, AnchorStore
+from ansible_collections.relops.release.plugins.plugin_utils.audit.readiness import check_audit_ready_for_task
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
     AuditKeyError,
     load_hmac_key,
@@ -22,6 +24,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import
     anchor_from_sink,
     verify_trail,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -38,6 +41,9 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "fail_on_problem": {"type": "bool", "default": True},
     "max_problems": {"type": "int", "default": 20},
     "archived": {"type": "bool", "default": False},
+    "ledger_anchors": {"type": "bool", "default": True},
+    "anchor_trail": {"type": "path"},
+    "current_run": {"type": "bool", "default": False},
     **LEDGER_ARGUMENT_SPEC,
 }
 
@@ -55,6 +61,8 @@ class ActionModule(RelopsActionBase):
     argument_spec = ARGUMENT_SPEC
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        if args["current_run"]:
+            return self._current_run(args)
         files = self._files(args)
         if isinstance(files, str):
             return {"failed": True, "changed": False, "msg": files}
@@ -83,18 +91,28 @@ class ActionModule(RelopsActionBase):
             except AnchorError as exc:
                 return {"failed": True, "changed": False, "msg": str(exc)}
         extra: Dict[str, Any] = {}
+        ledger_anchors, anchors_note = self._ledger_anchors(args, files)
         with tempfile.TemporaryDirectory(prefix="relops-audit-verify-") as workdir:
             gathered = self._archived(args, workdir)
             if isinstance(gathered, str):
                 return {"failed": True, "changed": False, "msg": gathered}
             report = verify_trail(
-                gathered.paths if gathered is not None else files, hmac_key, public_keys, anchor, args["max_problems"]
+                gathered.paths if gathered is not None else files,
+                hmac_key,
+                public_keys,
+                anchor,
+                args["max_problems"],
+                ledger_anchors,
             )
             if gathered is not None:
                 extra = apply(report, gathered)
+        if report.ledger_anchors is None:
+            report.ledger_anchors = anchors_note
         result = report.as_dict()
         result.update(extra)
-        result.update(changed=False, msg=_summary(report), relops_audit=_audit_event(report))
+        result.update(
+            changed=False, verified=is_verified(report), msg=_summary(report), relops_audit=_audit_event(report)
+        )
         if not report.ok and args["fail_on_problem"]:
             result["failed"] = True
         return result
@@ -111,6 +129,42 @@ class ActionModule(RelopsActionBase):
         with ledger:
             rows = ledger.archived_items(kind="audit")
         return gather(args.get("path") or default_trail_path(), rows, workdir)
+
+    def _current_run(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """The gates' "audit required" check, for this run and this task."""
+        try:
+            hmac_key = load_hmac_key(args.get("hmac_key"), args.get("hmac_key_file"))
+            public_keys = load_public_keys(args["public_keys"])
+        except AuditKeyError as exc:
+            return {"failed": True, "changed": False, "msg": str(exc)}
+        ledger = self.open_task_ledger_readonly(args)
+        try:
+            answer = check_audit_ready_for_task(self._task, hmac_key, public_keys, ledger, args.get("path"))
+        finally:
+            if ledger is not None:
+                ledger.close()
+        result = {"changed": False, "ok": answer.ready, "msg": answer.reason, "current_run": answer.as_dict()}
+        if not answer.ready and args["fail_on_problem"]:
+            result["failed"] = True
+        return result
+
+    def _ledger_anchors(self, args: Dict[str, Any], files: List[str]) -> Tuple[Optional[List[Anchor]], Dict[str, Any]]:
+        """The trail's checkpoint anchors from the ledger (none when switched off, or no ledger holds any)."""
+        trail = os.path.abspath(
+            args.get("anchor_trail") or args.get("path") or (files[-1] if args.get("files") else default_trail_path())
+        )
+        if not args["ledger_anchors"]:
+            return None, {"anchors": 0, "trail": trail, "note": "not checked: ledger_anchors=false"}
+        ledger = self.open_task_ledger_readonly(args, allow_older=True)
+        if ledger is None:
+            return None, {"anchors": 0, "trail": trail, "note": "no ledger at the task's ledger_url"}
+        with ledger:
+            try:
+                anchors = AnchorStore(ledger).of_trail(trail)
+            except LedgerError:
+                return None, {"anchors": 0, "trail": trail, "note": "%s predates anchors" % ledger.backend.description}
+        note = {"anchors": 0, "trail": trail, "note": "%s holds no anchors of this trail" % ledger.backend.description}
+        return anchors or None, note
 
     @staticmethod
     def _files(args: Dict[str, Any]) -> Union[List[str], str]:
@@ -139,17 +193,41 @@ class ActionModule(RelopsActionBase):
         return files
 
 
+def is_verified(report: Report) -> bool:
+    """A trail is verified only when a key was checked: without one, anyone could have rebuilt the chain."""
+    return report.ok and (report.macs_checked or report.signatures_checked)
+
+
 def _summary(report: Report) -> str:
     problem = report.first_problem
     if problem is None:
-        return "audit trail verified: %d line(s) in %d file(s), seq %s..%s, %d run(s), %d checkpoint(s)%s" % (
+        if is_verified(report):
+            head = "audit trail verified"
+            unchecked = [
+                what
+                for what, checked in (
+                    ("signatures not checked: no public_keys given", report.signatures_checked),
+                    ("MACs not checked: no HMAC key given", report.macs_checked),
+                )
+                if not checked
+            ]
+        else:
+            head = "audit trail chain only, not verified (no public_keys or HMAC key given)"
+            unchecked = []
+        anchors = report.ledger_anchors or {}
+        if anchors.get("checked"):
+            unchecked.append("%d ledger anchor(s) held" % anchors["held"])
+        else:
+            unchecked.append("no ledger anchors checked: %s" % anchors.get("note", "none"))
+        return "%s: %d line(s) in %d file(s), seq %s..%s, %d run(s), %d checkpoint(s) (%s)" % (
+            head,
             report.lines,
             len(report.files),
             report.first_seq,
             report.last_seq,
             len(report.runs),
             report.checkpoints,
-            "" if report.signatures_checked else " (signatures not checked: no public_keys given)",
+            "; ".join(unchecked),
         )
     return "audit trail does NOT verify: %s at %s line %d (seq %s): %s" % (
         problem.reason,
@@ -166,6 +244,7 @@ def _audit_event(report: Report) -> Dict[str, Any]:
     return {
         "kind": "trail_verified",
         "ok": report.ok,
+        "verified": is_verified(report),
         "files": report.files,
         "last_seq": report.last_seq,
         "head": report.head,

@@ -20,6 +20,13 @@ description:
   - Several ansible-playbook processes may share one trail; an exclusive file lock keeps one chain.
   - At playbook start the callback sets E(RELOPS_RUN_ID) so that every task and the release ledger use the same
     run id.
+  - Before it appends, the writer checks the lines written since the last checkpoint (chain, MACs, the
+    signature of its own checkpoints) and that the trail still holds the newest checkpoint anchored in the
+    ledger; what does not hold is recorded as a C(tamper_detected) event instead of being sealed, and a
+    line torn by a crash is ended so that the chain goes on.
+  - Every checkpoint is also stored in the release ledger (table C(audit_anchors)), so a cut at the trail's
+    end is caught against the ledger. When the run starts, the callback exports E(RELOPS_AUDIT_TRAIL) (the
+    trail's path) to the tasks, which the gates' "audit required" check reads.
   - Works beside any stdout callback; it must be enabled, for example with
     C(callbacks_enabled = relops.release.audit) in ansible.cfg.
 author:
@@ -220,6 +227,30 @@ options:
     ini:
       - section: relops_audit
         key: sink_retry_interval
+  ledger_anchors:
+    description:
+      - Store every checkpoint's seq and head hash in the release ledger, and check at each run's start that
+        the trail still holds the newest one. Turning it off leaves a cut at the trail's end unnoticed, and
+        gates that require the audit trail refuse.
+    type: bool
+    default: true
+    env:
+      - name: RELOPS_AUDIT_LEDGER_ANCHORS
+    ini:
+      - section: relops_audit
+        key: ledger_anchors
+  ledger_url:
+    description:
+      - The ledger that holds the anchors. Without it, the same as the tasks use without a C(ledger_url)
+        option - the C(relops_ledger_url) extra variable, then E(RELOPS_LEDGER_URL), then the default
+        SQLite ledger. Inventory variables are not visible to a callback, so a ledger named only there must be
+        given here (or in E(RELOPS_LEDGER_URL)).
+    type: str
+    env:
+      - name: RELOPS_AUDIT_LEDGER_URL
+    ini:
+      - section: relops_audit
+        key: ledger_url
   sink_timeout:
     description: Seconds to wait for a sink to connect or answer.
     type: float
@@ -240,11 +271,14 @@ from typing import Any, Dict, List, Optional
 
 from ansible.plugins.callback import CallbackBase
 
+from ansible_collections.relops.release.plugins.plugin_utils.audit.anchors import LedgerAnchors
+from ansible_collections.relops.release.plugins.plugin_utils.audit.readiness import AUDIT_ERROR_ENV, AUDIT_TRAIL_ENV
 from ansible_collections.relops.release.plugins.plugin_utils.audit.recorder import (
     Recorder,
     RecorderSettings,
     is_rescued,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import resolve_ledger_url
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import RUN_ID_ENV, current_actor
 
 try:
@@ -274,11 +308,25 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships 
     def _ready(self) -> Optional[Recorder]:
         if self._recorder is None and not self._broken:
             try:
-                self._recorder = Recorder(self._settings())
+                self._recorder = Recorder(self._settings(), self._anchors())
             except Exception as exc:
                 self._broken = True
+                # Task workers fork later and inherit this: the "audit required" check names the cause.
+                os.environ[AUDIT_ERROR_ENV] = str(exc)
+                os.environ.pop(AUDIT_TRAIL_ENV, None)
                 self._display.error("relops.release.audit: the audit trail is NOT being written: %s" % exc)
         return self._recorder
+
+    def _anchors(self) -> Optional[LedgerAnchors]:
+        if not self.get_option("ledger_anchors"):
+            return None
+        extra_vars = getattr(load_extra_vars, "extra_vars", None) or {}
+        url = resolve_ledger_url(self.get_option("ledger_url"), extra_vars)
+        return LedgerAnchors(url, applied_by="relops.release.audit")
+
+    def _show_warnings(self, recorder: Recorder) -> None:
+        for warning in recorder.take_warnings():
+            self._display.warning("relops.release.audit: %s" % warning)
 
     def _settings(self) -> RecorderSettings:
         return RecorderSettings(
@@ -313,7 +361,12 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships 
             try:
                 recorder.record(event, boundary, fields)
             except Exception as exc:
+                if event == "playbook_start":
+                    # The tasks' "audit required" check names this instead of a trail that is not written.
+                    os.environ[AUDIT_ERROR_ENV] = "event %s not recorded: %s" % (event, exc)
+                    os.environ.pop(AUDIT_TRAIL_ENV, None)
                 self._display.error("relops.release.audit: event %s not recorded: %s" % (event, exc))
+            self._show_warnings(recorder)
 
     # -- playbook and play -------------------------------------------------------------------------------------
 
@@ -334,6 +387,10 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships 
         else:
             recorder.set_playbook(path, _git_revision(path))
         self._record("playbook_start", "play")
+        if recorder.trail.last_seq:
+            # The trail is written for this run: tasks (the gates' audit check) find it here.
+            os.environ[AUDIT_TRAIL_ENV] = recorder.trail.path
+            os.environ.pop(AUDIT_ERROR_ENV, None)
 
     def v2_playbook_on_play_start(self, play: Any) -> None:
         self._play_name = play.get_name()
@@ -423,6 +480,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships 
                 recorder.record_result(fields, result._result, task.args, bool(task.no_log) is True, item)
             except Exception as exc:
                 self._display.error("relops.release.audit: result of %s not recorded: %s" % (fields["task"], exc))
+            self._show_warnings(recorder)
 
     def _task_fields(self, task: Any) -> Dict[str, Any]:
         return {

@@ -16,8 +16,16 @@ description:
   - Every line must carry C(seq) one above the line before it and C(prev) equal to the SHA-256 of the line before
     it; with O(hmac_key) or O(hmac_key_file) every line's MAC is checked; with O(public_keys) every checkpoint's
     Ed25519 signature is checked. The trail must end with a checkpoint.
+  - Every line must lie in the range of some checkpoint (what the writer that sealed it had checked), a run's
+    events must not follow its C(playbook_end), and the last run must have ended; a C(tamper_detected) line (a
+    writer found the trail damaged and recorded it instead of sealing it) is reported as well.
+  - With the ledger (O(ledger_anchors)), every checkpoint the audit callback anchored there for this trail must
+    still be in the trail, byte for byte, which catches a cut at the trail's end even after later runs appended.
   - Reports the first bad line with its reason (C(edited), C(removed), C(inserted), C(reordered), C(truncated),
-    C(bad signature)), the gaps in the sequence, and the event counts of every run.
+    C(bad signature), C(unsealed), C(tampered), C(after end)), the gaps in the sequence, and the event counts of
+    every run.
+  - Without O(public_keys) and without an HMAC key only the chain is checked, which anyone could have rebuilt;
+    the message then says C(chain only, not verified) and RV(verified) is false.
   - Never writes. Runs on the controller, where the trail is.
 author:
   - relops.release maintainers (@relops)
@@ -85,6 +93,28 @@ options:
       - Works with O(path), not O(files).
     type: bool
     default: false
+  ledger_anchors:
+    description:
+      - Check the trail against the checkpoint anchors the audit callback stored in the ledger (O(ledger_url)) for
+        it. No ledger, or none holding anchors of the trail, is reported in RV(ledger_anchors), not as a problem.
+    type: bool
+    default: true
+  current_run:
+    description:
+      - Instead of the whole trail, check what a gate requiring the audit trail checks - that the
+        P(relops.release.audit#callback) callback writes this run and this very task (it exports
+        E(RELOPS_AUDIT_TRAIL); the trail must hold the run's C(playbook_start) and the task's C(task_start)), and
+        that the trail's tail verifies from the last checkpoint before the run, with O(hmac_key_file) and
+        O(public_keys) (both required), against the ledger's newest anchor.
+      - O(path) is the trail the check requires (default - the one the callback writes).
+      - Returns RV(ok), C(msg) (naming what is wrong and the fix) and RV(current_run).
+    type: bool
+    default: false
+  anchor_trail:
+    description:
+      - The trail's path as the callback wrote it, under which the ledger holds its anchors. Defaults to O(path)
+        (or the default trail), or with O(files) to the last file; set it when verifying copies.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -118,6 +148,14 @@ EXAMPLES = r"""
       - /var/log/remote/relops-audit.log
   run_once: true
 
+- name: Refuse to go on unless the audit trail is written for this run and its tail verifies
+  relops.release.audit_verify:
+    current_run: true
+    hmac_key_file: /etc/relops/audit.hmac
+    public_keys:
+      - /etc/relops/audit.pub
+  run_once: true
+
 - name: Verify files an auditor received, against the last checkpoint the SIEM holds
   relops.release.audit_verify:
     files:
@@ -135,59 +173,59 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ok:
-  description: Whether the trail verified.
+  description: Whether the trail verified (with O(current_run=true), whether the check passed).
   returned: always
   type: bool
 files:
   description: The files verified, oldest first.
-  returned: always
+  returned: without current_run
   type: list
   elements: str
 lines:
   description: How many lines the trail holds.
-  returned: always
+  returned: without current_run
   type: int
 first_seq:
   description: The sequence number of the first line.
-  returned: always
+  returned: without current_run
   type: int
 last_seq:
   description: The sequence number of the last line.
-  returned: always
+  returned: without current_run
   type: int
 head:
   description: The SHA-256 of the last line (what the next line will chain to).
-  returned: always
+  returned: without current_run
   type: str
 checkpoints:
   description: How many checkpoints the trail holds.
-  returned: always
+  returned: without current_run
   type: int
 anchor:
   description:
     - The anchor checked (C(seq), C(head), C(found) whether the trail holds that seq, and C(source), the files it
       came from with O(anchor_from)); null without one.
-  returned: always
+  returned: without current_run
   type: dict
 sealed_through:
   description: The sequence number of the last checkpoint that verified.
-  returned: always
+  returned: without current_run
   type: int
 macs_checked:
   description: Whether MACs were checked.
-  returned: always
+  returned: without current_run
   type: bool
 signatures_checked:
   description: Whether checkpoint signatures were checked.
-  returned: always
+  returned: without current_run
   type: bool
 runs:
   description: Per run id, its event count, first and last seq and time, whether it ended, and its outcome.
-  returned: always
+  returned: without current_run
   type: dict
 gaps:
   description: Missing sequence ranges.
-  returned: always
+  returned: without current_run
   type: list
   elements: dict
   contains:
@@ -202,11 +240,13 @@ gaps:
       type: int
 first_problem:
   description: The first bad line, or null when the trail verified.
-  returned: always
+  returned: without current_run
   type: dict
   contains:
     reason:
-      description: One of V(edited), V(removed), V(inserted), V(reordered), V(truncated), V(bad signature).
+      description:
+        - One of V(edited), V(removed), V(inserted), V(reordered), V(truncated), V(bad signature), V(unsealed),
+          V(tampered), V(after end).
       type: str
     file:
       description: The file holding the line.
@@ -222,12 +262,30 @@ first_problem:
       type: str
 problems:
   description: Every problem found (up to O(max_problems)), in trail order, shaped like RV(first_problem).
-  returned: always
+  returned: without current_run
   type: list
   elements: dict
+verified:
+  description:
+    - Whether the trail verified with a key, the HMAC key or the checkpoints' public keys. False when only the
+      chain was checked (no keys given), even if RV(ok) is true.
+  returned: without current_run
+  type: bool
+ledger_anchors:
+  description:
+    - The ledger anchors checked, C(anchors) (how many the ledger holds for the trail), C(checked), C(held) and
+      C(newest_seq); or C(anchors) 0 with a C(note) saying why none were checked.
+  returned: without current_run
+  type: dict
+current_run:
+  description:
+    - With O(current_run=true), the readiness answer - C(ready), C(reason), C(run_id), C(trail) and what was
+      checked (C(from_seq), C(to_seq), C(lines), C(anchor_seq)). The other return values are then absent.
+  returned: with current_run=true
+  type: dict
 relops_audit:
   description: The structured event the audit callback records for this verification.
-  returned: always
+  returned: without current_run
   type: dict
 archived_segments:
   description:

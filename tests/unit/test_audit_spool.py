@@ -121,6 +121,7 @@ def test_recorder_puts_a_full_spool_and_the_dropped_range_on_the_record(tmp_path
     first = Recorder(settings)
     first.relays[0].sink = sink
     _run_tasks(first, "run-1", 40)
+    first.record("playbook_end", "play", {"outcome": "success"})
     first.end_run()
     events = [json.loads(line) for line in Path(path).read_bytes().splitlines()]
     full = [event for event in events if event["event"] == "sink_spool_full"]
@@ -130,6 +131,7 @@ def test_recorder_puts_a_full_spool_and_the_dropped_range_on_the_record(tmp_path
     second = Recorder(settings)
     second.relays[0].sink = sink
     _run_tasks(second, "run-2", 1)
+    second.record("playbook_end", "play", {"outcome": "success"})
     second.end_run()
     events = [json.loads(line) for line in Path(path).read_bytes().splitlines()]
     dropped = [event for event in events if event["event"] == "sink_spool_dropped"]

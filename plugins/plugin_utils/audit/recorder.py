@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import plain
+from ansible_collections.relops.release.plugins.plugin_utils.audit.anchors import Anchor, LedgerAnchors
+from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import line_hash, parse_line, plain
 from ansible_collections.relops.release.plugins.plugin_utils.audit.redaction import (
     DEFAULT_KEY_PATTERNS,
     DEFAULT_VALUE_PATTERNS,
@@ -33,7 +34,13 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.sinks import 
     SyslogSink,
     spool_name,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import Head, Trail, TrailSettings
+from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import (
+    TAMPER_EVENT,
+    Damage,
+    Head,
+    Trail,
+    TrailSettings,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import Actor
 
 # The result key under which relops.release modules hand structured events (decision records, ...) to the trail.
@@ -97,7 +104,7 @@ def build_sinks(settings: RecorderSettings) -> List[Sink]:
 class Recorder:
     """Writes one run's events to the trail and its sinks."""
 
-    def __init__(self, settings: RecorderSettings) -> None:
+    def __init__(self, settings: RecorderSettings, anchors: Optional[LedgerAnchors] = None) -> None:
         if settings.fsync not in FSYNC_POLICIES:
             raise ValueError("fsync %r must be one of %s" % (settings.fsync, ", ".join(FSYNC_POLICIES)))
         if settings.checkpoint_every < 0:
@@ -125,12 +132,28 @@ class Recorder:
         # Spool events (a queue that filled up) found while a line is appended under the trail's lock;
         # written once that append is done.
         self._spool_events: List[Dict[str, Any]] = []
+        # Where every checkpoint is anchored (the ledger), and what went wrong doing it or checking the tail.
+        self.anchors = anchors
+        self.warnings: List[str] = []
+        self._adopt_pending = False
+        self.trail_anchors: List[Anchor] = []
+        self.trail.damage_record = self._damage_record
 
     def begin_run(self, actor: Actor, playbook: str, revision: Optional[str]) -> None:
         self.run_id = actor.run_id
         self.actor = actor.as_dict()
         del self.actor["run_id"]
         self.set_playbook(playbook, revision)
+        if self.anchors is not None:
+            try:
+                self.trail_anchors = self.anchors.standing(self.trail.path)
+                self.trail.expected_anchors = self.trail_anchors
+            except Exception as exc:
+                self.warnings.append(
+                    "the ledger's anchors of %s were not read (%s): this run's start did not check the trail for a "
+                    "cut tail" % (self.trail.path, exc)
+                )
+            self._adopt_pending = True
 
     def set_playbook(self, path: str, revision: Optional[str]) -> None:
         self.playbook = {"path": path, "revision": revision} if revision else {"path": path}
@@ -198,6 +221,7 @@ class Recorder:
         # The final checkpoint itself may fill a spool; the event saying so is then sealed by one more.
         while self._unsealed_from is not None:
             self.checkpoint()
+        warnings.extend(self.take_warnings())
         self._in_sinks = True
         try:
             for relay in self.relays:
@@ -216,20 +240,66 @@ class Recorder:
         return warnings
 
     def checkpoint(self) -> None:
-        first = self._unsealed_from
-
         def describe(record: Dict[str, Any], head: Head) -> None:
+            # The range this checkpoint vouches for: this run's lines and the others' lines it checked.
+            starts = [seq for seq in (self._unsealed_from, self.trail.checked_from) if seq is not None]
             record["checkpoint"] = {
-                "first_seq": first if first is not None else head.seq,
+                "first_seq": min(starts) if starts else head.seq,
                 "last_seq": head.seq,
                 "head": head.digest,
                 "key_id": self.sealer.key_id,
             }
 
-        self.trail.append(self._base("checkpoint"), True, describe, self._spool)
+        line = self.trail.append(self._base("checkpoint"), True, describe, self._spool)
         self._unsealed_from = None
         self._since_checkpoint = 0
+        self._after_append()
+        self._anchor(parse_line(line), line_hash(line))
         self._write_spool_events()
+
+    def _damage_record(self, damage: Damage) -> Dict[str, Any]:
+        record = self._base(TAMPER_EVENT)
+        record["damage"] = damage.as_dict()
+        return record
+
+    def _after_append(self) -> None:
+        """Report damage the trail recorded before this append; anchor the checkpoint a run's start found."""
+        found, self.trail.found = self.trail.found, []
+        for damage, seq in found:
+            self.warnings.append(
+                "the audit trail's tail did not verify (%s: %s); recorded as %s seq %d instead of sealing it. "
+                "Investigate with relops.release.audit_verify on %s"
+                % (damage.kind, damage.detail, TAMPER_EVENT, seq, self.trail.path)
+            )
+            if damage.cut and self.anchors is not None:
+                try:
+                    self.anchors.mark_cut(damage.cut, seq)
+                except Exception as exc:
+                    self.warnings.append("the cut anchors were not marked in the ledger: %s" % exc)
+        if self._adopt_pending:
+            self._adopt_pending = False
+            tail = self.trail.tail_checkpoint
+            standing = {(anchor.seq, anchor.head) for anchor in self.trail_anchors}
+            clean = not any(damage.kind != "cut" for damage, _seq in found)
+            if tail is not None and clean and (tail[0]["seq"], tail[1]) not in standing:
+                # A checkpoint the ledger missed (down at the time, or a trail older than anchoring): the tail
+                # after it verified, so it becomes the anchor the next cut is measured against.
+                self._anchor(tail[0], tail[1])
+
+    def _anchor(self, event: Dict[str, Any], head: str) -> None:
+        if self.anchors is None:
+            return
+        try:
+            self.anchors.record([Anchor.of_checkpoint(self.trail.path, event, head)], self.run_id)
+        except Exception as exc:
+            self.warnings.append(
+                "checkpoint seq %s of %s was not anchored in the ledger (%s); a gate that requires the audit trail "
+                "refuses until a later run anchors it" % (event.get("seq"), self.trail.path, exc)
+            )
+
+    def take_warnings(self) -> List[str]:
+        warnings, self.warnings = self.warnings, []
+        return warnings
 
     def _base(self, event: str) -> Dict[str, Any]:
         return {"event": event, "run_id": self.run_id, "actor": self.actor, "playbook": self.playbook}
@@ -238,6 +308,7 @@ class Recorder:
         record = self._base(event)
         record.update(fields)
         self.trail.append(record, self._needs_sync(boundary), None, self._spool)
+        self._after_append()
         if self._unsealed_from is None:
             self._unsealed_from = self.trail.last_seq
         self._since_checkpoint += 1

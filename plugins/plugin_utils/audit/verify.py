@@ -11,6 +11,16 @@ appended line) leaves behind. An anchor (a seq and head hash kept elsewhere,
 normally the last checkpoint a remote sink received, see ``anchor_from_sink``)
 also catches removal of whole sealed runs at the end.
 
+Beyond the chain: every line must lie in some checkpoint's range (first_seq
+to last_seq: what the writer that sealed it had checked), or it is
+``unsealed``; a ``tamper_detected`` line (a writer found damage instead of
+sealing it) is reported as ``tampered``; a run's events after its
+``playbook_end`` are ``after end``; and the last run of the trail must have
+ended, so a cut right after a mid-run checkpoint is ``truncated``. With the
+ledger's anchors (``anchors.py``), every anchored checkpoint must still be in
+the trail, byte for byte, which catches a cut tail even after later runs
+appended to it.
+
 The files are streamed in blocks: memory stays flat whatever the trail's
 size. Explaining a broken sequence (removed, inserted or reordered) needs to
 know where else a seq or a line occurs, so the first pass only notes such
@@ -33,11 +43,37 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical imp
 )
 from ansible_collections.relops.release.plugins.plugin_utils.audit.links import decode_link, link_of
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import MacChecker, check_signature
+from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import TAMPER_EVENT
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-REASONS = ("edited", "removed", "inserted", "reordered", "truncated", "bad signature")
+    from ansible_collections.relops.release.plugins.plugin_utils.audit.anchors import Anchor
+
+REASONS = (
+    "edited",
+    "removed",
+    "inserted",
+    "reordered",
+    "truncated",
+    "bad signature",
+    "unsealed",
+    "tampered",
+    "after end",
+)
+# What a run's writer may still write after its playbook_end (its closing checkpoints and sink records), and
+# playbook_start: one run id may span several ansible-playbook commands run one after another.
+_AFTER_END = frozenset(
+    (
+        "checkpoint",
+        "sink_outage",
+        "sink_restored",
+        "sink_spool_full",
+        "sink_spool_dropped",
+        TAMPER_EVENT,
+        "playbook_start",
+    )
+)
 # Small blocks: a block's lines and the events parsed from them stay in the CPU cache, which measured
 # faster than reading megabytes at a time (and the memory used stays flat).
 BLOCK = 64 * 1024
@@ -90,6 +126,7 @@ class Report:
     macs_checked: bool = False
     signatures_checked: bool = False
     anchor: Optional[Dict[str, Any]] = None
+    ledger_anchors: Optional[Dict[str, Any]] = None
     runs: Dict[str, RunSummary] = field(default_factory=dict)
     gaps: List[Dict[str, int]] = field(default_factory=list)
     problems: List[Problem] = field(default_factory=list)
@@ -112,6 +149,7 @@ class Report:
             "macs_checked": self.macs_checked,
             "signatures_checked": self.signatures_checked,
             "anchor": self.anchor,
+            "ledger_anchors": self.ledger_anchors,
             "runs": {run_id: asdict(summary) for run_id, summary in self.runs.items()},
             "gaps": self.gaps,
             "first_problem": first.as_dict() if first else None,
@@ -195,6 +233,7 @@ class _Verifier:
         public_keys: Mapping[str, Ed25519PublicKey],
         anchor: Optional[Mapping[str, Any]],
         max_problems: int,
+        ledger_anchors: Optional[List["Anchor"]] = None,
     ) -> None:
         self.paths = paths
         self.report = report
@@ -206,6 +245,12 @@ class _Verifier:
         self.torn: List[Tuple[str, int, int]] = []
         self.anchor_found: Optional[Tuple[_Place, str]] = None
         self.last_place = _Place(-1, ", ".join(paths), 0)
+        # Checkpoint ranges that held, checkpoint seqs, and the ranges writers recorded as damaged.
+        self.ranges: List[Tuple[int, int]] = []
+        self.checkpoint_seqs: List[int] = []
+        self.damaged: List[Tuple[int, int]] = []
+        self.ledger_anchors = {anchor.seq: anchor for anchor in ledger_anchors or []}
+        self.anchored: Dict[int, Tuple[_Place, str]] = {}
 
     def full(self) -> bool:
         return len(self.report.problems) + len(self.pending) >= self.max_problems
@@ -229,6 +274,8 @@ class _Verifier:
                     "the file ends in the middle of a line (%d bytes without a newline)" % length,
                 )
         _settle(cursor.summary, cursor.index + 1 - cursor.stretch_start, cursor.last_link)
+        self.last_link = cursor.last_link
+        self.last_summary = cursor.summary
         report = self.report
         self.last_place = cursor.end_of_previous
         report.lines = cursor.index + 1
@@ -238,7 +285,7 @@ class _Verifier:
         report.sealed_through = cursor.sealed_seq
         self.finish(cursor.index, cursor.last_seq, cursor.sealed_index)
 
-    def scan_file(self, path: str, cursor: _Cursor) -> None:
+    def scan_file(self, path: str, cursor: _Cursor) -> None:  # noqa: PLR0912, PLR0915 - one inlined loop, for speed
         """Check one file's lines, carrying the chain on from ``cursor``.
 
         This loop runs once per line of the trail, so it is written for speed
@@ -259,6 +306,7 @@ class _Verifier:
             cursor.stretch_start,
             cursor.last_link,
         )
+        ended = summary.ended
         for lines in read_blocks(path, self.torn):
             first = number + 1
             for number, line in enumerate(lines, first):
@@ -292,17 +340,25 @@ class _Verifier:
                     if not mac_ok:
                         self.bad_mac(_Place(base + number, path, number), seq)
                 kind = link.event
-                if kind == "checkpoint" and mac_ok:
-                    self.seal(_Place(base + number, path, number), line, cursor)
+                if kind == "checkpoint":
+                    if mac_ok:
+                        self.seal(_Place(base + number, path, number), line, cursor)
+                elif kind == "tamper_detected":  # TAMPER_EVENT, as a literal: no global look-up per line
+                    self.tampered(_Place(base + number, path, number), line)
                 if seq == anchor_seq and self.anchor_found is None:
                     self.anchor_found = (_Place(base + number, path, number), digest)
                 last_seq, last_hash = seq, digest
                 if link.run_id != current_run:
                     # Lines of one run come in stretches: settle the last stretch, look the next run up once.
                     summary = _next_stretch(runs, summary, base + number - stretch_start, last_link, link)
-                    current_run, stretch_start = link.run_id, base + number
+                    current_run, stretch_start, ended = link.run_id, base + number, summary.ended
+                if ended:
+                    if kind not in _AFTER_END:
+                        self.after_end(_Place(base + number, path, number), seq, link)
+                    elif kind == "playbook_start":
+                        summary.ended = ended = False
                 if kind == "playbook_end":
-                    summary.ended, summary.outcome = True, link.outcome
+                    summary.ended, summary.outcome, ended = True, link.outcome, True
                 last_link = link
         cursor.last_seq, cursor.last_hash, cursor.index = last_seq, last_hash, base + number
         cursor.summary, cursor.current_run, cursor.stretch_start, cursor.last_link = (
@@ -373,6 +429,119 @@ class _Verifier:
                 "appended by someone else, or the run that wrote them was killed before its end"
                 % (last_index - sealed_index),
             )
+        elif last_index >= 0 and self.last_link is not None and not self.last_summary.ended:
+            self.problem(
+                "truncated",
+                self.last_place,
+                last_seq,
+                "the last run, %s, has no playbook_end: the trail was cut right after one of its checkpoints (or "
+                "the run is still going)" % self.last_link.run_id,
+            )
+
+    def tampered(self, place: _Place, line: bytes) -> None:
+        """A writer's record of damage it found instead of sealing it: the damaged range is vouched by nobody."""
+        event: Dict[str, Any] = _event_of(line) or {}
+        recorded = event.get("damage")
+        damage: Dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+        first, last = damage.get("first_seq"), damage.get("last_seq")
+        if isinstance(first, int) and isinstance(last, int) and _is_seq(first) and _is_seq(last):
+            self.damaged.append((first, last))
+        self.problem(
+            "tampered",
+            place,
+            event.get("seq"),
+            "the writer found the trail damaged before it appended (%s%s: %s) and recorded it instead of sealing it"
+            % (damage.get("kind"), " at seq %s..%s" % (first, last) if _is_seq(first) else "", damage.get("detail")),
+        )
+
+    def after_end(self, place: _Place, seq: int, link: Any) -> None:
+        self.problem(
+            "after end",
+            place,
+            seq,
+            "a %s event of run %s after that run's playbook_end: a line was appended in the run's name"
+            % (link.event, link.run_id),
+        )
+
+    def check_coverage(self) -> None:
+        """Lines up to the last checkpoint that held must lie in some checkpoint's range (or be checkpoints)."""
+        report = self.report
+        if report.first_seq is None or report.sealed_through is None:
+            return
+        holes = [(report.first_seq, report.sealed_through)]
+        taken = sorted(
+            [*self.ranges, *self.damaged, *((seq, seq) for seq in self.checkpoint_seqs)]
+            + [(gap["first_missing"], gap["last_missing"]) for gap in report.gaps]
+        )
+        for low, high in taken:
+            holes = _subtract(holes, low, high)
+        if not holes:
+            return
+        places = self.locate([low for low, _high in holes])
+        for low, high in holes:
+            self.problem(
+                "unsealed",
+                places.get(low, self.last_place),
+                low,
+                "seq %d..%d lie in no checkpoint's range: no writer checked them before sealing (a line appended by "
+                "someone else, sealed by an older writer), or their run was killed and nobody checked them since"
+                % (low, high),
+            )
+
+    def locate(self, seqs: List[int]) -> Dict[int, _Place]:
+        wanted = set(seqs)
+        found: Dict[int, _Place] = {}
+        index = -1
+        for path in self.paths:
+            number = 0
+            for lines in read_blocks(path, []):
+                for line in lines:
+                    index += 1
+                    number += 1
+                    event = _event_of(line)
+                    if event is not None and event["seq"] in wanted and event["seq"] not in found:
+                        found[event["seq"]] = _Place(index, path, number)
+        return found
+
+    def check_ledger_anchors(self) -> None:
+        """Every checkpoint the ledger anchored for this trail must still be in it, byte for byte."""
+        if not self.ledger_anchors:
+            return
+        report = self.report
+        first, last = report.first_seq, report.last_seq
+        checked = held = 0
+        for seq, anchor in sorted(self.ledger_anchors.items()):
+            if first is not None and seq < first:
+                continue  # in files not given to this verification
+            checked += 1
+            found = self.anchored.get(seq)
+            if found is not None and found[1] == anchor.head:
+                held += 1
+                continue
+            noted = " (recorded by tamper_detected seq %d)" % anchor.cut_by_seq if anchor.cut_by_seq else ""
+            if found is not None or (last is not None and seq <= last):
+                self.problem(
+                    "truncated",
+                    found[0] if found is not None else self.last_place,
+                    seq,
+                    "the ledger anchors checkpoint seq %d of run %s with head %s, but the trail holds another line "
+                    "there: it was cut and written on%s" % (seq, anchor.run_id, anchor.head, noted),
+                )
+            else:
+                self.problem(
+                    "truncated",
+                    self.last_place,
+                    last,
+                    "the ledger anchors checkpoint seq %d of run %s, which the trail no longer holds (it ends at seq "
+                    "%s): lines were removed from its end%s" % (seq, anchor.run_id, last, noted),
+                )
+        newest = max(self.ledger_anchors)
+        report.ledger_anchors = {
+            "anchors": len(self.ledger_anchors),
+            "checked": checked,
+            "held": held,
+            "newest_seq": newest,
+        }
 
     def checkpoint_problem(self, event: Mapping[str, Any], line: bytes) -> Optional[Tuple[str, str]]:
         """What is wrong with a checkpoint (reason, detail), or None."""
@@ -400,8 +569,15 @@ class _Verifier:
         if event is None:
             # The link decoded but the whole line is not JSON the trail's parser reads: it was changed.
             self.not_an_event(place)
-        elif self.checkpoint_holds(place, event, line):
-            cursor.sealed_seq, cursor.sealed_index = event["seq"], place.index
+        else:
+            if event["seq"] in self.ledger_anchors:
+                self.anchored[event["seq"]] = (place, line_hash(line))
+            if self.checkpoint_holds(place, event, line):
+                cursor.sealed_seq, cursor.sealed_index = event["seq"], place.index
+                checkpoint = event["checkpoint"]
+                first = checkpoint.get("first_seq")
+                self.ranges.append((first if _is_seq(first) else event["seq"], checkpoint["last_seq"]))
+                self.checkpoint_seqs.append(event["seq"])
 
     def checkpoint_holds(self, place: _Place, event: Mapping[str, Any], line: bytes) -> bool:
         self.report.checkpoints += 1
@@ -480,6 +656,20 @@ class _Verifier:
             self.problem("inserted", place, seq, "seq %d appears more than once; expected %d here" % (seq, expected))
         else:
             self.problem("reordered", place, seq, "seq %d appears after seq %d" % (seq, expected - 1))
+
+
+def _subtract(intervals: List[Tuple[int, int]], low: int, high: int) -> List[Tuple[int, int]]:
+    """Remove [low, high] from a list of closed intervals."""
+    kept: List[Tuple[int, int]] = []
+    for start, end in intervals:
+        if high < start or low > end:
+            kept.append((start, end))
+            continue
+        if start < low:
+            kept.append((start, low - 1))
+        if high < end:
+            kept.append((high + 1, end))
+    return kept
 
 
 def _is_mac(value: Any) -> bool:
@@ -576,13 +766,19 @@ def verify_trail(
     public_keys: Optional[Mapping[str, Ed25519PublicKey]] = None,
     anchor: Optional[Mapping[str, Any]] = None,
     max_problems: int = 100,
+    ledger_anchors: Optional[List["Anchor"]] = None,
 ) -> Report:
-    """Verify the trail made of ``paths`` (oldest first) and return what was found."""
+    """Verify the trail made of ``paths`` (oldest first) and return what was found.
+
+    ``ledger_anchors`` are the trail's anchors from the ledger (``AnchorStore.of_trail``).
+    """
     report = Report(files=list(paths), macs_checked=hmac_key is not None, signatures_checked=bool(public_keys))
-    verifier = _Verifier(list(paths), report, hmac_key, public_keys or {}, anchor, max_problems)
+    verifier = _Verifier(list(paths), report, hmac_key, public_keys or {}, anchor, max_problems, ledger_anchors)
     verifier.run()
     verifier.explain()
+    verifier.check_coverage()
     verifier.check_anchor()
+    verifier.check_ledger_anchors()
     if not report.lines:
         report.problems.append(Problem("truncated", ", ".join(paths), 0, None, "the trail is empty"))
     report.problems.sort(key=lambda problem: problem.position)
