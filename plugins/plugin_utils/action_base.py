@@ -10,19 +10,25 @@ a failed task with the message intact, and opens the ledger the task names.
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
+    LEDGER_URL_VAR,
     Ledger,
     LedgerError,
+    LedgerURL,
     decision_record,
     open_existing_ledger,
     open_ledger,
     resolve_ledger_url,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor, playbook_paths
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import (
+    AWX_VARS,
+    current_actor,
+    playbook_paths,
+)
 
 
 class RelopsActionBase(ActionBase):
@@ -37,7 +43,7 @@ class RelopsActionBase(ActionBase):
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=self.argument_spec)
         self.task_vars = task_vars
-        self.actor = current_actor(task_vars)
+        self.actor = current_actor(self.templated_vars(AWX_VARS))
         self.audit_records: List[Dict[str, Any]] = []
         try:
             result.update(self.execute(args))
@@ -52,6 +58,24 @@ class RelopsActionBase(ActionBase):
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         """Do the plugin's work; return the result keys."""
 
+    def task_var(self, name: str, default: Any = None) -> Any:
+        """A variable as the play sees it: templated, like the task's own options.
+
+        task_vars holds what the inventory and play wrote, so ``"{{ ledger_dir }}/ledger.db"`` would
+        otherwise reach the collection as literal text.
+        """
+        if name not in self.task_vars:
+            return default
+        return self._templar.template(self.task_vars[name])
+
+    def templated_vars(self, names: Tuple[str, ...]) -> Dict[str, Any]:
+        """The named variables that are set, each templated (see task_var)."""
+        return {name: self.task_var(name) for name in names if name in self.task_vars}
+
+    def ledger_url(self, args: Dict[str, Any]) -> LedgerURL:
+        """The ledger this task names: its option, else the templated relops_ledger_url, else the default."""
+        return resolve_ledger_url(args.get("ledger_url"), self.templated_vars((LEDGER_URL_VAR,)))
+
     @property
     def check_mode(self) -> bool:
         return bool(self._task.check_mode)
@@ -62,7 +86,7 @@ class RelopsActionBase(ActionBase):
 
     def open_task_ledger(self, args: Dict[str, Any], touch: bool = True) -> Ledger:
         """Open the ledger this task names, creating or upgrading it on first use, and note the run."""
-        url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
+        url = self.ledger_url(args)
         ledger = open_ledger(url, applied_by=self.actor.display())
         if touch:
             self.touch_run(ledger)
@@ -70,7 +94,7 @@ class RelopsActionBase(ActionBase):
 
     def open_task_ledger_readonly(self, args: Dict[str, Any], allow_older: bool = False) -> Optional[Ledger]:
         """Open the task's ledger without creating or upgrading it; None when it does not exist yet."""
-        url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
+        url = self.ledger_url(args)
         return open_existing_ledger(url, allow_older=allow_older)
 
     def audit(self, kind: str, **data: Any) -> None:
@@ -105,5 +129,5 @@ class RelopsActionBase(ActionBase):
         ledger.touch_run(
             self.actor,
             playbook=", ".join(playbooks) if playbooks else None,
-            play=self.task_vars.get("ansible_play_name"),
+            play=self.task_var("ansible_play_name"),
         )

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 RUN_ID_ENV = "RELOPS_RUN_ID"
 # A fixed namespace so the same controller process always maps to the same id.
 _RUN_NAMESPACE = uuid.UUID("6f1d2a3c-5b7e-4c1a-9d2e-8a4b3c2d1e0f")
-_AWX_VARS = ("awx_user_name", "awx_user_id", "awx_job_id", "awx_job_template_name", "awx_schedule_name")
+AWX_VARS = ("awx_user_name", "awx_user_id", "awx_job_id", "awx_job_template_name", "awx_schedule_name")
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def current_actor(task_vars: Optional[Mapping[str, Any]] = None, environ: Option
     """Return the actor for this run, with AWX's job context when the vars carry it."""
     env = os.environ if environ is None else environ
     variables = task_vars or {}
-    awx = {name: _text_or_none(variables.get(name)) for name in _AWX_VARS}
+    awx = {name: _text_or_none(variables.get(name)) for name in AWX_VARS}
     run_id = current_run_id(env)
     if not env.get(RUN_ID_ENV) and awx["awx_job_id"]:
         run_id = "awx-job-%s" % awx["awx_job_id"]

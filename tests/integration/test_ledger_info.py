@@ -186,6 +186,49 @@ def test_module_defaults_group_sets_the_ledger_for_every_task(ansible: Ansible, 
     assert not os.path.exists(os.path.join(ansible.workdir, "state", "relops", "ledger.db"))
 
 
+def test_variables_the_collection_reads_are_templated(ansible: Ansible) -> None:
+    """relops_ledger_url and the awx_* job context may be templates, as any play variable may (issue 21)."""
+    playbook = ansible.write_playbook(
+        """
+        - name: Templated variables
+          hosts: localhost
+          gather_facts: false
+          vars:
+            ledger_dir: "{{ playbook_dir }}/ledgers"
+            relops_ledger_url: "sqlite:///{{ ledger_dir }}/ledger.db"
+            awx_job_id: "{{ 40 + 2 }}"
+            awx_user_name: "{{ 'ops-' ~ 'alice' }}"
+            awx_user_id: "{{ 3 * 3 }}"
+            awx_job_template_name: "{{ 'Release ' ~ 'payments' }}"
+            awx_schedule_name: "{{ 'night' | upper }}"
+          tasks:
+            - name: Record the run and take a lock
+              relops.release.release_lock: {name: templated}
+            - name: Info
+              relops.release.ledger_info:
+              register: info
+            - name: Check
+              ansible.builtin.assert:
+                that:
+                  - info.ledger.url == relops_ledger_url
+        """,
+        "templated.yml",
+    )
+    run = ansible.playbook(playbook)
+    assert run.returncode == 0, run.report
+    path = os.path.join(ansible.workdir, "ledgers", "ledger.db")
+    assert os.path.exists(path), run.report
+    assert not os.path.exists(os.path.join(ansible.workdir, "state", "relops", "ledger.db"))
+    with sqlite3.connect(path) as db:
+        (run_id, actor), = db.execute("SELECT run_id, actor FROM runs").fetchall()
+        (owner,), = db.execute("SELECT owner FROM locks WHERE name = 'templated'").fetchall()
+    assert run_id == "awx-job-42"
+    context = json.loads(actor)
+    assert (context["awx_user_name"], context["awx_user_id"]) == ("ops-alice", "9")
+    assert (context["awx_job_template_name"], context["awx_schedule_name"]) == ("Release payments", "NIGHT")
+    assert "ops-alice" in owner
+
+
 def test_info_reports_an_older_ledger_instead_of_failing(ansible: Ansible, tmp_path: os.PathLike[str]) -> None:
     path = os.path.join(str(tmp_path), "old.db")
     url = "sqlite:///" + path.lstrip("/")
