@@ -66,7 +66,9 @@ class ActionModule(ItsmActionBase):
     argument_spec = ARGUMENT_SPEC
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        policy = load_policy(args.get("policy"))
+        # Calendar files are read like every other controller path: relative to the playbook (docs/paths.md).
+        args = dict(args, base_dir=self.optional_local_path(args.get("base_dir")) or self.playbook_dir())
+        policy = load_policy(self.optional_local_path(args.get("policy")))
         route, change_type, risk = _classification(args)
         requester = args.get("requested_by") or self.actor.awx_user_name or self.actor.sudo_user or self.actor.user
         subject = (

@@ -41,7 +41,7 @@ class ActionModule(RelopsActionBase):
         window = (start, end) if start and end else None
         lower = args.get("lower_environments")
         if lower is None:
-            lower = load_policy(args.get("policy")).gate["lower_environments"]
+            lower = load_policy(self.optional_local_path(args.get("policy"))).gate["lower_environments"]
         existing = self.open_task_ledger_readonly(args)
         try:
             checklist = review(args, existing, window, lower)

@@ -94,6 +94,7 @@ options:
       - CA bundle for an C(https://) O(checksum) URL.
     type: path
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:

@@ -73,6 +73,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

@@ -88,7 +88,9 @@ options:
     elements: dict
     default: []
   base_dir:
-    description: Directory that relative calendar paths are read from.
+    description:
+      - Directory that relative calendar paths are read from.
+      - Defaults to the playbook's directory; a relative O(base_dir) is itself read from the playbook's directory.
     type: path
   business_unit:
     description: The business unit, for calendar windows scoped by business unit.
@@ -150,6 +152,7 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

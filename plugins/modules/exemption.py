@@ -60,6 +60,7 @@ options:
     description: The policy whose C(exemptions) settings (longest duration, exemptable checks) apply.
     type: path
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger

@@ -59,6 +59,7 @@ options:
       - Seconds since the epoch stamped on every entry. Defaults to 315532800 (1980-01-01T00:00:00Z).
     type: int
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

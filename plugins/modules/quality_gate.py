@@ -66,6 +66,7 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger

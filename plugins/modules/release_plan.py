@@ -67,6 +67,7 @@ options:
     choices: [error, warning, never]
     default: never
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

@@ -74,6 +74,7 @@ options:
     description: Path of the policy file. Default is the policy shipped with the collection.
     type: path
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

@@ -26,6 +26,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
 )
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import (
     AWX_VARS,
+    adhoc_module,
     current_actor,
     playbook_paths,
 )
@@ -45,10 +46,12 @@ class RelopsActionBase(ActionBase):
         self.task_vars = task_vars
         self.actor = current_actor(self.templated_vars(AWX_VARS))
         self.audit_records: List[Dict[str, Any]] = []
+        self.touched_ledger: Optional[LedgerURL] = None
         try:
             result.update(self.execute(args))
         except LedgerError as exc:
             result.update(failed=True, msg=str(exc))
+        self.finish_adhoc_run(result)
         if self.audit_records:
             # The relops.release.audit callback writes these as module_event lines (docs/audit.md).
             result["relops_audit"] = self.audit_records
@@ -71,6 +74,27 @@ class RelopsActionBase(ActionBase):
     def templated_vars(self, names: Tuple[str, ...]) -> Dict[str, Any]:
         """The named variables that are set, each templated (see task_var)."""
         return {name: self.task_var(name) for name in names if name in self.task_vars}
+
+    def local_path(self, path: str) -> str:
+        """A controller path as every option of this collection reads it: relative to the playbook's directory.
+
+        The one rule (docs/paths.md), the same as ansible-core's own controller-side options: the
+        current directory differs between a laptop, CI and AWX, the playbook's directory does not.
+        ``~`` and absolute paths are kept.
+        """
+        return str(self._loader.path_dwim(path))
+
+    def local_paths(self, paths: List[str]) -> List[str]:
+        """local_path for each path (or glob pattern) of a list option."""
+        return [self.local_path(path) for path in paths]
+
+    def optional_local_path(self, path: Optional[str]) -> Optional[str]:
+        """local_path for an option that may be unset."""
+        return None if not path else self.local_path(path)
+
+    def playbook_dir(self) -> str:
+        """The directory relative controller paths are read from (see local_path)."""
+        return str(self._loader.get_basedir())
 
     def ledger_url(self, args: Dict[str, Any]) -> LedgerURL:
         """The ledger this task names: its option, else the templated relops_ledger_url, else the default."""
@@ -124,7 +148,27 @@ class RelopsActionBase(ActionBase):
         self.audit("decision", gate=gate, subject=args.get("subject"), **record)
         return record
 
+    def finish_adhoc_run(self, result: Dict[str, Any]) -> None:
+        """An ad-hoc ``ansible -m`` command is a whole run: record how it ended, or it stays ``running``.
+
+        A playbook's run is finished by ledger_run (the release role) or taken as aborted when its
+        process is gone; an ad-hoc command has no later task to do either. With several hosts the
+        command runs this once per host, and one failed host keeps the run failed.
+        """
+        module = adhoc_module()
+        if self.touched_ledger is None or module is None:
+            return
+        try:
+            with open_ledger(self.touched_ledger, applied_by=self.actor.display()) as ledger:
+                before = ledger.get_run(self.actor.run_id)
+                if not result.get("failed") and before is not None and before["status"] != "running":
+                    return  # finished already: by an earlier host, or by ledger_run with its own outcome
+                ledger.finish_run(self.actor, "failed" if result.get("failed") else "successful", {"ad_hoc": module})
+        except LedgerError as exc:
+            result.setdefault("warnings", []).append("the ad-hoc run could not be marked finished: %s" % exc)
+
     def touch_run(self, ledger: Ledger) -> None:
+        self.touched_ledger = ledger.url
         playbooks = playbook_paths()
         ledger.touch_run(
             self.actor,

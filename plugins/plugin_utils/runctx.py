@@ -127,6 +127,16 @@ def playbook_paths() -> "list[str]":
     return [os.path.abspath(str(argument)) for argument in arguments if os.path.isfile(str(argument))]
 
 
+def adhoc_module() -> Optional[str]:
+    """The module an ad-hoc ``ansible -m`` command runs; None inside ansible-playbook and elsewhere."""
+    try:
+        from ansible import context  # noqa: PLC0415 - only meaningful inside an Ansible process
+    except ImportError:
+        return None
+    name = context.CLIARGS.get("module_name")
+    return str(name) if name else None
+
+
 def current_actor(task_vars: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None) -> Actor:
     """Return the actor for this run, with AWX's job context when the vars carry it."""
     env = os.environ if environ is None else environ
