@@ -21,6 +21,11 @@ description:
     against that digest. The package manifest is not read in that case.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer)
+  - C(jsonschema), C(referencing) and C(zstandard) on the controller
+  - C(cryptography) on the controller, for signatures
+  - With O(remote_src=true) the digest is computed on the target with its Python's standard library
 options:
   path:
     description:

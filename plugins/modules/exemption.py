@@ -19,6 +19,9 @@ description:
   - Exemptions are immutable; to change one, revoke it and create another under a new name.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   state:
     description:

@@ -32,6 +32,9 @@ description:
     Check mode reports what would change without asking for the gate.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(jsonschema), C(referencing) and C(requests) on the controller
 options:
   name:
     description: The flag key.

@@ -26,6 +26,10 @@ description:
     With the local ITSM backend the incidents are the ledger's own already, and nothing is imported.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   state:
     description: What to do; see the description.

@@ -18,6 +18,9 @@ description:
   - Runs on the controller, where the ledger is.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   limit:
     description: How many of the most recent runs and deployments to return.

@@ -23,6 +23,9 @@ description:
   - Rebuilding a package that already exists with the same bytes reports no change.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(jsonschema), C(referencing) and C(zstandard) on the controller
 options:
   src:
     description:

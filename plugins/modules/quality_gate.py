@@ -26,6 +26,9 @@ description:
     deny, named with its file; the gate still answers.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   subject:
     description: What is being judged, usually the service and version (C(payments-api 1.4.2)); the ledger files the decision under it.

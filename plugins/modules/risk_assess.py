@@ -23,6 +23,10 @@ description:
   - Pass the registered result to M(relops.release.change_gate) as its O(relops.release.change_gate#module:assessment).
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   service:
     description: The service being changed; its deployments and incidents are read from the ledger.
