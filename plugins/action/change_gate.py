@@ -67,7 +67,11 @@ class ActionModule(ItsmActionBase):
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         # Calendar files are read like every other controller path: relative to the playbook (docs/paths.md).
-        args = dict(args, base_dir=self.optional_local_path(args.get("base_dir")) or self.playbook_dir())
+        args = dict(
+            args,
+            base_dir=self.optional_local_path(args.get("base_dir")) or self.playbook_dir(),
+            readiness=self.with_local_paths(args.get("readiness"), ("manifest", "roster")),
+        )
         policy = load_policy(self.optional_local_path(args.get("policy")))
         route, change_type, risk = _classification(args)
         requester = args.get("requested_by") or self.actor.awx_user_name or self.actor.sudo_user or self.actor.user

@@ -187,6 +187,16 @@ EXAMPLES = r"""
     junit: [reports/unit.xml]
   register: risk
 
+- name: Open the change, planned from now for two hours (the gate checks that now is inside the window)
+  relops.release.change_request:
+    correlation_id: payments-api-2.4.0
+    short_description: Deploy payments-api 2.4.0
+    configuration_items: [payments-api]
+    start_date: "{{ '%Y-%m-%d %H:%M:%S' | strftime(now().timestamp() | int, utc=true) }}"
+    end_date: "{{ '%Y-%m-%d %H:%M:%S' | strftime(now().timestamp() | int + 7200, utc=true) }}"
+    state: authorize
+  register: change
+
 - name: Gate the production deployment
   relops.release.change_gate:
     service: payments-api

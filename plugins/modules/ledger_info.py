@@ -57,7 +57,9 @@ EXAMPLES = r"""
 - name: Fail early when a release of this service is in flight
   ansible.builtin.assert:
     that: ledger.locks | selectattr('name', 'equalto', 'payments-api') | list | length == 0
-    fail_msg: "payments-api is being released by {{ (ledger.locks | selectattr('name', 'equalto', 'payments-api') | first).owner_run_id }}"
+    fail_msg: >-
+      payments-api is being released by
+      {{ ledger.locks | selectattr('name', 'equalto', 'payments-api') | map(attribute='owner_run_id') | join(', ') }}
 
 - name: Last five production deployments of one service, from the shared ledger
   relops.release.ledger_info:

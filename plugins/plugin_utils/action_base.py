@@ -88,6 +88,12 @@ class RelopsActionBase(ActionBase):
         """local_path for each path (or glob pattern) of a list option."""
         return [self.local_path(path) for path in paths]
 
+    def with_local_paths(self, options: Optional[Dict[str, Any]], keys: Tuple[str, ...]) -> Optional[Dict[str, Any]]:
+        """A copy of an options mapping with the named path options resolved by local_path."""
+        if options is None:
+            return None
+        return dict(options, **{key: self.local_path(options[key]) for key in keys if options.get(key)})
+
     def optional_local_path(self, path: Optional[str]) -> Optional[str]:
         """local_path for an option that may be unset."""
         return None if not path else self.local_path(path)

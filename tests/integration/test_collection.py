@@ -59,7 +59,8 @@ def test_the_license_ships_with_the_collection(ansible: Ansible) -> None:
 
 
 def test_every_module_documents_its_requirements(ansible: Ansible) -> None:
-    modules_dir = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release", "plugins", "modules")
+    collection = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release")
+    modules_dir = os.path.join(collection, "plugins", "modules")
     names = sorted("relops.release." + name[:-3] for name in os.listdir(modules_dir) if name.endswith(".py"))
     assert len(names) > 40
     docs = ansible.doc("--json", "-t", "module", *names)

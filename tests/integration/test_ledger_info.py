@@ -251,12 +251,10 @@ def test_an_ad_hoc_command_finishes_its_run(ansible: Ansible) -> None:
     assert adhoc("name=adhoc", "adhoc-ok") == 0
     assert adhoc("name=adhoc", "adhoc-bad") != 0  # held by adhoc-ok until its TTL
     with sqlite3.connect(path) as db:
-        rows = dict(
-            (
-                (run_id, (status, finished is not None))
-                for run_id, status, finished in db.execute("SELECT run_id, status, finished_at FROM runs")
-            )
-        )
+        rows = {
+            run_id: (status, finished is not None)
+            for run_id, status, finished in db.execute("SELECT run_id, status, finished_at FROM runs")
+        }
     assert rows == {"adhoc-ok": ("successful", True), "adhoc-bad": ("failed", True)}
 
 

@@ -61,6 +61,7 @@ PLAY = """
         route: automatic
         policy: policy.yml
         calendars: [{type: yaml, path: calendars/freeze.yml}]
+        readiness: {roster: oncall.yml}
         fail_on_deny: false
       register: gate
     - name: Release plan from plans/, its calendar and exports relative to the playbook
@@ -94,6 +95,10 @@ def test_every_relative_path_is_read_from_the_playbook_directory(ansible: Ansibl
     for folder in ("calendars", "reports", "plans"):
         os.makedirs(os.path.join(play, folder))
     write_yaml(os.path.join(play, "calendars", "freeze.yml"), FREEZE)
+    write_yaml(
+        os.path.join(play, "oncall.yml"),
+        {"shifts": [{"who": "alice", "start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"}]},
+    )
     write_junit(os.path.join(play, "reports", "unit-a.xml"), tests=40)
     write_cobertura(os.path.join(play, "reports", "coverage.xml"), covered=90, valid=100)
     with open(os.path.join(play, "plans", "plan.yml"), "w", encoding="utf-8") as handle:
@@ -115,5 +120,6 @@ def test_every_relative_path_is_read_from_the_playbook_directory(ansible: Ansibl
     assert "tests" in json.dumps(results["risk"]["evidence"]) and "unit-a.xml" in json.dumps(results["risk"])
     assert results["quality"]["tests"]["total"]["tests"] == 40, results["quality"]
     assert "always frozen" in json.dumps(results["gate"]["reasons"]), results["gate"]
+    assert "roster" not in json.dumps(results["gate"]["reasons"]), results["gate"]  # read, and it covers now
     assert "always frozen" in json.dumps(results["plan"]["findings"]), results["plan"]
     assert os.path.exists(os.path.join(play, "out", "roadmap.md"))
