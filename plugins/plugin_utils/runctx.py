@@ -21,7 +21,16 @@ from typing import Any, Mapping, Optional
 RUN_ID_ENV = "RELOPS_RUN_ID"
 # A fixed namespace so the same controller process always maps to the same id.
 _RUN_NAMESPACE = uuid.UUID("6f1d2a3c-5b7e-4c1a-9d2e-8a4b3c2d1e0f")
-AWX_VARS = ("awx_user_name", "awx_user_id", "awx_job_id", "awx_job_template_name", "awx_schedule_name")
+# The job context AWX passes as extra variables; a job launched by a workflow also gets the workflow's.
+AWX_VARS = (
+    "awx_user_name",
+    "awx_user_id",
+    "awx_job_id",
+    "awx_job_template_name",
+    "awx_schedule_name",
+    "awx_workflow_job_id",
+    "awx_workflow_job_name",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,8 @@ class Actor:
     awx_job_id: Optional[str] = None
     awx_job_template_name: Optional[str] = None
     awx_schedule_name: Optional[str] = None
+    awx_workflow_job_id: Optional[str] = None
+    awx_workflow_job_name: Optional[str] = None
 
     def as_dict(self) -> "dict[str, Any]":
         """Return the actor as a plain dict without empty fields."""

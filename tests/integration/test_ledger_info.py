@@ -202,6 +202,8 @@ def test_variables_the_collection_reads_are_templated(ansible: Ansible) -> None:
             awx_user_id: "{{ 3 * 3 }}"
             awx_job_template_name: "{{ 'Release ' ~ 'payments' }}"
             awx_schedule_name: "{{ 'night' | upper }}"
+            awx_workflow_job_id: "{{ 500 + 5 }}"
+            awx_workflow_job_name: "{{ 'payments ' ~ 'workflow' }}"
           tasks:
             - name: Record the run and take a lock
               relops.release.release_lock: {name: templated}
@@ -227,6 +229,7 @@ def test_variables_the_collection_reads_are_templated(ansible: Ansible) -> None:
     context = json.loads(actor)
     assert (context["awx_user_name"], context["awx_user_id"]) == ("ops-alice", "9")
     assert (context["awx_job_template_name"], context["awx_schedule_name"]) == ("Release payments", "NIGHT")
+    assert (context["awx_workflow_job_id"], context["awx_workflow_job_name"]) == ("505", "payments workflow")
     assert "ops-alice" in owner
 
 
