@@ -54,9 +54,9 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: What does patching these hosts put at risk
+- name: What does patching this host put at risk
   relops.release.cmdb_impact:
-    cis: [web01, web02]
+    cis: [web01]
     direction: upstream
     depth: 3
   register: blast

@@ -86,7 +86,7 @@ EXAMPLES = r"""
     rule: blackout
     approver: head.of.operations
     reason: INC4711 card payments failing; fix ready
-    expires_at: "2026-12-02T18:00:00Z"
+    expires_at: "{{ '%Y-%m-%dT%H:%M:%SZ' | strftime(now().timestamp() | int + 3 * 86400, utc=true) }}"  # in three days
 
 - name: List the active exemptions of the service
   relops.release.exemption:

@@ -17,7 +17,19 @@ from fixtures.governance import write_cobertura, write_junit, write_yaml
 from fixtures.playbooks import REPO, Ansible
 
 # Run order: an example may use what an earlier one created (cmdb_ci's CIs for risk_assess).
-COVERED = ["ledger_run", "ledger_info", "release_lock", "cmdb_ci", "cmdb_ci_info", "risk_assess", "feature_flag"]
+COVERED = [
+    "ledger_run",
+    "ledger_info",
+    "release_lock",
+    "cmdb_ci",
+    "cmdb_ci_info",
+    "cmdb_impact",
+    "change_request_info",
+    "incident",
+    "exemption",
+    "risk_assess",
+    "feature_flag",
+]
 
 EXTERNAL = {
     ("ledger_info", "Last five production deployments of one service, from the shared ledger"): "PostgreSQL ledger",
@@ -25,7 +37,12 @@ EXTERNAL = {
     ("cmdb_ci", "Through IRE on ServiceNow"): "ServiceNow instance",
     ("cmdb_ci_info", "Web servers by encoded query, on ServiceNow"): "ServiceNow instance",
     ("feature_flag", "The same flag in Unleash, production at 10 percent"): "Unleash server",
+    ("change_request_info", "Open emergency changes on ServiceNow"): "ServiceNow instance",
+    ("incident", "Import ServiceNow's production incidents of the service"): "ServiceNow instance",
 }
+
+# Variables every example play has, as a release's playbook would.
+FIXTURE_VARS = {"release_version": "2.4.0"}
 
 ROSTER = {"shifts": [{"who": "alice", "start": "2020-01-01T00:00:00Z", "end": "2099-12-31T23:59:59Z"}]}
 
@@ -72,6 +89,7 @@ def examples_playbook(collections_path: str) -> tuple[list[dict[str, Any]], list
                 "name": "Examples of relops.release.%s" % module,
                 "hosts": "localhost",
                 "gather_facts": False,
+                "vars": FIXTURE_VARS,
                 "tasks": tasks,
             }
         )
