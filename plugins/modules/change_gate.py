@@ -197,6 +197,13 @@ EXAMPLES = r"""
     state: authorize
   register: change
 
+- name: The CAB approves it (run as a CAB member; on ServiceNow the CAB approves in the instance)
+  relops.release.change_request:
+    number: "{{ change.change.number }}"
+    approval: approved
+    approval_comments: CAB 2026-48
+    state: implement
+
 - name: Gate the production deployment
   relops.release.change_gate:
     service: payments-api
@@ -204,6 +211,7 @@ EXAMPLES = r"""
     version: 2.4.0
     assessment: "{{ risk }}"
     change: "{{ change.change.number }}"
+    requested_by: dev.one
     calendars:
       - {type: ics, path: calendars/freezes.ics, kind: blackout}
     readiness:

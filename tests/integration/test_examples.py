@@ -16,6 +16,9 @@ import yaml
 from fixtures.governance import write_cobertura, write_junit, write_yaml
 from fixtures.playbooks import REPO, Ansible
 
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor
+
 # Run order: an example may use what an earlier one created (cmdb_ci's CIs for risk_assess).
 COVERED = [
     "ledger_run",
@@ -29,6 +32,7 @@ COVERED = [
     "exemption",
     "risk_assess",
     "feature_flag",
+    "change_gate",
 ]
 
 EXTERNAL = {
@@ -61,8 +65,35 @@ def module_examples(collections_path: str, module: str) -> list[dict[str, Any]]:
     raise AssertionError("%s has no EXAMPLES" % module)
 
 
+FREEZES_ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//relops//examples//EN
+BEGIN:VEVENT
+UID:freeze-2020@example.com
+DTSTAMP:20200101T000000Z
+DTSTART:20201221T000000Z
+DTEND:20210104T000000Z
+SUMMARY:Year-end freeze 2020
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def seed_ledger(directory: str) -> None:
+    """The ledger history docs/examples.md states: payments-api 2.4.0's rollback rehearsed in staging."""
+    path = os.path.join(directory, "state", "relops", "ledger.db")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open_ledger(parse_ledger_url("sqlite:///" + path.lstrip("/"))) as ledger:
+        actor = current_actor(environ={"RELOPS_RUN_ID": "staging-rehearsal"})
+        ledger.record_deployment(actor, "payments-api", "2.4.0", "staging", "rolled_back")
+
+
 def write_fixtures(directory: str) -> None:
     """What docs/examples.md says the examples may assume, beside the playbook."""
+    seed_ledger(directory)
+    os.makedirs(os.path.join(directory, "calendars"), exist_ok=True)
+    with open(os.path.join(directory, "calendars", "freezes.ics"), "w", encoding="utf-8") as handle:
+        handle.write(FREEZES_ICS.replace("\n", "\r\n"))
     for folder in ("reports", "oncall", "flagd"):
         os.makedirs(os.path.join(directory, folder), exist_ok=True)
     write_junit(os.path.join(directory, "reports", "unit.xml"), tests=120, suite="unit")
