@@ -30,9 +30,11 @@ COVERED = [
     "change_request_info",
     "incident",
     "exemption",
+    "quality_gate",
     "risk_assess",
     "feature_flag",
     "change_gate",
+    "dora_metrics",
 ]
 
 EXTERNAL = {
@@ -43,10 +45,11 @@ EXTERNAL = {
     ("feature_flag", "The same flag in Unleash, production at 10 percent"): "Unleash server",
     ("change_request_info", "Open emergency changes on ServiceNow"): "ServiceNow instance",
     ("incident", "Import ServiceNow's production incidents of the service"): "ServiceNow instance",
+    ("dora_metrics", "One service's daily series for March, in local time, lead time from git"): "git checkout",
 }
 
 # Variables every example play has, as a release's playbook would.
-FIXTURE_VARS = {"release_version": "2.4.0"}
+FIXTURE_VARS = {"release_version": "2.4.0", "release_class": "operational"}
 
 ROSTER = {"shifts": [{"who": "alice", "start": "2020-01-01T00:00:00Z", "end": "2099-12-31T23:59:59Z"}]}
 
@@ -98,7 +101,12 @@ def write_fixtures(directory: str) -> None:
         os.makedirs(os.path.join(directory, folder), exist_ok=True)
     write_junit(os.path.join(directory, "reports", "unit.xml"), tests=120, suite="unit")
     write_junit(os.path.join(directory, "reports", "integration-api.xml"), tests=30, suite="integration")
+    for shard in (1, 2):
+        path = os.path.join(directory, "reports", "integration-shard-%d.xml" % shard)
+        write_junit(path, tests=15, suite="integration")
+    write_junit(os.path.join(directory, "reports", "long.xml"), tests=5, suite="long")
     write_cobertura(os.path.join(directory, "reports", "coverage.xml"), covered=85, valid=100)
+    write_cobertura(os.path.join(directory, "reports", "coverage-api.xml"), covered=85, valid=100)
     for service in ("payments", "checkout"):
         write_yaml(os.path.join(directory, "oncall", service + ".yml"), ROSTER)
     with open(os.path.join(directory, "deploy.yml"), "w", encoding="utf-8") as handle:
