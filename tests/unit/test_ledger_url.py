@@ -144,3 +144,20 @@ def test_an_unencoded_character_in_the_password_is_refused_with_the_fix(text: st
 def test_a_query_password_is_hidden_and_the_user_part_kept() -> None:
     url = "postgresql://relops@db:5432/relops?password=p@ss#word&sslmode=require"
     assert redact_url(url) == "postgresql://relops@db:5432/relops?password=***&sslmode=require"
+
+
+def test_the_example_production_ledger_url_pattern_encodes_any_password() -> None:
+    """inventories/example_production builds the URL with Jinja's urlencode, which leaves / alone."""
+    import jinja2  # noqa: PLC0415 - Ansible's template engine, for this one check
+    import yaml  # noqa: PLC0415
+    from psycopg import conninfo  # noqa: PLC0415
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "inventories", "example_production", "group_vars", "all.yml")
+    with open(path, encoding="utf-8") as handle:
+        pattern = yaml.safe_load(handle)["relops_ledger_url"]
+    password = "a/b#c?d@e:f%g " + SECRET_CORE
+    url = jinja2.Environment().from_string(pattern).render(relops_ledger_password=password)
+    parsed = parse_ledger_url(url)
+    assert conninfo.conninfo_to_dict(parsed.raw)["password"] == password
+    assert SECRET_CORE not in parsed.redacted() and SECRET_CORE not in repr(parsed)
