@@ -42,7 +42,9 @@ options:
     required: true
     choices: [strategic, operational, emergency]
   cis:
-    description: Names or sys_ids of the CIs the change touches. Empty skips the CMDB facts (counted as unknown).
+    description:
+      - Names or sys_ids of the CIs the change touches. Empty skips the CMDB facts (counted as unknown).
+      - Each must be in the CMDB (register it with M(relops.release.cmdb_ci)); an unknown CI fails the task.
     type: list
     elements: str
     default: []
@@ -97,6 +99,7 @@ seealso:
 """
 
 EXAMPLES = r"""
+# The CI must be in the CMDB first (relops.release.cmdb_ci's examples register payments-api).
 - name: Assess the release
   relops.release.risk_assess:
     service: payments-api
