@@ -71,7 +71,7 @@ class ActionModule(ItsmActionBase):
         """Load each calendar; one that cannot be fetched is reported, not fatal (the answer fails closed)."""
         windows: List[Window] = []
         unavailable: List[str] = []
-        base_dir = self._loader.get_basedir() if self._loader else None
+        base_dir = self.playbook_dir()
         with self._backend_for(args) as backend:
             for source in args["calendars"]:
                 try:

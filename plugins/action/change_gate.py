@@ -82,7 +82,13 @@ class ActionModule(ItsmActionBase):
     argument_spec = ARGUMENT_SPEC
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        policy = load_policy(args.get("policy"))
+        # Calendar files are read like every other controller path: relative to the playbook (docs/paths.md).
+        args = dict(
+            args,
+            base_dir=self.optional_local_path(args.get("base_dir")) or self.playbook_dir(),
+            readiness=self.with_local_paths(args.get("readiness"), ("manifest", "roster")),
+        )
+        policy = load_policy(self.optional_local_path(args.get("policy")))
         rules = policy.environment(args["environment"])
         if rules["enforced"]:
             refuse_claims(args, args["environment"])

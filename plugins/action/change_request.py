@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff
+from ansible_collections.relops.release.plugins.plugin_utils.governance.times import servicenow_moment
 from ansible_collections.relops.release.plugins.plugin_utils.itsm import model
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import (
     ITSM_ARGUMENT_SPEC,
@@ -33,6 +34,8 @@ FIELD_OPTIONS = (
     "justification",
     "correlation_display",
 )
+
+DATE_OPTIONS = ("start_date", "end_date")
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "number": {"type": "str"},
@@ -210,6 +213,12 @@ def _check_new_change(args: Dict[str, Any]) -> None:
 
 def _wanted_fields(args: Dict[str, Any]) -> Dict[str, str]:
     fields = text_fields({name: args.get(name) for name in FIELD_OPTIONS})
+    for name in DATE_OPTIONS:
+        if fields.get(name):
+            try:
+                fields[name] = servicenow_moment(fields[name], name)
+            except ValueError as exc:
+                raise ITSMError(str(exc)) from None
     fields.update(text_fields(args.get("other") or {}))
     if args.get("correlation_id"):
         fields["correlation_id"] = args["correlation_id"]

@@ -78,7 +78,8 @@ class ActionModule(RelopsActionBase):
 
     def _hosts(self, name: str, side: str) -> List[str]:
         """A group's hosts, or the one host of that name."""
-        groups: Mapping[str, List[str]] = self.task_vars.get("groups", {})
+        groups: Mapping[str, List[str]] = self.task_var("groups", {})
+        # hostvars templates each value as it is read (ansible-core's HostVarsVars), so it is read as is.
         hostvars = self.task_vars.get("hostvars", {})
         if name in groups and name not in ("all", "ungrouped"):
             hosts = list(groups[name])

@@ -94,7 +94,7 @@ class ActionModule(RelopsActionBase):
         now = utc_now()
         if expires <= now:
             raise LedgerError("expires_at %s is in the past; give a future time" % args["expires_at"])
-        policy = load_policy(args.get("policy"))
+        policy = load_policy(self.optional_local_path(args.get("policy")))
         longest = int(policy.exemptions["max_days"])
         if expires - now > datetime.timedelta(days=longest):
             raise LedgerError(

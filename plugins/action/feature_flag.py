@@ -70,6 +70,7 @@ class ActionModule(RelopsActionBase):
             require_allow(args.get("gate"), args["require_gate"], args["gate_max_age"], what)
 
     def _flagd(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        args = self.with_local_paths(args, ("path", "flagd_schema")) or args
         path = args.get("path")
         if not path:
             raise FlagError("backend flagd needs path, the flag file flagd reads (or an HTTP server serves)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ansible_collections.relops.release.plugins.plugin_utils.action_base import RelopsActionBase
-from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError, resolve_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import latest_version
 
@@ -25,7 +25,7 @@ class ActionModule(RelopsActionBase):
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         if args["limit"] < 1:
             raise LedgerError("limit %r must be at least 1; use e.g. limit: 10" % args["limit"])
-        url = resolve_ledger_url(args.get("ledger_url"), self.task_vars)
+        url = self.ledger_url(args)
         ledger = self.open_task_ledger_readonly(args, allow_older=True)
         if ledger is None:
             return {

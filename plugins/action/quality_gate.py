@@ -42,8 +42,8 @@ class ActionModule(RelopsActionBase):
             thresholds = thresholds_for(args["release_class"], args["thresholds"])
         except ValueError as exc:
             return {"failed": True, "msg": "%s; see docs/validation.md for the thresholds" % exc}
-        tests = merge_junit(args["junit"])
-        coverage: Optional[Coverage] = merge_cobertura(args["coverage"]) if args["coverage"] else None
+        tests = merge_junit(self.local_paths(args["junit"]))
+        coverage: Optional[Coverage] = merge_cobertura(self.local_paths(args["coverage"])) if args["coverage"] else None
         reasons = judge(
             tests,
             coverage,

@@ -39,9 +39,10 @@ class ActionModule(RelopsActionBase):
         if (start is None) != (end is None) or (start and end and end <= start):
             raise LedgerError("give planned_start and planned_end together, with the end after the start")
         window = (start, end) if start and end else None
+        args = self.with_local_paths(args, ("manifest", "roster")) or args
         lower = args.get("lower_environments")
         if lower is None:
-            lower = load_policy(args.get("policy")).gate["lower_environments"]
+            lower = load_policy(self.optional_local_path(args.get("policy"))).gate["lower_environments"]
         existing = self.open_task_ledger_readonly(args)
         try:
             checklist = review(args, existing, window, lower)

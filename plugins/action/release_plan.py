@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible.errors import AnsibleError
@@ -78,10 +77,10 @@ class ActionModule(ItsmActionBase):
         if bool(args.get("src")) == bool(args.get("plan")):
             raise PlanError("give the plan as src (a YAML file) or as plan (a mapping), exactly one of them")
         if args.get("plan"):
-            return args["plan"], self._loader.get_basedir()
+            return args["plan"], self.playbook_dir()
         path = self._find_needle("files", args["src"])
         try:
-            return self._loader.load_from_file(path), os.path.dirname(path)
+            return self._loader.load_from_file(path), self.playbook_dir()
         except AnsibleError as exc:
             raise PlanError("release plan %s is not readable YAML: %s" % (path, exc)) from None
 
@@ -116,7 +115,7 @@ class ActionModule(ItsmActionBase):
         written: List[str] = []
         diffs: List[Dict[str, Any]] = []
         for option, render in outputs.items():
-            path: Optional[str] = args.get(option)
+            path = self.optional_local_path(args.get(option))
             if not path:
                 continue
             content = render()

@@ -52,7 +52,7 @@ class ActionModule(ItsmActionBase):
                 "irreversible_migrations (%d) cannot exceed migrations (%d); count every migration in migrations"
                 % (args["irreversible_migrations"], args["migrations"])
             )
-        policy = load_policy(args.get("policy"))
+        policy = load_policy(self.optional_local_path(args.get("policy")))
         facts: Dict[str, Any] = {
             "release_class": args["release_class"],
             "files_changed": args.get("files_changed"),
@@ -72,7 +72,7 @@ class ActionModule(ItsmActionBase):
                 ledger, args["service"], args["environment"], int(policy.gate["change_failure_window"])
             )
         facts.update(found)
-        found, evidence["tests"] = test_facts(args["junit"], args["coverage"])
+        found, evidence["tests"] = test_facts(self.local_paths(args["junit"]), self.local_paths(args["coverage"]))
         facts.update(found)
         if args.get("release_id"):
             evidence["quality"] = self._recorded_quality(args)

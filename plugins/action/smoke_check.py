@@ -39,7 +39,7 @@ class ActionModule(RelopsActionBase):
             results: List[Dict[str, Any]] = outcome["results"]
         else:
             results = run_checks(checks, args["concurrency"], skip_commands=self.check_mode)
-        host = str(self.task_vars.get("inventory_hostname", ""))
+        host = str(self.task_var("inventory_hostname", ""))
         for result in results:
             result["host"] = host
         return self._report(args, results)
@@ -59,7 +59,7 @@ class ActionModule(RelopsActionBase):
 
     def _report(self, args: Dict[str, Any], results: List[Dict[str, Any]]) -> Dict[str, Any]:
         failed = [result["name"] for result in results if not result["passed"]]
-        table = summary_table(results, host=str(self.task_vars.get("inventory_hostname", "")))
+        table = summary_table(results, host=str(self.task_var("inventory_hostname", "")))
         report: Dict[str, Any] = {
             "changed": False,
             "passed": not failed,

@@ -17,10 +17,11 @@ import os
 import re
 import sqlite3
 import time
-import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
+
+from ansible_collections.relops.release.plugins.module_utils.url_secrets import redact_url, scrub
 
 # Only whether PostgreSQL databases can be opened: importing psycopg costs about a second on a busy
 # controller, which every SQLite-only task would pay; PostgresDatabase imports it when it connects.
@@ -574,7 +575,7 @@ class PostgresDatabase(Database):
         except psycopg.Error as exc:
             raise MigrationError(
                 "cannot connect to %s: %s; check the server, user, password and database in db_url"
-                % (self.description, _first_line(str(exc)))
+                % (self.description, scrub(_first_line(str(exc)), url))
             ) from None
         self._locked: Optional[int] = None
         if self._connection.info.server_version >= 140000:
@@ -678,23 +679,6 @@ def open_database(url: str, schema: Optional[str] = None, create: bool = True) -
         "db_url %s is neither sqlite:///path/to/file.db nor postgresql://user@host/database; fix db_url"
         % redact_url(url)
     )
-
-
-def redact_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-def url_secrets(url: str) -> List[str]:
-    """The password in ``url`` (as written and percent-decoded), for a module's ``no_log_values``.
-
-    Marking all of db_url no_log would hide the database in every result; masking the password alone
-    keeps ``invocation.module_args`` readable at -vvv while the password never shows.
-    """
-    match = re.search(r"://[^:/@]*:([^@]*)@", url)
-    if not match or not match.group(1):
-        return []
-    written = match.group(1)
-    return sorted({written, urllib.parse.unquote(written)})
 
 
 def _first_line(text: str) -> str:

@@ -24,6 +24,8 @@ description:
     stop, so a rollback onto a warm slot keeps it running.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - The standard library of the target's Python only
 options:
   name:
     description: The process name (supervisord program or systemd unit, without C(.service)).

@@ -37,6 +37,10 @@ description:
     before any is moved into place.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(zstandard), C(semver) and C(orjson) on the controller
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   state:
     description:

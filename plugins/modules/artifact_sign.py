@@ -23,6 +23,10 @@ description:
   - See C(docs/artifacts.md) for key generation and the trust model.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(jsonschema), C(referencing) and C(zstandard) on the controller
+  - C(cryptography) on the controller, for signatures
 options:
   artifact:
     description:

@@ -21,6 +21,11 @@ description:
     against that digest. The package manifest is not read in that case.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer)
+  - C(jsonschema), C(referencing) and C(zstandard) on the controller
+  - C(cryptography) on the controller, for signatures
+  - With O(remote_src=true) the digest is computed on the target with its Python's standard library
 options:
   path:
     description:
@@ -120,6 +125,7 @@ options:
         rerun after a crash continues the same record; an attempt after the record's outcome gets C(#<n>).
     type: str
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger

@@ -29,6 +29,11 @@ description:
   - Never writes. Runs on the controller, where the trail is.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(cryptography) on the controller, for signatures
+  - C(orjson) and C(msgspec) on the controller, optional (faster reading of large trails)
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   path:
     description:

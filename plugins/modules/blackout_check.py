@@ -23,6 +23,11 @@ description:
   - Runs on the controller and never writes.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(icalendar), C(recurring-ical-events) and C(croniter) on the controller, for the calendars
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   calendars:
     description:
@@ -73,6 +78,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

@@ -33,6 +33,10 @@ description:
     release ledger when O(subject) is given.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, for Prometheus
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   metrics:
     description:

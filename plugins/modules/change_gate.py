@@ -36,6 +36,11 @@ description:
     V(fail_open) for it.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(icalendar), C(recurring-ical-events) and C(croniter) on the controller, for the calendars
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   service:
     description: The service being changed.
@@ -115,7 +120,9 @@ options:
     elements: dict
     default: []
   base_dir:
-    description: Directory that relative calendar paths are read from.
+    description:
+      - Directory that relative calendar paths are read from.
+      - Defaults to the playbook's directory; a relative O(base_dir) is itself read from the playbook's directory.
     type: path
   business_unit:
     description: The business unit, for calendar windows scoped by business unit.
@@ -179,6 +186,7 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller
@@ -219,6 +227,23 @@ EXAMPLES = r"""
     junit: [reports/unit.xml]
     release_id: "{{ verified.release_id }}"
 
+- name: Open the change, planned from now for two hours (the gate checks that now is inside the window)
+  relops.release.change_request:
+    correlation_id: payments-api-2.4.0
+    short_description: Deploy payments-api 2.4.0
+    configuration_items: [payments-api]
+    start_date: "{{ '%Y-%m-%d %H:%M:%S' | strftime(now().timestamp() | int, utc=true) }}"
+    end_date: "{{ '%Y-%m-%d %H:%M:%S' | strftime(now().timestamp() | int + 7200, utc=true) }}"
+    state: authorize
+  register: change
+
+- name: The CAB approves it (run as a CAB member; on ServiceNow the CAB approves in the instance)
+  relops.release.change_request:
+    number: "{{ change.change.number }}"
+    approval: approved
+    approval_comments: CAB 2026-48
+    state: implement
+
 # The gate decides from the record that artifact_verify opened and risk_assess wrote into, and signs a
 # permit for the hosts on allow.
 - name: Gate the production deployment
@@ -230,6 +255,7 @@ EXAMPLES = r"""
     hosts: "{{ groups['web'] }}"
     permit_key: /run/relops/permit-key.pem
     change: "{{ change.change.number }}"
+    requested_by: dev.one
     calendars:
       - {type: ics, path: calendars/freezes.ics, kind: blackout}
     readiness:

@@ -24,6 +24,10 @@ description:
   - Runs on the controller.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   number:
     description: Number of an existing change, for example C(CHG0010001). It must exist.
@@ -74,10 +78,14 @@ options:
     description: Category.
     type: str
   start_date:
-    description: Planned start, C(YYYY-MM-DD HH:MM:SS) in UTC.
+    description:
+      - Planned start, C(YYYY-MM-DD HH:MM:SS) in UTC, or RFC 3339 with an offset (stored in the first form).
+      - A value that is neither, such as C(next tuesday), fails the task.
     type: str
   end_date:
-    description: Planned end, C(YYYY-MM-DD HH:MM:SS) in UTC.
+    description:
+      - Planned end, C(YYYY-MM-DD HH:MM:SS) in UTC, or RFC 3339 with an offset (stored in the first form).
+      - A value that is neither, such as C(next tuesday), fails the task.
     type: str
   implementation_plan:
     description: Implementation plan.

@@ -20,6 +20,10 @@ description:
   - Runs on the controller.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   ci_class:
     description: The CI class (table), for example V(cmdb_ci_linux_server) or V(cmdb_ci_appl).

@@ -16,6 +16,10 @@ description:
   - Runs on the controller and never writes.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   ci_class:
     description: The CI class (table); subclasses are included.

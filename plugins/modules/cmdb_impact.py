@@ -18,6 +18,10 @@ description:
   - Runs on the controller and never writes.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   cis:
     description: Names or sys_ids of the CIs to start from.
@@ -50,9 +54,9 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: What does patching these hosts put at risk
+- name: What does patching this host put at risk
   relops.release.cmdb_impact:
-    cis: [web01, web02]
+    cis: [web01]
     direction: upstream
     depth: 3
   register: blast

@@ -21,6 +21,8 @@ description:
   - Running it again on an unchanged host changes nothing.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - The standard library of the target's Python only
 options:
   path:
     description: Where the baseline document is written on the target.

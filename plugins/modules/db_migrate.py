@@ -212,9 +212,9 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
     needs_psycopg,
     open_migrator,
     plan_compatibility,
-    url_secrets,
     version_key,
 )
+from ansible_collections.relops.release.plugins.module_utils.url_secrets import url_secrets
 
 
 def argument_spec() -> Dict[str, Any]:

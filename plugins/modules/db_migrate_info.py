@@ -90,8 +90,8 @@ from ansible_collections.relops.release.plugins.module_utils.migrations import (
     info,
     needs_psycopg,
     open_migrator,
-    url_secrets,
 )
+from ansible_collections.relops.release.plugins.module_utils.url_secrets import url_secrets
 
 
 def run_module() -> None:

@@ -19,6 +19,9 @@ description:
   - Runs on the controller; the database URL is stored with any password masked.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   service:
     description: The service the release belongs to.

@@ -23,6 +23,9 @@ description:
     are in the collection's C(docs/metrics.md).
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   environment:
     description: The environment whose deployments count (production, as DORA measures it).

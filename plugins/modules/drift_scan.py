@@ -20,6 +20,8 @@ description:
     when it restored something, so a second run finds nothing to do.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - The standard library of the target's Python only
 options:
   path:
     description: The baseline document written by M(relops.release.config_baseline).

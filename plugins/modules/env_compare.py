@@ -22,6 +22,8 @@ description:
   - Reads only; never changes anything. Gather facts on both environments first.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
 options:
   left:
     description: The first environment, an inventory group or host name.

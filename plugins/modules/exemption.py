@@ -19,6 +19,9 @@ description:
   - Exemptions are immutable; to change one, revoke it and create another under a new name.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   state:
     description:
@@ -60,6 +63,7 @@ options:
     description: The policy whose C(exemptions) settings (longest duration, exemptable checks) apply.
     type: path
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger
@@ -82,7 +86,7 @@ EXAMPLES = r"""
     rule: blackout
     approver: head.of.operations
     reason: INC4711 card payments failing; fix ready
-    expires_at: "2026-12-02T18:00:00Z"
+    expires_at: "{{ '%Y-%m-%dT%H:%M:%SZ' | strftime(now().timestamp() | int + 3 * 86400, utc=true) }}"  # in three days
 
 - name: List the active exemptions of the service
   relops.release.exemption:

@@ -32,6 +32,9 @@ description:
     Check mode reports what would change without asking for the gate.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(jsonschema), C(referencing) and C(requests) on the controller
 options:
   name:
     description: The flag key.
@@ -131,6 +134,7 @@ options:
     type: int
     default: 3600
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller
@@ -149,17 +153,24 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Ask the change gate
+- name: Ask the change gate (a flag is rolled back by flipping it again)
   relops.release.change_gate:
     service: checkout
     environment: production
+    version: new-checkout-30
+    route: automatic
+    readiness:
+      rollback: {not_needed: the flag is turned off again in seconds}
+      communication: [{at: "2026-12-01T12:00:00Z", channel: "#checkout-releases"}]
+      roster: oncall/checkout.yml
+      runbook: https://runbooks.example.com/checkout
   register: gate
   run_once: true
 
 - name: Roll the new checkout out to 30 percent of users
   relops.release.feature_flag:
     name: new-checkout
-    path: /srv/flagd/flags.json
+    path: flagd/flags.json
     percentage: 30
     gate: "{{ gate }}"
   run_once: true
@@ -167,7 +178,7 @@ EXAMPLES = r"""
 - name: A three-way experiment
   relops.release.feature_flag:
     name: banner-color
-    path: /srv/flagd/flags.json
+    path: flagd/flags.json
     variants: {red: "#c00", green: "#0c0", blue: "#00c"}
     default_variant: red
     rollout:

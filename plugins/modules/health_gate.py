@@ -27,6 +27,10 @@ description:
     release ledger.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, for Prometheus
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   prometheus_url:
     description: The Prometheus server, for example V(http://prometheus.example.com:9090).

@@ -29,6 +29,10 @@ description:
     C(business_service) nor C(cmdb_ci) without O(unassigned_service), say) leaves the ledger as it was.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   state:
     description: What to do; see the description.

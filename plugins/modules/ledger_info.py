@@ -18,6 +18,9 @@ description:
   - Runs on the controller, where the ledger is.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   limit:
     description: How many of the most recent runs and deployments to return.
@@ -54,7 +57,9 @@ EXAMPLES = r"""
 - name: Fail early when a release of this service is in flight
   ansible.builtin.assert:
     that: ledger.locks | selectattr('name', 'equalto', 'payments-api') | list | length == 0
-    fail_msg: "payments-api is being released by {{ (ledger.locks | selectattr('name', 'equalto', 'payments-api') | first).owner_run_id }}"
+    fail_msg: >-
+      payments-api is being released by
+      {{ ledger.locks | selectattr('name', 'equalto', 'payments-api') | map(attribute='owner_run_id') | join(', ') }}
 
 - name: Last five production deployments of one service, from the shared ledger
   relops.release.ledger_info:

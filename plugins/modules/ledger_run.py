@@ -18,6 +18,9 @@ description:
   - Runs on the controller. Use it with C(run_once=true).
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   state:
     description:

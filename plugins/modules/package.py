@@ -23,6 +23,9 @@ description:
   - Rebuilding a package that already exists with the same bytes reports no change.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(jsonschema), C(referencing) and C(zstandard) on the controller
 options:
   src:
     description:
@@ -59,6 +62,7 @@ options:
       - Seconds since the epoch stamped on every entry. Defaults to 315532800 (1980-01-01T00:00:00Z).
     type: int
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

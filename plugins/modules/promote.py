@@ -24,6 +24,12 @@ description:
   - Runs on the controller. Use it with C(run_once=true).
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(jsonschema), C(referencing) and C(zstandard) on the controller
+  - C(cryptography) on the controller, for signatures
+  - C(requests) on the controller, for HTTP repositories
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   name:
     description: The artifact's file name, for example C(demo-app-1.4.0.tar.zst).

@@ -26,6 +26,9 @@ description:
     deny, named with its file; the gate still answers.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   subject:
     description: What is being judged, usually the service and version (C(payments-api 1.4.2)); the ledger files the decision under it.
@@ -73,6 +76,7 @@ options:
         C(quality_required), one with no quality decision at all. Nothing is written in check mode.
     type: str
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.ledger

@@ -25,6 +25,9 @@ description:
   - Use it with C(run_once=true), because a lock is per release, not per host.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   name:
     description:

@@ -33,6 +33,12 @@ description:
     changes.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(icalendar), C(recurring-ical-events) and C(croniter) on the controller, for the calendars and exports
+  - C(jsonschema) on the controller
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   src:
     description: Path of the YAML plan, looked up like other task files. Give this or O(plan).
@@ -67,6 +73,7 @@ options:
     choices: [error, warning, never]
     default: never
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

@@ -23,6 +23,10 @@ description:
   - Pass the registered result to M(relops.release.change_gate) as its O(relops.release.change_gate#module:assessment).
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, only for the ServiceNow backend
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   service:
     description: The service being changed; its deployments and incidents are read from the ledger.
@@ -38,7 +42,9 @@ options:
     required: true
     choices: [strategic, operational, emergency]
   cis:
-    description: Names or sys_ids of the CIs the change touches. Empty skips the CMDB facts (counted as unknown).
+    description:
+      - Names or sys_ids of the CIs the change touches. Empty skips the CMDB facts (counted as unknown).
+      - Each must be in the CMDB (register it with M(relops.release.cmdb_ci)); an unknown CI fails the task.
     type: list
     elements: str
     default: []
@@ -80,6 +86,7 @@ options:
         must be of O(service) in O(environment). Nothing is written in check mode.
     type: str
 extends_documentation_fragment:
+  - relops.release.paths
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller
@@ -98,6 +105,7 @@ seealso:
 """
 
 EXAMPLES = r"""
+# The CI must be in the CMDB first (relops.release.cmdb_ci's examples register payments-api).
 - name: Assess the release
   relops.release.risk_assess:
     service: payments-api

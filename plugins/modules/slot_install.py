@@ -23,6 +23,8 @@ description:
   - O(state=query) reports what a slot holds without changing it.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - The standard library of the target's Python; C(zstandard) on the target only for C(.tar.zst) packages
 options:
   dest:
     description: The slot directory (replaced as a whole when a different package is installed).

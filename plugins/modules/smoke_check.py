@@ -27,6 +27,8 @@ description:
     reads them from the deployed release's C(manifest.json).
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); the checks run on the target with its Python's standard library
 options:
   checks:
     description:

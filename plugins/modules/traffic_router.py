@@ -27,6 +27,8 @@ description:
   - Compares the current servers with the wanted ones first; nothing changes when they are equal.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - The standard library of the target's Python only; the router (nginx or HAProxy) on the target
 options:
   router:
     description: Which router to drive.

@@ -22,7 +22,16 @@ from typing import Any, Mapping, Optional
 RUN_ID_ENV = "RELOPS_RUN_ID"
 # A fixed namespace so the same controller process always maps to the same id.
 _RUN_NAMESPACE = uuid.UUID("6f1d2a3c-5b7e-4c1a-9d2e-8a4b3c2d1e0f")
-_AWX_VARS = ("awx_user_name", "awx_user_id", "awx_job_id", "awx_job_template_name", "awx_schedule_name")
+# The job context AWX passes as extra variables; a job launched by a workflow also gets the workflow's.
+AWX_VARS = (
+    "awx_user_name",
+    "awx_user_id",
+    "awx_job_id",
+    "awx_job_template_name",
+    "awx_schedule_name",
+    "awx_workflow_job_id",
+    "awx_workflow_job_name",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,8 @@ class Actor:
     awx_job_id: Optional[str] = None
     awx_job_template_name: Optional[str] = None
     awx_schedule_name: Optional[str] = None
+    awx_workflow_job_id: Optional[str] = None
+    awx_workflow_job_name: Optional[str] = None
 
     def as_dict(self) -> "dict[str, Any]":
         """Return the actor as a plain dict without empty fields."""
@@ -185,11 +196,21 @@ def playbook_paths() -> "list[str]":
     return [os.path.abspath(str(argument)) for argument in arguments if os.path.isfile(str(argument))]
 
 
+def adhoc_module() -> Optional[str]:
+    """The module an ad-hoc ``ansible -m`` command runs; None inside ansible-playbook and elsewhere."""
+    try:
+        from ansible import context  # noqa: PLC0415 - only meaningful inside an Ansible process
+    except ImportError:
+        return None
+    name = context.CLIARGS.get("module_name")
+    return str(name) if name else None
+
+
 def current_actor(task_vars: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None) -> Actor:
     """Return the actor for this run, with AWX's job context when the vars carry it."""
     env = os.environ if environ is None else environ
     variables = task_vars or {}
-    awx = {name: _text_or_none(variables.get(name)) for name in _AWX_VARS}
+    awx = {name: _text_or_none(variables.get(name)) for name in AWX_VARS}
     run_id = current_run_id(env)
     if not env.get(RUN_ID_ENV) and awx["awx_job_id"]:
         run_id = "awx-job-%s" % awx["awx_job_id"]

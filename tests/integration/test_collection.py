@@ -50,3 +50,23 @@ def test_ansible_doc_lists_every_module(ansible: Ansible) -> None:
     assert listing.returncode == 0, listing.report
     for module in MODULES:
         assert "relops.release.%s" % module in listing.stdout
+
+
+def test_the_license_ships_with_the_collection(ansible: Ansible) -> None:
+    path = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release", "LICENSE")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    assert "GNU GENERAL PUBLIC LICENSE" in text and "Version 3, 29 June 2007" in text
+    assert "(at your option) any later version" in text  # the headers say v3.0+
+
+
+def test_every_module_documents_its_requirements(ansible: Ansible) -> None:
+    collection = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release")
+    modules_dir = os.path.join(collection, "plugins", "modules")
+    names = sorted("relops.release." + name[:-3] for name in os.listdir(modules_dir) if name.endswith(".py"))
+    assert len(names) > 40
+    docs = ansible.doc("--json", "-t", "module", *names)
+    assert docs.returncode == 0, docs.report
+    data = json.loads(docs.stdout)
+    missing = [name for name in names if not data[name]["doc"].get("requirements")]
+    assert not missing, "modules without requirements: %s" % missing

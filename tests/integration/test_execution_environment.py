@@ -39,4 +39,21 @@ def test_ansible_builder_context_carries_the_collection_and_its_dependencies(tmp
     assert [path.name for path in (build / "collection").iterdir()] == ["relops-release-0.1.0.tar.gz"]
     containerfile = (context / "Dockerfile").read_text()
     assert "COPY _build/collection/ /tmp/collection/" in containerfile
-    assert "ansible-galaxy collection install /tmp/collection/*.tar.gz" in containerfile
+    # AWX runs the job as uid 1000: the collection must be on ansible-core's default path for every
+    # user, not under /root/.ansible (issue 21).
+    assert "ansible-galaxy collection install -p /usr/share/ansible/collections" in containerfile
+    assert "chmod -R a+rX /usr/share/ansible/collections" in containerfile
+    assert "USER 1000" in containerfile.split("ansible-galaxy collection install -p")[1]
+    from ansible.config.manager import ConfigManager  # noqa: PLC0415 - only this check reads ansible's config
+
+    default_paths = ConfigManager().get_configuration_definition("COLLECTIONS_PATHS")["default"]
+    assert "/usr/share/ansible/collections" in default_paths
+    # The EE installs bindep's entries without a profile: no router or test tools in a controller image.
+    listed = subprocess.run(
+        [os.path.join(BIN, "bindep"), "-l", "newline", "-f", str(build / "bindep.txt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    packages = listed.stdout.split()
+    assert "git" in packages and "nginx" not in packages and "haproxy" not in packages, listed.stdout

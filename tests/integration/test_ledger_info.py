@@ -7,8 +7,9 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
 
-from fixtures.playbooks import Ansible
+from fixtures.playbooks import BIN, Ansible
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.schema import latest_version
@@ -184,6 +185,80 @@ def test_module_defaults_group_sets_the_ledger_for_every_task(ansible: Ansible, 
     assert run.returncode == 0, run.report
     assert os.path.exists(path)
     assert not os.path.exists(os.path.join(ansible.workdir, "state", "relops", "ledger.db"))
+
+
+def test_variables_the_collection_reads_are_templated(ansible: Ansible) -> None:
+    """relops_ledger_url and the awx_* job context may be templates, as any play variable may (issue 21)."""
+    playbook = ansible.write_playbook(
+        """
+        - name: Templated variables
+          hosts: localhost
+          gather_facts: false
+          vars:
+            ledger_dir: "{{ playbook_dir }}/ledgers"
+            relops_ledger_url: "sqlite:///{{ ledger_dir }}/ledger.db"
+            awx_job_id: "{{ 40 + 2 }}"
+            awx_user_name: "{{ 'ops-' ~ 'alice' }}"
+            awx_user_id: "{{ 3 * 3 }}"
+            awx_job_template_name: "{{ 'Release ' ~ 'payments' }}"
+            awx_schedule_name: "{{ 'night' | upper }}"
+            awx_workflow_job_id: "{{ 500 + 5 }}"
+            awx_workflow_job_name: "{{ 'payments ' ~ 'workflow' }}"
+          tasks:
+            - name: Record the run and take a lock
+              relops.release.release_lock: {name: templated}
+            - name: Info
+              relops.release.ledger_info:
+              register: info
+            - name: Check
+              ansible.builtin.assert:
+                that:
+                  - info.ledger.url == relops_ledger_url
+        """,
+        "templated.yml",
+    )
+    run = ansible.playbook(playbook)
+    assert run.returncode == 0, run.report
+    path = os.path.join(ansible.workdir, "ledgers", "ledger.db")
+    assert os.path.exists(path), run.report
+    assert not os.path.exists(os.path.join(ansible.workdir, "state", "relops", "ledger.db"))
+    with sqlite3.connect(path) as db:
+        ((run_id, actor),) = db.execute("SELECT run_id, actor FROM runs").fetchall()
+        ((owner,),) = db.execute("SELECT owner FROM locks WHERE name = 'templated'").fetchall()
+    assert run_id == "awx-job-42"
+    context = json.loads(actor)
+    assert (context["awx_user_name"], context["awx_user_id"]) == ("ops-alice", "9")
+    assert (context["awx_job_template_name"], context["awx_schedule_name"]) == ("Release payments", "NIGHT")
+    assert (context["awx_workflow_job_id"], context["awx_workflow_job_name"]) == ("505", "payments workflow")
+    assert "ops-alice" in owner
+
+
+def test_an_ad_hoc_command_finishes_its_run(ansible: Ansible) -> None:
+    """`ansible -m` has no later task to finish its run: the task itself records how it ended."""
+    path = os.path.join(ansible.workdir, "adhoc.db")
+    env = ansible.environment({"RELOPS_LEDGER_URL": "sqlite:///" + path.lstrip("/")})
+
+    def adhoc(module_args: str, run_id: str) -> int:
+        command = [os.path.join(BIN, "ansible"), "localhost", "-m", "relops.release.release_lock", "-a", module_args]
+        done = subprocess.run(
+            command,
+            cwd=ansible.workdir,
+            env=dict(env, RELOPS_RUN_ID=run_id),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return done.returncode
+
+    assert adhoc("name=adhoc", "adhoc-ok") == 0
+    assert adhoc("name=adhoc", "adhoc-bad") != 0  # held by adhoc-ok until its TTL
+    with sqlite3.connect(path) as db:
+        rows = {
+            run_id: (status, finished is not None)
+            for run_id, status, finished in db.execute("SELECT run_id, status, finished_at FROM runs")
+        }
+    assert rows == {"adhoc-ok": ("successful", True), "adhoc-bad": ("failed", True)}
 
 
 def test_info_reports_an_older_ledger_instead_of_failing(ansible: Ansible, tmp_path: os.PathLike[str]) -> None:

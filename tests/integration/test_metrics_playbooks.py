@@ -364,6 +364,21 @@ def test_report_playbook_runs_on_an_empty_window(ansible: Ansible, tmp_path: Any
     assert "deployments 0" in run.stdout
 
 
+def test_report_playbook_writes_to_the_state_directory_not_the_collection(ansible: Ansible) -> None:
+    """relops.release.report without report_dest: the state directory; a relative one is refused (issue 21)."""
+    default_ledger = os.path.join(ansible.workdir, "state", "relops", "ledger.db")
+    open_ledger(parse_ledger_url("sqlite:///" + default_ledger.lstrip("/"))).close()
+    run = ansible.playbook(
+        "relops.release.report", "-e", json.dumps({"report_reports": ["cfr"], "report_formats": ["md"]})
+    )
+    assert run.returncode == 0, run.report
+    assert os.listdir(os.path.join(ansible.workdir, "state", "relops", "reports")) == ["cfr.md"]
+    playbooks = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release", "playbooks")
+    assert not os.path.exists(os.path.join(playbooks, "reports"))
+    run = ansible.playbook("relops.release.report", "-e", "report_dest=out")
+    assert run.returncode != 0 and "report_dest out is relative" in run.output, run.report
+
+
 @pytest.mark.parametrize("name", ["dora_metrics", "incident", "release_report"])
 def test_module_documentation_renders(ansible: Ansible, name: str) -> None:
     shown = ansible.doc("relops.release." + name)

@@ -95,6 +95,10 @@ def test_a_gate_denial_deploys_nothing_and_leaves_the_change(demo_site: Site) ->
     run = site.release("1.1.0", "-e", json.dumps({"release_calendars": [{"type": "yaml", "path": calendar}]}))
     assert run.returncode != 0
     assert "test freeze" in run.output, run.report
+    # The final message is text, not a Python dict (issue 21).
+    assert "release of demo-app 1.1.0 to local failed at stage" in run.output, run.report
+    assert '(task "Gate the release")' in run.output, run.report
+    assert "{'service':" not in run.output
     summary = last_run(site)["summary"]
     assert summary["outcome"] == "failed" and summary["failed_task"] == "Gate the release"
     assert summary["application"] == "not needed" and summary["change_closed"] == "left as it was"

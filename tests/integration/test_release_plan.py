@@ -204,5 +204,14 @@ def test_the_plan_review_playbook(ansible: Ansible) -> None:
     assert run.returncode == 0, run.report
     assert "core-27.1, payments-27.1, dbpatch-27.1" in run.stdout
     assert sorted(os.listdir(out)) == ["roadmap.html", "roadmap.ics", "roadmap.md"]
+    # Without plan_out the exports go to the state directory, never into the installed collection (issue 21).
+    run = ansible.playbook("relops.release.plan_review", "-e", "plan_file=%s" % plan_file)
+    assert run.returncode == 0, run.report
+    state_out = os.path.join(ansible.workdir, "state", "relops", "plan-review")
+    assert sorted(os.listdir(state_out)) == ["roadmap.html", "roadmap.ics", "roadmap.md"]
+    playbooks = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release", "playbooks")
+    assert not os.path.exists(os.path.join(playbooks, "plan-review"))
+    run = ansible.playbook("relops.release.plan_review", "-e", "plan_file=plans/2027.yml")
+    assert run.returncode != 0 and "must be absolute" in run.output, run.report
     doc = ansible.doc("relops.release.release_plan")
     assert doc.returncode == 0 and "vendor_moves" in doc.stdout, doc.report

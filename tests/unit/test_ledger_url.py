@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
@@ -11,7 +12,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import (
     parse_ledger_url,
     resolve_ledger_url,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.ledger.url import redact_url
+from ansible_collections.relops.release.plugins.plugin_utils.ledger.url import redact_url, scrub
 
 
 def test_sqlite_url_gives_an_absolute_path() -> None:
@@ -88,3 +89,75 @@ def test_resolution_order_option_then_variable_then_environment_then_default() -
     assert resolve_ledger_url(None, variables, env).path == "/var.db"
     assert resolve_ledger_url(None, {}, env).path == "/env.db"
     assert resolve_ledger_url(None, {}, {"XDG_STATE_HOME": "/state"}).path == "/state/relops/ledger.db"
+
+
+# A marker that no message text contains by chance, between characters that break a naive parse.
+SECRET_CORE = "Hunter2Q"
+_SPECIAL = st.text(alphabet="/#?@:%abc9", max_size=6)
+
+
+@settings(max_examples=300)
+@given(left=_SPECIAL, right=_SPECIAL)
+def test_no_message_or_repr_shows_a_password_with_unencoded_characters(left: str, right: str) -> None:
+    password = left + SECRET_CORE + right
+    url = "postgresql://relops:%s@db.example.com:5432/relops" % password
+    try:
+        parsed = parse_ledger_url(url)
+    except LedgerURLError as error:
+        shown = [str(error), repr(error)]
+    else:
+        shown = [parsed.redacted(), repr(parsed), str(parsed)]
+    shown.append(redact_url(url))
+    shown.append(scrub("FATAL: password authentication failed (password %s)" % password, url))
+    for text in shown:
+        assert SECRET_CORE not in text, text
+
+
+@settings(max_examples=200)
+@given(left=_SPECIAL, right=_SPECIAL)
+def test_a_percent_encoded_password_parses_and_is_hidden(left: str, right: str) -> None:
+    password = left + SECRET_CORE + right
+    url = "postgresql://relops:%s@db.example.com:5432/relops" % quote(password, safe="")
+    parsed = parse_ledger_url(url)
+    assert parsed.raw == url
+    assert parsed.redacted() == "postgresql://relops:***@db.example.com:5432/relops"
+    assert SECRET_CORE not in repr(parsed)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://relops:abc/def@db/relops",
+        "postgresql://relops:abc#def@db/relops",
+        "postgresql://relops:abc?def@db/relops",
+        "postgresql://relops:a@bc@db/relops",
+    ],
+)
+def test_an_unencoded_character_in_the_password_is_refused_with_the_fix(text: str) -> None:
+    with pytest.raises(LedgerURLError) as error:
+        parse_ledger_url(text)
+    message = str(error.value)
+    assert "percent-encode" in message and "postgresql://relops:***@db/relops" in message
+    assert "def" not in message and "bc@" not in message
+
+
+def test_a_query_password_is_hidden_and_the_user_part_kept() -> None:
+    url = "postgresql://relops@db:5432/relops?password=p@ss#word&sslmode=require"
+    assert redact_url(url) == "postgresql://relops@db:5432/relops?password=***&sslmode=require"
+
+
+def test_the_example_production_ledger_url_pattern_encodes_any_password() -> None:
+    """inventories/example_production builds the URL with Jinja's urlencode, which leaves / alone."""
+    import jinja2  # noqa: PLC0415 - Ansible's template engine, for this one check
+    import yaml  # noqa: PLC0415
+    from psycopg import conninfo  # noqa: PLC0415
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "inventories", "example_production", "group_vars", "all.yml")
+    with open(path, encoding="utf-8") as handle:
+        pattern = yaml.safe_load(handle)["relops_ledger_url"]
+    password = "a/b#c?d@e:f%g " + SECRET_CORE
+    url = jinja2.Environment().from_string(pattern).render(relops_ledger_password=password)
+    parsed = parse_ledger_url(url)
+    assert conninfo.conninfo_to_dict(parsed.raw)["password"] == password
+    assert SECRET_CORE not in parsed.redacted() and SECRET_CORE not in repr(parsed)

@@ -10,6 +10,7 @@ from ansible_collections.relops.release.plugins.module_utils.timestamps import (
     format_timestamp,
     parse_timestamp,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.governance.times import servicenow_moment
 
 aware = st.datetimes(
     min_value=datetime.datetime(1970, 1, 2),
@@ -47,3 +48,23 @@ def test_unparseable_timestamp_names_the_value(text: str) -> None:
 def test_timestamp_without_offset_is_refused() -> None:
     with pytest.raises(ValueError, match="no UTC offset"):
         parse_timestamp("2026-01-01T00:00:00")
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("2026-12-01 22:00:00", "2026-12-01 22:00:00"),
+        ("2026-12-01T23:00:00+01:00", "2026-12-01 22:00:00"),
+        ("2026-12-01T22:00:00Z", "2026-12-01 22:00:00"),
+    ],
+)
+def test_servicenow_moment_stores_utc_in_servicenow_form(text: str, stored: str) -> None:
+    assert servicenow_moment(text, "start_date") == stored
+
+
+@pytest.mark.parametrize("text", ["next tuesday", "2026-12-01", "2026-12-01T22:00:00", "2026-13-01 00:00:00"])
+def test_servicenow_moment_refuses_what_it_cannot_read(text: str) -> None:
+    with pytest.raises(ValueError) as error:
+        servicenow_moment(text, "start_date")
+    message = str(error.value)
+    assert repr(text) in message and "YYYY-MM-DD HH:MM:SS" in message

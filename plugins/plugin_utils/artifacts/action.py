@@ -31,10 +31,6 @@ class ArtifactActionBase(RelopsActionBase):
     def execute_artifact(self, args: Dict[str, Any]) -> Dict[str, Any]:
         """Do the plugin's work; return the result keys."""
 
-    def local_path(self, path: str) -> str:
-        """Resolve a controller path relative to the playbook's directory, as ansible's own actions do."""
-        return str(self._loader.path_dwim(path))
-
     def load_document(self, value: Any, what: str) -> Dict[str, Any]:
         """Accept a mapping given inline, or the path of a JSON or YAML file holding one."""
         if isinstance(value, dict):

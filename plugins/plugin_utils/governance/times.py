@@ -21,6 +21,22 @@ def parse_moment(text: str) -> datetime.datetime:
         return parse_timestamp(value)
 
 
+def servicenow_moment(text: str, what: str) -> str:
+    """A date-time option as ServiceNow stores it (UTC ``YYYY-MM-DD HH:MM:SS``), refusing what does not parse.
+
+    Accepts that form or RFC 3339 with an offset, so ``'next tuesday'`` fails here instead of being
+    stored as text that no window check can read.
+    """
+    try:
+        moment = parse_moment(str(text))
+    except ValueError:
+        raise ValueError(
+            "%s %r is not a date-time; write it in UTC as YYYY-MM-DD HH:MM:SS (ServiceNow's form, e.g."
+            " 2026-12-01 22:00:00) or as RFC 3339 with an offset (2026-12-01T23:00:00+01:00)" % (what, text)
+        ) from None
+    return moment.strftime(SERVICENOW_FORMAT)
+
+
 def optional_moment(text: Optional[str], what: str) -> Optional[datetime.datetime]:
     if not text:
         return None

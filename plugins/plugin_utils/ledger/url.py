@@ -12,11 +12,30 @@ and finally a SQLite file under the user's state directory.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+from ansible_collections.relops.release.plugins.module_utils.url_secrets import (
+    needs_encoding,
+    redact_url,
+    scrub,
+    url_secrets,
+)
 
 from .errors import LedgerURLError
+
+__all__ = [
+    "LEDGER_URL_ENV",
+    "LEDGER_URL_VAR",
+    "LedgerURL",
+    "default_ledger_path",
+    "parse_ledger_url",
+    "redact_url",
+    "resolve_ledger_url",
+    "scrub",
+    "url_secrets",
+]
 
 LEDGER_URL_ENV = "RELOPS_LEDGER_URL"
 LEDGER_URL_VAR = "relops_ledger_url"
@@ -28,58 +47,13 @@ class LedgerURL:
     """A parsed ledger URL."""
 
     dialect: str
-    raw: str
+    # Kept out of repr: it may hold the password, and a repr ends up in tracebacks and -vvv output.
+    raw: str = field(repr=False)
     path: Optional[str] = None
 
     def redacted(self) -> str:
         """Return the URL with any password replaced, safe for messages and logs."""
         return redact_url(self.raw)
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL, in the user part and in a ``password=`` parameter."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = userinfo.split(":", 1)[0] + ":***@" + host
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = parts.query
-    if any(key.lower() == "password" for key, _value in pairs):
-        query = urlencode([(key, "***" if key.lower() == "password" else value) for key, value in pairs], safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        # Nothing to hide: keep the text exactly as the user wrote it, so messages quote it faithfully.
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def secret_texts(url: str) -> List[str]:
-    """Every form in which a URL's password could appear in a driver's message."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return []
-    secrets: List[str] = []
-    if "@" in parts.netloc:
-        userinfo = parts.netloc.rsplit("@", 1)[0]
-        if ":" in userinfo:
-            raw = userinfo.split(":", 1)[1]
-            secrets.extend([raw, unquote(raw)])
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key.lower() == "password":
-            secrets.append(value)
-    return sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-
-
-def scrub(message: str, url: str) -> str:
-    """Replace any form of the URL's password in a message with ***."""
-    for secret in secret_texts(url):
-        message = message.replace(secret, "***")
-    return message
 
 
 def default_ledger_path(environ: Optional[Mapping[str, str]] = None) -> str:
@@ -94,6 +68,12 @@ def parse_ledger_url(url: str) -> LedgerURL:
     if not isinstance(url, str) or not url.strip():
         raise LedgerURLError("ledger_url %r is empty; %s" % (url, _URL_HELP))
     text = url.strip()
+    if needs_encoding(text):
+        raise LedgerURLError(
+            "ledger_url %r has a character in its user or password that must be percent-encoded"
+            " (/, #, ?, @, or a %% that starts no escape); write / as %%2F, # as %%23, ? as %%3F, @ as %%40,"
+            " %% as %%25" % redact_url(text)
+        )
     try:
         parts = urlsplit(text)
     except ValueError as exc:
@@ -110,9 +90,10 @@ def parse_ledger_url(url: str) -> LedgerURL:
 
 def _parse_sqlite(text: str, netloc: str, path: str) -> LedgerURL:
     if netloc:
+        shown = urlsplit(redact_url(text))
         raise LedgerURLError(
             "ledger_url %r names a host (%r) but SQLite is a local file; write three slashes: sqlite:///%s"
-            % (text, netloc, (netloc + path).lstrip("/"))
+            % (redact_url(text), shown.netloc, (shown.netloc + shown.path).lstrip("/"))
         )
     if path in ("", "/"):
         raise LedgerURLError("ledger_url %r has no file path; %s" % (text, _URL_HELP))
@@ -153,9 +134,11 @@ def _check_conninfo(text: str) -> None:
     try:
         conninfo.conninfo_to_dict(text)
     except Exception as exc:
+        # libpq's message may quote any piece of the password, not only the whole of it.
+        detail = "libpq cannot parse it" if url_secrets(text) else scrub(str(exc).strip(), text)
         raise LedgerURLError(
             "ledger_url %r is malformed (%s); percent-encode special characters in the user and password "
-            "(for example @ as %%40 and %% as %%25)" % (redact_url(text), scrub(str(exc).strip(), text))
+            "(for example @ as %%40 and %% as %%25)" % (redact_url(text), detail)
         ) from None
 
 
