@@ -153,10 +153,10 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Ask the change gate (a flag is rolled back by flipping it again)
+- name: Ask the change gate in staging (production gates need a release record, docs/governance.md)
   relops.release.change_gate:
     service: checkout
-    environment: production
+    environment: staging
     version: new-checkout-30
     route: automatic
     readiness:

@@ -12,6 +12,7 @@ import pytest
 from fixtures.migrations import ScriptFolder, start_migration
 
 from ansible_collections.relops.release.plugins.module_utils import migrations as m
+from ansible_collections.relops.release.plugins.module_utils.url_secrets import url_secrets
 
 SQLITE_SLOW = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT count(*) FROM c;"
@@ -422,9 +423,9 @@ def test_failed_repeatable_and_undo_attempts_give_way_to_the_fixed_ones(db_url: 
 
 
 def test_url_secrets_name_the_password_as_written_and_decoded() -> None:
-    assert m.url_secrets("postgresql://app:s%40cret@db:5432/orders") == ["s%40cret", "s@cret"]
-    assert m.url_secrets("postgresql://app:plain@db/orders") == ["plain"]
-    assert m.url_secrets("postgresql://app@db/orders") == [] and m.url_secrets("sqlite:////var/app.db") == []
+    assert url_secrets("postgresql://app:s%40cret@db:5432/orders") == ["s%40cret", "s@cret"]
+    assert url_secrets("postgresql://app:plain@db/orders") == ["plain"]
+    assert url_secrets("postgresql://app@db/orders") == [] and url_secrets("sqlite:////var/app.db") == []
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,7 @@ def test_one_record_per_attempt_continued_by_a_rerun_and_new_after_an_outcome(le
 def test_a_record_refuses_other_facts_unknown_stages_and_outcomes(ledger_url: str) -> None:
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         store = ReleaseRecordStore(ledger)
-        record, _ = _open(store, release_id="rel_1%")
+        record, _created = _open(store, release_id="rel_1%")
         with pytest.raises(ReleaseRecordError, match=r"version=1\.0\.0.*version=2\.0\.0"):
             _open(store, version="2.0.0", release_id="rel_1%")
         with pytest.raises(ReleaseRecordError, match="not a release stage"):
@@ -167,7 +167,7 @@ def test_a_permit_covers_exactly_its_environment_hosts_digest_and_time() -> None
 def test_permits_are_stored_and_revoked_once(ledger_url: str) -> None:
     with open_ledger(parse_ledger_url(ledger_url)) as ledger:
         store = ReleaseRecordStore(ledger)
-        record, _ = _open(store)
+        record, _created = _open(store)
         now = "2026-12-01T10:00:00.000000Z"
         store.save_permit(
             {

@@ -162,7 +162,7 @@ class PermitGuardedAction(ActionBase):
 
 def _sha256_of(checksum: str) -> str:
     """The hex digest of a ``sha256:<hex>`` checksum option (a bare hex digest is taken as sha256)."""
-    algorithm, _, value = str(checksum).rpartition(":")
+    algorithm, _separator, value = str(checksum).rpartition(":")
     if algorithm and algorithm.lower() != "sha256":
         raise PermitError("permits name sha256 digests; give the package's checksum as sha256:<hex>, not %s" % checksum)
     return value.lower()

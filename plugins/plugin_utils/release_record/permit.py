@@ -163,4 +163,4 @@ def refusal_message(check: PermitCheck, action: str) -> str:
 
 
 def _bare_digest(digest: str) -> str:
-    return str(digest).split(":")[-1].lower()
+    return str(digest).rsplit(":", maxsplit=1)[-1].lower()

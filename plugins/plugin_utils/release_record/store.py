@@ -246,7 +246,7 @@ def _filters(**columns: Optional[str]) -> "tuple[str, List[Any]]":
     used = [(name, value) for name, value in columns.items() if value is not None]
     if not used:
         return "", []
-    return " WHERE " + " AND ".join("%s = ?" % name for name, _ in used), [value for _, value in used]
+    return " WHERE " + " AND ".join("%s = ?" % name for name, _value in used), [value for _name, value in used]
 
 
 def _dump(document: Any) -> str:
