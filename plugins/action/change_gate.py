@@ -5,9 +5,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Dict, Iterator, List, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.audit.readiness import check_audit_ready_for_task
+from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
+    AuditKeyError,
+    load_hmac_key,
+    load_public_keys,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff, poll_until
 from ansible_collections.relops.release.plugins.plugin_utils.governance import gate
 from ansible_collections.relops.release.plugins.plugin_utils.governance.readiness import (
@@ -73,9 +80,20 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "hosts": {"type": "list", "elements": "str", "default": []},
     "permit_key": {"type": "path"},
     "permit_key_passphrase": {"type": "str", "no_log": True},
+    "audit": {
+        "type": "dict",
+        "default": {},
+        "options": {
+            "path": {"type": "path"},
+            "hmac_key_file": {"type": "path"},
+            "public_keys": {"type": "list", "elements": "path", "default": []},
+        },
+    },
     **ITSM_ARGUMENT_SPEC,
 }
 GATE = "change_gate"
+# The audit callback's own setting for its HMAC key file (docs/audit.md), read when audit.hmac_key_file is unset.
+HMAC_KEY_FILE_ENV = "RELOPS_AUDIT_HMAC_KEY_FILE"
 
 
 class ActionModule(ItsmActionBase):
@@ -288,12 +306,29 @@ class ActionModule(ItsmActionBase):
             findings.append(gate.check_lock(ctx, self.actor.run_id))
             findings.extend(self._guarded(ctx, "segregation_of_duties", lambda: [gate.check_segregation(ctx)]))
             findings.extend(gate.check_evidence(ctx, *evidence))
+            if policy.environment(args["environment"])["audit_required"]:
+                findings.append(self._check_audit(args, ctx))
 
             def remember(row: Dict[str, Any]) -> None:
                 used[int(row["id"])] = row
 
             gate.apply_exemptions(ctx, findings, {"service": args["service"], "team": args.get("team")}, remember)
         return gate.decide(findings), findings, ctx.inputs
+
+    def _check_audit(self, args: Dict[str, Any], ctx: gate.GateContext) -> gate.Finding:
+        """The environment requires an audit trail the gate can lean on: the audit callback writing this
+        run, and the trail's tail verifying against the ledger's anchors (docs/audit.md)."""
+        options = args["audit"]
+        try:
+            hmac_key = load_hmac_key(None, options.get("hmac_key_file") or os.environ.get(HMAC_KEY_FILE_ENV))
+            public_keys = load_public_keys(options["public_keys"])
+        except AuditKeyError as exc:
+            return gate.Finding("audit", "deny", str(exc), waivable=False)
+        if ctx.ledger is None:
+            return gate.unreachable(ctx, "audit", "ledger", ctx.ledger_error or "no ledger yet")
+        answer = check_audit_ready_for_task(self._task, hmac_key, public_keys, ctx.ledger, options.get("path"))
+        ctx.inputs["audit"] = {"ready": answer.ready, "trail": answer.trail}
+        return gate.Finding("audit", "pass" if answer.ready else "deny", answer.reason, waivable=False)
 
     @staticmethod
     def _guarded(ctx: gate.GateContext, check: str, run: Any) -> List[gate.Finding]:

@@ -79,6 +79,26 @@ options:
   permit_key_passphrase:
     description: Passphrase of O(permit_key), when it is encrypted.
     type: str
+  audit:
+    description:
+      - Where the gate checks the audit trail when the environment's policy says C(audit_required) (an
+        C(audit) check). It passes only when the C(relops.release.audit) callback is writing this very run and
+        task, and the trail's tail from the last checkpoint verifies and holds the ledger's newest anchor
+        (docs/audit.md); otherwise it denies, naming what is wrong and the fix.
+    type: dict
+    default: {}
+    suboptions:
+      path:
+        description: The trail file. Default is the one the callback reports for this run.
+        type: path
+      hmac_key_file:
+        description: The trail's HMAC key. Default is the callback's E(RELOPS_AUDIT_HMAC_KEY_FILE).
+        type: path
+      public_keys:
+        description: Public keys of the trail's checkpoint signatures.
+        type: list
+        elements: path
+        default: []
   assessment:
     description:
       - The registered result of M(relops.release.risk_assess); supplies route, change type and risk.

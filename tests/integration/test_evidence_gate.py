@@ -1,7 +1,8 @@
 """In production (enforced by the default policy) the change gate decides from recorded evidence only.
 Each way around it that a playbook could try is refused through real ansible-playbook runs, on the
 local ITSM: route and risk given by the caller, the releaser approving their own CAB change, one
-signature where the policy wants two, a recorded quality deny, an artifact whose signing key was
+signature where the policy wants two, the audit callback off where the policy requires it, a recorded
+quality deny, an artifact whose signing key was
 revoked, and a package that was neither checksummed nor signed. The allowed path issues a permit
 bound to the release."""
 
@@ -33,9 +34,14 @@ def _policies(directory: str) -> "tuple[str, str]":
     with open(DEFAULT_POLICY_PATH, encoding="utf-8") as handle:
         document = yaml.safe_load(handle)
     document["gate"]["require_readiness"] = False
+    # These runs have no audit callback; the refusal that causes has its own policy (audited.yml) below.
+    document["environments"]["production"]["audit_required"] = False
     one = write_yaml(os.path.join(directory, "one-signature.yml"), document)
     two_signatures = copy.deepcopy(document)
     two_signatures["environments"]["production"]["signatures_required"] = 2
+    audited = copy.deepcopy(document)
+    audited["environments"]["production"]["audit_required"] = True  # the default policy's own setting
+    write_yaml(os.path.join(directory, "audited.yml"), audited)
     return one, write_yaml(os.path.join(directory, "two-signatures.yml"), two_signatures)
 
 
@@ -143,6 +149,12 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
         {"id": "claimed", "module": "change_gate", "args": dict(gate, route="automatic", risk="low")},
         {"id": "self-approved", "module": "change_gate", "args": gate},
         {"id": "two-wanted", "module": "change_gate", "args": dict(gate, requested_by="dev.two", policy=two)},
+        # The policy requires the audit trail, and this run has the audit callback off.
+        {
+            "id": "unaudited",
+            "module": "change_gate",
+            "args": dict(gate, requested_by="dev.two", policy=os.path.join(workdir, "audited.yml")),
+        },
         {"id": "allowed", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
         # A quality deny for the artifact, recorded in its release record, stops the release.
         {
@@ -194,6 +206,12 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert two_wanted["decision"] == "deny" and "permit" not in two_wanted
     assert any("carries 1 valid signature(s)" in r and "requires 2" in r for r in two_wanted["reasons"]), two_wanted
 
+    unaudited = results["unaudited"]
+    assert unaudited["decision"] == "deny" and "permit" not in unaudited
+    assert any(
+        r.startswith("audit deny: audit callback relops.release.audit is not enabled") for r in unaudited["reasons"]
+    )
+
     allowed = results["allowed"]
     assert allowed["decision"] == "allow", allowed.get("reasons") or run.report
     assert allowed["caller_claims"] == {} and allowed["route"] == results["risk"]["route"]
@@ -221,5 +239,5 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert record["stages"]["permit"]["hosts"] == ["web01", "web02"]
     assert record["stages"]["permit"]["digest"] == results["built"]["digest"].split(":")[1]
     gates = [entry["data"]["decision"] for entry in record["history"] if entry["stage"] == "gate"]
-    assert gates == ["deny", "deny", "allow", "deny", "deny"], "every decision the gate made is in the record"
+    assert gates == ["deny", "deny", "deny", "allow", "deny", "deny"], "every decision the gate made is in the record"
     assert never_signed is not None and never_signed["stages"]["verification"]["verified"] is False
