@@ -18,6 +18,10 @@ description:
   - Keys are PEM private keys, Ed25519, ECDSA P-256 (signed with SHA-256) or RSA of 2048 bits or more
     (signed with RSA-PSS, SHA-256, MGF1). A signature's key id is the public key's fingerprint, the hex
     SHA-256 of its DER SubjectPublicKeyInfo, which is what keyrings list.
+  - A key can also stay in OpenBao (or HashiCorp Vault): with O(keys[].transit) the envelope's
+    pre-authentication encoding is signed by the transit engine, with an C(ed25519) or C(ecdsa-p256) key,
+    and the private key never reaches the controller. The envelope is the same; its key id is the
+    fingerprint of the transit key version's exported public key, which the keyring lists (C(docs/secrets.md)).
   - Signing again with the same keys when the envelope already holds valid signatures of the same statement
     reports no change. A different statement (the artifact changed) or a new key rewrites the envelope.
   - See C(docs/artifacts.md) for key generation and the trust model.
@@ -49,6 +53,51 @@ options:
       passphrase:
         description: Passphrase of an encrypted key. Never logged.
         type: str
+      transit:
+        description:
+          - A key in OpenBao's transit engine, reached with O(openbao). Exclusive with O(keys[].path) and
+            O(keys[].content).
+        type: dict
+        suboptions:
+          key:
+            description: The transit key's name.
+            type: str
+            required: true
+          mount:
+            description: Where the transit engine is mounted.
+            type: str
+            default: transit
+          version:
+            description:
+              - The key version to sign with. Defaults to the latest. A version below the key's
+                C(min_encryption_version) is refused.
+            type: int
+  openbao:
+    description:
+      - The OpenBao (or HashiCorp Vault) server holding the O(keys[].transit) keys.
+    type: dict
+    default: {}
+    suboptions:
+      url:
+        description: The server's address. Defaults to E(BAO_ADDR), then E(VAULT_ADDR).
+        type: str
+      token:
+        description: The token. Defaults to E(BAO_TOKEN), then E(VAULT_TOKEN). Never logged.
+        type: str
+      namespace:
+        description: The namespace. Defaults to E(BAO_NAMESPACE), then E(VAULT_NAMESPACE).
+        type: str
+      ca_path:
+        description: CA bundle that signed the server's TLS certificate.
+        type: path
+      validate_certs:
+        description: Whether to check the server's TLS certificate.
+        type: bool
+        default: true
+      timeout:
+        description: Seconds to wait for each answer.
+        type: float
+        default: 10.0
   manifest:
     description:
       - The manifest to put in the provenance, as a mapping or a file path. Defaults to C(manifest.json)
@@ -89,6 +138,13 @@ EXAMPLES = r"""
       builder_id: https://awx.example.com/job_templates/12
   run_once: true
   register: signed
+
+- name: Sign with a key that stays in OpenBao (BAO_ADDR and BAO_TOKEN come from the environment)
+  relops.release.artifact_sign:
+    artifact: "{{ built.path }}"
+    keys:
+      - transit: {key: release-signing}
+  run_once: true
 """
 
 RETURN = r"""
