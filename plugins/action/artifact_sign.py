@@ -29,23 +29,17 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.manifest 
     check_manifest,
     load_manifest_text,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao import OpenBaoClient, OpenBaoConfig
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao import (
+    OPENBAO_ARGUMENT_SPEC,
+    OpenBaoClient,
+    OpenBaoConfig,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import TransitSigner, read_key
 
 if TYPE_CHECKING:
     from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import PrivateKey, RemoteSigner
 
     SigningKey = Union[PrivateKey, RemoteSigner]
-
-# Where OpenBao is and the token to use; each option falls back to BAO_* / VAULT_* environment variables.
-OPENBAO_SPEC: Dict[str, Dict[str, Any]] = {
-    "url": {"type": "str"},
-    "token": {"type": "str", "no_log": True},
-    "namespace": {"type": "str"},
-    "ca_path": {"type": "path"},
-    "validate_certs": {"type": "bool", "default": True},
-    "timeout": {"type": "float", "default": 10.0},
-}
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "artifact": {"type": "path", "required": True},
@@ -70,7 +64,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
         "mutually_exclusive": [["path", "content", "transit"]],
         "required_one_of": [["path", "content", "transit"]],
     },
-    "openbao": {"type": "dict", "default": {}, "options": OPENBAO_SPEC},
+    "openbao": {"type": "dict", "default": {}, "options": OPENBAO_ARGUMENT_SPEC},
     "manifest": {"type": "raw"},
     "build_context": {"type": "dict", "default": {}},
 }

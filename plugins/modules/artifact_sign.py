@@ -72,32 +72,6 @@ options:
               - The key version to sign with. Defaults to the latest. A version below the key's
                 C(min_encryption_version) is refused.
             type: int
-  openbao:
-    description:
-      - The OpenBao (or HashiCorp Vault) server holding the O(keys[].transit) keys.
-    type: dict
-    default: {}
-    suboptions:
-      url:
-        description: The server's address. Defaults to E(BAO_ADDR), then E(VAULT_ADDR).
-        type: str
-      token:
-        description: The token. Defaults to E(BAO_TOKEN), then E(VAULT_TOKEN). Never logged.
-        type: str
-      namespace:
-        description: The namespace. Defaults to E(BAO_NAMESPACE), then E(VAULT_NAMESPACE).
-        type: str
-      ca_path:
-        description: CA bundle that signed the server's TLS certificate.
-        type: path
-      validate_certs:
-        description: Whether to check the server's TLS certificate.
-        type: bool
-        default: true
-      timeout:
-        description: Seconds to wait for each answer.
-        type: float
-        default: 10.0
   manifest:
     description:
       - The manifest to put in the provenance, as a mapping or a file path. Defaults to C(manifest.json)
@@ -111,6 +85,7 @@ options:
     type: dict
     default: {}
 extends_documentation_fragment:
+  - relops.release.openbao
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller

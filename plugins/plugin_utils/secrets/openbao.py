@@ -24,6 +24,17 @@ from . import SecretsError, SecretsUnavailable
 
 DEFAULT_TIMEOUT = 10.0
 
+# The ``openbao`` option of every module that talks to OpenBao (documented in doc_fragments/openbao.py);
+# each sub-option falls back to the BAO_* / VAULT_* environment variables.
+OPENBAO_ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "url": {"type": "str"},
+    "token": {"type": "str", "no_log": True},
+    "namespace": {"type": "str"},
+    "ca_path": {"type": "path"},
+    "validate_certs": {"type": "bool", "default": True},
+    "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+}
+
 
 @dataclass(frozen=True)
 class OpenBaoConfig:
