@@ -21,6 +21,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest im
     key_id,
     load_private_key,
     pae,
+    public_key_pem,
     sign_envelope,
     verify_bytes,
 )
@@ -95,6 +96,7 @@ class ActionModule(ArtifactActionBase):
             "sha256": sha256,
             "keyids": keyids,
             "algorithms": [key_algorithm(key.public_key()) for key in keys],
+            "public_keys": [public_key_pem(key.public_key()) for key in keys],
             "payload_type": PAYLOAD_TYPE,
             "subject": statement["subject"],
         }

@@ -147,6 +147,13 @@ algorithms:
   type: list
   elements: str
   sample: [ed25519, ecdsa-p256-sha256, rsa-pss-sha256]
+public_keys:
+  description:
+    - The PEM public key of each key, in the order of O(keys); what a keyring lists (for a transit key, the
+      exported public key of the version that signed).
+  returned: success
+  type: list
+  elements: str
 payload_type:
   description: The DSSE payload type.
   returned: success

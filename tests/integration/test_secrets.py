@@ -1,7 +1,9 @@
-"""OpenBao in real ansible-playbook runs: the schema_migration role's short-lived database login."""
+"""OpenBao in real ansible-playbook runs: the release's secrets through community.hashi_vault lookups and the
+secrets check, transit signing through artifact_sign, the schema_migration role's short-lived database login."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -10,8 +12,11 @@ import psycopg
 import pytest
 from fixtures.migrations import ScriptFolder
 from fixtures.openbao import OWNER_ROLE, DatabaseRole, OpenBao
-from fixtures.playbooks import Ansible
+from fixtures.playbooks import REPO, Ansible
 from fixtures.postgres import PostgresServer
+from fixtures.signing import DEMO_APP, demo_manifest
+
+from ansible_collections.relops.release.plugins.plugin_utils.artifacts.packaging import plan_package, write_package
 
 MIGRATE_PLAY = """
 - name: Migrate with a login of the run's own
@@ -98,3 +103,101 @@ def test_migrations_run_under_a_login_of_their_own_that_is_gone_after_success_an
     assert "V2__broken.sql" in run.output, run.output
     assert _revoke_status(run.output) == "changed", run.output
     assert _logins(postgres_server) == []
+
+
+SIGN_PLAY = """
+- name: Read the release's secrets before anything changes
+  ansible.builtin.import_playbook: {secrets_check}
+
+- name: Sign with a key that stays in OpenBao, then verify with its exported public key
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Sign through the transit engine
+      relops.release.artifact_sign:
+        artifact: "{{{{ artifact }}}}"
+        keys:
+          - transit: {{key: release, mount: "{{{{ transit_mount }}}}"}}
+        openbao: {{url: "{{{{ lookup('ansible.builtin.env', 'VAULT_ADDR') }}}}"}}
+      register: signed
+    - name: Write the keyring with the exported public key
+      ansible.builtin.copy:
+        content: "{{{{ {{'keys': [{{'name': 'transit', 'public_key': signed.public_keys[0]}}]}} | to_yaml }}}}"
+        dest: "{{{{ keyring }}}}"
+        mode: "0600"
+    - name: Verify
+      relops.release.artifact_verify:
+        path: "{{{{ artifact }}}}"
+        envelope: "{{{{ signed.envelope }}}}"
+        keyring: "{{{{ keyring }}}}"
+      register: verified
+    - name: Show the secrets reached the release (a digest only)
+      ansible.builtin.debug:
+        msg: "ledger password sha256 {{{{ relops_ledger_password | hash('sha256') }}}}"
+"""
+
+CANARY = "canary-7f3c9e1a-relops-secret"
+
+
+def _store_release_secrets(openbao: OpenBao) -> None:
+    openbao.write_kv("relops/ledger", {"password": CANARY + "-ledger"})
+    openbao.write_kv("relops/servicenow", {"password": CANARY + "-servicenow"})
+    openbao.write_kv("relops/audit", {"hmac_key": CANARY + "-audit"})
+    openbao.write_kv("payments/db", {"password": CANARY + "-db"})
+
+
+def _files_holding(root: str, needle: str) -> list[str]:
+    found = []
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as handle:
+                if needle.encode() in handle.read():
+                    found.append(path)
+    return found
+
+
+def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_sealed_openbao_stops_first(
+    ansible: Ansible, private_openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    bundled = os.path.join(REPO, "build", "collections")
+    assert os.path.isfile(os.path.join(bundled, "ansible_collections", "community", "hashi_vault", "MANIFEST.json")), (
+        "community.hashi_vault is not installed in build/collections; run `make collections` (make setup does)"
+    )
+    openbao = private_openbao
+    _store_release_secrets(openbao)
+    transit = "transit"
+    openbao.enable("transit", transit)
+    openbao.request("POST", "%s/keys/release" % transit, json={"type": "ed25519"})
+    outputs = str(tmp_path_factory.mktemp("signed"))
+    artifact = os.path.join(outputs, "demo-app-1.4.0.tar.gz")
+    with open(artifact, "wb") as handle:
+        write_package(plan_package(os.path.join(DEMO_APP, "app"), demo_manifest()), handle, "tar.gz")
+    playbook = ansible.write_playbook(
+        SIGN_PLAY.format(secrets_check=os.path.join(REPO, "playbooks", "secrets_check.yml")), "sign.yml"
+    )
+    variables = {"artifact": artifact, "transit_mount": transit, "keyring": os.path.join(outputs, "keyring.yml")}
+    env = {
+        # The tested relops.release first, then the bundled community.hashi_vault.
+        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([ansible.collections_path, bundled]),
+        "VAULT_ADDR": openbao.url,
+        "VAULT_TOKEN": openbao.token,
+    }
+    args = ["-vvv", "-i", os.path.join(REPO, "inventories", "example_production"), "-e", json.dumps(variables)]
+
+    run = ansible.playbook(playbook, *args, env=env)
+    assert run.returncode == 0, run.report
+    assert hashlib.sha256((CANARY + "-ledger").encode()).hexdigest() in run.output, "the lookup did not reach OpenBao"
+    assert run.output.count(CANARY) == 0, "a secret from OpenBao is in the -vvv output"
+    assert _files_holding(ansible.workdir, CANARY) == [] and _files_holding(outputs, CANARY) == []
+    envelope = artifact + ".intoto.json"
+    with open(envelope, encoding="utf-8") as handle:
+        assert json.load(handle)["signatures"][0]["keyid"] in run.output
+    os.unlink(envelope)
+
+    openbao.request("POST", "sys/seal")
+    run = ansible.playbook(playbook, *args, env=env)
+    assert run.returncode != 0, run.report
+    assert "nothing was changed" in run.output, run.output
+    assert "Vault is sealed, on get %s/v1/secret/data/relops/ledger" % openbao.url in run.output, run.output
+    assert not os.path.exists(envelope), "the play went on to sign although a secret could not be read"

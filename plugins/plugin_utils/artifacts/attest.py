@@ -86,6 +86,12 @@ def key_id(public_key: PublicKey) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def public_key_pem(public_key: PublicKey) -> str:
+    """The key as a keyring lists it: PEM SubjectPublicKeyInfo."""
+    pem: bytes = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem.decode("ascii")
+
+
 def key_algorithm(key: Union[PrivateKey, PublicKey]) -> str:
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return "ed25519"

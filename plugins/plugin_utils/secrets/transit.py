@@ -17,21 +17,17 @@ import datetime
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-try:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp
+from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import load_public_key
 
 from . import SecretsError
 from .openbao import OpenBaoClient
 
 if TYPE_CHECKING:
     from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import PublicKey
+
+# DER SubjectPublicKeyInfo header of an Ed25519 key (RFC 8410): what precedes the 32 raw key bytes.
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 # Transit key types the DSSE envelopes can carry, and the algorithm names attest.key_algorithm gives them.
 SUPPORTED_TYPES = {"ed25519": "ed25519", "ecdsa-p256": "ecdsa-p256-sha256"}
@@ -87,21 +83,18 @@ def _public_pem(exported: str, key_type: str, where: str) -> str:
         return exported
     try:
         raw = base64.b64decode(exported, validate=True)
-        key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError) as exc:
+    except binascii.Error as exc:
         raise SecretsError("transit key %s exported an unreadable Ed25519 public key (%s)" % (where, exc)) from None
-    pem: bytes = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem.decode("ascii")
+    if len(raw) != 32:
+        raise SecretsError("transit key %s exported a %d-byte Ed25519 public key, not 32 bytes" % (where, len(raw)))
+    body = base64.encodebytes(_ED25519_SPKI_PREFIX + raw).decode("ascii")
+    return "-----BEGIN PUBLIC KEY-----\n%s-----END PUBLIC KEY-----\n" % body
 
 
 class TransitSigner:
     """One version of a transit key, shaped like a private key for attest.sign_envelope: public_key(), sign()."""
 
     def __init__(self, client: OpenBaoClient, info: TransitKeyInfo, version: Optional[int] = None) -> None:
-        from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import (  # noqa: PLC0415
-            load_public_key,
-        )
-
         self.client = client
         self.info = info
         self.version = version or info.latest_version
