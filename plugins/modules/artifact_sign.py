@@ -18,7 +18,7 @@ description:
   - Keys are PEM private keys, Ed25519, ECDSA P-256 (signed with SHA-256) or RSA of 2048 bits or more
     (signed with RSA-PSS, SHA-256, MGF1). A signature's key id is the public key's fingerprint, the hex
     SHA-256 of its DER SubjectPublicKeyInfo, which is what keyrings list.
-  - A key can also stay in OpenBao (or HashiCorp Vault): with O(keys[].transit) the envelope's
+  - A key can also stay in OpenBao (or HashiCorp Vault). With O(keys[].transit) the envelope's
     pre-authentication encoding is signed by the transit engine, with an C(ed25519) or C(ecdsa-p256) key,
     and the private key never reaches the controller. The envelope is the same; its key id is the
     fingerprint of the transit key version's exported public key, which the keyring lists (C(docs/secrets.md)).
