@@ -185,10 +185,14 @@ def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_s
     }
     args = ["-vvv", "-i", os.path.join(REPO, "inventories", "example_production"), "-e", json.dumps(variables)]
 
-    run = ansible.playbook(playbook, *args, env=env)
+    trail = os.path.join(ansible.workdir, "audit", "trail.jsonl")
+    audited = {**env, "ANSIBLE_CALLBACKS_ENABLED": "relops.release.audit", "RELOPS_AUDIT_PATH": trail}
+    run = ansible.playbook(playbook, *args, env=audited)
     assert run.returncode == 0, run.report
+    assert os.path.getsize(trail) > 0, "the audit trail was not written"
     assert hashlib.sha256((CANARY + "-ledger").encode()).hexdigest() in run.output, "the lookup did not reach OpenBao"
     assert run.output.count(CANARY) == 0, "a secret from OpenBao is in the -vvv output"
+    # The run's files: the audit trail, ANSIBLE_LOCAL_TEMP, the state directory, the envelope and keyring.
     assert _files_holding(ansible.workdir, CANARY) == [] and _files_holding(outputs, CANARY) == []
     envelope = artifact + ".intoto.json"
     with open(envelope, encoding="utf-8") as handle:
