@@ -120,11 +120,18 @@ SIGN_PLAY = """
           - transit: {{key: release, mount: "{{{{ transit_mount }}}}"}}
         openbao: {{url: "{{{{ lookup('ansible.builtin.env', 'VAULT_ADDR') }}}}"}}
       register: signed
-    - name: Write the keyring with the exported public key
+    - name: Write the keyring from the transit key's exported public keys
       ansible.builtin.copy:
-        content: "{{{{ {{'keys': [{{'name': 'transit', 'public_key': signed.public_keys[0]}}]}} | to_yaml }}}}"
+        content: "{{{{ {{'keys': exported}} | to_yaml }}}}"
         dest: "{{{{ keyring }}}}"
         mode: "0600"
+      vars:
+        exported: "{{{{ lookup('relops.release.transit_keyring', 'release', mount=transit_mount) }}}}"
+    - name: The signing result names the same public key
+      ansible.builtin.assert:
+        that: exported[0].public_key == signed.public_keys[0]
+      vars:
+        exported: "{{{{ lookup('relops.release.transit_keyring', 'release', mount=transit_mount) }}}}"
     - name: Verify
       relops.release.artifact_verify:
         path: "{{{{ artifact }}}}"
