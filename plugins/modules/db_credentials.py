@@ -97,7 +97,7 @@ db_url:
   sample: postgresql://v-token-payments-migrator-Xh3kq9a1@payments.db.example.com:5432/payments
 lease_id:
   description: The lease; revoke it with O(state=absent).
-  returned: success
+  returned: state=absent, or state=present not in check mode
   type: str
   sample: database/creds/payments-migrator/ZbI3ygJ9mTTuG7pz4d6O6S1v
 lease_duration:
