@@ -37,8 +37,12 @@ class ActionModule(RelopsActionBase):
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         client = OpenBaoClient(OpenBaoConfig.from_options(args["openbao"]))
         if args["state"] == "absent":
-            return _revoke(client, args, self.check_mode)
-        return _issue(client, args, self.check_mode)
+            result = _revoke(client, args, self.check_mode)
+        else:
+            result = _issue(client, args, self.check_mode)
+        if self.diff_mode:
+            result["diff"] = _diff(args, result)
+        return result
 
 
 def _issue(client: OpenBaoClient, args: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:
@@ -55,6 +59,17 @@ def _issue(client: OpenBaoClient, args: Dict[str, Any], check_mode: bool) -> Dic
     # The password is in the registered variable only: every display of this result is censored.
     result["_ansible_no_log"] = True
     return result
+
+
+def _diff(args: Dict[str, Any], result: Dict[str, Any]) -> Dict[str, str]:
+    header = "%s/creds/%s" % (args["mount"].strip("/"), args["role"]) if args["state"] == "present" else "lease"
+    if args["state"] == "present":
+        issued = "login %s\n" % result.get("username", "(issued when not in check mode)")
+        return {"before": "no login\n", "after": issued, "before_header": header, "after_header": header}
+    live = "lease %s live\n" % args["lease_id"]
+    before = live if result["changed"] else "lease %s gone\n" % args["lease_id"]
+    after = "lease %s gone\n" % args["lease_id"]
+    return {"before": before, "after": after, "before_header": header, "after_header": header}
 
 
 def _revoke(client: OpenBaoClient, args: Dict[str, Any], check_mode: bool) -> Dict[str, Any]:

@@ -54,7 +54,8 @@ attributes:
       - V(present) checks that the role can be read and issues nothing; V(absent) reports whether the lease
         is live. A check run that must log in (a migration check) sets C(check_mode=false) on both tasks.
   diff_mode:
-    support: none
+    support: full
+    details: Shows the login issued, or the lease before and after its revocation.
 seealso:
   - module: relops.release.db_migrate
 """

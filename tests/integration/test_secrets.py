@@ -98,8 +98,11 @@ def test_migrations_run_under_a_login_of_their_own_that_is_gone_after_success_an
     assert _revoke_status(run.output) == "changed", run.output
 
     scripts.write("V2__broken.sql", "CREATE TABLE broken (id INT PRIMARY KEY;\n")
-    run = ansible.playbook(playbook, "-i", inventory, "-e", json.dumps({**variables, "release": "1.1.0"}), env=env)
+    run = ansible.playbook(
+        playbook, "--diff", "-i", inventory, "-e", json.dumps({**variables, "release": "1.1.0"}), env=env
+    )
     assert run.returncode != 0, run.report
+    assert re.search(r"-lease \S+ live\n\+lease \S+ gone", run.output), run.output
     assert "V2__broken.sql" in run.output, run.output
     assert _revoke_status(run.output) == "changed", run.output
     assert _logins(postgres_server) == []
