@@ -11,13 +11,15 @@ VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := build/relops-release-$(VERSION).tar.gz
 COLLECTIONS := build/collections
 INSTALLED := $(COLLECTIONS)/ansible_collections/relops/release/MANIFEST.json
+# requirements.yml's collections, taken from the pinned ansible wheel (Galaxy is not reachable from CI).
+BUNDLED := $(COLLECTIONS)/ansible_collections/community/hashi_vault/MANIFEST.json
 SOURCES := $(shell git ls-files -co --exclude-standard -- galaxy.yml meta plugins roles playbooks README.md 2>/dev/null)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 SOURCE_LINK := build/src/ansible_collections/relops/release
 
-.PHONY: help setup system-packages python-packages install source-link demo demo-stop demo-check test unit lint sanity integration bench clean
+.PHONY: help setup system-packages python-packages collections install source-link demo demo-stop demo-check test unit lint sanity integration bench clean
 
 help:
 	@echo "make demo    set up, then run a governed release of the demo app on this machine"
@@ -25,7 +27,7 @@ help:
 	@echo "make setup   system packages, .venv, Python packages, collection built and installed"
 	@echo "make unit | lint | sanity | integration | bench | install | clean"
 
-setup: system-packages python-packages install source-link
+setup: system-packages python-packages collections install source-link
 
 # demo needs fewer system packages than test; each goal sets which it needs.
 PACKAGE_SET ?= test
@@ -41,6 +43,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+collections: $(BUNDLED)
+
+$(BUNDLED): requirements.yml tests/setup/collections.txt | python-packages
+	$(BIN)/python tests/setup/bundled_collections.py requirements.yml tests/setup/collections.txt build/wheels $(COLLECTIONS)
 	@touch $@
 
 install: $(INSTALLED)
@@ -86,7 +94,7 @@ lint: source-link
 sanity:
 	bash tests/sanity/run_sanity.sh
 
-integration: install
+integration: install collections
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=30 tests/integration
 
 bench: setup

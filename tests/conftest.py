@@ -43,4 +43,5 @@ pytest_plugins = [
     "fixtures.canary",
     "fixtures.unleash",
     "fixtures.http_proxy",
+    "fixtures.openbao",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 from ansible_collections.relops.release.plugins.module_utils.digests import file_digest
 from ansible_collections.relops.release.plugins.module_utils.unpack import read_member
@@ -21,6 +21,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest im
     key_id,
     load_private_key,
     pae,
+    public_key_pem,
     sign_envelope,
     verify_bytes,
 )
@@ -29,9 +30,17 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.manifest 
     check_manifest,
     load_manifest_text,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao import (
+    OPENBAO_ARGUMENT_SPEC,
+    OpenBaoClient,
+    OpenBaoConfig,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import TransitSigner, read_key
 
 if TYPE_CHECKING:
-    from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import PrivateKey
+    from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import PrivateKey, RemoteSigner
+
+    SigningKey = Union[PrivateKey, RemoteSigner]
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "artifact": {"type": "path", "required": True},
@@ -44,10 +53,19 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
             "path": {"type": "path"},
             "content": {"type": "str", "no_log": True},
             "passphrase": {"type": "str", "no_log": True},
+            "transit": {
+                "type": "dict",
+                "options": {
+                    "key": {"type": "str", "required": True, "no_log": False},
+                    "mount": {"type": "str", "default": "transit"},
+                    "version": {"type": "int"},
+                },
+            },
         },
-        "mutually_exclusive": [["path", "content"]],
-        "required_one_of": [["path", "content"]],
+        "mutually_exclusive": [["path", "content", "transit"]],
+        "required_one_of": [["path", "content", "transit"]],
     },
+    "openbao": {"type": "dict", "default": {}, "options": OPENBAO_ARGUMENT_SPEC},
     "manifest": {"type": "raw"},
     "build_context": {"type": "dict", "default": {}},
 }
@@ -61,7 +79,8 @@ class ActionModule(ArtifactActionBase):
         if not os.path.isfile(artifact):
             raise ArtifactError("artifact %s does not exist; build it with relops.release.package first" % artifact)
         envelope_path = self.local_path(args["envelope"]) if args["envelope"] else artifact + ".intoto.json"
-        keys = [self._load_key(entry, index) for index, entry in enumerate(args["keys"])]
+        self._openbao: Optional[OpenBaoClient] = None
+        keys = [self._load_key(entry, index, args["openbao"]) for index, entry in enumerate(args["keys"])]
         if len({key_id(key.public_key()) for key in keys}) != len(keys):
             raise ArtifactError("the same key is listed twice in keys; each signature must come from a different key")
         manifest = self._manifest(args, artifact)
@@ -76,7 +95,8 @@ class ActionModule(ArtifactActionBase):
             "artifact": artifact,
             "sha256": sha256,
             "keyids": keyids,
-            "algorithms": [key_algorithm(key) for key in keys],
+            "algorithms": [key_algorithm(key.public_key()) for key in keys],
+            "public_keys": [public_key_pem(key.public_key()) for key in keys],
             "payload_type": PAYLOAD_TYPE,
             "subject": statement["subject"],
         }
@@ -91,7 +111,9 @@ class ActionModule(ArtifactActionBase):
             }
         return result
 
-    def _load_key(self, entry: Dict[str, Any], index: int) -> PrivateKey:
+    def _load_key(self, entry: Dict[str, Any], index: int, openbao: Dict[str, Any]) -> SigningKey:
+        if entry.get("transit"):
+            return self._transit_key(entry["transit"], openbao)
         if entry.get("content"):
             return load_private_key(str(entry["content"]).encode("utf-8"), entry.get("passphrase"), "keys[%d]" % index)
         path = self.local_path(str(entry["path"]))
@@ -102,6 +124,13 @@ class ActionModule(ArtifactActionBase):
             raise ArtifactError("private key %s cannot be read (%s)" % (path, exc.strerror)) from None
         return load_private_key(pem, entry.get("passphrase"), path)
 
+    def _transit_key(self, transit: Dict[str, Any], openbao: Dict[str, Any]) -> TransitSigner:
+        """A transit key version: its public key is read now, so a sealed server fails before any write."""
+        if self._openbao is None:
+            self._openbao = OpenBaoClient(OpenBaoConfig.from_options(openbao))
+        info = read_key(self._openbao, transit["mount"], transit["key"])
+        return TransitSigner(self._openbao, info, transit.get("version"))
+
     def _manifest(self, args: Dict[str, Any], artifact: str) -> Dict[str, Any]:
         if args["manifest"] is not None:
             return check_manifest(self.load_document(args["manifest"], "manifest"), "manifest")
@@ -109,7 +138,7 @@ class ActionModule(ArtifactActionBase):
         return check_manifest(load_manifest_text(text, artifact), "manifest.json in %s" % artifact)
 
 
-def _existing_signers(path: str, payload: bytes, keys: List[PrivateKey]) -> Optional[List[str]]:
+def _existing_signers(path: str, payload: bytes, keys: List[SigningKey]) -> Optional[List[str]]:
     """Key ids of ``keys`` whose signature on ``payload`` the existing envelope holds (None: no envelope)."""
     if not os.path.isfile(path):
         return None

@@ -17,6 +17,12 @@ options:
         C(invocation.module_args) (shown at C(-vvv)).
     type: str
     required: true
+  db_password:
+    description:
+      - PostgreSQL only. The password of the user in O(db_url), kept out of the URL; never logged.
+      - The C(relops.release.schema_migration) role passes the short-lived login that
+        M(relops.release.db_credentials) issued here.
+    type: str
   migrations_dir:
     description:
       - Folder holding the migration scripts, named as Flyway names them

@@ -557,7 +557,14 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
     param = "%s"
 
-    def __init__(self, url: str, schema: Optional[str] = None, connect_timeout: int = 10, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        schema: Optional[str] = None,
+        connect_timeout: int = 10,
+        create: bool = True,
+        password: Optional[str] = None,
+    ) -> None:
         try:
             import psycopg  # noqa: PLC0415 - optional dependency, only PostgreSQL needs it
         except ImportError:
@@ -569,8 +576,14 @@ class PostgresDatabase(Database):
         self._connection: Any = None
         self.description = "PostgreSQL database %s" % redact_url(url)
         try:
+            # A separate password (db_password, no_log) keeps it out of the URL the task shows.
+            extra: Dict[str, Any] = {"password": password} if password else {}
             self._connection = psycopg.connect(
-                url, autocommit=True, connect_timeout=connect_timeout, application_name="relops.release db_migrate"
+                url,
+                autocommit=True,
+                connect_timeout=connect_timeout,
+                application_name="relops.release db_migrate",
+                **extra,
             )
         except psycopg.Error as exc:
             raise MigrationError(
@@ -666,7 +679,9 @@ class PostgresDatabase(Database):
         return "%s.%s" % (self.query("SELECT current_schema()")[0][0], table)
 
 
-def open_database(url: str, schema: Optional[str] = None, create: bool = True) -> Database:
+def open_database(
+    url: str, schema: Optional[str] = None, create: bool = True, password: Optional[str] = None
+) -> Database:
     """Connect to ``sqlite:///path/to/file.db`` or ``postgresql://user@host:port/db``.
 
     With create=False nothing is created: no SQLite file, no PostgreSQL schema.
@@ -674,7 +689,7 @@ def open_database(url: str, schema: Optional[str] = None, create: bool = True) -
     if url.startswith("sqlite:///"):
         return SQLiteDatabase("/" + url[len("sqlite:///") :].lstrip("/"), create=create)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(url, schema=schema, create=create)
+        return PostgresDatabase(url, schema=schema, create=create, password=password)
     raise MigrationError(
         "db_url %s is neither sqlite:///path/to/file.db nor postgresql://user@host/database; fix db_url"
         % redact_url(url)
@@ -1247,6 +1262,7 @@ def connection_argument_spec() -> Dict[str, Any]:
     """Options every db_migrate* module takes (documented in doc_fragments/migrations.py)."""
     return {
         "db_url": {"type": "str", "required": True},
+        "db_password": {"type": "str", "no_log": True},
         "migrations_dir": {"type": "path", "required": True},
         "table": {"type": "str", "default": DEFAULT_TABLE},
         "schema": {"type": "str"},
@@ -1276,5 +1292,7 @@ def open_migrator(
         lock_timeout=float(params.get("lock_timeout") or 300),
         phase=phase,
     )
-    database = open_database(str(params["db_url"]), schema=params.get("schema"), create=not read_only)
+    database = open_database(
+        str(params["db_url"]), schema=params.get("schema"), create=not read_only, password=params.get("db_password")
+    )
     return Migrator(database, scripts, options)

@@ -18,6 +18,10 @@ description:
   - Keys are PEM private keys, Ed25519, ECDSA P-256 (signed with SHA-256) or RSA of 2048 bits or more
     (signed with RSA-PSS, SHA-256, MGF1). A signature's key id is the public key's fingerprint, the hex
     SHA-256 of its DER SubjectPublicKeyInfo, which is what keyrings list.
+  - A key can also stay in OpenBao (or HashiCorp Vault). With O(keys[].transit) the envelope's
+    pre-authentication encoding is signed by the transit engine, with an C(ed25519) or C(ecdsa-p256) key,
+    and the private key never reaches the controller. The envelope is the same; its key id is the
+    fingerprint of the transit key version's exported public key, which the keyring lists (C(docs/secrets.md)).
   - Signing again with the same keys when the envelope already holds valid signatures of the same statement
     reports no change. A different statement (the artifact changed) or a new key rewrites the envelope.
   - See C(docs/artifacts.md) for key generation and the trust model.
@@ -53,6 +57,25 @@ options:
       passphrase:
         description: Passphrase of an encrypted key. Never logged.
         type: str
+      transit:
+        description:
+          - A key in OpenBao's transit engine, reached with O(openbao). Exclusive with O(keys[].path) and
+            O(keys[].content).
+        type: dict
+        suboptions:
+          key:
+            description: The transit key's name.
+            type: str
+            required: true
+          mount:
+            description: Where the transit engine is mounted.
+            type: str
+            default: transit
+          version:
+            description:
+              - The key version to sign with. Defaults to the latest. A version below the key's
+                C(min_encryption_version) is refused.
+            type: int
   manifest:
     description:
       - The manifest to put in the provenance, as a mapping or a file path. Defaults to C(manifest.json)
@@ -66,6 +89,7 @@ options:
     type: dict
     default: {}
 extends_documentation_fragment:
+  - relops.release.openbao
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller
@@ -93,6 +117,13 @@ EXAMPLES = r"""
       builder_id: https://awx.example.com/job_templates/12
   run_once: true
   register: signed
+
+- name: Sign with a key that stays in OpenBao (BAO_ADDR and BAO_TOKEN come from the environment)
+  relops.release.artifact_sign:
+    artifact: "{{ built.path }}"
+    keys:
+      - transit: {key: release-signing}
+  run_once: true
 """
 
 RETURN = r"""
@@ -120,6 +151,13 @@ algorithms:
   type: list
   elements: str
   sample: [ed25519, ecdsa-p256-sha256, rsa-pss-sha256]
+public_keys:
+  description:
+    - The PEM public key of each key, in the order of O(keys); what a keyring lists (for a transit key, the
+      exported public key of the version that signed).
+  returned: success
+  type: list
+  elements: str
 payload_type:
   description: The DSSE payload type.
   returned: success

@@ -36,6 +36,9 @@ def test_ansible_builder_context_carries_the_collection_and_its_dependencies(tmp
     build = context / "_build"
     assert (build / "requirements.txt").read_text().count("psycopg") == 1
     assert "postgresql-client" in (build / "bindep.txt").read_text()
+    # Secret lookups (docs/secrets.md): the collection and the Python library it needs.
+    assert "community.hashi_vault" in (build / "requirements.yml").read_text()
+    assert "hvac" in (build / "requirements.txt").read_text()
     assert [path.name for path in (build / "collection").iterdir()] == ["relops-release-0.1.0.tar.gz"]
     containerfile = (context / "Dockerfile").read_text()
     assert "COPY _build/collection/ /tmp/collection/" in containerfile

@@ -20,7 +20,7 @@ import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Union
 
 try:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -53,6 +53,14 @@ if TYPE_CHECKING:
     PublicKey = Union[ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey, rsa.RSAPublicKey]
 
 
+class RemoteSigner(Protocol):
+    """A key whose private half stays in a key service (OpenBao transit): it signs bytes on request."""
+
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 pre-authentication encoding: what is actually signed."""
     kind = payload_type.encode("utf-8")
@@ -76,6 +84,12 @@ def decode_base64(text: str) -> bytes:
 def key_id(public_key: PublicKey) -> str:
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
+
+
+def public_key_pem(public_key: PublicKey) -> str:
+    """The key as a keyring lists it: PEM SubjectPublicKeyInfo."""
+    pem: bytes = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem.decode("ascii")
 
 
 def key_algorithm(key: Union[PrivateKey, PublicKey]) -> str:
@@ -220,17 +234,24 @@ def build_statement(
     }
 
 
-def sign_envelope(statement: Mapping[str, Any], keys: Sequence[PrivateKey]) -> Dict[str, Any]:
+def sign_envelope(statement: Mapping[str, Any], keys: Sequence[Union[PrivateKey, RemoteSigner]]) -> Dict[str, Any]:
+    """The DSSE envelope; local and remote keys give the same signature format under the same key id rule."""
     payload = canonical_json(statement)
     message = pae(PAYLOAD_TYPE, payload)
     return {
         "payloadType": PAYLOAD_TYPE,
         "payload": base64.b64encode(payload).decode("ascii"),
         "signatures": [
-            {"keyid": key_id(key.public_key()), "sig": base64.b64encode(sign_bytes(key, message)).decode("ascii")}
+            {"keyid": key_id(key.public_key()), "sig": base64.b64encode(_sign_with(key, message)).decode("ascii")}
             for key in keys
         ],
     }
+
+
+def _sign_with(key: Union[PrivateKey, RemoteSigner], message: bytes) -> bytes:
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        return sign_bytes(key, message)
+    return key.sign(message)
 
 
 @dataclass
