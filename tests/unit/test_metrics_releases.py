@@ -10,7 +10,7 @@ Releases to production (UTC):
 |---|---|---|---|---|---|---|
 | payments-api 1.0.0 | payments | successful | 12-01 08:00 | 10:05 | 10:10 | a rerun continues it |
 | payments-api 1.1.0 | payments | aborted | - | - | 11:01 | gate deny: not a deployment |
-| payments-api 1.2.0 | payments | rolled_back | 11:00 | 12:05 | 12:17 | detected 12:06, rollback done 12:16, incident 12:10 |
+| payments-api 1.2.0 | payments | rolled_back | 11:00 | 12:05 | 12:17 | detected 12:06, rollback done 12:14, incident 12:10 |
 | payments-api 1.2.1 | payments | successful | 12:30 | 13:05 | 13:20 | the fix (rework) |
 | checkout 2.0.0 | web | successful | 12-02 09:00 | 10:02 | 10:05 | incident 11:05-12:35 (within 24 h) |
 | checkout 2.1.0 | web | failed | - | 12-03 09:00 | 09:30 | no rollback: fixed forward |
@@ -18,8 +18,8 @@ Releases to production (UTC):
 | checkout 3.0.0 | web | in progress | - | - | - | not finished: not counted |
 
 Deployed 6 (the abort is not one), successful 4; failures 3 (1.2.0 rolled back, 2.0.0's incident,
-2.1.0 failed): CFR 3/6 = 0.5. Lead times 7800, 3000, 3900, 3000 s: median 3450 s. Recovery 600 s
-(12:06 to 12:16), 5400 s (incident 11:05 to 12:35), 5400 s (09:00 to the fix at 10:30): median
+2.1.0 failed): CFR 3/6 = 0.5. Lead times 7800, 3000, 3900, 3000 s: median 3450 s. Recovery 480 s
+(12:06 to 12:14), 5400 s (incident 11:05 to 12:35), 5400 s (09:00 to the fix at 10:30): median
 5400 s. Rework: 1.2.1, 2.1.0 (after 2.0.0's incident), 2.1.1: 3 of 6.
 """
 
@@ -107,7 +107,7 @@ def release(store: ReleaseRecordStore, ledger: Ledger, clock: Clock) -> None:
             "opened_at": at(1, "12:10"),
         },
     )
-    stage(broken, "rollback", at(1, "12:16"), {"detected_at": at(1, "12:06"), "rolled_back_to": "1.0.0"})
+    stage(broken, "rollback", at(1, "12:16"), {"detected_at": at(1, "12:06"), "restored_at": at(1, "12:14"), "rolled_back_to": "1.0.0"})
     stage(broken, "incident", at(1, "12:16"), {"id": incident["id"], "change": "CHG3"})
     stage(broken, "outcome", at(1, "12:17"), {"outcome": "rolled_back", "rolled_back_to": "1.0.0"})
 
@@ -189,7 +189,7 @@ def test_each_day_counts_the_releases_that_finished_on_it(ledger: Ledger) -> Non
         )
         for day in series
     ] == [
-        ("2026-12-01", 2, 3, 1, 5400.0, 600.0),
+        ("2026-12-01", 2, 3, 1, 5400.0, 480.0),
         ("2026-12-02", 1, 1, 1, 3900.0, 5400.0),
         ("2026-12-03", 1, 2, 1, 3000.0, 5400.0),
     ]
@@ -200,7 +200,7 @@ def test_per_team_from_the_records_team(ledger: Ledger) -> None:
     assert sorted(groups) == ["payments", "web"]
     payments, web = groups["payments"], groups["web"]
     assert (payments["deployment_frequency"]["deployments"], payments["change_failure_rate"]["rate"]) == (2, 0.3333)
-    assert (payments["lead_time"]["median_seconds"], payments["recovery_time"]["median_seconds"]) == (5400.0, 600.0)
+    assert (payments["lead_time"]["median_seconds"], payments["recovery_time"]["median_seconds"]) == (5400.0, 480.0)
     assert (web["deployment_frequency"]["deployments"], web["change_failure_rate"]["rate"]) == (2, 0.6667)
     assert (web["lead_time"]["median_seconds"], web["recovery_time"]["median_seconds"]) == (3450.0, 5400.0)
 
