@@ -248,7 +248,7 @@ def release_facts(store: ReleaseMetricsStore, scope: MetricsScope) -> List[Dict[
     - deployed: it changed the environment (successful, failed or rolled back; not aborted);
     - failure: it was rolled back, failed (needs a fix-forward), or led to an incident;
     - lead: a successful release's commit time (the manifest's) to its finish;
-    - recovery: a failure's detection to service restored (the rollback done, the next
+    - recovery: a failure's detection to service restored (its rollbacks done, else the next
       successful release for a fix-forward, the incidents resolved for an incident alone);
     - rework: a deployed release that follows a failed one of the same service (the fix).
     """
@@ -350,12 +350,12 @@ def _recovery_seconds(
         first = min(str(incident["opened_at"]) for incident in incidents)
         return _seconds_between(first, max(str(incident["resolved_at"]) for incident in incidents))
     detected = _detected_at(release, stages)
-    if release["outcome"] == "rolled_back":
-        # The role notes when its rollbacks were done; the rollback stage is written just after.
-        if rollback is None:
-            return _seconds_between(detected, str(release["finished_at"]))
-        restored = (rollback.get("data") or {}).get("restored_at") or rollback["recorded_at"]
+    # The role notes when its rollbacks (application, schema) were done; the rollback stage follows.
+    restored = ((rollback or {}).get("data") or {}).get("restored_at")
+    if restored:
         return _seconds_between(detected, str(restored))
+    if release["outcome"] == "rolled_back":
+        return _seconds_between(detected, str(rollback["recorded_at"] if rollback else release["finished_at"]))
     fix = next(
         (
             row
