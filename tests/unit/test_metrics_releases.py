@@ -10,7 +10,7 @@ Releases to production (UTC):
 |---|---|---|---|---|---|---|
 | payments-api 1.0.0 | payments | successful | 12-01 08:00 | 10:05 | 10:10 | a rerun continues it |
 | payments-api 1.1.0 | payments | aborted | - | - | 11:01 | gate deny: not a deployment |
-| payments-api 1.2.0 | payments | rolled_back | 11:00 | 12:05 | 12:17 | detected 12:06, rollback done 12:14, incident 12:10 |
+| payments-api 1.2.0 | payments | rolled_back | 11:00 | 12:05 | 12:17 | detected 12:06, restored 12:14, incident 12:10 |
 | payments-api 1.2.1 | payments | successful | 12:30 | 13:05 | 13:20 | the fix (rework) |
 | checkout 2.0.0 | web | successful | 12-02 09:00 | 10:02 | 10:05 | incident 11:05-12:35 (within 24 h) |
 | checkout 2.1.0 | web | failed | - | 12-03 09:00 | 09:30 | no rollback: fixed forward |
@@ -107,7 +107,12 @@ def release(store: ReleaseRecordStore, ledger: Ledger, clock: Clock) -> None:
             "opened_at": at(1, "12:10"),
         },
     )
-    stage(broken, "rollback", at(1, "12:16"), {"detected_at": at(1, "12:06"), "restored_at": at(1, "12:14"), "rolled_back_to": "1.0.0"})
+    stage(
+        broken,
+        "rollback",
+        at(1, "12:16"),
+        {"detected_at": at(1, "12:06"), "restored_at": at(1, "12:14"), "rolled_back_to": "1.0.0"},
+    )
     stage(broken, "incident", at(1, "12:16"), {"id": incident["id"], "change": "CHG3"})
     stage(broken, "outcome", at(1, "12:17"), {"outcome": "rolled_back", "rolled_back_to": "1.0.0"})
 
