@@ -16,7 +16,7 @@ description:
     time and deployment rework rate, with the 2023 DORA benchmark tier of each, over a window and
     as a daily, weekly or monthly series.
   - With release records (O(source=releases), or O(source=auto) when the environment has any), one
-    finished release record is one unit (M(relops.release.release_record_info)): deployment
+    finished release record is one unit (M(relops.release.release_record_info)); deployment
     frequency counts successful releases, lead time runs from the manifest's C(commit_time) to the
     release's finish, change failure rate counts rolled back, failed (fixed forward) and
     incident-causing releases over deployed releases (an aborted release changed nothing), and a
