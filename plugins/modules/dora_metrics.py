@@ -84,7 +84,7 @@ options:
       - Where the figures come from. C(releases) reads release records (one release, one unit);
         C(deployments) reads the deployments table (history imported in bulk, older ledgers);
         C(auto) takes release records when the environment has any, else the deployments table.
-      - The answer's RV(metrics.window.source) says which one was used.
+      - The answer's C(window.source) in RV(metrics) says which one was used.
     type: str
     default: auto
     choices: [auto, releases, deployments]
