@@ -254,7 +254,12 @@ def release_facts(store: ReleaseMetricsStore, scope: MetricsScope) -> List[Dict[
     """
     later = store.finished_releases(scope.environment, scope.start, "9999", scope.service, scope.team)
     in_scope = [release for release in later if release["finished_at"] < scope.end]
-    stages = store.recovery_stages([release["release_id"] for release in in_scope])
+    next_success = _next_successes(later)
+    # Only a failed or rolled-back release has recovery stages: the release role writes its rollback and
+    # incident during the recovery, and a finished successful record takes no incident stage.
+    stages = store.recovery_stages(
+        [release["release_id"] for release in in_scope if release["outcome"] in ("failed", "rolled_back")]
+    )
     incidents = _incidents_of(store, scope, in_scope, stages)
     previous = store.previous_deployed(scope.environment, scope.start, sorted({r["service"] for r in in_scope}))
     last_outcome = {service: row["outcome"] for service, row in previous.items()}
@@ -279,7 +284,9 @@ def release_facts(store: ReleaseMetricsStore, scope: MetricsScope) -> List[Dict[
         if deployed:
             last_outcome[release["service"]] = "incident" if linked and outcome == "successful" else outcome
         if fact["failures"]:
-            fact["recovery_seconds"] = _recovery_seconds(release, stages.get(release["release_id"], {}), linked, later)
+            fact["recovery_seconds"] = _recovery_seconds(
+                release, stages.get(release["release_id"], {}), linked, next_success
+            )
             fact["recovered" if fact["recovery_seconds"] is not None else "unrecovered"] = 1
         fact["lead_samples"] = int(fact["lead_seconds"] is not None)
         facts.append(fact)
@@ -340,7 +347,7 @@ def _recovery_seconds(
     release: Mapping[str, Any],
     stages: Mapping[str, Mapping[str, Any]],
     incidents: Sequence[Mapping[str, Any]],
-    later: Sequence[Mapping[str, Any]],
+    next_success: Mapping[str, str],
 ) -> Optional[float]:
     """Seconds from the failure's detection to service restored, or None while it is not restored."""
     rollback = stages.get("rollback")
@@ -356,17 +363,20 @@ def _recovery_seconds(
         return _seconds_between(detected, str(restored))
     if release["outcome"] == "rolled_back":
         return _seconds_between(detected, str(rollback["recorded_at"] if rollback else release["finished_at"]))
-    fix = next(
-        (
-            row
-            for row in later
-            if row["service"] == release["service"]
-            and row["outcome"] == "successful"
-            and row["finished_at"] > release["finished_at"]
-        ),
-        None,
-    )
-    return _seconds_between(detected, str(fix["finished_at"])) if fix else None
+    fixed = next_success.get(str(release["release_id"]))
+    return _seconds_between(detected, fixed) if fixed else None
+
+
+def _next_successes(releases: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
+    """Per release, when the next successful release of its service finished (one pass, newest first)."""
+    following: Dict[str, str] = {}
+    found: Dict[str, str] = {}
+    for release in reversed(releases):
+        if release["service"] in following:
+            found[str(release["release_id"])] = following[release["service"]]
+        if release["outcome"] == "successful":
+            following[release["service"]] = str(release["finished_at"])
+    return found
 
 
 def _detected_at(release: Mapping[str, Any], stages: Mapping[str, Mapping[str, Any]]) -> str:
