@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import urllib.request
+from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "src"))
@@ -17,6 +18,11 @@ sys.path.insert(0, os.path.join(REPO, "build", "src"))
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import (  # noqa: E402
     open_ledger,
     parse_ledger_url,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.metrics.dora import (  # noqa: E402
+    MetricsRequest,
+    compute,
+    resolve_window,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import (  # noqa: E402
     STAGES,
@@ -35,6 +41,8 @@ def main() -> None:
             run["summary"].get("release_id"): store.get_record(run["summary"].get("release_id") or "")
             for run in releases
         }
+        start, end = resolve_window("30d", None, None, "UTC")
+        dora = compute(ledger, MetricsRequest("local", start, end, "UTC", "day", 86400, group_by="team"))
     print("Releases (newest last):")
     for run in releases:
         summary = run["summary"]
@@ -67,12 +75,36 @@ def main() -> None:
                 )
             )
     print("Incidents recorded for demo-app: %d" % len(incidents))
+    print_delivery(dora)
     print("Audit trail: %s" % verdict)
     print("Report: %s" % report)
     with urllib.request.urlopen(url + "/", timeout=5) as response:
         live = json.load(response)
     print("Site: %s serves demo-app %s" % (url, live["version"]))
     print("Log of every playbook run: %s" % log)
+
+
+def print_delivery(dora: dict[str, Any]) -> None:
+    """The DORA figures over the release records, as the dashboard shows them (docs/metrics.md)."""
+    summary = dora["summary"]
+    failures = summary["change_failure_rate"]
+    lead = summary["lead_time"]["median_hours"]
+    recovery = summary["recovery_time"]["median_seconds"]
+    source = {"releases": "release records", "deployments": "deployments table"}[dora["window"]["source"]]
+    print("Delivery (DORA over the %s, last 30 days):" % source)
+    print(
+        "  successful releases %d; change failure rate %s (%d of %d deployed releases); lead time %s;"
+        " recovery %s; teams %s"
+        % (
+            summary["deployment_frequency"]["deployments"],
+            "-" if failures["rate"] is None else "%.1f %%" % (failures["rate"] * 100),
+            failures["failures"],
+            failures["deployments"],
+            "-" if lead is None else "%.1f h (median of %d)" % (lead, summary["lead_time"]["samples"]),
+            "-" if recovery is None else "%.0f s (median)" % recovery,
+            ", ".join(sorted(dora.get("groups") or {})) or "(none)",
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledge
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
 from ansible_collections.relops.release.plugins.plugin_utils.metrics.dora import (
     GRANULARITIES,
+    SOURCES,
     WINDOWS,
     MetricsRequest,
     compute,
@@ -30,6 +31,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "group_by": {"type": "str", "choices": ["service", "team"]},
     "link_window_hours": {"type": "int", "default": 24},
     "repository": {"type": "path"},
+    "source": {"type": "str", "default": "auto", "choices": list(SOURCES)},
     **LEDGER_ARGUMENT_SPEC,
 }
 
@@ -58,6 +60,7 @@ class ActionModule(RelopsActionBase):
             team=args["team"],
             group_by=args["group_by"],
             repository=args["repository"],
+            source=args["source"],
         )
         ledger = self.open_task_ledger_readonly(args)
         if ledger is None:

@@ -15,7 +15,14 @@ description:
     deployment frequency, lead time for changes, change failure rate, failed deployment recovery
     time and deployment rework rate, with the 2023 DORA benchmark tier of each, over a window and
     as a daily, weekly or monthly series.
-  - Incidents count against the newest deployment on the same configuration item (CI) and
+  - With release records (O(source=releases), or O(source=auto) when the environment has any), one
+    finished release record is one unit (M(relops.release.release_record_info)); deployment
+    frequency counts successful releases, lead time runs from the manifest's C(commit_time) to the
+    release's finish, change failure rate counts rolled back, failed (fixed forward) and
+    incident-causing releases over deployed releases (an aborted release changed nothing), and a
+    rollback is recovery, timed from the failure's detection to the rollback finished.
+  - Incidents count against the release that recorded them (its C(incident) stage or its change
+    number), else against the newest deployment on the same configuration item (CI) and
     environment that finished at most O(link_window_hours) before the incident was opened, unless
     the incident is linked to deployments explicitly (M(relops.release.incident)).
   - The aggregation runs in the ledger database (SQLite or PostgreSQL). Never writes; a missing
@@ -73,7 +80,17 @@ options:
       - A git checkout of the deployed source. When given, lead time is measured for every commit
         between the previous release's source revision and this one (C(git log) on the controller)
         instead of from the one commit time recorded with the deployment.
+      - Used with the C(deployments) source only; release records give the manifest's C(commit_time).
     type: path
+  source:
+    description:
+      - Where the figures come from. C(releases) reads release records (one release, one unit);
+        C(deployments) reads the deployments table (history imported in bulk, older ledgers);
+        C(auto) takes release records when the environment has any, else the deployments table.
+      - The answer's C(window.source) in RV(metrics) says which one was used.
+    type: str
+    default: auto
+    choices: [auto, releases, deployments]
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -133,11 +150,12 @@ metrics:
         granularity: day
         environment: production
         link_window_seconds: 86400
+        source: releases
     summary:
       description:
         - The whole window. C(deployment_frequency) (successful deployments, C(per_day), C(per_week),
           C(deployment_days), C(fourkeys) and C(devlake) buckets, C(tier)); C(lead_time)
-          (C(median_seconds), C(median_hours), C(samples), C(source) commit_at or git, C(tier));
+          (C(median_seconds), C(median_hours), C(samples), C(source) commit_time (release records), commit_at or git, C(tier));
           C(change_failure_rate) (C(deployments), C(failures), C(rollbacks), C(with_incident),
           C(rate), C(tier)); C(recovery_time) (C(median_seconds), C(median_hours), C(recovered),
           C(unrecovered), C(tier)); C(rework_rate) (C(deployments), C(rework), C(rate)).

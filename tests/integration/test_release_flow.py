@@ -9,11 +9,13 @@ must leave 1.0.0 serving with schema version 1.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
 from fixtures.demo_site import Site
 
+from ansible_collections.relops.release.plugins.module_utils.timestamps import parse_timestamp
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
 
 # The tests of this module build on each other (one release after another on one site), so they
@@ -159,3 +161,74 @@ def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -
         assert "1.1.1" not in [d["version"] for d in ledger.list_deployments("demo-app", "local")]
         assert len(ledger.list_incidents(service="demo-app")) == 2
         assert ledger.get_lock("demo-app") is None
+
+
+DORA_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: DORA over what the releases above recorded
+      relops.release.dora_metrics:
+        environment: local
+        window: 7d
+        granularity: day
+        group_by: team
+        ledger_url: %s
+      register: dora
+    - name: Keep the result for the test
+      ansible.builtin.copy:
+        content: "{{ dora.metrics | to_nice_json }}"
+        dest: %s
+        mode: "0600"
+"""
+
+
+def test_dora_metrics_count_the_releases_as_recorded(demo_site: Site) -> None:
+    """The four releases above, one unit each: 1.0.0 successful, 1.1.0 aborted at the gate (not a
+    deployment), 1.2.0 rolled back, 1.1.1 failed in its migration (schema put back). Deployed 3, failed 2;
+    the rollback is recovery, not a deployment."""
+    site = demo_site
+    url = site.ledger_url or "sqlite:///" + os.path.join(site.state, "relops", "ledger.db").lstrip("/")
+    result = os.path.join(site.ansible.workdir, "dora.json")
+    run = site.ansible.playbook(site.ansible.write_playbook(DORA_PLAY % (url, result), "dora.yml"), env=site.env)
+    assert run.returncode == 0, run.report
+    with open(result, encoding="utf-8") as handle:
+        metrics = json.load(handle)
+    with site.ledger() as ledger:
+        records = {r["version"]: r for r in ReleaseRecordStore(ledger).list_records("demo-app", "local")}
+        rollbacks = [ReleaseRecordStore(ledger).get_record(records[v]["release_id"]) for v in ("1.2.0", "1.1.1")]
+    assert {v: r["outcome"] for v, r in records.items()} == {
+        "1.0.0": "successful",
+        "1.1.0": "aborted",
+        "1.2.0": "rolled_back",
+        "1.1.1": "failed",
+    }
+    summary = metrics["summary"]
+    assert metrics["window"]["source"] == "releases"
+    assert summary["deployment_frequency"]["deployments"] == 1
+    assert summary["change_failure_rate"] == {
+        "deployments": 3,
+        "failures": 2,
+        "rollbacks": 1,
+        "with_incident": 2,
+        "rate": 0.6667,
+        "tier": "low",
+    }
+    # Lead time: the manifest's commit time of 1.0.0 (playbooks/demo_build.yml) to the release's finish.
+    lead = (parse_timestamp(records["1.0.0"]["finished_at"]) - parse_timestamp("2026-11-30T09:00:00Z")).total_seconds()
+    assert summary["lead_time"]["samples"] == 1 and summary["lead_time"]["median_seconds"] == round(lead, 3)
+    # Recovery: from the failure's detection to the rollbacks done, as the release role noted them.
+    spans = [
+        (
+            parse_timestamp(record["stages"]["rollback"]["restored_at"])
+            - parse_timestamp(record["stages"]["rollback"]["detected_at"])
+        ).total_seconds()
+        for record in rollbacks
+        if record is not None
+    ]
+    assert len(spans) == 2 and all(0 < span < 600 for span in spans), spans
+    assert summary["recovery_time"]["recovered"] == 2 and summary["recovery_time"]["unrecovered"] == 0
+    assert summary["recovery_time"]["median_seconds"] == round((round(spans[0], 3) + round(spans[1], 3)) / 2, 3)
+    # 1.1.1 follows the rolled-back 1.2.0 (docs/metrics.md, rework rate).
+    assert summary["rework_rate"] == {"deployments": 3, "rework": 1, "rate": 0.3333}
+    assert sorted(metrics["groups"]) == ["payments"], "the team is the manifest's"

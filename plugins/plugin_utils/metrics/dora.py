@@ -17,12 +17,21 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
+from ansible_collections.relops.release.plugins.module_utils.timestamps import (
+    format_timestamp,
+    parse_timestamp,
+    utc_now,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.metrics_store import MetricsScope
 
+from .release_store import DEPLOYED_OUTCOMES, ReleaseMetricsStore
+
 WINDOWS = {"7d": 7, "30d": 30, "90d": 90}
 GRANULARITIES = ("day", "week", "month")
+# Where the figures come from: release records (one release, one unit), or the deployments table
+# (history imported with import_deployments); auto takes the records when the environment has any.
+SOURCES = ("auto", "releases", "deployments")
 DAY = 86400.0
 Period = Tuple[str, str, str]
 ALL = "all"
@@ -52,6 +61,7 @@ class MetricsRequest:
     team: Optional[str] = None
     group_by: Optional[str] = None
     repository: Optional[str] = None
+    source: str = "auto"
 
 
 def zone(name: str) -> datetime.tzinfo:
@@ -124,13 +134,21 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         offsets=offset_stretches(request.start, request.end, tz),
     )
     series_periods = calendar_periods(request.start, request.end, request.granularity, tz)
-    counts, group_counts, medians = _aggregate(ledger, scope, request.granularity, request.group_by)
     days = calendar_periods(request.start, request.end, "day", tz)
-    if request.granularity == "day":
-        day_counts = {label: int(row["successful"]) for (label, _grp), row in counts.items() if label != ALL}
+    source = choose_source(ledger, request)
+    git_leads = None
+    if source == "releases":
+        counts, group_counts, medians, day_counts = _aggregate_releases(
+            ReleaseMetricsStore(ledger), scope, request.granularity, request.group_by, tz
+        )
     else:
-        day_counts = {row["label"]: int(row["deployments"]) for row in ledger.deployment_day_counts(scope)}
-    git_leads = _git_lead_times(ledger, scope, series_periods, request.repository) if request.repository else None
+        counts, group_counts, medians = _aggregate(ledger, scope, request.granularity, request.group_by)
+        if request.granularity == "day":
+            day_counts = {label: int(row["successful"]) for (label, _grp), row in counts.items() if label != ALL}
+        else:
+            day_counts = {row["label"]: int(row["deployments"]) for row in ledger.deployment_day_counts(scope)}
+        if request.repository:
+            git_leads = _git_lead_times(ledger, scope, series_periods, request.repository)
     if git_leads is not None:
         # Git replaces the series' lead times; each group's stays the recorded commit time's.
         for key in list(medians):
@@ -144,7 +162,9 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         fourkeys=fourkeys_bucket(days, day_counts) if day_counts else None,
         devlake=devlake_bucket(days, day_counts) if day_counts else None,
     )
-    summary["lead_time"]["source"] = "git" if git_leads is not None else "commit_at"
+    summary["lead_time"]["source"] = (
+        "git" if git_leads is not None else ("commit_time" if source == "releases" else "commit_at")
+    )
     series = []
     for label, starts, ends in series_periods:
         entry = _metrics(counts.get((label, "")), medians, (label, ""), _days_between(starts, ends))
@@ -165,6 +185,7 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
             "service": request.service,
             "team": request.team,
             "link_window_seconds": request.link_window_seconds,
+            "source": source,
         },
         "summary": summary,
         "series": series,
@@ -172,6 +193,229 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
     if request.group_by:
         answer["groups"] = _groups(group_counts, medians, window_days)
     return answer
+
+
+def choose_source(ledger: Ledger, request: MetricsRequest) -> str:
+    """The source the figures come from: ``releases`` or ``deployments`` (``auto`` picks, see SOURCES)."""
+    if request.source not in SOURCES:
+        raise MetricsError("source %r is not one of %s" % (request.source, ", ".join(SOURCES)))
+    if request.source != "auto":
+        return request.source
+    return "releases" if ReleaseMetricsStore(ledger).has_records(request.environment) else "deployments"
+
+
+# Release records (docs/metrics.md, "Definitions"): one finished release record is one unit.
+
+
+def _aggregate_releases(
+    store: ReleaseMetricsStore, scope: MetricsScope, granularity: str, group: Optional[str], tz: datetime.tzinfo
+) -> Tuple[
+    Dict[Tuple[str, str], Dict[str, int]],
+    Dict[str, Dict[str, int]],
+    Dict[Tuple[str, str, str], float],
+    Dict[str, int],
+]:
+    """What :func:`_aggregate` answers, plus successful releases per local day, from release records."""
+    _check_group(group)
+    facts = release_facts(store, scope)
+    rows: List[Dict[str, Any]] = []
+    samples: Dict[Tuple[str, str, str], List[float]] = {}
+    day_counts: Dict[str, int] = {}
+    for fact in facts:
+        local = parse_timestamp(fact["finished_at"]).astimezone(tz).date()
+        label = _label(local, granularity)
+        grp = _release_group(fact, group)
+        row = {"period": label, "grp": grp, **{name: int(fact.get(name) or 0) for name in _COUNT_COLUMNS}}
+        rows.append(row)
+        if fact["successful"]:
+            day_counts[local.isoformat()] = day_counts.get(local.isoformat(), 0) + 1
+        for metric in ("lead_seconds", "recovery_seconds"):
+            if fact.get(metric) is not None:
+                for key in [(label, ""), (ALL, "")] + ([(ALL, grp)] if group else []):
+                    samples.setdefault((*key, metric), []).append(float(fact[metric]))
+    per_group_rows = _sum_rows(rows)
+    per_period = _with_totals(_sum_over_groups(per_group_rows) if group else per_group_rows)
+    per_group = (
+        {grp: row for (label, grp), row in _with_totals(per_group_rows).items() if label == ALL} if group else {}
+    )
+    medians = {key: median(values) for key, values in samples.items()}
+    return per_period, per_group, medians, day_counts
+
+
+def release_facts(store: ReleaseMetricsStore, scope: MetricsScope) -> List[Dict[str, Any]]:
+    """Every release finished in scope with its counts (0/1) and its lead and recovery seconds.
+
+    - deployed: it changed the environment (successful, failed or rolled back; not aborted);
+    - failure: it was rolled back, failed (needs a fix-forward), or led to an incident;
+    - lead: a successful release's commit time (the manifest's) to its finish;
+    - recovery: a failure's detection to service restored (its rollbacks done, else the next
+      successful release for a fix-forward, the incidents resolved for an incident alone);
+    - rework: a deployed release that follows a failed one of the same service (the fix).
+    """
+    later = store.finished_releases(scope.environment, scope.start, "9999", scope.service, scope.team)
+    in_scope = [release for release in later if release["finished_at"] < scope.end]
+    next_success = _next_successes(later)
+    # Only a failed or rolled-back release has recovery stages: the release role writes its rollback and
+    # incident during the recovery, and a finished successful record takes no incident stage.
+    stages = store.recovery_stages(
+        [release["release_id"] for release in in_scope if release["outcome"] in ("failed", "rolled_back")]
+    )
+    incidents = _incidents_of(store, scope, in_scope, stages)
+    previous = store.previous_deployed(scope.environment, scope.start, sorted({r["service"] for r in in_scope}))
+    last_outcome = {service: row["outcome"] for service, row in previous.items()}
+    facts = []
+    for release in in_scope:
+        outcome = release["outcome"]
+        deployed = outcome in DEPLOYED_OUTCOMES
+        linked = incidents.get(release["release_id"], [])
+        failed = outcome in ("failed", "rolled_back") or bool(linked and deployed)
+        fact = {
+            **release,
+            "deployments": int(deployed),
+            "successful": int(outcome == "successful"),
+            "failures": int(deployed and failed),
+            "rollbacks": int(outcome == "rolled_back"),
+            "with_incident": int(bool(linked) and deployed),
+            "rework": int(deployed and last_outcome.get(release["service"]) in ("failed", "rolled_back", "incident")),
+            "incidents": [int(incident["id"]) for incident in linked],
+            "lead_seconds": _lead_seconds(release),
+            "recovery_seconds": None,
+        }
+        if deployed:
+            last_outcome[release["service"]] = "incident" if linked and outcome == "successful" else outcome
+        if fact["failures"]:
+            fact["recovery_seconds"] = _recovery_seconds(
+                release, stages.get(release["release_id"], {}), linked, next_success
+            )
+            fact["recovered" if fact["recovery_seconds"] is not None else "unrecovered"] = 1
+        fact["lead_samples"] = int(fact["lead_seconds"] is not None)
+        facts.append(fact)
+    return facts
+
+
+def _incidents_of(
+    store: ReleaseMetricsStore,
+    scope: MetricsScope,
+    releases: Sequence[Mapping[str, Any]],
+    stages: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> Dict[str, List[Dict[str, Any]]]:
+    """The incidents each release led to.
+
+    The release's own ``incident`` stage names its incident; an incident raised under a release's
+    change number is that release's; any other incident goes to the newest deployed release of its
+    service finished at most the link window before it was opened. So the incident a failed
+    release opens during its own recovery (before it finishes) never blames the release before it.
+    """
+    by_id = {release["release_id"]: release for release in releases}
+    owner: Dict[int, str] = {}
+    for release_id, entries in stages.items():
+        incident_id = (entries.get("incident") or {}).get("data", {}).get("id")
+        if incident_id not in (None, ""):
+            owner[int(incident_id)] = release_id
+    by_change = {str(r["change_number"]): r["release_id"] for r in releases if r.get("change_number")}
+    linked: Dict[str, List[Dict[str, Any]]] = {}
+    for incident in store.incidents_opened(scope.environment, scope.start, scope.incident_until):
+        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(str(incident.get("external_id") or ""))
+        if chosen is None:
+            chosen = _window_release(incident, releases, scope.link_window_seconds)
+        if chosen is not None and chosen in by_id:
+            linked.setdefault(chosen, []).append(dict(incident))
+    return linked
+
+
+def _window_release(
+    incident: Mapping[str, Any], releases: Sequence[Mapping[str, Any]], window_seconds: int
+) -> Optional[str]:
+    opened = parse_timestamp(str(incident["opened_at"]))
+    service = incident.get("ci") or incident["service"]
+    for release in reversed(releases):
+        if release["service"] != service or release["outcome"] not in DEPLOYED_OUTCOMES:
+            continue
+        finished = parse_timestamp(str(release["finished_at"]))
+        if finished <= opened:
+            return str(release["release_id"]) if (opened - finished).total_seconds() <= window_seconds else None
+    return None
+
+
+def _lead_seconds(release: Mapping[str, Any]) -> Optional[float]:
+    if release["outcome"] != "successful" or not release.get("commit_time"):
+        return None
+    return _seconds_between(str(release["commit_time"]), str(release["finished_at"]))
+
+
+def _recovery_seconds(
+    release: Mapping[str, Any],
+    stages: Mapping[str, Mapping[str, Any]],
+    incidents: Sequence[Mapping[str, Any]],
+    next_success: Mapping[str, str],
+) -> Optional[float]:
+    """Seconds from the failure's detection to service restored, or None while it is not restored."""
+    rollback = stages.get("rollback")
+    if release["outcome"] == "successful":
+        if any(incident.get("resolved_at") is None for incident in incidents):
+            return None
+        first = min(str(incident["opened_at"]) for incident in incidents)
+        return _seconds_between(first, max(str(incident["resolved_at"]) for incident in incidents))
+    detected = _detected_at(release, stages)
+    # The role notes when its rollbacks (application, schema) were done; the rollback stage follows.
+    restored = ((rollback or {}).get("data") or {}).get("restored_at")
+    if restored:
+        return _seconds_between(detected, str(restored))
+    if release["outcome"] == "rolled_back":
+        return _seconds_between(detected, str(rollback["recorded_at"] if rollback else release["finished_at"]))
+    fixed = next_success.get(str(release["release_id"]))
+    return _seconds_between(detected, fixed) if fixed else None
+
+
+def _next_successes(releases: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
+    """Per release, when the next successful release of its service finished (one pass, newest first)."""
+    following: Dict[str, str] = {}
+    found: Dict[str, str] = {}
+    for release in reversed(releases):
+        if release["service"] in following:
+            found[str(release["release_id"])] = following[release["service"]]
+        if release["outcome"] == "successful":
+            following[release["service"]] = str(release["finished_at"])
+    return found
+
+
+def _detected_at(release: Mapping[str, Any], stages: Mapping[str, Mapping[str, Any]]) -> str:
+    """When the failure was detected: the release role notes it (rollback ``detected_at``); records
+    written before it did use the deployment (the change went live), else the release's start."""
+    rollback = stages.get("rollback") or {}
+    noted = (rollback.get("data") or {}).get("detected_at")
+    if noted:
+        return str(noted)
+    deployment = stages.get("deployment")
+    return str(deployment["recorded_at"]) if deployment else str(release["started_at"])
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    return round((parse_timestamp(later) - parse_timestamp(earlier)).total_seconds(), 3)
+
+
+def _release_group(fact: Mapping[str, Any], group: Optional[str]) -> str:
+    if group == "service":
+        return str(fact["service"])
+    if group == "team":
+        return str(fact.get("team") or "(none)")
+    return ""
+
+
+def _check_group(group: Optional[str]) -> None:
+    if group is not None and group not in ("service", "team"):
+        raise MetricsError("metrics group %r is not one of service, team" % group)
+
+
+def _sum_rows(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Counts per (period, group) from one row per release."""
+    sums: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    for row in rows:
+        key = (row["period"], row["grp"])
+        total = sums.setdefault(key, {"period": key[0], "grp": key[1], **dict.fromkeys(_COUNT_COLUMNS, 0)})
+        for name in _COUNT_COLUMNS:
+            total[name] += int(row.get(name) or 0)
+    return list(sums.values())
 
 
 def _groups(
