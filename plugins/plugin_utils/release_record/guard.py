@@ -39,7 +39,11 @@ KEYRING_VAR = "relops_permit_keyring"
 
 
 class PermitGuardedAction(ActionBase):
-    """Runs the module of the same name on the target, behind the permit check."""
+    """Runs the module of the same name on the target, behind the permit check (otherwise as
+    ansible-core's own ``normal`` action does: async, check mode, the remote temporary directory)."""
+
+    _supports_check_mode = True
+    _supports_async = True
 
     # The module's states that change nothing and need no permit, and its default state.
     reading_states: "tuple[str, ...]" = ("query",)
@@ -60,7 +64,14 @@ class PermitGuardedAction(ActionBase):
             result.update(failed=True, changed=False, msg=str(exc))
             return result
         module = "relops.release.%s" % self._task.action.rsplit(".", 1)[-1]
-        result.update(self._execute_module(module_name=module, module_args=module_args, task_vars=task_vars))
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        result.update(
+            self._execute_module(
+                module_name=module, module_args=module_args, task_vars=task_vars, wrap_async=wrap_async
+            )
+        )
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
         if permit is not None:
             result["permit_id"] = permit["permit_id"]
             result["release_id"] = permit["release_id"]
