@@ -21,6 +21,9 @@ description:
   - An OpenBao that is sealed or unreachable fails the task with a message naming the secret path.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(requests) on the controller, and an OpenBao or HashiCorp Vault server with the database secrets engine
 options:
   state:
     description: Issue a login (V(present)) or revoke one (V(absent)).

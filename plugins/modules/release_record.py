@@ -24,6 +24,9 @@ description:
   - Runs on the controller, where the ledger is.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   release_id:
     description: The release, as M(relops.release.artifact_verify) returned it (RV(relops.release.artifact_verify#module:release_id)).

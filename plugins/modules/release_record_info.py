@@ -19,6 +19,9 @@ description:
   - Never writes. Runs on the controller, where the ledger is.
 author:
   - relops.release maintainers (@relops)
+requirements:
+  - Runs on the controller (Python 3.11 or newer); nothing is installed on the target
+  - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   release_id:
     description: The release to read.

@@ -105,8 +105,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-# The CI must be in the CMDB first (relops.release.cmdb_ci's examples register payments-api).
-- name: Assess the release
+- name: Assess the release (its CI must be in the CMDB first; relops.release.cmdb_ci's examples register it)
   relops.release.risk_assess:
     service: payments-api
     environment: production

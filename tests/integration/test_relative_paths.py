@@ -57,6 +57,8 @@ PLAY = """
     - name: Change gate reads its calendar without base_dir
       relops.release.change_gate:
         service: payments-api
+        # Not enforced, so the caller may name the route (production would want a release record).
+        environment: staging
         version: 1.0.0
         route: automatic
         policy: policy.yml
