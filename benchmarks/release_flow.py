@@ -21,6 +21,15 @@ issue's figures:
     .venv/bin/python benchmarks/release_flow.py                   # 1 host, local inventory
     .venv/bin/python benchmarks/release_flow.py --lab-hosts 3     # lab fleets (the issue's: 1 and 20)
     .venv/bin/python benchmarks/release_flow.py --lab-hosts 20
+
+- enforcement (``--enforcement``): what release permits and the gate's evidence reads cost. The same
+  releases (1.0.0, then 1.1.0) on two sites of the same shape, one with its environment enforced (the
+  gate decides from the record and signs a permit; every host change checks it) and one with the same
+  policy not enforcing it, in alternating order; wall seconds and the CPU seconds of each run's own
+  process tree (which the machine's other load barely moves), medians and differences:
+
+    .venv/bin/python benchmarks/release_flow.py --enforcement                  # 1 host
+    .venv/bin/python benchmarks/release_flow.py --enforcement --lab-hosts 20
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +49,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # machine.py sits beside this file; the unit tests import this file from elsewhere.
@@ -261,12 +274,92 @@ def timed_playbook(
     ansible: Ansible, site: Site, playbook: str, *args: str, env: Optional[dict[str, str]] = None
 ) -> tuple[float, float]:
     """Run a playbook; return its wall seconds and the machine's busy CPU seconds meanwhile."""
-    started, cpu_before = time.monotonic(), machine.busy_cpu_seconds()
+    elapsed, busy, _own = timed_playbook_cpu(ansible, site, playbook, *args, env=env)
+    return elapsed, busy
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_playbook_cpu(
+    ansible: Ansible, site: Site, playbook: str, *args: str, env: Optional[dict[str, str]] = None
+) -> tuple[float, float, float]:
+    """Run a playbook; return its wall seconds, the machine's busy CPU seconds meanwhile, and the CPU
+    seconds of the playbook's own process tree (ansible-playbook, its workers and the modules they ran;
+    not the daemons it started), which other load on a shared machine barely moves."""
+    started, cpu_before, own_before = time.monotonic(), machine.busy_cpu_seconds(), children_cpu_seconds()
     run = ansible.playbook(playbook, *site.extra, *args, env={**site.env, **(env or {})}, timeout=3600)
     elapsed, busy = time.monotonic() - started, machine.busy_cpu_seconds() - cpu_before
+    own = children_cpu_seconds() - own_before
     if run.returncode != 0:
         raise RuntimeError("%s failed:\n%s" % (os.path.basename(playbook), run.output[-6000:]))
-    return elapsed, busy
+    return elapsed, busy, own
+
+
+def write_unenforced_policy(ansible: Ansible, directory: str) -> str:
+    """The tests' policy for the local inventory with `local` not enforced: no permits issued or checked,
+    the gate free to take the caller's word; everything else equal."""
+    with open(ansible.environment()["RELOPS_TEST_POLICY"], encoding="utf-8") as handle:
+        policy = yaml.safe_load(handle)
+    policy["environments"]["local"]["enforced"] = False
+    path = os.path.join(directory, "unenforced-policy.yml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(policy, handle, sort_keys=False)
+    return path
+
+
+def measure_enforcement(ansible: Ansible, workdir: str, lab_hosts: int, repeats: int) -> dict[str, Any]:
+    """The same release with the environment enforced (evidence reads, permit signed and checked on every
+    host change) and not enforced, on two sites with the same fleet shape, in turns (ABBA...), so both
+    meet the same machine. Reports wall and own-CPU medians and the enforced/unenforced differences."""
+    unenforced = write_unenforced_policy(ansible, workdir)
+    with sites(ansible) as (enforced_site, open_site):
+        releases = build_releases(ansible, enforced_site)
+        share_build(enforced_site, open_site)
+        for site in (enforced_site, open_site):
+            if lab_hosts:
+                start_lab(site, workdir, lab_hosts, enforced_site)
+            else:
+                start_local_router(ansible, site)
+        samples: dict[str, list[tuple[float, float]]] = {"enforced": [], "unenforced": []}
+        versions = [version for version in ("1.0.0", "1.1.0") if version in releases][: max(repeats, 1)]
+        for index, version in enumerate(versions):
+            artifact, checksum = releases[version]
+            args = (
+                "-e",
+                "release_artifact_repository=%s" % os.path.dirname(artifact),
+                "-e",
+                "release_artifact=%s" % artifact,
+                "-e",
+                "release_checksum=%s" % checksum,
+                "-e",
+                "release_envelope=%s.intoto.json" % artifact,
+            )
+            order = [("enforced", enforced_site, ()), ("unenforced", open_site, ("-e", "release_policy=" + unenforced))]
+            for name, site, extra in order if index % 2 == 0 else list(reversed(order)):
+                elapsed, _busy, own = timed_playbook_cpu(ansible, site, RELEASE, *args, *extra)
+                samples[name].append((elapsed, own))
+    wall = {name: statistics.median(value[0] for value in pairs) for name, pairs in samples.items()}
+    cpu = {name: statistics.median(value[1] for value in pairs) for name, pairs in samples.items()}
+    return {
+        "hosts": lab_hosts or 1,
+        "target": "lab" if lab_hosts else "local",
+        "releases_each": len(samples["enforced"]),
+        "samples_wall_cpu_seconds": {
+            name: [[round(a, 2), round(b, 2)] for a, b in pairs] for name, pairs in samples.items()
+        },
+        "enforced_wall_seconds": round(wall["enforced"], 2),
+        "unenforced_wall_seconds": round(wall["unenforced"], 2),
+        "enforcement_wall_seconds": round(wall["enforced"] - wall["unenforced"], 2),
+        "ratio_wall_enforced_vs_unenforced": round(wall["enforced"] / wall["unenforced"], 3),
+        "enforced_own_cpu_seconds": round(cpu["enforced"], 2),
+        "unenforced_own_cpu_seconds": round(cpu["unenforced"], 2),
+        "enforcement_own_cpu_seconds": round(cpu["enforced"] - cpu["unenforced"], 2),
+        "ratio_own_cpu_enforced_vs_unenforced": round(cpu["enforced"] / cpu["unenforced"], 3),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+    }
 
 
 def measure(ansible: Ansible, workdir: str, lab_hosts: int) -> dict[str, Any]:
@@ -353,6 +446,12 @@ def measure(ansible: Ansible, workdir: str, lab_hosts: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lab-hosts", type=int, default=0, help="release to a lab fleet of N hosts (0: local)")
+    parser.add_argument(
+        "--enforcement",
+        action="store_true",
+        help="instead: the release with its environment enforced (permits) against the same release not enforced",
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="with --enforcement: releases of each kind (1 or 2)")
     args = parser.parse_args()
     collections = os.path.join(REPO, "build", "collections")
     if not os.path.isdir(os.path.join(collections, "ansible_collections", "relops", "release")):
@@ -361,7 +460,11 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="relops-bench-release-")
     load_before = [round(value, 2) for value in os.getloadavg()]
     try:
-        result = measure(Ansible(collections_path=collections, workdir=workdir), workdir, args.lab_hosts)
+        ansible = Ansible(collections_path=collections, workdir=workdir)
+        if args.enforcement:
+            result = measure_enforcement(ansible, workdir, args.lab_hosts, args.repeats)
+        else:
+            result = measure(ansible, workdir, args.lab_hosts)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["load_average_before"] = load_before

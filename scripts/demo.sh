@@ -35,14 +35,31 @@ playbook "${REPO}/playbooks/demo_build.yml"
 step "Starting nginx on http://127.0.0.1:${PORT} (the router the releases switch)"
 "${BIN}/python" "${REPO}/scripts/demo_nginx.py" "${DEMO}/nginx" "${PORT}" >>"${LOG}" 2>&1
 
-release() {
-  local version=$1
-  "${BIN}/ansible-playbook" -i "${INVENTORY}" "${REPO}/playbooks/release.yml" \
-    -e "release_artifact=$(field "${version}" 0)" -e "release_checksum=$(field "${version}" 1)" \
-    -e "release_envelope=$(field "${version}" 0).intoto.json" >>"${LOG}" 2>&1
+# The demo's second identity: the CAB member who approves each release's change. The local ITSM
+# records the login of whoever decides, and the policy (examples/policies/local.yml) denies a change
+# its releaser approved; so the approver runs as its own login while the release waits for it.
+CAB_LOGIN="${RELOPS_DEMO_APPROVER:-relops-cab}"
+approve() {
+  env LOGNAME="${CAB_LOGIN}" USER="${CAB_LOGIN}" "${BIN}/ansible-playbook" -i "${INVENTORY}" \
+    "${REPO}/playbooks/approve.yml" -e "approve_correlation_prefix=relops-demo-app-local-$1" \
+    -e approve_wait=300 -e "approve_comments='CAB approval of demo-app $1, by the demo approver'" >>"${LOG}" 2>&1
 }
 
-step "Releasing 1.0.0 (verify, risk, change, gate, lock, migrate, blue-green, smoke, CMDB, close)"
+release() {
+  local version=$1 approver status=0
+  approve "${version}" &
+  approver=$!
+  "${BIN}/ansible-playbook" -i "${INVENTORY}" "${REPO}/playbooks/release.yml" \
+    -e "release_artifact=$(field "${version}" 0)" -e "release_checksum=$(field "${version}" 1)" \
+    -e "release_envelope=$(field "${version}" 0).intoto.json" -e release_approval_timeout=300 >>"${LOG}" 2>&1 || status=$?
+  if ! wait "${approver}"; then
+    echo "the demo's approver did not decide ${version}'s change (see ${LOG})" >&2
+    return 1
+  fi
+  return "${status}"
+}
+
+step "Releasing 1.0.0 (verify, risk, change approved by relops-cab, gate, lock, migrate, blue-green, smoke, CMDB, close)"
 release 1.0.0
 step "Releasing 1.1.0 blue-green, with an expand migration"
 release 1.1.0

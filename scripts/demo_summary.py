@@ -65,12 +65,13 @@ def main() -> None:
         record = records.get(summary.get("release_id"))
         if record is not None:
             print(
-                "         record %s: %d stages (%s), signed by %s, permit %s"
+                "         record %s: %d stages (%s), signed by %s, approved by %s, permit %s"
                 % (
                     record["release_id"],
                     len(record["stages"]),
                     ", ".join(stage for stage in STAGES if stage in record["stages"]),
                     ", ".join(key[:16] for key in summary.get("signers") or []) or "nobody",
+                    ", ".join(approvers(record)) or "nobody",
                     record["permit_id"] or "none",
                 )
             )
@@ -82,6 +83,11 @@ def main() -> None:
         live = json.load(response)
     print("Site: %s serves demo-app %s" % (url, live["version"]))
     print("Log of every playbook run: %s" % log)
+
+
+def approvers(record: dict[str, Any]) -> list[str]:
+    """Who approved the release's change, as its record's change stage says (the demo's second identity)."""
+    return [str(who) for who in (record["stages"].get("change") or {}).get("approvers") or []]
 
 
 def print_delivery(dora: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.verify im
     verify_artifact,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.options import LEDGER_ARGUMENT_SPEC
+from ansible_collections.relops.release.plugins.plugin_utils.release_record.guard import PermitChecks
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "name": {"type": "str", "required": True},
@@ -36,11 +37,12 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "url_password": {"type": "str", "no_log": True},
     "validate_certs": {"type": "bool", "default": True},
     "ca_path": {"type": "path"},
+    "permit": {"type": "raw"},
     **LEDGER_ARGUMENT_SPEC,
 }
 
 
-class ActionModule(ArtifactActionBase):
+class ActionModule(PermitChecks, ArtifactActionBase):
     argument_spec = ARGUMENT_SPEC
 
     def execute_artifact(self, args: Dict[str, Any]) -> Dict[str, Any]:
@@ -102,7 +104,18 @@ class ActionModule(ArtifactActionBase):
                 "before_header": target.location,
                 "after_header": target.location,
             }
-        if not changed or self.check_mode:
+        if not changed:
+            return result
+        # Into an enforced environment only under a release permit for exactly this artifact.
+        permit = self.permit_for(
+            args["to_environment"],
+            args.get("permit"),
+            "promote %s to %s" % (args["name"], args["to_environment"]),
+            digest=report.sha256,
+        )
+        if permit is not None:
+            result.update(permit_id=permit["permit_id"], release_id=permit["release_id"])
+        if self.check_mode:
             return result
         # The artifact first: a reader that finds the envelope always finds what it signs.
         if before is None:

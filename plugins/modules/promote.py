@@ -83,6 +83,20 @@ options:
   ca_path:
     description: CA bundle for HTTPS repositories.
     type: path
+  permit:
+    description:
+      - The release permit this promotion runs under, the DSSE envelope M(relops.release.change_gate) returned
+        as RV(relops.release.change_gate#module:permit) (a mapping or its JSON text); when not set, the
+        C(relops_release_permit) variable.
+      - Read only when the policy (C(relops_policy), else C(release_policy), else the collection's default)
+        marks O(to_environment) enforced (production in the default policy). There the copy is refused,
+        changing nothing, unless the permit's signature verifies against the keyring in
+        C(relops_permit_keyring), it names O(to_environment) and the artifact's sha256 digest, it is between
+        its C(not_before) and C(not_after), and the ledger does not list it as revoked. The permit's hosts
+        are not checked, because a repository is not a host.
+      - A promotion that changes nothing (the target already holds the same artifact and envelope) needs no
+        permit.
+    type: raw
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -111,6 +125,9 @@ EXAMPLES = r"""
     required_signatures: 2
     url_username: "{{ nexus_user }}"
     url_password: "{{ nexus_token }}"
+    # Production is enforced: the permit the change gate signed for this release (release role: set as
+    # relops_release_permit after the gate).
+    permit: "{{ gate.permit }}"
   run_once: true
 """
 
@@ -153,4 +170,12 @@ promotion:
   description: The ledger row recorded for this promotion.
   returned: when the artifact was copied
   type: dict
+permit_id:
+  description: The release permit the promotion ran under.
+  returned: when O(to_environment) is enforced and the artifact was, or in check mode would be, copied
+  type: str
+release_id:
+  description: The release the permit was issued for.
+  returned: when O(to_environment) is enforced and the artifact was, or in check mode would be, copied
+  type: str
 """

@@ -57,7 +57,8 @@ def run_like_awx(ansible, tmp_path, extravars: dict, env: dict) -> ansible_runne
         private_data_dir=str(private),
         playbook=os.path.join(REPO, "playbooks", "release.yml"),
         inventory=str(private / "inventory" / "hosts.yml"),
-        extravars=extravars,
+        # The job's one identity approves its own change, as in the other tests (tests/fixtures/one_identity).
+        extravars={"release_change_approval": "approved", **extravars},
         envvars=environment,
         quiet=True,
         timeout=600,

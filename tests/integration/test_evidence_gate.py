@@ -2,8 +2,8 @@
 Each way around it that a playbook could try is refused through real ansible-playbook runs, on the
 local ITSM: route and risk given by the caller, the releaser approving their own CAB change, one
 signature where the policy wants two, the audit callback off where the policy requires it, a recorded
-quality deny, an artifact whose signing key was
-revoked, and a package that was neither checksummed nor signed. The allowed path issues a permit
+quality deny, a release while the previous one's stabilization period runs, an artifact whose signing
+key was revoked, and a package that was neither checksummed nor signed. The allowed path issues a permit
 bound to the release."""
 
 from __future__ import annotations
@@ -156,6 +156,19 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
             "args": dict(gate, requested_by="dev.two", policy=os.path.join(workdir, "audited.yml")),
         },
         {"id": "allowed", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+        # The release succeeded and started the period production's policy asks for (roles/release does
+        # this after success); the service's next change waits for it to end.
+        {
+            "id": "stabilizing",
+            "module": "stabilization",
+            "args": {
+                "service": "{{ result_verified.manifest.service }}",
+                "environment": "production",
+                "version": "{{ result_verified.manifest.version }}",
+                "period": "{{ result_risk.stabilization_seconds }}",
+            },
+        },
+        {"id": "during-stabilization", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
         # A quality deny for the artifact, recorded in its release record, stops the release.
         {
             "id": "quality",
@@ -217,6 +230,12 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert allowed["caller_claims"] == {} and allowed["route"] == results["risk"]["route"]
     assert allowed["permit_id"] and allowed["permit"]["payloadType"] == "application/vnd.in-toto+json"
 
+    assert allowed["environment_policy"]["stabilization_required"] is True
+    assert results["stabilizing"]["changed"] is True and results["risk"]["stabilization_seconds"] > 0
+    during = results["during-stabilization"]
+    assert during["decision"] in ("wait", "deny") and "permit" not in during, during
+    assert any(r.startswith("stabilization %s: " % during["decision"]) for r in during["reasons"]), during["reasons"]
+
     assert results["quality"]["decision"] == "deny"
     reassessed = results["risk-after-quality"]
     assert reassessed["evidence"]["quality"]["decision"] == "deny" and reassessed["facts"]["tests_passed"] is False
@@ -239,5 +258,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert record["stages"]["permit"]["hosts"] == ["web01", "web02"]
     assert record["stages"]["permit"]["digest"] == results["built"]["digest"].split(":")[1]
     gates = [entry["data"]["decision"] for entry in record["history"] if entry["stage"] == "gate"]
-    assert gates == ["deny", "deny", "deny", "allow", "deny", "deny"], "every decision the gate made is in the record"
+    assert gates == ["deny", "deny", "deny", "allow", during["decision"], "deny", "deny"], (
+        "every decision the gate made is in the record"
+    )
     assert never_signed is not None and never_signed["stages"]["verification"]["verified"] is False

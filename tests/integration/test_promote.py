@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
 import hashlib
 import json
 import os
@@ -13,6 +15,7 @@ from fixtures.http_repo import PASSWORD, USER, HttpRepository
 from fixtures.playbooks import Ansible
 from fixtures.signing import DEMO_APP, KeyPair, demo_manifest
 
+from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import (
     build_statement,
     load_private_key,
@@ -20,8 +23,18 @@ from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest im
 )
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.packaging import plan_package, write_package
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
+from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import (
+    build_permit,
+    load_permit_key,
+    sign_permit,
+)
 
 NAME = "demo-app-1.4.0.tar.gz"
+
+
+def permit_id(envelope: dict[str, Any]) -> str:
+    """The id of the permit an envelope carries."""
+    return str(json.loads(base64.b64decode(envelope["payload"]))["predicate"]["permit_id"])
 
 
 def _publish(directory: str, key: KeyPair, **manifest_changes: Any) -> str:
@@ -52,23 +65,54 @@ def _args(key: KeyPair, source: str, target: str, **extra: Any) -> dict[str, Any
     }
 
 
+def _permit_env(tmp_path: Any, key_factory: Any, ledger_url: str) -> tuple[KeyPair, tuple[str, ...]]:
+    """A permit key, and the variables that make the run trust it (production is enforced)."""
+    permit_key = key_factory("ed25519", name="permits")
+    keyring = str(tmp_path / "permit-keyring.json")
+    with open(keyring, "w", encoding="utf-8") as handle:
+        json.dump({"keys": [{"public_key_file": permit_key.public_path}]}, handle)
+    return permit_key, ("-e", "relops_ledger_url=%s" % ledger_url, "-e", "relops_permit_keyring=%s" % keyring)
+
+
+def _permit(key: KeyPair, digest: str) -> dict[str, Any]:
+    """A permit for demo-app 1.4.0 in production, signed as change_gate signs one."""
+    record = {"release_id": "promote-test", "service": "demo-app", "environment": "production", "version": "1.4.0"}
+    issued = utc_now() - datetime.timedelta(seconds=5)
+    statement = build_permit(dict(record, digest=digest), ["web01"], issued, 600, {})
+    return sign_permit(statement, load_permit_key(key.private_path))
+
+
 def test_directory_promotion_verifies_copies_records_and_is_idempotent(
     ansible: Ansible, tmp_path: Any, key_factory: Any, ledger_url: str
 ) -> None:
     key = key_factory("ed25519")
     staging, production = str(tmp_path / "staging"), str(tmp_path / "production")
     digest = _publish(staging, key)
-    env = ("-e", "relops_ledger_url=%s" % ledger_url)
+    permit_key, env = _permit_env(tmp_path, key_factory, ledger_url)
+    # Production is enforced: without a permit, or with one for another artifact, nothing is copied.
+    code, refused, output = run_task(ansible, "relops.release.promote", _args(key, staging, production), *env)
+    assert code == 0 and refused["failed"] is True, output
+    assert "promote %s to production refused: no release permit" % NAME in refused["msg"], output
+    code, refused, output = run_task(
+        ansible, "relops.release.promote", _args(key, staging, production, permit=_permit(permit_key, "ab" * 32)), *env
+    )
+    assert code == 0 and refused["failed"] is True, output
+    assert "is for artifact sha256:abababababababab, not sha256:%s" % digest[:16] in refused["msg"], output
+    assert not os.path.exists(production)
+
+    permit = _permit(permit_key, digest)
     code, predicted, output = run_task(
-        ansible, "relops.release.promote", _args(key, staging, production), *env, "--check"
+        ansible, "relops.release.promote", _args(key, staging, production, permit=permit), *env, "--check"
     )
     assert code == 0 and predicted["changed"] is True, output
+    assert predicted["permit_id"] == permit_id(permit)
     assert not os.path.exists(production)
 
     code, promoted, output = run_task(
-        ansible, "relops.release.promote", _args(key, staging, production), *env, "--diff"
+        ansible, "relops.release.promote", _args(key, staging, production, permit=permit), *env, "--diff"
     )
     assert code == 0 and promoted["changed"] is True, output
+    assert promoted["permit_id"] == permit_id(permit) and promoted["release_id"] == "promote-test"
     assert promoted["sha256"] == digest and promoted["promotion"]["to_environment"] == "production"
     assert sorted(os.listdir(production)) == [NAME, NAME + ".intoto.json"]
     code, again, output = run_task(ansible, "relops.release.promote", _args(key, staging, production), *env)
@@ -111,13 +155,17 @@ def test_http_put_repository_backend(
     staging = str(tmp_path / "staging")
     digest = _publish(staging, key)
     target = "%s/releases-production/demo-app" % http_repository.url
-    env = ("-e", "relops_ledger_url=%s" % ledger_url)
+    permit_key, env = _permit_env(tmp_path, key_factory, ledger_url)
+    permit = _permit(permit_key, digest)
     code, denied, output = run_task(
-        ansible, "relops.release.promote", _args(key, staging, target, url_username=USER, url_password="wrong"), *env
+        ansible,
+        "relops.release.promote",
+        _args(key, staging, target, url_username=USER, url_password="wrong", permit=permit),
+        *env,
     )
     assert code == 0 and denied["failed"] is True and "answered HTTP 401 to PUT" in denied["msg"], output
     assert "wrong" not in output.replace("answered HTTP 401", "")
-    args = _args(key, staging, target, url_username=USER, url_password=PASSWORD)
+    args = _args(key, staging, target, url_username=USER, url_password=PASSWORD, permit=permit)
     code, promoted, output = run_task(ansible, "relops.release.promote", args, *env)
     assert code == 0 and promoted["changed"] is True, output
     assert http_repository.puts == [
