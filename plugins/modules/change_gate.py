@@ -187,7 +187,11 @@ options:
       - A caller claim, refused in an enforced environment, where approvals come from the ITSM.
     type: str
   requested_by:
-    description: Who requests the change. Default is the user running the play.
+    description:
+      - Who requests the change, for segregation of duties. Default is the identity of the run (AWX's user,
+        else the C(sudo) user, else the login).
+      - Refused in an environment the policy enforces, like O(route) and O(peer_approver), because it would
+        let the releaser pass as someone else; there the requester is always the run's identity.
     type: str
   lock:
     description: The release lock to check. Default is the service name.
@@ -275,7 +279,6 @@ EXAMPLES = r"""
     hosts: "{{ groups['web'] }}"
     permit_key: /run/relops/permit-key.pem
     change: "{{ change.change.number }}"
-    requested_by: dev.one
     calendars:
       - {type: ics, path: calendars/freezes.ics, kind: blackout}
     readiness:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 from fixtures.governance import run_tasks, write_junit, write_yaml
-from fixtures.playbooks import Ansible
+from fixtures.playbooks import BIN, REPO, Ansible
 from fixtures.signing import DEMO_APP, KeyPair
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
@@ -26,6 +26,8 @@ from ansible_collections.relops.release.plugins.plugin_utils.policy.loader impor
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
 
 SN_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The second person: approves from their own login (the local ITSM records the login of whoever decides).
+CAB_MEMBER = "cab.member"
 
 
 def _policies(directory: str) -> "tuple[str, str]":
@@ -80,6 +82,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
         "hosts": ["web01", "web02"],
         "fail_on_deny": False,
     }
+    cab_gate = dict(gate, change="{{ result_cab_change.change.number }}")
     verify = {"environment": "production", "policy": one, "record": True, "mode": "report"}
     assess = {
         "service": "{{ result_verified.manifest.service }}",
@@ -147,15 +150,53 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
             "args": {"number": "{{ result_change.change.number }}", "state": "implement"},
         },
         {"id": "claimed", "module": "change_gate", "args": dict(gate, route="automatic", risk="low")},
+        # Passing as someone else is a claim too: the requester is the run's identity.
+        {"id": "claimed-requester", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
         {"id": "self-approved", "module": "change_gate", "args": gate},
-        {"id": "two-wanted", "module": "change_gate", "args": dict(gate, requested_by="dev.two", policy=two)},
+        # The releaser withdraws that change; a second one is approved by another person, from their own
+        # login, in their own ansible-playbook process (playbooks/approve.yml, as `make demo` does).
+        {
+            "id": "withdrawn",
+            "module": "change_request",
+            "args": {"number": "{{ result_change.change.number }}", "state": "canceled", "close_notes": "withdrawn"},
+        },
+        {
+            "id": "cab-change",
+            "module": "change_request",
+            "args": {
+                "correlation_id": "evidence-gate-cab",
+                "short_description": "Release the demo app (for the CAB)",
+                "start_date": start,
+                "end_date": end,
+                "state": "authorize",
+            },
+        },
+        {
+            "id": "cab-approval",
+            "module": "ansible.builtin.command",
+            "args": {
+                "argv": [
+                    os.path.join(BIN, "ansible-playbook"),
+                    os.path.join(REPO, "playbooks", "approve.yml"),
+                    "-e",
+                    "approve_change={{ result_cab_change.change.number }}",
+                ]
+            },
+            "environment": {"LOGNAME": CAB_MEMBER, "USER": CAB_MEMBER},
+        },
+        {
+            "id": "cab-implement",
+            "module": "change_request",
+            "args": {"number": "{{ result_cab_change.change.number }}", "state": "implement"},
+        },
+        {"id": "two-wanted", "module": "change_gate", "args": dict(cab_gate, policy=two)},
         # The policy requires the audit trail, and this run has the audit callback off.
         {
             "id": "unaudited",
             "module": "change_gate",
-            "args": dict(gate, requested_by="dev.two", policy=os.path.join(workdir, "audited.yml")),
+            "args": dict(cab_gate, policy=os.path.join(workdir, "audited.yml")),
         },
-        {"id": "allowed", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+        {"id": "allowed", "module": "change_gate", "args": cab_gate},
         # The release succeeded and started the period production's policy asks for (roles/release does
         # this after success); the service's next change waits for it to end.
         {
@@ -168,7 +209,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
                 "period": "{{ result_risk.stabilization_seconds }}",
             },
         },
-        {"id": "during-stabilization", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+        {"id": "during-stabilization", "module": "change_gate", "args": cab_gate},
         # A quality deny for the artifact, recorded in its release record, stops the release.
         {
             "id": "quality",
@@ -182,7 +223,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
             },
         },
         {"id": "risk-after-quality", "module": "risk_assess", "args": assess},
-        {"id": "after-quality", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+        {"id": "after-quality", "module": "change_gate", "args": cab_gate},
         {
             "id": "revoked",
             "module": "artifact_verify",
@@ -195,7 +236,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
                 release_id="{{ result_verified.release_id }}",
             ),
         },
-        {"id": "after-revocation", "module": "change_gate", "args": dict(gate, requested_by="dev.two")},
+        {"id": "after-revocation", "module": "change_gate", "args": cab_gate},
     ]
     results, run = run_tasks(ansible, tasks, env=env)
 
@@ -211,6 +252,9 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert claimed["failed"] and "environment production is enforced by the policy" in claimed["msg"], claimed
     assert "not from risk, route" in claimed["msg"] and "decision" not in claimed
 
+    claimed_requester = results["claimed-requester"]
+    assert claimed_requester["failed"] and "not from requested_by" in claimed_requester["msg"], claimed_requester
+
     own = results["self-approved"]
     assert own["decision"] == "deny" and "permit" not in own, own
     assert any("approved their own change on the %s route" % results["risk"]["route"] in r for r in own["reasons"])
@@ -225,8 +269,10 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
         r.startswith("audit deny: audit callback relops.release.audit is not enabled") for r in unaudited["reasons"]
     )
 
+    assert results["cab-approval"]["rc"] == 0, results["cab-approval"]
     allowed = results["allowed"]
     assert allowed["decision"] == "allow", allowed.get("reasons") or run.report
+    assert allowed["approvers"] == [CAB_MEMBER], allowed
     assert allowed["caller_claims"] == {} and allowed["route"] == results["risk"]["route"]
     assert allowed["permit_id"] and allowed["permit"]["payloadType"] == "application/vnd.in-toto+json"
 

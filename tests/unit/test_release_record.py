@@ -115,6 +115,9 @@ def test_the_gate_reads_route_and_signatures_from_the_record_and_refuses_claims(
     with pytest.raises(ReleaseRecordError, match="needs release_id"):
         refuse_claims({}, "production")
     refuse_claims({"release_id": "r1"}, "production")
+    # The requester comes from the run's identity: a caller naming another person is a claim too.
+    with pytest.raises(ReleaseRecordError, match="not from requested_by; drop requested_by"):
+        refuse_claims({"release_id": "r1", "requested_by": "dev.two"}, "production")
 
 
 def _keyring(*keys: ed25519.Ed25519PrivateKey) -> Keyring:

@@ -10,8 +10,10 @@ from typing import Any, Dict, List, Mapping, Optional
 from .model import ReleaseRecordError
 
 # Options through which a caller could tell the gate what to think. In an enforced environment the
-# gate refuses them: it takes route, risk and approvals from the record and the ITSM.
-CALLER_CLAIMS = ("assessment", "route", "risk", "change_type", "peer_approver")
+# gate refuses them: it takes route, risk and approvals from the record and the ITSM, and the requester
+# from the run's identity (a requested_by claim would let the releaser pass as someone else and
+# approve their own change).
+CALLER_CLAIMS = ("assessment", "route", "risk", "change_type", "peer_approver", "requested_by")
 # Stages only the module that checked may write; relops.release.release_record refuses them.
 CHECKED_STAGES = ("manifest", "verification", "risk", "quality", "gate", "permit")
 
@@ -47,7 +49,7 @@ def caller_claims(args: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def refuse_claims(args: Mapping[str, Any], environment: str) -> None:
-    """In an enforced environment a caller may not tell the gate the route, the risk or who approved."""
+    """In an enforced environment a caller may not tell the gate the route, the risk, who approved or who asks."""
     claims = caller_claims(args)
     if claims:
         raise ReleaseRecordError(
