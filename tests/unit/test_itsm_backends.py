@@ -334,7 +334,8 @@ def test_a_host_that_leaves_loses_its_runs_on_relation(backend: ItsmBackend) -> 
 
 def test_a_service_name_reads_its_ci_in_the_environment(backend: ItsmBackend) -> None:
     legacy = backend.create_ci("cmdb_ci_appl", {"name": "payments-api", "version": "1.0.0"})
-    assert resolve_ci(backend, "payments-api", "production")["sys_id"] == legacy["sys_id"], "an older CMDB keeps working"
+    older = resolve_ci(backend, "payments-api", "production")
+    assert older["sys_id"] == legacy["sys_id"], "a CMDB written before CIs were per environment keeps working"
     production = backend.create_ci("cmdb_ci_appl", {"name": "payments-api (production)", "environment": "production"})
     assert resolve_ci(backend, "payments-api", "production")["sys_id"] == production["sys_id"]
     assert resolve_ci(backend, "payments-api")["sys_id"] == legacy["sys_id"]
