@@ -7,8 +7,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from servicenow.server import ServiceNowStandIn
 
+from ansible_collections.relops.release.plugins.filter.cmdb import environment_ci
 from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import (
@@ -342,3 +344,10 @@ def test_a_service_name_reads_its_ci_in_the_environment(backend: ItsmBackend) ->
     assert resolve_ci_ids(backend, [production["sys_id"]], "staging") == [production["sys_id"]]
     with pytest.raises(ITSMError, match=r"'ledger-api' \(nor 'ledger-api \(staging\)'\) matches 0 CIs"):
         resolve_ci(backend, "ledger-api", "staging")
+
+
+def test_the_environment_ci_filter_names_the_ci_cmdb_deployment_writes() -> None:
+    assert environment_ci("payments-api", "staging") == environment_ci_name("payments-api", "staging")
+    assert environment_ci("payments-api", "staging") == "payments-api (staging)"
+    with pytest.raises(AnsibleFilterError, match=r"environment_ci: service 'payments-api' and environment ''"):
+        environment_ci("payments-api", "")
