@@ -16,6 +16,7 @@ from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import 
     text_fields,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend, Record, check_route
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import resolve_ci_ids
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
 
 FIELD_OPTIONS = (
@@ -46,6 +47,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     **{name: {"type": "str"} for name in FIELD_OPTIONS},
     "other": {"type": "dict", "default": {}},
     "configuration_items": {"type": "list", "elements": "str", "default": []},
+    "environment": {"type": "str"},
     "work_notes": {"type": "str"},
     "close_code": {"type": "str", "choices": list(model.CLOSE_CODES)},
     "close_notes": {"type": "str"},
@@ -80,7 +82,7 @@ class ActionModule(ItsmActionBase):
         fields = _wanted_fields(args)
         existing = _find(backend, args)
         # Before anything is created: a CI that does not resolve must leave no change without its CIs.
-        ci_ids = [_resolve_ci(backend, item) for item in args["configuration_items"]]
+        ci_ids = resolve_ci_ids(backend, args["configuration_items"], args.get("environment"))
         if existing is None:
             _check_new_change(args)
             if self.check_mode:
@@ -231,14 +233,6 @@ def _find(backend: ItsmBackend, args: Dict[str, Any]) -> Optional[Record]:
     if args.get("correlation_id"):
         return backend.get_change(correlation_id=args["correlation_id"])
     return None
-
-
-def _resolve_ci(backend: ItsmBackend, item: str) -> str:
-    found = backend.find_cis("cmdb_ci", {"sys_id": item}, limit=1) if len(item) == 32 else []
-    found = found or backend.find_cis("cmdb_ci", {"name": item}, limit=2)
-    if len(found) != 1:
-        raise ITSMError("configuration item %r matches %d CIs; give its sys_id, or a unique name" % (item, len(found)))
-    return str(found[0]["sys_id"])
 
 
 def _backoff(wait: Dict[str, Any]) -> Backoff:

@@ -9,15 +9,19 @@ from typing import Any, Dict, List
 from ansible_collections.relops.release.plugins.module_utils.timestamps import now_timestamp
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend, Record
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import (
+    environment_ci_name,
+    record_service_deployment,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
-
-RUNS_ON = "Runs on::Runs"
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "service": {"type": "str", "required": True},
     "version": {"type": "str", "required": True},
     "environment": {"type": "str", "required": True},
     "hosts": {"type": "list", "elements": "str", "default": []},
+    "ci_name": {"type": "str"},
+    "prune_hosts": {"type": "bool", "default": True},
     "change": {"type": "str"},
     "artifact_digest": {"type": "str"},
     "deployed_at": {"type": "str"},
@@ -35,10 +39,18 @@ class ActionModule(ItsmActionBase):
         with self.itsm_backend(args, write=True) as backend:
             change = backend.require_change(number=args["change"]) if args.get("change") else None
             hosts = [self._host(backend, args, name) for name in args["hosts"]]
-            app, app_changed, before, after = backend.upsert_ci(
-                args["app_class"], ["name"], {"name": args["service"], "version": args["version"]}, self.check_mode
+            # Only a successful deployment says where the service now runs; a failed one leaves the hosts as they were.
+            deployed = record_service_deployment(
+                backend,
+                args.get("ci_name") or environment_ci_name(args["service"], args["environment"]),
+                args["environment"],
+                args["version"],
+                hosts,
+                args["app_class"],
+                prune=args["prune_hosts"] and args["status"] == "successful",
+                check_mode=self.check_mode,
             )
-            relations_changed = self._relate_hosts(backend, app, hosts)
+            app = deployed.app
             change_changed = False
             if change is not None and app is not None:
                 change_changed = self._attach(backend, change, app, hosts)
@@ -46,14 +58,21 @@ class ActionModule(ItsmActionBase):
                 change_changed = True
         recorded = self._record(args, app, hosts)
         result: Dict[str, Any] = {
-            "changed": app_changed or relations_changed or change_changed or recorded is not None,
-            "app": app or after,
+            "changed": deployed.changed or change_changed or recorded is not None,
+            "app": app or deployed.after,
             "hosts": [h["sys_id"] for h in hosts],
+            "hosts_added": deployed.added,
+            "hosts_pruned": deployed.pruned,
             "deployment_id": recorded,
             "last_change": args.get("change") or "",
             "requests_sent": self.requests_sent,
         }
         if self.diff_mode:
+            before, after = dict(deployed.before), dict(deployed.after)
+            if deployed.pruned:
+                before["runs_on_removed"] = deployed.pruned
+            if deployed.added:
+                after["runs_on_added"] = deployed.added
             result["diff"] = {"before": before, "after": after}
         return result
 
@@ -80,16 +99,6 @@ class ActionModule(ItsmActionBase):
                 % (name, len(found), args["host_class"])
             )
         return found[0]
-
-    def _relate_hosts(self, backend: ItsmBackend, app: Any, hosts: List[Record]) -> bool:
-        if app is None:
-            return bool(hosts)
-        present = {r["child"] for r in backend.relations(app["sys_id"], "downstream") if r["type"] == RUNS_ON}
-        missing = [h for h in hosts if h["sys_id"] not in present]
-        if not self.check_mode:
-            for host in missing:
-                backend.add_relation(app["sys_id"], host["sys_id"], RUNS_ON)
-        return bool(missing)
 
     def _record(self, args: Dict[str, Any], app: Any, hosts: List[Record]) -> Any:
         """Write the deployment to the ledger once: a rerun with the same service, version and change is a no-op."""

@@ -11,12 +11,13 @@ from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import 
     ItsmActionBase,
     require_positive,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import resolve_ci_ids
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "cis": {"type": "list", "elements": "str", "required": True},
     "direction": {"type": "str", "choices": ["upstream", "downstream", "both"], "default": "upstream"},
     "depth": {"type": "int", "default": 3},
+    "environment": {"type": "str"},
     **ITSM_ARGUMENT_SPEC,
 }
 
@@ -27,13 +28,7 @@ class ActionModule(ItsmActionBase):
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         require_positive("depth", args["depth"])
         with self.itsm_backend(args, write=False) as backend:
-            starts = []
-            for item in args["cis"]:
-                found = backend.find_cis("cmdb_ci", {"sys_id": item}, limit=1) if len(item) == 32 else []
-                found = found or backend.find_cis("cmdb_ci", {"name": item}, limit=2)
-                if len(found) != 1:
-                    raise ITSMError("CI %r matches %d CIs; give its sys_id or a unique name" % (item, len(found)))
-                starts.append(found[0]["sys_id"])
+            starts = resolve_ci_ids(backend, args["cis"], args.get("environment"))
             affected, services = backend.impact(starts, args["direction"], args["depth"])
         return {
             "changed": False,

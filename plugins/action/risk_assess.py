@@ -65,7 +65,7 @@ class ActionModule(ItsmActionBase):
         evidence: Dict[str, Any] = {}
         if args["cis"]:
             with self.itsm_backend(args, write=False) as backend:
-                found, evidence["cmdb"] = ci_facts(backend, args["cis"], args["impact_depth"])
+                found, evidence["cmdb"] = ci_facts(backend, args["cis"], args["impact_depth"], args["environment"])
             facts.update(found)
         with self._ledger(args) as ledger:
             found, evidence["ledger"] = ledger_facts(

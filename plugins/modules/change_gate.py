@@ -120,7 +120,10 @@ options:
     description: The change request number on the ITSM backend.
     type: str
   cis:
-    description: CIs the change touches, in addition to the change's own, for the conflict check and calendar scope.
+    description:
+      - CIs the change touches, in addition to the change's own, for the conflict check and calendar scope.
+      - A service's name reads its CI in O(environment) (V(<service> (<environment>\))), and the CI of that exact
+        name when there is none.
     type: list
     elements: str
     default: []

@@ -107,10 +107,17 @@ options:
     type: dict
     default: {}
   configuration_items:
-    description: CIs the change affects (names or sys_ids); added when missing, never removed.
+    description:
+      - CIs the change affects (names or sys_ids); added when missing, never removed.
+      - With O(environment), a service's name reads its CI in that environment (V(<service> (<environment>\))), as
+        M(relops.release.cmdb_deployment) names it, and the CI of that exact name when there is none.
     type: list
     elements: str
     default: []
+  environment:
+    description: The environment whose CIs O(configuration_items) names (see there).
+    type: str
+    version_added: 1.1.0
   work_notes:
     description: A work note; added once (the same note is not added again on a rerun).
     type: str

@@ -12,8 +12,21 @@ short_description: Record that a service version was deployed to hosts under a c
 version_added: 0.1.0
 description:
   - Records that version O(version) of service O(service) was deployed to O(hosts) under change O(change).
-  - Sets the application CI's C(version), relates it to each host with C(Runs on::Runs), adds the
-    application and hosts to the change's affected CIs, and writes the deployment to the release ledger.
+  - The service has one CI per environment, as ServiceNow's Common Service Data Model has one application
+    service per deployment of an application. The CI is named V(<service> (<environment>\)) (O(ci_name) to
+    choose another name), carries C(environment) and C(version), and is created on the first deployment to
+    the environment. So production at 1.9.0 and staging at 2.0.0 are two CIs, each with its own version,
+    hosts and last change. Modules that take a CI name and an environment
+    (M(relops.release.risk_assess), M(relops.release.change_gate), M(relops.release.change_request),
+    M(relops.release.cmdb_impact), M(relops.release.release_plan)) read this CI for the service's name.
+  - Sets the CI's C(version), relates it to each host with C(Runs on::Runs), adds the application and
+    hosts to the change's affected CIs, and writes the deployment to the release ledger.
+  - O(hosts) is where the service now runs in the environment. A successful deployment removes the
+    C(Runs on::Runs) relations to hosts not in O(hosts) (a host that left the inventory), unless
+    O(prune_hosts=false). A failed or rolled-back deployment removes none.
+  - Before version 1.1.0 the CI was named O(service) in every environment. That CI is left as it was; set
+    its C(install_status) to V(7) (Retired) with M(relops.release.cmdb_ci) once every environment has
+    deployed, or set O(ci_name) to O(service) to keep writing it (one environment only).
   - The change becomes each CI's last change the way ServiceNow records it, through the change's
     affected CIs (C(task_ci) rows on ServiceNow, the change's CI list in the ledger); the application CI
     also becomes the change's configuration item (C(cmdb_ci)) when the change has none. Read it back
@@ -28,19 +41,32 @@ requirements:
   - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   service:
-    description: The application CI's name.
+    description: The service deployed; its CI in O(environment) is named V(<service> (<environment>\)).
     type: str
     required: true
+  ci_name:
+    description: The name of the service's CI in O(environment), instead of V(<service> (<environment>\)).
+    type: str
+    version_added: 1.1.0
+  prune_hosts:
+    description:
+      - Remove the CI's C(Runs on::Runs) relations to hosts not in O(hosts) when O(status=successful).
+      - Set V(false) when O(hosts) is only part of where the service runs (one batch of a rolling deployment).
+    type: bool
+    default: true
+    version_added: 1.1.0
   version:
     description: The version deployed.
     type: str
     required: true
   environment:
-    description: The environment deployed to, as the ledger records it.
+    description: The environment deployed to, as the ledger records it; also the CI's C(environment).
     type: str
     required: true
   hosts:
-    description: Names of the host CIs the application now runs on. They must exist.
+    description:
+      - Names of the host CIs the service now runs on in O(environment). They must exist.
+      - Relations to hosts not named are removed (see O(prune_hosts)).
     type: list
     elements: str
     default: []
@@ -96,13 +122,34 @@ EXAMPLES = r"""
     hosts: "{{ ansible_play_hosts }}"
     change: "{{ change.change.number }}"
   run_once: true
+
+- name: Record one batch of a rolling deployment (the other hosts still run the service)
+  relops.release.cmdb_deployment:
+    service: payments-api
+    version: "{{ release_version }}"
+    environment: staging
+    hosts: "{{ ansible_play_batch }}"
+    prune_hosts: false
+  run_once: true
 """
 
 RETURN = r"""
 app:
-  description: The application CI.
+  description: The service's CI in O(environment).
   returned: always
   type: dict
+  sample: {sys_id: 3a1f0c9e2b7d4e5f8a6b1c2d3e4f5a6b, name: payments-api (production), environment: production,
+           version: 1.9.0, sys_class_name: cmdb_ci_appl}
+hosts_added:
+  description: Names of the hosts the CI was newly related to with C(Runs on::Runs).
+  returned: always
+  type: list
+  elements: str
+hosts_pruned:
+  description: Names of the hosts whose C(Runs on::Runs) relation was removed (they left O(hosts)).
+  returned: always
+  type: list
+  elements: str
 hosts:
   description: The host CIs' sys_ids.
   returned: always

@@ -24,10 +24,18 @@ requirements:
   - C(psycopg) (version 3) on the controller, only for a PostgreSQL ledger
 options:
   cis:
-    description: Names or sys_ids of the CIs to start from.
+    description:
+      - Names or sys_ids of the CIs to start from.
+      - With O(environment), a service's name starts from its CI in that environment
+        (V(<service> (<environment>\)), as M(relops.release.cmdb_deployment) names it), and from the CI of that
+        exact name when there is none.
     type: list
     elements: str
     required: true
+  environment:
+    description: The environment whose CIs O(cis) names (see there).
+    type: str
+    version_added: 1.1.0
   direction:
     description: Which way to walk. V(upstream) follows child to parent.
     type: str
@@ -60,6 +68,14 @@ EXAMPLES = r"""
     direction: upstream
     depth: 3
   register: blast
+  run_once: true
+
+- name: What depends on payments-api in production (its CI "payments-api (production)")
+  relops.release.cmdb_impact:
+    cis: [payments-api]
+    environment: production
+    direction: both
+    depth: 2
   run_once: true
 
 - name: Show the business services

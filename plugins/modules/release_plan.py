@@ -21,7 +21,9 @@ description:
   - Conflicts are pairs of releases whose windows overlap and that touch the same CI or CIs related
     in the CMDB within the plan's C(related_depth) relations (the traversal of
     M(relops.release.cmdb_impact), on the local or ServiceNow backend). A CI the CMDB does not know
-    fails the task, naming the release.
+    fails the task, naming the release. A service named by a release with an C(environment) is read as
+    its CI in that environment (V(<service> (<environment>\)), as M(relops.release.cmdb_deployment) names
+    it), and as the CI of that exact name when there is none.
   - Vendor slips are releases starting before a vendor delivery plus its buffer days. O(vendor_moves)
     asks what moves if vendor dates move; the answer (RV(moves)) follows dependencies release by release.
   - Compliance items are at risk when their release ends after the deadline, as planned or once it slips.

@@ -45,6 +45,8 @@ options:
     description:
       - Names or sys_ids of the CIs the change touches. Empty skips the CMDB facts (counted as unknown).
       - Each must be in the CMDB (register it with M(relops.release.cmdb_ci)); an unknown CI fails the task.
+      - A service's name reads its CI in O(environment) (V(<service> (<environment>\))), as
+        M(relops.release.cmdb_deployment) names it, and the CI of that exact name when there is none.
     type: list
     elements: str
     default: []

@@ -323,7 +323,9 @@ def test_deployment_records_the_last_change_on_the_cis(ansible: Ansible, itsm: I
     cis = run_task(ansible, itsm, "cmdb_ci_info", {"ci_class": "cmdb_ci", "with_changes": True})
     by_name = {ci["name"]: ci for ci in cis["records"]}
     first, second = numbers
-    assert by_name["payments-api"]["last_change"] == second and by_name["payments-api"]["changes"] == [second, first]
+    app = by_name["payments-api (production)"]
+    assert app["last_change"] == second and app["changes"] == [second, first], "the service's CI in production"
+    assert by_name["payments-api"]["changes"] == [], "the CI named after the service alone is not written"
     assert by_name["web01"]["last_change"] == second and by_name["web01"]["changes"] == [second, first]
     assert by_name["Payments"]["last_change"] == "" and by_name["Payments"]["changes"] == []
     again = run_task(

@@ -29,11 +29,11 @@ FLOW = """
         items:
 {items}
       register: node_cis
-    - name: The application on two of them
+    - name: The application's production CI on two of them
       relops.release.cmdb_ci:
         ci_class: cmdb_ci_appl
-        name: payments-api
-        attributes: {{version: "2.0.0"}}
+        name: payments-api (production)
+        attributes: {{version: "2.0.0", environment: production}}
         relations:
           - {{type: "Runs on::Runs", target: node01}}
           - {{type: "Runs on::Runs", target: node02}}
@@ -43,6 +43,7 @@ FLOW = """
         correlation_id: release-2.0.0
         short_description: Deploy payments-api 2.0.0
         configuration_items: [payments-api]
+        environment: production
         state: authorize
       register: opened
     - name: CAB approves

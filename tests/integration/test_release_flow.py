@@ -67,6 +67,13 @@ def test_a_release_goes_through_every_step(demo_site: Site) -> None:
         assert {d["gate"] for d in decisions} >= {"change_gate"}
         assert ledger.get_lock("demo-app") is None
         assert [event["event"] for event in ledger.lock_events("demo-app")][:2] == ["released", "acquired"]
+        # The CMDB holds the service's CI in this environment at the version deployed, running on the host.
+        apps = {row["name"]: row for row in ledger.itsm_find_cis(["cmdb_ci_appl"])}
+        assert list(apps) == ["demo-app (local)"], apps
+        app = apps["demo-app (local)"]
+        assert (app["attributes"]["version"], app["attributes"]["environment"]) == ("1.0.0", "local")
+        runs_on = [r["child"] for r in ledger.itsm_relations(parent=app["sys_id"]) if r["type"] == "Runs on::Runs"]
+        assert [host["name"] for host in ledger.itsm_find_cis(["cmdb_ci_server"], sys_ids=runs_on)] == ["localhost"]
     # The release record holds what each stage of release.yml saw, written by the modules that checked.
     record = record_of(site, summary["release_id"])
     assert summary["release_id"].startswith("demo-app@1.0.0/local/")

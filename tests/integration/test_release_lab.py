@@ -131,6 +131,12 @@ def test_on_the_lab_a_release_reaches_every_host(lab_site: LabSite) -> None:
         assert ledger.get_lock("demo-app") is None
     servers = {record["name"] for record in world.standin.records("cmdb_ci_server", "")}
     assert servers >= {host.name for host in world.lab.hosts}, "every lab host is a CI in the CMDB: %s" % servers
+    # On ServiceNow too the service has its CI in the environment, at the version, running on the lab hosts.
+    apps = world.standin.records("cmdb_ci_appl", "")
+    assert [(a["name"], a["environment"], a["version"]) for a in apps] == [("demo-app (local)", "local", "1.0.0")], apps
+    children = {r["child"] for r in world.standin.records("cmdb_rel_ci", "parent=%s" % apps[0]["sys_id"])}
+    runs_on = {r["name"] for r in world.standin.records("cmdb_ci_server", "") if r["sys_id"] in children}
+    assert {host.name for host in world.lab.hosts} <= runs_on <= servers, runs_on
 
 
 BYPASS_PLAY = """

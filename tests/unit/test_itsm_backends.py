@@ -7,10 +7,19 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from servicenow.server import ServiceNowStandIn
 
+from ansible_collections.relops.release.plugins.filter.cmdb import environment_ci
 from ansible_collections.relops.release.plugins.plugin_utils.backoff import Backoff
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import (
+    ServiceDeployment,
+    environment_ci_name,
+    record_service_deployment,
+    resolve_ci,
+    resolve_ci_ids,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.instance import resolve_instance
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.local import LocalBackend
@@ -273,3 +282,72 @@ def test_servicenow_incident_is_opened_once_through_an_ambiguous_failure(service
     )
     assert opened is True and servicenow.instance.faults.injected == {"reset_after": 1}
     assert [r["number"] for r in servicenow.records("incident")] == [incident["number"]]
+
+
+def _deploy(
+    backend: ItsmBackend, environment: str, version: str, hosts: list[str], check_mode: bool = False, prune: bool = True
+) -> ServiceDeployment:
+    found = [backend.find_cis("cmdb_ci_server", {"name": name})[0] for name in hosts]
+    name = environment_ci_name("payments-api", environment)
+    return record_service_deployment(backend, name, environment, version, found, "cmdb_ci_appl", prune, check_mode)
+
+
+def _runs_on(backend: ItsmBackend, ci: dict[str, str]) -> list[str]:
+    children = [r["child"] for r in backend.relations(ci["sys_id"], "downstream") if r["type"] == "Runs on::Runs"]
+    return sorted(host["name"] for host in backend.get_cis(children))
+
+
+def test_each_environment_has_its_own_service_ci(backend: ItsmBackend) -> None:
+    for host in ("web01", "stg01"):
+        backend.create_ci("cmdb_ci_linux_server", {"name": host})
+    _deploy(backend, "production", "1.9.0", ["web01"])
+    _deploy(backend, "staging", "2.0.0", ["stg01"])
+    cis = {ci["name"]: ci for ci in backend.find_cis("cmdb_ci_appl", {})}
+    assert sorted(cis) == ["payments-api (production)", "payments-api (staging)"]
+    production, staging = cis["payments-api (production)"], cis["payments-api (staging)"]
+    assert (production["version"], production["environment"]) == ("1.9.0", "production")
+    assert (staging["version"], staging["environment"]) == ("2.0.0", "staging")
+    assert _runs_on(backend, production) == ["web01"] and _runs_on(backend, staging) == ["stg01"]
+    assert not _deploy(backend, "staging", "2.0.0", ["stg01"]).changed, "a rerun writes nothing"
+    # Each CI's last change is its own: the change that deployed to staging is not production's.
+    for ci, number in ((production, "prod-1"), (staging, "stg-1")):
+        change, _created = backend.ensure_change("normal", {"correlation_id": number}, None)
+        backend.add_change_cis(change, [ci["sys_id"]])
+    assert backend.ci_changes(production["sys_id"], 5)[0]["correlation_id"] == "prod-1"
+    assert backend.ci_changes(staging["sys_id"], 5)[0]["correlation_id"] == "stg-1"
+
+
+def test_a_host_that_leaves_loses_its_runs_on_relation(backend: ItsmBackend) -> None:
+    for host in ("web01", "web02"):
+        backend.create_ci("cmdb_ci_linux_server", {"name": host})
+    first = _deploy(backend, "production", "1.9.0", ["web01", "web02"])
+    assert first.added == ["web01", "web02"] and first.pruned == []
+    planned = _deploy(backend, "production", "1.9.1", ["web01"], check_mode=True)
+    assert planned.changed and planned.pruned == ["web02"]
+    assert first.app is not None and _runs_on(backend, first.app) == ["web01", "web02"], "check mode removes nothing"
+    kept = _deploy(backend, "production", "1.9.1", ["web01"], prune=False)
+    assert kept.pruned == [] and _runs_on(backend, first.app) == ["web01", "web02"]
+    done = _deploy(backend, "production", "1.9.2", ["web01"])
+    assert done.changed and done.pruned == ["web02"] and _runs_on(backend, first.app) == ["web01"]
+    assert not backend.remove_relation(first.app["sys_id"], done.app["sys_id"] if done.app else "", "Runs on::Runs")
+    web02 = backend.find_cis("cmdb_ci_server", {"name": "web02"})[0]
+    assert backend.relations(web02["sys_id"], "upstream") == [], "nothing runs on the host that left"
+
+
+def test_a_service_name_reads_its_ci_in_the_environment(backend: ItsmBackend) -> None:
+    legacy = backend.create_ci("cmdb_ci_appl", {"name": "payments-api", "version": "1.0.0"})
+    older = resolve_ci(backend, "payments-api", "production")
+    assert older["sys_id"] == legacy["sys_id"], "a CMDB written before CIs were per environment keeps working"
+    production = backend.create_ci("cmdb_ci_appl", {"name": "payments-api (production)", "environment": "production"})
+    assert resolve_ci(backend, "payments-api", "production")["sys_id"] == production["sys_id"]
+    assert resolve_ci(backend, "payments-api")["sys_id"] == legacy["sys_id"]
+    assert resolve_ci_ids(backend, [production["sys_id"]], "staging") == [production["sys_id"]]
+    with pytest.raises(ITSMError, match=r"'ledger-api' \(nor 'ledger-api \(staging\)'\) matches 0 CIs"):
+        resolve_ci(backend, "ledger-api", "staging")
+
+
+def test_the_environment_ci_filter_names_the_ci_cmdb_deployment_writes() -> None:
+    assert environment_ci("payments-api", "staging") == environment_ci_name("payments-api", "staging")
+    assert environment_ci("payments-api", "staging") == "payments-api (staging)"
+    with pytest.raises(AnsibleFilterError, match=r"environment_ci: service 'payments-api' and environment ''"):
+        environment_ci("payments-api", "")

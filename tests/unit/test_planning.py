@@ -10,13 +10,21 @@ import icalendar
 import pytest
 
 from ansible_collections.relops.release.plugins.plugin_utils.calendar import load_windows
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import (
+    environment_ci_name,
+    record_service_deployment,
+)
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.local import LocalBackend
+from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
 from ansible_collections.relops.release.plugins.plugin_utils.planning.analysis import (
     analyse,
     dependency_order,
     make_calendar_check,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.planning.cmdb import related_cis
 from ansible_collections.relops.release.plugins.plugin_utils.planning.export import to_html, to_ical, to_markdown
 from ansible_collections.relops.release.plugins.plugin_utils.planning.plan import PlanError, load_plan
+from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor
 
 UTC = datetime.timezone.utc
 AS_OF = datetime.datetime(2026, 11, 26, tzinfo=UTC)
@@ -267,3 +275,30 @@ def test_releases_inside_peak_periods_and_blackouts_are_findings() -> None:
     findings = [f for f in analyse(plan, as_of=AS_OF, calendar_check=check).findings if f.kind == "calendar"]
     assert sorted(f.releases[0] for f in findings) == ["orders-27.1", "payments-27.1"]
     assert all(f.details["window"]["name"] == "peak: retail sale" for f in findings)
+
+
+def test_a_release_reads_the_services_ci_in_its_environment(tmp_path: Any) -> None:
+    """payments-api and orders-api share web01 in production only; staging's payments-api CI runs elsewhere."""
+    url = "sqlite:///" + str(tmp_path / "ledger.db").lstrip("/")
+    with open_ledger(parse_ledger_url(url)) as ledger:
+        backend = LocalBackend(ledger, current_actor(environ={"RELOPS_RUN_ID": "unit-run"}))
+        hosts = {name: backend.create_ci("cmdb_ci_linux_server", {"name": name}) for name in ("web01", "stg01")}
+        backend.create_ci("cmdb_ci", {"name": "core-db"})
+        for service, environment, host in (
+            ("payments-api", "production", "web01"),
+            ("orders-api", "production", "web01"),
+            ("payments-api", "staging", "stg01"),
+        ):
+            name = environment_ci_name(service, environment)
+            record_service_deployment(backend, name, environment, "1.0.0", [hosts[host]], "cmdb_ci_appl", True, False)
+        document = _plan()
+        document["related_depth"] = 2
+        document["releases"][1].update(environment="production")
+        document["releases"][2].update(environment="production", cis=["orders-api"])
+        production = related_cis(load_plan(document), backend)
+        assert production["payments-api"] == {"web01", "orders-api"}, "another release's CI, by the name it uses"
+        document["releases"][1].update(environment="staging")
+        assert related_cis(load_plan(document), backend)["payments-api"] == {"stg01"}
+        document["releases"][2].update(environment="test")
+        with pytest.raises(PlanError, match=r"CI 'orders-api' of release orders-27.1 is not in the CMDB"):
+            related_cis(load_plan(document), backend)

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import parse_timestamp, utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend, Record
-from ansible_collections.relops.release.plugins.plugin_utils.itsm.errors import ITSMError
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import resolve_ci_ids
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.policy import Policy
 
@@ -18,21 +18,14 @@ FAILED_OUTCOMES = ("failed", "rolled_back")
 CRITICALITY = re.compile(r"^\s*([1-4])\b")
 
 
-def resolve_cis(backend: ItsmBackend, names: List[str]) -> List[str]:
-    """sys_ids of the named CIs (sys_id or unique name), as relops.release.cmdb_impact resolves them."""
-    found_ids = []
-    for item in names:
-        found = backend.find_cis("cmdb_ci", {"sys_id": item}, limit=1) if len(item) == 32 else []
-        found = found or backend.find_cis("cmdb_ci", {"name": item}, limit=2)
-        if len(found) != 1:
-            raise ITSMError("CI %r matches %d CIs; give its sys_id or a unique name" % (item, len(found)))
-        found_ids.append(found[0]["sys_id"])
-    return found_ids
+def ci_facts(
+    backend: ItsmBackend, names: List[str], depth: int = 3, environment: Optional[str] = None
+) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Criticality (1 most critical) and blast radius (CIs depending on the changed ones).
 
-
-def ci_facts(backend: ItsmBackend, names: List[str], depth: int = 3) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Criticality (1 most critical) and blast radius (CIs depending on the changed ones)."""
-    roots = resolve_cis(backend, names)
+    A service named in ``names`` is read as its CI in ``environment`` (see itsm.cmdb.resolve_ci).
+    """
+    roots = resolve_ci_ids(backend, names, environment)
     affected, services = backend.impact(roots, "upstream", depth)
     tiers = [tier for ci in backend.get_cis(roots) + affected if (tier := criticality_tier(ci)) is not None]
     facts = {

@@ -25,12 +25,12 @@ from ansible_collections.relops.release.plugins.plugin_utils.calendar import (
     load_windows,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend, Record
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import resolve_ci_ids
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.lock_recovery_store import holder_is_dead
 from ansible_collections.relops.release.plugins.plugin_utils.policy import Policy, canonical_digest
 from ansible_collections.relops.release.plugins.plugin_utils.release_record.evidence import signature_shortfall
 
-from .facts import resolve_cis
 from .readiness import review
 from .times import optional_moment
 
@@ -322,7 +322,7 @@ def check_conflicts(ctx: GateContext) -> Finding:
     backend = ctx.backend
     mine = set(backend.change_cis(ctx.change)) if ctx.change else set()
     if ctx.args.get("cis"):
-        mine |= set(resolve_cis(backend, list(ctx.args["cis"])))
+        mine |= set(resolve_ci_ids(backend, list(ctx.args["cis"]), ctx.args.get("environment")))
     if not mine:
         return Finding("conflict", "pass", "the change names no CIs")
     related = _with_neighbours(backend, mine)

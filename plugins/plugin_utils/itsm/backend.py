@@ -195,6 +195,10 @@ class ItsmBackend(abc.ABC):
     def add_relation(self, parent: str, child: str, type_name: str) -> bool:
         """Relate two CIs; False when already related."""
 
+    @abc.abstractmethod
+    def remove_relation(self, parent: str, child: str, type_name: str) -> bool:
+        """Remove the relation of this type between two CIs; False when there was none."""
+
     # Change schedules (blackout calendars, issue 5)
 
     def change_schedule(self, name: str) -> Optional[Record]:

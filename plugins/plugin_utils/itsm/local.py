@@ -305,6 +305,9 @@ class LocalBackend(ItsmBackend):
     def add_relation(self, parent: str, child: str, type_name: str) -> bool:
         return self._writable().itsm_relate(uuid.uuid4().hex, parent, child, type_name)
 
+    def remove_relation(self, parent: str, child: str, type_name: str) -> bool:
+        return self._writable().itsm_unrelate(parent, child, type_name)
+
 
 def _change(row: Mapping[str, Any]) -> Record:
     fields: Dict[str, Any] = dict(row["fields"])

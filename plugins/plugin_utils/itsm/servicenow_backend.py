@@ -508,6 +508,15 @@ class ServiceNowBackend(ItsmBackend):
                 continue
         raise ITSMError("relating %s to %s failed 5 times; check the instance's health and retry" % (parent, child))
 
+    def remove_relation(self, parent: str, child: str, type_name: str) -> bool:
+        type_id = self._types()[model.check_relation_type(type_name, self.relation_types())]
+        query = str(Query().equals("parent", parent).equals("child", child).equals("type", type_id))
+        found = self.client.list_records("cmdb_rel_ci", query, fields=("sys_id",))
+        # The client retries a DELETE and takes a row already gone as deleted, so a dropped answer is safe.
+        for record in found:
+            self.client.delete_record("cmdb_rel_ci", record["sys_id"])
+        return bool(found)
+
     def identify_reconcile(self, ci_class: str, values: Mapping[str, Any], data_source: str) -> Record:
         """Send one CI through the Identification and Reconciliation Engine; return its result item."""
         body = {"items": [{"className": ci_class, "values": {k: as_text(v) for k, v in values.items()}}]}

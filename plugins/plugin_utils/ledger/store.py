@@ -678,6 +678,15 @@ class Ledger(
             )
         return created == 1
 
+    def itsm_unrelate(self, parent: str, child: str, relation_type: str) -> bool:
+        """Remove a relation between two CIs; return False when there was none."""
+        with self.backend.transaction(write=True) as cursor:
+            removed = cursor.execute(
+                "DELETE FROM itsm_ci_relations WHERE parent = ? AND child = ? AND type = ?",
+                (parent, child, relation_type),
+            )
+        return removed == 1
+
     def itsm_relations(self, parent: Optional[str] = None, child: Optional[str] = None) -> List[Row]:
         clauses, params = _filters(parent=parent, child=child)
         with self.backend.transaction(write=False) as cursor:

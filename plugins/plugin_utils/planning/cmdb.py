@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Dict, List, Set
 
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.cmdb import environment_ci_name
 
 from .plan import Plan, PlanError
 
@@ -14,18 +15,27 @@ from .plan import Plan, PlanError
 def related_cis(plan: Plan, backend: ItsmBackend) -> Dict[str, Set[str]]:
     """Map each CI name in the plan to the names of CIs within ``plan.related_depth`` relations of it.
 
+    A service named by a release with an environment is read as its CI in that environment (the name
+    relops.release.cmdb_deployment gives it), else as the CI of that name; related CIs that are
+    another release's CI are reported by the name that release uses.
     Raise PlanError naming every CI the CMDB does not know (or knows twice), with the release using it.
     """
-    names = sorted({ci for release in plan.releases for ci in release.cis})
-    if not names:
+    uses = sorted({(ci, release.environment or "") for release in plan.releases for ci in release.cis})
+    if not uses:
         return {}
+    lookups = sorted({name for ci, env in uses for name in ([environment_ci_name(ci, env)] if env else []) + [ci]})
     found: Dict[str, List[str]] = {}
-    for ci in backend.find_cis_by_values("cmdb_ci", "name", names, fields=["sys_id", "name", "sys_class_name"]):
+    for ci in backend.find_cis_by_values("cmdb_ci", "name", lookups, fields=["sys_id", "name", "sys_class_name"]):
         found.setdefault(ci["name"], []).append(ci["sys_id"])
+
+    def read(name: str, environment: str) -> str:
+        per_environment = environment_ci_name(name, environment) if environment else ""
+        return per_environment if found.get(per_environment) else name
+
     problems = []
     for index, release in enumerate(plan.releases):
         for position, name in enumerate(release.cis):
-            matches = found.get(name, [])
+            matches = found.get(read(name, release.environment or ""), [])
             if len(matches) != 1:
                 problems.append(
                     "plan.releases[%d].cis[%d]: CI %r of release %s %s in the CMDB (%s backend); %s"
@@ -43,11 +53,11 @@ def related_cis(plan: Plan, backend: ItsmBackend) -> Dict[str, Set[str]]:
                 )
     if problems:
         raise PlanError("release plan names CIs the CMDB cannot resolve:\n  " + "\n  ".join(problems))
-    related: Dict[str, Set[str]] = {}
-    for name in names:
-        if plan.related_depth == 0:
-            related[name] = set()
-            continue
-        affected, _services = backend.impact([found[name][0]], "both", plan.related_depth)
-        related[name] = {ci["name"] for ci in affected if ci.get("name")}
+    alias = {read(name, env): name for name, env in uses}
+    related: Dict[str, Set[str]] = {name: set() for name, _env in uses}
+    if plan.related_depth == 0:
+        return related
+    for name, env in uses:
+        affected, _services = backend.impact([found[read(name, env)][0]], "both", plan.related_depth)
+        related[name] |= {alias.get(str(ci["name"]), str(ci["name"])) for ci in affected if ci.get("name")}
     return related
