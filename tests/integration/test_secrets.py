@@ -17,6 +17,10 @@ from fixtures.postgres import PostgresServer
 from fixtures.signing import DEMO_APP, demo_manifest
 
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.packaging import plan_package, write_package
+from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import load_public_keys
+from ansible_collections.relops.release.plugins.plugin_utils.audit.verify import verify_trail
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao import OpenBaoClient, OpenBaoConfig
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import read_key
 
 MIGRATE_PLAY = """
 - name: Migrate with a login of the run's own
@@ -179,6 +183,7 @@ def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_s
     transit = "transit"
     openbao.enable("transit", transit)
     openbao.request("POST", "%s/keys/release" % transit, json={"type": "ed25519"})
+    openbao.request("POST", "%s/keys/audit" % transit, json={"type": "ed25519"})
     outputs = str(tmp_path_factory.mktemp("signed"))
     artifact = os.path.join(outputs, "demo-app-1.4.0.tar.gz")
     with open(artifact, "wb") as handle:
@@ -196,10 +201,22 @@ def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_s
     args = ["-vvv", "-i", os.path.join(REPO, "inventories", "example_production"), "-e", json.dumps(variables)]
 
     trail = os.path.join(ansible.workdir, "audit", "trail.jsonl")
-    audited = {**env, "ANSIBLE_CALLBACKS_ENABLED": "relops.release.audit", "RELOPS_AUDIT_PATH": trail}
+    audited = {
+        **env,
+        "ANSIBLE_CALLBACKS_ENABLED": "relops.release.audit",
+        "RELOPS_AUDIT_PATH": trail,
+        # The trail's checkpoints are signed by a transit key too, found through VAULT_ADDR / VAULT_TOKEN.
+        "RELOPS_AUDIT_SIGNING_TRANSIT_KEY": "%s/audit" % transit,
+    }
     run = ansible.playbook(playbook, *args, env=audited)
     assert run.returncode == 0, run.report
     assert os.path.getsize(trail) > 0, "the audit trail was not written"
+    audit_key = read_key(OpenBaoClient(OpenBaoConfig(url=openbao.url, token=openbao.token)), transit, "audit")
+    exported = os.path.join(outputs, "audit.pub")
+    with open(exported, "w", encoding="ascii") as handle:
+        handle.write(audit_key.versions[1].public_key_pem)
+    report = verify_trail([trail], None, load_public_keys([exported]))
+    assert report.ok and report.checkpoints >= 1, report.as_dict()
     assert hashlib.sha256((CANARY + "-ledger").encode()).hexdigest() in run.output, "the lookup did not reach OpenBao"
     assert run.output.count(CANARY) == 0, "a secret from OpenBao is in the -vvv output"
     # The run's files: the audit trail, ANSIBLE_LOCAL_TEMP, the state directory, the envelope and keyring.
