@@ -3,17 +3,21 @@ secrets check, transit signing through artifact_sign, the schema_migration role'
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import sqlite3
+from collections.abc import Iterator
 
 import psycopg
+import psycopg.sql
 import pytest
 from fixtures.migrations import ScriptFolder
 from fixtures.openbao import OWNER_ROLE, DatabaseRole, OpenBao
 from fixtures.playbooks import REPO, Ansible
-from fixtures.postgres import PostgresServer
+from fixtures.postgres import PasswordDatabase, PostgresServer, free_port, password_database
 from fixtures.signing import DEMO_APP, demo_manifest
 
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.packaging import plan_package, write_package
@@ -139,11 +143,13 @@ SIGN_PLAY = """
         that: exported[0].public_key == signed.public_keys[0]
       vars:
         exported: "{{{{ lookup('relops.release.transit_keyring', 'release', mount=transit_mount) }}}}"
-    - name: Verify
+    - name: Verify, opening the release record in the ledger (whose password comes from OpenBao)
       relops.release.artifact_verify:
         path: "{{{{ artifact }}}}"
         envelope: "{{{{ signed.envelope }}}}"
         keyring: "{{{{ keyring }}}}"
+        environment: staging
+        record: true
       register: verified
     - name: Show the secrets reached the release (a digest only)
       ansible.builtin.debug:
@@ -171,9 +177,36 @@ def _files_holding(root: str, needle: str) -> list[str]:
     return found
 
 
+@pytest.fixture
+def canary_ledger(postgres_server: PostgresServer) -> Iterator[PasswordDatabase]:
+    """A ledger database whose role accepts only the ledger canary as its password."""
+    with password_database(postgres_server, CANARY + "-ledger") as database:
+        yield database
+
+
+def _ledger_rows(url: str) -> bytes:
+    """Every row of every table of a PostgreSQL ledger, as COPY writes them: what a dump of its data holds."""
+    dump = b""
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        for schema, table in tables:
+            query = psycopg.sql.SQL("COPY {}.{} TO STDOUT").format(*map(psycopg.sql.Identifier, (schema, table)))
+            with conn.cursor().copy(query) as copy:
+                dump += b"".join(bytes(block) for block in copy)
+    return dump
+
+
+@pytest.mark.postgres
 def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_sealed_openbao_stops_first(
-    ansible: Ansible, private_openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory
+    ansible: Ansible,
+    private_openbao: OpenBao,
+    postgres_server: PostgresServer,
+    canary_ledger: PasswordDatabase,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    ledger = canary_ledger
     bundled = os.path.join(REPO, "build", "collections")
     assert os.path.isfile(os.path.join(bundled, "ansible_collections", "community", "hashi_vault", "MANIFEST.json")), (
         "community.hashi_vault is not installed in build/collections; run `make collections` (make setup does)"
@@ -192,6 +225,14 @@ def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_s
         SIGN_PLAY.format(secrets_check=os.path.join(REPO, "playbooks", "secrets_check.yml")), "sign.yml"
     )
     variables = {"artifact": artifact, "transit_mount": transit, "keyring": os.path.join(outputs, "keyring.yml")}
+    # The ledger is a PostgreSQL database whose role accepts only the canary from secret/relops/ledger, so the
+    # ledger tasks really carry it; the URL is the inventory's own, pointed at the test's server.
+    variables["relops_ledger_url"] = "postgresql://%s:{{ relops_ledger_password | urlencode }}@%s:%d/%s" % (
+        ledger.role,
+        postgres_server.host,
+        postgres_server.port,
+        ledger.database,
+    )
     env = {
         # The tested relops.release first, then the bundled community.hashi_vault.
         "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([ansible.collections_path, bundled]),
@@ -201,12 +242,19 @@ def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_s
     args = ["-vvv", "-i", os.path.join(REPO, "inventories", "example_production"), "-e", json.dumps(variables)]
 
     trail = os.path.join(ansible.workdir, "audit", "trail.jsonl")
+    anchors = os.path.join(outputs, "anchors.db")
+    spool = os.path.join(outputs, "spool")
     audited = {
         **env,
         "ANSIBLE_CALLBACKS_ENABLED": "relops.release.audit",
         "RELOPS_AUDIT_PATH": trail,
         # The trail's checkpoints are signed by a transit key too, found through VAULT_ADDR / VAULT_TOKEN.
         "RELOPS_AUDIT_SIGNING_TRANSIT_KEY": "%s/audit" % transit,
+        # Checkpoints anchored in a SQLite ledger; every event spooled for an HTTP sink that is down.
+        "RELOPS_AUDIT_LEDGER_URL": "sqlite:///" + anchors.lstrip("/"),
+        "RELOPS_AUDIT_HTTP_URL": "http://127.0.0.1:%d/services/collector" % free_port(),
+        "RELOPS_AUDIT_SPOOL_DIR": spool,
+        "RELOPS_AUDIT_SINK_TIMEOUT": "1",
     }
     run = ansible.playbook(playbook, *args, env=audited)
     assert run.returncode == 0, run.report
@@ -219,8 +267,19 @@ def test_release_secrets_come_from_openbao_through_community_hashi_vault_and_a_s
     assert report.ok and report.checkpoints >= 1, report.as_dict()
     assert hashlib.sha256((CANARY + "-ledger").encode()).hexdigest() in run.output, "the lookup did not reach OpenBao"
     assert run.output.count(CANARY) == 0, "a secret from OpenBao is in the -vvv output"
-    # The run's files: the audit trail, ANSIBLE_LOCAL_TEMP, the state directory, the envelope and keyring.
+    # The run's files: the audit trail, ANSIBLE_LOCAL_TEMP, the state directory, the envelope and keyring,
+    # the sink spool and the SQLite ledger's file bytes.
     assert _files_holding(ansible.workdir, CANARY) == [] and _files_holding(outputs, CANARY) == []
+    spooled = [os.path.join(root, name) for root, _dirs, names in os.walk(spool) for name in names]
+    assert sum(os.path.getsize(path) for path in spooled) > 0, "the sink spool was not written"
+    with contextlib.closing(sqlite3.connect(anchors)) as sqlite:
+        assert sqlite.execute("SELECT COUNT(*) FROM audit_anchors").fetchone()[0] > 0, "no anchor in the SQLite ledger"
+    # The PostgreSQL ledger's rows: the release record was written with the canary as the password.
+    rows = _ledger_rows(ledger.url)
+    with open(artifact, "rb") as handle:
+        digest = hashlib.sha256(handle.read()).hexdigest()
+    assert digest.encode() in rows, "the release record is not in the ledger"
+    assert rows.count(CANARY.encode()) == 0, "a secret from OpenBao is in the ledger's rows"
     envelope = artifact + ".intoto.json"
     with open(envelope, encoding="utf-8") as handle:
         assert json.load(handle)["signatures"][0]["keyid"] in run.output
