@@ -116,6 +116,76 @@ def test_migrations_run_under_a_login_of_their_own_that_is_gone_after_success_an
     assert _logins(postgres_server) == []
 
 
+# roles/release's own migration step (tasks/migrate.yml: the schema read, then schema_migration), as main.yml
+# includes it for the expand phase, with the package already unpacked.
+RELEASE_MIGRATE_PLAY = """
+- name: The release role's migration step with short-lived logins
+  hosts: app1
+  gather_facts: false
+  vars:
+    release_migration_phase: expand
+    release_migrations_path: migrations
+    release_migrations_host: app1
+    release_name: orders
+    release_environment: staging
+    release_db_url: "{{ db_url }}"
+    release_db_credentials: {role: migrator, mount: "{{ mount }}"}
+  tasks:
+    - name: Release 1.0.0's expand migrations
+      ansible.builtin.include_role:
+        name: relops.release.release
+        tasks_from: migrate
+      vars:
+        release_package_dir: "{{ workdir }}/1.0.0"
+        release_to_version: 1.0.0
+    - name: Show the schema version before, read under a login of its own
+      ansible.builtin.debug:
+        msg: "schema before [{{ release_schema_before }}]"
+    - name: Release 1.1.0's expand migrations, one of which fails
+      ansible.builtin.include_role:
+        name: relops.release.release
+        tasks_from: migrate
+      vars:
+        release_package_dir: "{{ workdir }}/1.1.0"
+        release_to_version: 1.1.0
+"""
+
+
+@pytest.mark.postgres
+def test_the_release_role_migrates_under_short_lived_logins_gone_after_success_and_after_failure(
+    ansible: Ansible, openbao: OpenBao, openbao_database_role: DatabaseRole, postgres_server: PostgresServer
+) -> None:
+    good = ScriptFolder(os.path.join(ansible.workdir, "1.0.0", "migrations"))
+    good.write("V1__orders.sql", "CREATE TABLE orders (id INT PRIMARY KEY);\n")
+    bad = ScriptFolder(os.path.join(ansible.workdir, "1.1.0", "migrations"))
+    bad.write("V1__orders.sql", "CREATE TABLE orders (id INT PRIMARY KEY);\n")
+    bad.write("V2__broken.sql", "CREATE TABLE broken (id INT PRIMARY KEY;\n")
+    inventory = os.path.join(ansible.workdir, "hosts.ini")
+    with open(inventory, "w", encoding="utf-8") as handle:
+        handle.write(INVENTORY)
+    playbook = ansible.write_playbook(RELEASE_MIGRATE_PLAY, "release-migrate.yml")
+    ledger = "sqlite:///" + os.path.join(ansible.workdir, "ledger.db").lstrip("/")
+    env = {"BAO_ADDR": openbao.url, "BAO_TOKEN": openbao.token, "RELOPS_LEDGER_URL": ledger}
+    variables = {
+        "db_url": openbao_database_role.db_url,
+        "workdir": ansible.workdir,
+        "mount": openbao_database_role.mount,
+    }
+
+    run = ansible.playbook(playbook, "-i", inventory, "-e", json.dumps(variables), env=env)
+    assert run.returncode != 0, run.report
+    # Each release: a login for the schema read and one for the migrations, each revoked after its step,
+    # the second release's migration login after its migration failed.
+    assert run.output.count("Issue a short-lived database login for this run") == 4, run.output
+    revokes = re.findall(r"TASK \[relops.release.schema_migration : Revoke [^\n]*\n(changed|ok|fatal)", run.output)
+    assert revokes == ["changed"] * 4, run.output
+    assert '"msg": "schema before []"' in run.output, run.output
+    assert "V2__broken.sql" in run.output, run.output
+    # V1 applied and V2's failure recorded, both under a login that starts its sessions as the owner role.
+    assert _installed_by(postgres_server, openbao_database_role.db_url) == [OWNER_ROLE, OWNER_ROLE]
+    assert _logins(postgres_server) == []
+
+
 SIGN_PLAY = """
 - name: Read the release's secrets before anything changes
   ansible.builtin.import_playbook: {secrets_check}
@@ -163,7 +233,6 @@ def _store_release_secrets(openbao: OpenBao) -> None:
     openbao.write_kv("relops/ledger", {"password": CANARY + "-ledger"})
     openbao.write_kv("relops/servicenow", {"password": CANARY + "-servicenow"})
     openbao.write_kv("relops/audit", {"hmac_key": CANARY + "-audit"})
-    openbao.write_kv("payments/db", {"password": CANARY + "-db"})
 
 
 def _files_holding(root: str, needle: str) -> list[str]:
