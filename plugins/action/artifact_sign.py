@@ -35,7 +35,11 @@ from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao imp
     OpenBaoClient,
     OpenBaoConfig,
 )
-from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import TransitSigner, read_key
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import (
+    TRANSIT_KEY_SPEC,
+    TransitSigner,
+    open_signer,
+)
 
 if TYPE_CHECKING:
     from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import PrivateKey, RemoteSigner
@@ -53,14 +57,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
             "path": {"type": "path"},
             "content": {"type": "str", "no_log": True},
             "passphrase": {"type": "str", "no_log": True},
-            "transit": {
-                "type": "dict",
-                "options": {
-                    "key": {"type": "str", "required": True, "no_log": False},
-                    "mount": {"type": "str", "default": "transit"},
-                    "version": {"type": "int"},
-                },
-            },
+            "transit": {"type": "dict", "options": TRANSIT_KEY_SPEC},
         },
         "mutually_exclusive": [["path", "content", "transit"]],
         "required_one_of": [["path", "content", "transit"]],
@@ -128,8 +125,7 @@ class ActionModule(ArtifactActionBase):
         """A transit key version: its public key is read now, so a sealed server fails before any write."""
         if self._openbao is None:
             self._openbao = OpenBaoClient(OpenBaoConfig.from_options(openbao))
-        info = read_key(self._openbao, transit["mount"], transit["key"])
-        return TransitSigner(self._openbao, info, transit.get("version"))
+        return open_signer(self._openbao, transit)
 
     def _manifest(self, args: Dict[str, Any], artifact: str) -> Dict[str, Any]:
         if args["manifest"] is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.audit.readiness import check_audit_ready_for_task
@@ -47,9 +47,14 @@ from ansible_collections.relops.release.plugins.plugin_utils.release_record impo
 )
 from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import (
     build_permit,
-    load_permit_key,
+    open_permit_signer,
     sign_permit,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao import OPENBAO_ARGUMENT_SPEC
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import TRANSIT_KEY_SPEC
+
+if TYPE_CHECKING:
+    from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import PermitSigner
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "service": {"type": "str", "required": True},
@@ -80,6 +85,8 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "hosts": {"type": "list", "elements": "str", "default": []},
     "permit_key": {"type": "path"},
     "permit_key_passphrase": {"type": "str", "no_log": True},
+    "permit_transit": {"type": "dict", "options": TRANSIT_KEY_SPEC},
+    "openbao": {"type": "dict", "default": {}, "options": OPENBAO_ARGUMENT_SPEC},
     "audit": {
         "type": "dict",
         "default": {},
@@ -111,6 +118,9 @@ class ActionModule(ItsmActionBase):
         if rules["enforced"]:
             refuse_claims(args, args["environment"])
         release = self._release_record(args) if args.get("release_id") else None
+        # Read before deciding: a permit key that cannot be used (a sealed OpenBao) fails the task before
+        # the decision is written anywhere.
+        permit_signer = self._permit_signer(args) if release is not None and not self.check_mode else None
         claims = caller_claims(args)
         if release is not None:
             args = _with_record_evidence(args, release)
@@ -197,7 +207,7 @@ class ActionModule(ItsmActionBase):
             result["warnings"] = warnings
             result["recorded"] = False
         if release is not None and not self.check_mode:
-            result.update(self._record_gate(args, release, result, policy))
+            result.update(self._record_gate(args, release, result, policy, permit_signer))
         if decision != "allow" and args["fail_on_deny"]:
             result["failed"] = True
         return result
@@ -229,7 +239,12 @@ class ActionModule(ItsmActionBase):
         return record
 
     def _record_gate(
-        self, args: Dict[str, Any], record: Dict[str, Any], result: Dict[str, Any], policy: Policy
+        self,
+        args: Dict[str, Any],
+        record: Dict[str, Any],
+        result: Dict[str, Any],
+        policy: Policy,
+        signer: Optional[PermitSigner],
     ) -> Dict[str, Any]:
         """Write the decision (and the change it read) into the record; on allow, issue the permit."""
         added: Dict[str, Any] = {}
@@ -251,7 +266,9 @@ class ActionModule(ItsmActionBase):
                 dict(decision, checks=result["checks"], caller_claims=result["caller_claims"], approval=approval),
             )
             if result["decision"] == "allow":
-                permit = self._issue_permit(args, store.get_record(record["release_id"]) or record, decision, policy)
+                permit = self._issue_permit(
+                    args, store.get_record(record["release_id"]) or record, decision, policy, signer
+                )
                 if permit is not None:
                     store.save_permit(permit["statement"])
                     store.record_stage(self.actor, record["release_id"], "permit", permit["statement"])
@@ -259,23 +276,39 @@ class ActionModule(ItsmActionBase):
         self.audit("release_record", release_id=record["release_id"], stage="gate", decision=result["decision"])
         return added
 
+    def _permit_signer(self, args: Dict[str, Any]) -> Optional[PermitSigner]:
+        """The permit key: a PEM file (permit_key) or a transit key (permit_transit), else the variables."""
+        transit, key_path = args.get("permit_transit"), args.get("permit_key")
+        if not transit and not key_path:
+            transit, key_path = self.task_vars.get("relops_permit_transit"), self.task_vars.get("relops_permit_key")
+        return open_permit_signer(
+            transit,
+            self._templated(key_path) if key_path else None,
+            args.get("permit_key_passphrase"),
+            args["openbao"],
+        )
+
     def _issue_permit(
-        self, args: Dict[str, Any], record: Dict[str, Any], decision: Dict[str, Any], policy: Policy
+        self,
+        args: Dict[str, Any],
+        record: Dict[str, Any],
+        decision: Dict[str, Any],
+        policy: Policy,
+        signer: Optional[PermitSigner],
     ) -> Optional[Dict[str, Any]]:
-        key_path = args.get("permit_key") or self.task_vars.get("relops_permit_key")
-        if not key_path:
+        if signer is None:
             if policy.enforced(args["environment"]):
                 raise ReleaseRecordError(
                     "environment %s is enforced but no permit key is set: give permit_key (or relops_permit_key), "
-                    "the private key whose public half is in relops_permit_keyring (docs/governance.md)"
+                    "the private key whose public half is in relops_permit_keyring, or permit_transit (or "
+                    "relops_permit_transit), a key in OpenBao's transit engine (docs/governance.md)"
                     % args["environment"]
                 )
             return None
-        key = load_permit_key(self._templated(key_path), args.get("permit_key_passphrase"))
         hosts = args["hosts"] or [self.task_vars.get("inventory_hostname", "localhost")]
         lifetime = int(policy.environment(args["environment"])["permit_lifetime"])
         statement = build_permit(record, hosts, utc_now(), lifetime, decision)
-        envelope = sign_permit(statement, key)
+        envelope = sign_permit(statement, signer)
         return {"statement": statement["predicate"], "envelope": envelope}
 
     def _templated(self, value: Any) -> str:
@@ -406,7 +439,16 @@ def _scope(args: Dict[str, Any]) -> Dict[str, Any]:
 
 def _digestible(args: Dict[str, Any]) -> Dict[str, Any]:
     """The arguments that decide, without credentials or result-shaping switches."""
-    skipped = {"instance", "ledger_url", "fail_on_deny", "wait_timeout", "permit_key", "permit_key_passphrase"}
+    skipped = {
+        "instance",
+        "ledger_url",
+        "fail_on_deny",
+        "wait_timeout",
+        "permit_key",
+        "permit_key_passphrase",
+        "permit_transit",
+        "openbao",
+    }
     shown = {key: value for key, value in args.items() if key not in skipped}
     shown["readiness"] = {k: v for k, v in (args.get("readiness") or {}).items() if k in (*READINESS_KEYS, "manifest")}
     return shown

@@ -101,6 +101,20 @@ options:
     ini:
       - section: relops_audit
         key: signing_key
+  signing_transit_key:
+    description:
+      - An Ed25519 key in OpenBao's (or HashiCorp Vault's) transit engine, as C(<mount>/<key>)
+        (C(transit/audit-checkpoints)), that signs checkpoints with its latest version; the private key never
+        leaves the server. The server and token are E(BAO_ADDR) and E(BAO_TOKEN) (or E(VAULT_ADDR) and
+        E(VAULT_TOKEN)). Exclusive with O(signing_key). See C(docs/secrets.md).
+      - A sealed or unreachable server when the run starts means no trail is written (an error names the key's
+        path); during the run, the checkpoint it could not sign is not written and the error says why.
+    type: str
+    env:
+      - name: RELOPS_AUDIT_SIGNING_TRANSIT_KEY
+    ini:
+      - section: relops_audit
+        key: signing_transit_key
   checkpoint_every:
     description: Write a checkpoint after this many events of a run (and always at the run's end).
     type: int
@@ -337,6 +351,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]  # ansible-core ships 
             hmac_key=self.get_option("hmac_key"),
             hmac_key_file=self.get_option("hmac_key_file"),
             signing_key=self.get_option("signing_key"),
+            signing_transit_key=self.get_option("signing_transit_key"),
             checkpoint_every=self.get_option("checkpoint_every"),
             redact_keys=self.get_option("redact_keys") or [],
             redact_values=self.get_option("redact_values") or [],

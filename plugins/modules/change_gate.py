@@ -79,6 +79,29 @@ options:
   permit_key_passphrase:
     description: Passphrase of O(permit_key), when it is encrypted.
     type: str
+  permit_transit:
+    description:
+      - With O(release_id), a key in OpenBao's (or HashiCorp Vault's) transit engine, reached with O(openbao),
+        that signs the permit instead of O(permit_key); the private key never leaves the server. The envelope
+        and its key id are the same as with a PEM key, so the guard verifies it with the transit key's exported
+        public key in C(relops_permit_keyring) (the P(relops.release.transit_keyring#lookup) lookup lists it).
+      - Default is the C(relops_permit_transit) variable (this mapping, or the key's name). Exclusive with
+        O(permit_key) (and C(relops_permit_key)).
+      - The key is read before the decision is recorded, so a sealed or unreachable server fails the task, naming
+        the key's path, before anything is written.
+    type: dict
+    suboptions:
+      key:
+        description: The transit key's name (type C(ed25519) or C(ecdsa-p256)).
+        type: str
+        required: true
+      mount:
+        description: Where the transit engine is mounted.
+        type: str
+        default: transit
+      version:
+        description: The key version to sign with. Defaults to the latest; a version below C(min_encryption_version) is refused.
+        type: int
   audit:
     description:
       - Where the gate checks the audit trail when the environment's policy says C(audit_required) (an
@@ -214,6 +237,7 @@ options:
     default: true
 extends_documentation_fragment:
   - relops.release.paths
+  - relops.release.openbao
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
   - relops.release.attributes.controller
@@ -290,6 +314,18 @@ EXAMPLES = r"""
       roster: oncall/payments.yml
       runbook: https://runbooks.example.com/payments
     wait_timeout: 900
+  register: gate
+
+# The same gate with the permit signed in OpenBao's transit engine (BAO_ADDR and BAO_TOKEN in the environment).
+- name: Gate the production deployment, permit signed by OpenBao
+  relops.release.change_gate:
+    service: payments-api
+    environment: production
+    version: 2.4.0
+    release_id: "{{ verified.release_id }}"
+    hosts: "{{ groups['web'] }}"
+    permit_transit: {key: release-permits}
+    change: "{{ change.change.number }}"
   register: gate
 
 - name: Every host change below runs under the permit

@@ -12,18 +12,27 @@ import copy
 import datetime
 import json
 import os
+import uuid
 from typing import Any
 
 import yaml
 from fixtures.governance import run_tasks, write_junit, write_yaml
+from fixtures.openbao import OpenBao
 from fixtures.playbooks import BIN, REPO, Ansible
 from fixtures.signing import DEMO_APP, KeyPair
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
-from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import key_id, load_public_key
+from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import (
+    key_id,
+    load_keyring,
+    load_public_key,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
 from ansible_collections.relops.release.plugins.plugin_utils.policy.loader import DEFAULT_POLICY_PATH
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
+from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import check_permit
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao import OpenBaoClient, OpenBaoConfig
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import keyring_entries, read_key
 
 SN_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The second person: approves from their own login (the local ITSM records the login of whoever decides).
@@ -58,7 +67,7 @@ def _keyring(directory: str, key: KeyPair, name: str, revoked: bool = False) -> 
 
 
 def test_production_gate_decides_from_evidence_and_fails_closed(
-    ansible: Ansible, tmp_path: Any, key_factory: Any
+    ansible: Ansible, tmp_path: Any, key_factory: Any, openbao: OpenBao
 ) -> None:
     workdir = str(tmp_path)
     ledger_url = "sqlite:///" + os.path.join(workdir, "ledger.db").lstrip("/")
@@ -84,6 +93,16 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     }
     cab_gate = dict(gate, change="{{ result_cab_change.change.number }}")
     verify = {"environment": "production", "policy": one, "record": True, "mode": "report"}
+    # The same gate with the permit signed by a key that never leaves OpenBao's transit engine.
+    transit = "transit-gate-%s" % uuid.uuid4().hex[:8]
+    openbao.enable("transit", transit)
+    openbao.request("POST", "%s/keys/permits" % transit, json={"type": "ed25519"})
+    transit_gate = {key: value for key, value in gate.items() if key != "permit_key"}
+    transit_gate.update(
+        change="{{ result_cab_change.change.number }}",
+        permit_transit={"key": "permits", "mount": transit},
+        openbao={"url": openbao.url, "token": openbao.token},
+    )
     assess = {
         "service": "{{ result_verified.manifest.service }}",
         "environment": "production",
@@ -197,6 +216,7 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
             "args": dict(cab_gate, policy=os.path.join(workdir, "audited.yml")),
         },
         {"id": "allowed", "module": "change_gate", "args": cab_gate},
+        {"id": "allowed-transit", "module": "change_gate", "args": transit_gate},
         # The release succeeded and started the period production's policy asks for (roles/release does
         # this after success); the service's next change waits for it to end.
         {
@@ -275,6 +295,15 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
     assert allowed["approvers"] == [CAB_MEMBER], allowed
     assert allowed["caller_claims"] == {} and allowed["route"] == results["risk"]["route"]
     assert allowed["permit_id"] and allowed["permit"]["payloadType"] == "application/vnd.in-toto+json"
+    by_transit = results["allowed-transit"]
+    assert by_transit["decision"] == "allow", by_transit.get("msg") or run.report
+    info = read_key(OpenBaoClient(OpenBaoConfig(url=openbao.url, token=openbao.token)), transit, "permits")
+    transit_keyring = load_keyring({"keys": keyring_entries(info)}, lambda path: b"")
+    digest = results["built"]["digest"].split(":")[1]
+    check = check_permit(by_transit["permit"], transit_keyring, utc_now(), "production", host="web02", digest=digest)
+    assert check.valid, check.reasons
+    # Only the transit key signed it: the file key's permit does not verify against the transit keyring.
+    assert not check_permit(allowed["permit"], transit_keyring, utc_now(), "production").valid
 
     assert allowed["environment_policy"]["stabilization_required"] is True
     assert results["stabilizing"]["changed"] is True and results["risk"]["stabilization_seconds"] > 0
@@ -300,11 +329,11 @@ def test_production_gate_decides_from_evidence_and_fails_closed(
         assert record is not None
         permit = store.get_permit(allowed["permit_id"])
         never_signed = store.get_record("unsigned")
-    assert record["permit_id"] == allowed["permit_id"] and permit is not None
+    assert record["permit_id"] == by_transit["permit_id"] and permit is not None
     assert record["stages"]["permit"]["hosts"] == ["web01", "web02"]
     assert record["stages"]["permit"]["digest"] == results["built"]["digest"].split(":")[1]
     gates = [entry["data"]["decision"] for entry in record["history"] if entry["stage"] == "gate"]
-    assert gates == ["deny", "deny", "deny", "allow", during["decision"], "deny", "deny"], (
+    assert gates == ["deny", "deny", "deny", "allow", "allow", during["decision"], "deny", "deny"], (
         "every decision the gate made is in the record"
     )
     assert never_signed is not None and never_signed["stages"]["verification"]["verified"] is False

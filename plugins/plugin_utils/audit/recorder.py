@@ -22,9 +22,11 @@ from ansible_collections.relops.release.plugins.plugin_utils.audit.redaction imp
     validate_patterns,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sealing import (
+    CheckpointSigner,
     Sealer,
     load_hmac_key,
     load_signing_key,
+    load_transit_signing_key,
 )
 from ansible_collections.relops.release.plugins.plugin_utils.audit.sinks import (
     HttpSink,
@@ -57,6 +59,7 @@ class RecorderSettings:
     hmac_key: Optional[str] = None
     hmac_key_file: Optional[str] = None
     signing_key: Optional[str] = None
+    signing_transit_key: Optional[str] = None
     checkpoint_every: int = 1000
     redact_keys: List[str] = field(default_factory=list)
     redact_values: List[str] = field(default_factory=list)
@@ -101,6 +104,18 @@ def build_sinks(settings: RecorderSettings) -> List[Sink]:
     return sinks
 
 
+def checkpoint_signer(settings: RecorderSettings) -> Optional[CheckpointSigner]:
+    """The key file, or the transit key, that signs checkpoints; None writes them unsigned."""
+    if settings.signing_key and settings.signing_transit_key:
+        raise ValueError(
+            "audit signing_key %s and signing_transit_key %s are both set; checkpoints are signed by one key, "
+            "keep one of them" % (settings.signing_key, settings.signing_transit_key)
+        )
+    if settings.signing_transit_key:
+        return load_transit_signing_key(settings.signing_transit_key)
+    return load_signing_key(settings.signing_key) if settings.signing_key else None
+
+
 class Recorder:
     """Writes one run's events to the trail and its sinks."""
 
@@ -111,8 +126,7 @@ class Recorder:
             raise ValueError("checkpoint_every %r must be 0 (run end only) or more" % settings.checkpoint_every)
         self.settings = settings
         self.redactor = build_redactor(settings)
-        signing_key = load_signing_key(settings.signing_key) if settings.signing_key else None
-        self.sealer = Sealer(load_hmac_key(settings.hmac_key, settings.hmac_key_file), signing_key)
+        self.sealer = Sealer(load_hmac_key(settings.hmac_key, settings.hmac_key_file), checkpoint_signer(settings))
         self.trail = Trail(TrailSettings(settings.path, settings.rotate_size, settings.rotate_daily), self.sealer)
         spool_root = settings.spool_dir or self.trail.path + ".spool"
         self.relays = [

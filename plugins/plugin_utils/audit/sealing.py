@@ -1,6 +1,6 @@
 # Copyright: relops.release contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""HMAC on every line and Ed25519 signatures on checkpoints.
+"""HMAC on every line and Ed25519 signatures on checkpoints (a key file, or a key in OpenBao's transit engine).
 
 A line's ``mac`` is HMAC-SHA256 over the line as it would be without ``mac``;
 a checkpoint's ``sig`` is an Ed25519 signature over the line without ``mac``
@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import hmac
 import os
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Protocol, Tuple, cast
 
 from ansible_collections.relops.release.plugins.plugin_utils.audit.canonical import canonical_line, without_field
 
@@ -38,6 +38,14 @@ _NEEDS_CRYPTOGRAPHY = (
 
 class AuditKeyError(ValueError):
     """A key file that cannot be used; the message names the file and the fix."""
+
+
+class CheckpointSigner(Protocol):
+    """What signs checkpoints: an Ed25519 private key, or a transit key version that signs on the server."""
+
+    def public_key(self) -> Ed25519PublicKey: ...
+
+    def sign(self, data: bytes) -> bytes: ...
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -62,6 +70,28 @@ def load_signing_key(path: str) -> Ed25519PrivateKey:
             "audit signing key %s is not an Ed25519 key; create one with openssl genpkey -algorithm ed25519" % path
         )
     return key
+
+
+def load_transit_signing_key(reference: str) -> CheckpointSigner:
+    """The latest version of an Ed25519 transit key (``<mount>/<key>``) on the OpenBao that BAO_ADDR and
+    BAO_TOKEN (or VAULT_ADDR and VAULT_TOKEN) name; its private half never leaves the server."""
+    if not HAS_CRYPTOGRAPHY:
+        raise AuditKeyError(_NEEDS_CRYPTOGRAPHY % ("signing audit checkpoints with transit key %s" % reference))
+    # Imported here: transit needs requests, and a trail without transit signing must not.
+    from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import (  # noqa: PLC0415
+        signer_from_reference,
+    )
+
+    signer = signer_from_reference(reference)
+    if signer.info.key_type != "ed25519":
+        raise AuditKeyError(
+            "%s is of type %s; audit checkpoints are signed with Ed25519 keys (bao write -f %s/keys/%s type=ed25519)"
+            % (signer.label, signer.info.key_type, signer.info.mount, signer.info.name)
+        )
+    if not isinstance(signer.public_key(), Ed25519PublicKey):
+        raise AuditKeyError("%s did not export an Ed25519 public key" % signer.label)
+    # Checked just above: this signer's public key is Ed25519, as the Protocol says.
+    return cast(CheckpointSigner, signer)
 
 
 def load_public_keys(paths: Iterable[str]) -> Dict[str, Ed25519PublicKey]:
@@ -115,7 +145,7 @@ def line_mac(key: bytes, body: bytes) -> str:
 class Sealer:
     """Adds ``mac`` to every line and ``sig`` to checkpoints, with the keys it was given."""
 
-    def __init__(self, hmac_key: Optional[bytes] = None, signing_key: Optional[Ed25519PrivateKey] = None) -> None:
+    def __init__(self, hmac_key: Optional[bytes] = None, signing_key: Optional[CheckpointSigner] = None) -> None:
         self.hmac_key = hmac_key
         self.signing_key = signing_key
         self.key_id = key_id(signing_key.public_key()) if signing_key is not None else None

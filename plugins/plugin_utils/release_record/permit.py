@@ -16,10 +16,12 @@ from __future__ import annotations
 import datetime
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts import ArtifactError, attest
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.openbao import OpenBaoClient, OpenBaoConfig
+from ansible_collections.relops.release.plugins.plugin_utils.secrets.transit import TRANSIT_KEY_SPEC, open_signer
 
 from .model import ReleaseRecordError
 
@@ -28,6 +30,11 @@ HOW_TO_OBTAIN = (
     "run the release through relops.release.change_gate with release_id (playbooks/release.yml does), "
     "which issues a permit on allow; see docs/governance.md, 'Release permits'"
 )
+
+
+if TYPE_CHECKING:
+    # What signs a permit: a private key from a PEM file, or a key held in OpenBao's transit engine.
+    PermitSigner = Union[attest.PrivateKey, attest.RemoteSigner]
 
 
 class PermitError(ReleaseRecordError):
@@ -93,7 +100,40 @@ def load_permit_key(path: str, passphrase: Optional[str] = None) -> attest.Priva
         raise PermitError(str(exc)) from None
 
 
-def sign_permit(statement: Mapping[str, Any], key: attest.PrivateKey) -> Dict[str, Any]:
+def open_permit_signer(
+    transit: Any, key_path: Optional[str], passphrase: Optional[str], openbao: Mapping[str, Any]
+) -> Optional[PermitSigner]:
+    """The key that signs permits: a transit key (read now, so a sealed OpenBao fails before anything is
+    written), or a PEM file; None when neither is set."""
+    if transit and key_path:
+        raise PermitError(
+            "both a permit key file (%s) and a transit permit key (%s) are set; permits are signed by one key: keep "
+            "permit_key / relops_permit_key or permit_transit / relops_permit_transit"
+            % (key_path, transit.get("key") if isinstance(transit, Mapping) else transit)
+        )
+    if transit:
+        return open_signer(OpenBaoClient(OpenBaoConfig.from_options(openbao)), transit_options(transit))
+    return load_permit_key(key_path, passphrase) if key_path else None
+
+
+def transit_options(value: Any) -> Dict[str, Any]:
+    """relops_permit_transit as permit_transit takes it: {key, mount, version}, or the key's name."""
+    if isinstance(value, str):
+        return {"key": value, "mount": "transit"}
+    if not isinstance(value, Mapping) or not value.get("key"):
+        raise PermitError(
+            "relops_permit_transit %r is not a transit key: give {key: <name>, mount: transit, version: <n>} "
+            "or the key's name" % (value,)
+        )
+    unknown = sorted(set(value) - set(TRANSIT_KEY_SPEC))
+    if unknown:
+        raise PermitError(
+            "relops_permit_transit has unknown keys %s; it takes %s" % (", ".join(unknown), ", ".join(TRANSIT_KEY_SPEC))
+        )
+    return dict(value)
+
+
+def sign_permit(statement: Mapping[str, Any], key: PermitSigner) -> Dict[str, Any]:
     return attest.sign_envelope(statement, [key])
 
 

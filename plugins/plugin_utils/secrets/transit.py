@@ -15,13 +15,13 @@ import base64
 import binascii
 import datetime
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp
 from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import load_public_key
 
 from . import SecretsError
-from .openbao import OpenBaoClient
+from .openbao import OpenBaoClient, OpenBaoConfig
 
 if TYPE_CHECKING:
     from ansible_collections.relops.release.plugins.plugin_utils.artifacts.attest import PublicKey
@@ -31,6 +31,14 @@ _ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 # Transit key types the DSSE envelopes can carry, and the algorithm names attest.key_algorithm gives them.
 SUPPORTED_TYPES = {"ed25519": "ed25519", "ecdsa-p256": "ecdsa-p256-sha256"}
+
+# The ``transit`` sub-options of every module that signs with a transit key (artifact_sign's keys[].transit,
+# change_gate's permit_transit): which key, where the engine is mounted, which version.
+TRANSIT_KEY_SPEC: Dict[str, Dict[str, Any]] = {
+    "key": {"type": "str", "required": True, "no_log": False},
+    "mount": {"type": "str", "default": "transit"},
+    "version": {"type": "int"},
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,28 @@ class TransitSigner:
                 "%s answered signature %r, not one of version %d" % (self.label, signature[:24], self.version)
             )
         return base64.b64decode(signature[len(prefix) :])
+
+
+def open_signer(client: OpenBaoClient, transit: Mapping[str, Any]) -> TransitSigner:
+    """The signer for a ``TRANSIT_KEY_SPEC`` mapping; the key is read now, so a sealed server fails before any write."""
+    info = read_key(client, str(transit.get("mount") or "transit"), str(transit["key"]))
+    return TransitSigner(client, info, transit.get("version"))
+
+
+def parse_key_reference(reference: str) -> Tuple[str, str]:
+    """``<mount>/<key>`` (the mount may hold slashes) as (mount, key): how a plain setting names a transit key."""
+    mount, _, name = reference.strip().strip("/").rpartition("/")
+    if not mount or not name:
+        raise SecretsError(
+            "transit key reference %r is not <mount>/<key> (for example transit/audit-checkpoints)" % reference
+        )
+    return mount, name
+
+
+def signer_from_reference(reference: str, environ: Optional[Mapping[str, str]] = None) -> TransitSigner:
+    """The latest version of the key a ``<mount>/<key>`` reference names, on the server BAO_ADDR / BAO_TOKEN give."""
+    mount, name = parse_key_reference(reference)
+    return open_signer(OpenBaoClient(OpenBaoConfig.from_options({}, environ)), {"mount": mount, "key": name})
 
 
 def keyring_entries(info: TransitKeyInfo, retire_after: Optional[float] = None) -> List[Dict[str, Any]]:
