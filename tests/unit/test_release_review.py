@@ -92,7 +92,7 @@ def test_feedback_and_actions_recorded_once_updated_in_place_and_closed(ledger: 
     assert store.review(release_id) == {"release_id": release_id, "feedback": [], "actions": []}
     done = review(store, release_id, feedback, actions)
     assert done.changed and len(done.feedback) == 2 and [a["action_id"] for a in done.actions] == ["rehearse"]
-    again = review(store, release_id, feedback + [{"author": "alice", "text": "smoke tests caught it"}], actions)
+    again = review(store, release_id, [*feedback, {"author": "alice", "text": "smoke tests caught it"}], actions)
     assert not again.changed
     recorded = store.review(release_id)
     assert recorded is not None
