@@ -57,14 +57,14 @@ class ActionModule(RelopsActionBase):
                 raise ReviewError("release %s: there is no ledger yet; record the release first" % release_id)
             with ledger:
                 store = ReviewStore(ledger)
-                before = store.review(release_id)
+                before = store.require_review(release_id)
                 plan = store.plan(release_id, feedback, actions)
             return self._result(release_id, before, _planned(before, plan), plan)
         with self.open_task_ledger(args) as ledger:
             store = ReviewStore(ledger)
-            before = store.review(release_id)
+            before = store.require_review(release_id)
             plan = store.record(self.actor, release_id, feedback, actions)
-            after = store.review(release_id)
+            after = store.require_review(release_id)
         if plan.changed:
             self.audit(
                 "release_review",

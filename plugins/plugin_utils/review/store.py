@@ -63,9 +63,15 @@ class ReviewStore:
 
     def review(self, release_id: str) -> Optional[Row]:
         """The feedback (oldest first) and the actions (by due date) of one release, or None without a record."""
+        try:
+            return self.require_review(release_id)
+        except ReviewError:
+            return None
+
+    def require_review(self, release_id: str) -> Row:
+        """As :meth:`review`, for a release that must have a record (the error names it and the fix)."""
         with self.backend.transaction(write=False) as cursor:
-            if cursor.one("SELECT release_id FROM releases WHERE release_id = ?", (release_id,)) is None:
-                return None
+            _require_release(cursor, release_id)
             return {
                 "release_id": release_id,
                 "feedback": _feedback(cursor, release_id),
