@@ -12,7 +12,7 @@ short_description: Record a release's review - the team's feedback and follow-up
 version_added: 1.1.0
 description:
   - Records the post-implementation review of one release beside its release record in the ledger
-    (schema V25): feedback, who said what, and follow-up actions with an owner, a due date and a state
+    (schema V25) - feedback, who said what, and follow-up actions with an owner, a due date and a state
     (V(open) or V(done)). The V(pir) report of M(relops.release.release_report) lists them under the
     release's review and flags open actions past their due date; M(relops.release.release_review_info)
     reads them back (docs/metrics.md).
