@@ -16,13 +16,17 @@ description:
     as C(<report>.<format>).
   - V(dashboard) the four DORA keys plus rework rate, their trends and tiers, per team and service.
   - V(cfr) change failure rate by team and by application (service), with the trend of each.
-  - V(pir) a post-implementation review per deployment (O(deployment_ids), default every failed
-    deployment of the window) with the run's timeline from the audit trail, gate decisions and their
-    reasons, anomalies (failed, rescued or retried tasks, tasks slower than O(slow_task_seconds)),
-    health results, incidents, rollback, and sections for team feedback and follow-up actions.
-  - V(runbook) deployments whose runbook (the manifest's C(runbook) path, kept with the deployment)
-    was not updated within O(runbook_max_age_hours) before the deployment, from the runbook's git
-    history or, outside a repository, its modification time.
+  - V(pir) a post-implementation review per deployment (O(deployment_ids)) or release (O(release_ids)),
+    by default every failed deployment of the window, with the run's timeline from the audit trail, gate
+    decisions and their reasons, anomalies (failed, rescued or retried tasks, tasks slower than
+    O(slow_task_seconds)), health results, incidents, rollback, and the team's feedback and follow-up
+    actions recorded for the release with M(relops.release.release_review) (an open action past its due
+    date is flagged V(OVERDUE)); it ends with every open follow-up action of the environment.
+  - V(runbook) deployments whose runbook (the manifest's C(runbook) path, which the release record keeps)
+    was not updated within O(runbook_max_age_hours) B(after) the deployment, to reflect the new
+    configuration, from the runbook's git history or, outside a repository, its modification time.
+    Over release records when the environment has them (the time of the record's C(deployment) stage),
+    else over the deployments table.
   - V(automation) manual intervention points from the audit trail (pauses, prompts, manual approvals,
     retries, rescues), ranked by how often and how long they held a release.
   - V(pipeline) stage (task) durations, and redundant stages, the same test suite run on the same
@@ -96,11 +100,18 @@ options:
     type: list
     elements: int
     default: []
+  release_ids:
+    description: The releases (release record ids) to review in the V(pir) report, besides O(deployment_ids).
+    type: list
+    elements: str
+    default: []
   runbook_root:
     description: The directory relative runbook paths are resolved against.
     type: path
   runbook_max_age_hours:
-    description: How recently before a deployment its runbook must have been updated.
+    description:
+      - Within how many hours after a deployment its runbook must be updated. Until that period ends a
+        deployment without an update is V(pending), not a violation.
     type: int
     default: 48
   slow_task_seconds:
@@ -129,6 +140,7 @@ attributes:
 seealso:
   - module: relops.release.dora_metrics
   - module: relops.release.incident
+  - module: relops.release.release_review
 """
 
 EXAMPLES = r"""
@@ -146,6 +158,13 @@ EXAMPLES = r"""
     formats: [md]
     deployment_ids: [4711]
     audit_path: /var/log/relops/audit.jsonl
+  run_once: true
+
+- name: Review a rolled-back release with the feedback and actions recorded for it
+  relops.release.release_report:
+    dest: /srv/reports/reviews
+    reports: [pir]
+    release_ids: [payments-api@2.4.0/production/9f2c0d6c4b4e]
   run_once: true
 """
 

@@ -20,6 +20,8 @@ MODULES = [
     "cmdb_impact",
     "release_record",
     "release_record_info",
+    "release_review",
+    "release_review_info",
 ]
 
 

@@ -8,6 +8,7 @@ must leave 1.0.0 serving with schema version 1.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from typing import Any
@@ -239,3 +240,100 @@ def test_dora_metrics_count_the_releases_as_recorded(demo_site: Site) -> None:
     # 1.1.1 follows the rolled-back 1.2.0 (docs/metrics.md, rework rate).
     assert summary["rework_rate"] == {"deployments": 3, "rework": 1, "rate": 0.3333}
     assert sorted(metrics["groups"]) == ["payments"], "the team is the manifest's"
+
+
+REVIEW_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/relops.release.ledger:
+      ledger_url: %(url)s
+  vars:
+    review:
+      release_id: "%(release_id)s"
+      feedback:
+        - {author: alice, text: The smoke tests caught the faulty build before users did.}
+      actions:
+        - {id: rehearse, title: Rehearse the rollback in staging, owner: bob, due: "%(yesterday)s"}
+        - {title: Alert on the error ratio, owner: carol, due: "%(next_week)s"}
+  tasks:
+    - name: Review the rolled-back release, in check mode first
+      relops.release.release_review: "{{ review }}"
+      check_mode: true
+      diff: true
+      register: planned
+    - name: Review the rolled-back release
+      relops.release.release_review: "{{ review }}"
+      register: recorded
+    - name: Review it again (nothing new)
+      relops.release.release_review: "{{ review }}"
+      register: again
+    - name: The overdue actions
+      relops.release.release_review_info:
+        environment: local
+        overdue: true
+      register: late
+    - name: The review report and the runbook rule over the same records
+      relops.release.release_report:
+        dest: %(dest)s
+        reports: [pir, runbook]
+        formats: [json, md]
+        environment: local
+        window: 7d
+        release_ids: ["%(release_id)s"]
+    - name: Keep the results for the test
+      ansible.builtin.copy:
+        content: "{{ {'planned': planned, 'recorded': recorded, 'again': again, 'late': late} | to_nice_json }}"
+        dest: %(dest)s/results.json
+        mode: "0600"
+"""
+
+
+def test_a_review_of_a_recorded_release_lists_feedback_and_flags_the_overdue_action(demo_site: Site) -> None:
+    """Feedback and follow-up actions recorded against the release that release.yml rolled back (1.2.0),
+    then the post-implementation review of it and the runbook rule over the releases recorded above."""
+    site = demo_site
+    url = site.ledger_url or "sqlite:///" + os.path.join(site.state, "relops", "ledger.db").lstrip("/")
+    with site.ledger() as ledger:
+        records = {r["version"]: r for r in ReleaseRecordStore(ledger).list_records("demo-app", "local")}
+    release_id = records["1.2.0"]["release_id"]
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    dest = os.path.join(site.ansible.workdir, "review")
+    play = REVIEW_PLAY % {
+        "url": url,
+        "release_id": release_id,
+        "yesterday": today - datetime.timedelta(days=1),
+        "next_week": today + datetime.timedelta(days=7),
+        "dest": dest,
+    }
+    run = site.ansible.playbook(site.ansible.write_playbook(play, "review.yml"), env=site.env)
+    assert run.returncode == 0, run.report
+    with open(os.path.join(dest, "results.json"), encoding="utf-8") as handle:
+        results = json.load(handle)
+    planned, recorded, again = results["planned"], results["recorded"], results["again"]
+    assert planned["changed"] and planned["feedback_added"] == 1 and planned["diff"]["before"]["actions"] == {}
+    assert sorted(planned["diff"]["after"]["actions"]) == ["Alert on the error ratio", "rehearse"]
+    assert recorded["changed"] and recorded["overdue"] == ["rehearse"] and len(recorded["feedback"]) == 1
+    assert not again["changed"] and again["actions_changed"] == [] and again["feedback_added"] == 0
+    assert [(a["release_id"], a["action_id"]) for a in results["late"]["actions"]] == [(release_id, "rehearse")]
+    with open(os.path.join(dest, "pir.json"), encoding="utf-8") as handle:
+        pir = json.load(handle)["data"]
+    (shown,) = [r for r in pir["reviews"] if r["release_id"] == release_id]
+    assert shown["deployment"]["status"] == "rolled_back"
+    assert [f["author"] for f in shown["feedback"]] == ["alice"]
+    assert [(a["action_id"], a["overdue"]) for a in shown["actions"]] == [
+        ("rehearse", True),
+        ("Alert on the error ratio", False),
+    ]
+    with open(os.path.join(dest, "pir.md"), encoding="utf-8") as handle:
+        assert "OVERDUE" in handle.read()
+    with open(os.path.join(dest, "runbook.json"), encoding="utf-8") as handle:
+        runbook = json.load(handle)["data"]["deployments"]
+    # Over the release records: the three releases that deployed (the gate-aborted 1.1.0 did not), each at
+    # the time of its deployment stage; the demo's manifests declare no runbook.
+    assert sorted((d["version"], d["verdict"]) for d in runbook) == [
+        ("1.0.0", "no runbook"),
+        ("1.1.1", "no runbook"),
+        ("1.2.0", "no runbook"),
+    ]
+    assert {d["deployment"] for d in runbook} == {records[v]["release_id"] for v in ("1.0.0", "1.1.1", "1.2.0")}

@@ -186,14 +186,14 @@ def test_pipeline_efficiency_finds_a_suite_rerun_on_the_same_artifact(ledger: Le
     ]
 
 
-def test_runbook_compliance_from_git_history_and_mtime(ledger: Ledger, tmp_path: Any) -> None:
+def test_runbook_compliance_over_deployments_wants_an_update_after_them(ledger: Ledger, tmp_path: Any) -> None:
     repo = tmp_path / "runbooks"
     repo.mkdir()
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     (repo / "api.md").write_text("v1\n")
     subprocess.run([*git, "add", "api.md"], check=True)
-    env = dict(os.environ, GIT_COMMITTER_DATE="2026-03-01T00:00:00Z", GIT_AUTHOR_DATE="2026-03-01T00:00:00Z")
+    env = dict(os.environ, GIT_COMMITTER_DATE="2026-03-03T00:00:00Z", GIT_AUTHOR_DATE="2026-03-03T00:00:00Z")
     subprocess.run([*git, "commit", "-qm", "runbook"], check=True, env=env)
     (tmp_path / "web.md").write_text("web\n")
     old = datetime.datetime(2026, 2, 1, tzinfo=datetime.timezone.utc).timestamp()
@@ -244,9 +244,9 @@ def test_runbook_compliance_from_git_history_and_mtime(ledger: Ledger, tmp_path:
         for d in build(ledger, "runbook", inputs).data["deployments"]
     }
     assert verdicts == {
-        ("api", "1"): ("compliant", "git"),  # committed 34 hours before
-        ("api", "2"): ("stale", "git"),  # 106 hours before
-        ("web", "1"): ("stale", "mtime"),
+        ("api", "1"): ("compliant", "git"),  # committed 14 hours after the deployment finished
+        ("api", "2"): ("not updated", "git"),  # only 58 hours before it
+        ("web", "1"): ("not updated", "mtime"),
         ("db", "1"): ("no runbook", "none"),
     }
 

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import statistics
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, parse_timestamp
+from ansible_collections.relops.release.plugins.module_utils.timestamps import (
+    format_timestamp,
+    parse_timestamp,
+    utc_now,
+)
 from ansible_collections.relops.release.plugins.plugin_utils.audit.trail import trail_files
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.metrics_store import MetricsScope
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
+from ansible_collections.relops.release.plugins.plugin_utils.review import ReviewStore, check_runbook, with_overdue
 
 from .dora import MetricsRequest, compute
+from .release_store import ReleaseMetricsStore
 
 REPORTS = ("dashboard", "cfr", "pir", "runbook", "automation", "pipeline", "calibration")
 
@@ -74,10 +79,16 @@ class ReportInputs:
     request: MetricsRequest
     audit_path: Optional[str] = None
     deployment_ids: Sequence[int] = ()
+    release_ids: Sequence[str] = ()
     runbook_root: Optional[str] = None
     runbook_max_age_hours: int = 48
     slow_task_seconds: float = 300.0
     exemptions: Sequence[Mapping[str, Any]] = ()
+    # When the report is made: what is overdue, and whether a runbook's update period has ended.
+    now: Optional[datetime.datetime] = None
+
+    def moment(self) -> datetime.datetime:
+        return self.now or utc_now()
 
 
 def line_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[Optional[float]]]) -> Dict[str, Any]:
@@ -301,26 +312,102 @@ def change_failure(ledger: Ledger, inputs: ReportInputs) -> Report:
 def post_implementation(ledger: Ledger, inputs: ReportInputs) -> Report:
     scope = _scope(inputs.request)
     chosen = list(inputs.deployment_ids)
-    if not chosen:
+    if not chosen and not inputs.release_ids:
         # Without a choice: every failed deployment of the window (those are what reviews are for).
         chosen = [int(row["id"]) for row in ledger.deployments_between(scope) if row["failure"]]
     events = list(read_audit(inputs.audit_path)) if inputs.audit_path else []
     incidents = ledger.incidents_with_links(
         scope.environment, scope.start, scope.incident_until, scope.link_window_seconds
     )
+    reviews_store = ReviewStore(ledger)
+    today = inputs.moment().date()
     sections: List[Section] = []
     reviews = []
+    reviewed_releases = set()
     for deployment_id in chosen:
         deployment = ledger.get_deployment(deployment_id)
         if deployment is None:
             sections.append(Section("Deployment %d" % deployment_id, text=["Not in the ledger."]))
             continue
+        release_id = reviews_store.release_of_deployment(deployment)
+        if release_id is not None and release_id in reviewed_releases:
+            continue
         review = _review(ledger, deployment, events, incidents, inputs)
+        review.update(_recorded_review(reviews_store, release_id, today))
+        reviewed_releases.add(release_id)
+        reviews.append(review)
+        sections.extend(_review_sections(review))
+    for release_id in inputs.release_ids:
+        if release_id in reviewed_releases:
+            continue
+        record = ReleaseRecordStore(ledger).get_record(release_id)
+        if record is None:
+            sections.append(Section("Release %s" % release_id, text=["Not in the ledger."]))
+            continue
+        incident = (record["stages"].get("incident") or {}).get("id")
+        named = [dict(i, deployment_id=None, link="record") for i in incidents if incident and i["id"] == incident]
+        review = _review(ledger, _deployment_of_record(record), events, named, inputs)
+        review.update(_recorded_review(reviews_store, release_id, today))
+        reviewed_releases.add(release_id)
         reviews.append(review)
         sections.extend(_review_sections(review))
     if not reviews and not sections:
         sections.append(Section("No deployments to review", text=["No failed deployments in the window."]))
-    return Report("pir", "Post-implementation reviews", sections, {"reviews": reviews})
+    open_actions = with_overdue(
+        reviews_store.actions(state="open", environment=scope.environment, service=scope.service), today
+    )
+    sections.append(_open_actions_section(open_actions, today))
+    data = {
+        "reviews": reviews,
+        "open_actions": open_actions,
+        "overdue": [action for action in open_actions if action["overdue"]],
+    }
+    return Report("pir", "Post-implementation reviews", sections, data)
+
+
+def _deployment_of_record(record: Mapping[str, Any]) -> Dict[str, Any]:
+    """A release record in the shape a review reads (a deployment row's columns); it has no deployment id."""
+    return {
+        "id": None,
+        "service": record["service"],
+        "version": record["version"],
+        "environment": record["environment"],
+        "status": record["outcome"],
+        "team": record.get("team"),
+        "started_at": record["started_at"],
+        "finished_at": record.get("finished_at"),
+        "run_id": record.get("run_id"),
+        "change_id": record.get("change_number"),
+        "artifact_digest": record["digest"],
+    }
+
+
+def _recorded_review(store: ReviewStore, release_id: Optional[str], today: datetime.date) -> Dict[str, Any]:
+    """The feedback and follow-up actions recorded for the release (relops.release.release_review)."""
+    recorded = store.review(release_id) if release_id else None
+    if recorded is None:
+        return {"release_id": release_id, "feedback": [], "actions": []}
+    return {
+        "release_id": release_id,
+        "feedback": [{k: entry[k] for k in ("author", "text", "recorded_at")} for entry in recorded["feedback"]],
+        "actions": with_overdue(recorded["actions"], today),
+    }
+
+
+def _open_actions_section(actions: Sequence[Mapping[str, Any]], today: datetime.date) -> Section:
+    overdue = sum(1 for action in actions if action["overdue"])
+    return Section(
+        "Open follow-up actions",
+        text=[
+            "%d open, %d overdue on %s (every release of the environment)." % (len(actions), overdue, today)
+            if actions
+            else "No open follow-up actions."
+        ],
+        columns=["release", "action", "owner", "due", "overdue"] if actions else [],
+        rows=[
+            [a["release_id"], a["title"], a["owner"], a["due_date"], "OVERDUE" if a["overdue"] else ""] for a in actions
+        ],
+    )
 
 
 def _review(
@@ -379,7 +466,7 @@ def _review(
             "root_cause": i.get("root_cause"),
         }
         for i in incidents
-        if i.get("deployment_id") == deployment["id"]
+        if deployment["id"] is None or i.get("deployment_id") == deployment["id"]
     ]
     return {
         "deployment": {
@@ -410,11 +497,11 @@ def _review(
 
 def _review_sections(review: Mapping[str, Any]) -> List[Section]:
     deployment = review["deployment"]
-    name = "%s %s to %s (deployment %s)" % (
+    name = "%s %s to %s (%s)" % (
         deployment["service"],
         deployment["version"],
         deployment["environment"],
-        deployment["id"],
+        "release %s" % review["release_id"] if review.get("release_id") else "deployment %s" % deployment["id"],
     )
     sections = [
         Section(
@@ -459,10 +546,8 @@ def _review_sections(review: Mapping[str, Any]) -> List[Section]:
                 for i in review["incidents"]
             ],
         ),
-        Section(
-            "Team feedback", text=["What went well, what did not, what surprised us (to be filled in by the team)."]
-        ),
-        Section("Follow-up actions", text=["Action, owner, due date (to be filled in by the team)."]),
+        _feedback_section(review),
+        _actions_section(review),
     ]
     if review["durations"]:
         sections[0].chart = bar_chart(
@@ -473,99 +558,105 @@ def _review_sections(review: Mapping[str, Any]) -> List[Section]:
     return sections
 
 
+def _feedback_section(review: Mapping[str, Any]) -> Section:
+    if not review["feedback"]:
+        return Section("Team feedback", text=[_not_recorded(review, "feedback")])
+    return Section(
+        "Team feedback",
+        columns=["who", "what", "recorded"],
+        rows=[[entry["author"], entry["text"], entry["recorded_at"]] for entry in review["feedback"]],
+    )
+
+
+def _actions_section(review: Mapping[str, Any]) -> Section:
+    if not review["actions"]:
+        return Section("Follow-up actions", text=[_not_recorded(review, "follow-up actions")])
+    overdue = sum(1 for action in review["actions"] if action["overdue"])
+    return Section(
+        "Follow-up actions",
+        text=["%d of %d overdue." % (overdue, len(review["actions"]))] if overdue else [],
+        columns=["action", "owner", "due", "state", "overdue"],
+        rows=[
+            [a["title"], a["owner"], a["due_date"], a["state"], "OVERDUE" if a["overdue"] else ""]
+            for a in review["actions"]
+        ],
+    )
+
+
+def _not_recorded(review: Mapping[str, Any], what: str) -> str:
+    if not review["release_id"]:
+        return "No %s: this deployment has no release record to record them against." % what
+    return "No %s recorded yet; record them with relops.release.release_review (release_id: %s)." % (
+        what,
+        review["release_id"],
+    )
+
+
 # Runbook compliance
 
 
 def runbook_compliance(ledger: Ledger, inputs: ReportInputs) -> Report:
-    scope = _scope(inputs.request)
-    rows = []
+    """Each deployment's runbook updated within ``runbook_max_age_hours`` AFTER it (review/runbook.py).
+
+    Over release records (the manifest's runbook the record keeps, the deployment stage's time) when the
+    environment has them, else over the deployments table of older ledgers.
+    """
+    now = inputs.moment()
     checked = []
-    limit = datetime.timedelta(hours=inputs.runbook_max_age_hours)
-    for deployment in ledger.deployments_between(scope):
-        runbook = deployment.get("runbook")
-        started = parse_timestamp(str(deployment["started_at"]))
-        updated, method = runbook_updated_before(runbook, inputs.runbook_root, started)
-        if not runbook:
-            verdict = "no runbook"
-        elif updated is None:
-            verdict = "unknown" if method == "mtime" else "missing"
-        else:
-            verdict = "compliant" if started - updated <= limit else "stale"
-        entry = {
-            "deployment": deployment["id"],
-            "service": deployment["service"],
-            "version": deployment["version"],
-            "started_at": deployment["started_at"],
-            "runbook": runbook,
-            "updated_at": format_timestamp(updated) if updated else None,
-            "method": method,
-            "verdict": verdict,
-        }
-        checked.append(entry)
-        if verdict != "compliant":
-            rows.append(
-                [
-                    entry[k] or ""
-                    for k in (
-                        "deployment",
-                        "service",
-                        "version",
-                        "started_at",
-                        "runbook",
-                        "updated_at",
-                        "method",
-                        "verdict",
-                    )
-                ]
-            )
+    for deployment in _runbook_subjects(ledger, inputs):
+        deployed_at = parse_timestamp(str(deployment["deployed_at"]))
+        check = check_runbook(
+            deployment.get("runbook"), inputs.runbook_root, deployed_at, inputs.runbook_max_age_hours, now
+        )
+        checked.append(
+            {
+                "deployment": deployment["id"],
+                "service": deployment["service"],
+                "version": deployment["version"],
+                "deployed_at": deployment["deployed_at"],
+                "runbook": deployment.get("runbook"),
+                "updated_at": format_timestamp(check.updated_at) if check.updated_at else None,
+                "method": check.method,
+                "verdict": check.verdict,
+            }
+        )
+    columns = ("deployment", "service", "version", "deployed_at", "runbook", "updated_at", "method", "verdict")
+    rows = [[entry[k] or "" for k in columns] for entry in checked if entry["verdict"] != "compliant"]
     compliant = sum(1 for entry in checked if entry["verdict"] == "compliant")
     sections = [
         Section(
-            "Runbooks not updated within %d hours before the deployment" % inputs.runbook_max_age_hours,
-            text=["%d of %d deployments compliant." % (compliant, len(checked))],
-            columns=["deployment", "service", "version", "started", "runbook", "last update", "checked by", "verdict"],
+            "Runbooks not updated within %d hours after the deployment" % inputs.runbook_max_age_hours,
+            text=[
+                "%d of %d deployments compliant (pending: the period has not ended yet)." % (compliant, len(checked))
+            ],
+            columns=[
+                "release or deployment",
+                "service",
+                "version",
+                "deployed",
+                "runbook",
+                "update",
+                "checked by",
+                "verdict",
+            ],
             rows=rows,
         )
     ]
     return Report("runbook", "Runbook compliance", sections, {"deployments": checked, "compliant": compliant})
 
 
-def runbook_updated_before(
-    runbook: Optional[str], root: Optional[str], moment: datetime.datetime
-) -> Tuple[Optional[datetime.datetime], str]:
-    """When the runbook last changed before ``moment``: from git history when it is in a repository, else mtime.
-
-    The modification time only says when the file last changed at all; when that is after the
-    deployment the answer is unknown (None, "mtime").
-    """
-    if not runbook:
-        return None, "none"
-    path = runbook if os.path.isabs(runbook) or not root else os.path.join(root, runbook)
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        return None, "missing"
-    done = subprocess.run(
-        [
-            "git",
-            "-C",
-            directory,
-            "log",
-            "-1",
-            "--format=%ct",
-            "--before=%d" % int(moment.timestamp()),
-            "--",
-            os.path.basename(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode == 0 and done.stdout.strip():
-        return datetime.datetime.fromtimestamp(int(done.stdout.split()[0]), datetime.timezone.utc), "git"
-    if not os.path.exists(path):
-        return None, "missing"
-    modified = datetime.datetime.fromtimestamp(os.path.getmtime(path), datetime.timezone.utc)
-    return (modified if modified <= moment else None), "mtime"
+def _runbook_subjects(ledger: Ledger, inputs: ReportInputs) -> List[Dict[str, Any]]:
+    scope = _scope(inputs.request)
+    if ReleaseMetricsStore(ledger).has_records(scope.environment):
+        return [
+            dict(row, id=row["release_id"])
+            for row in ReviewStore(ledger).deployed_releases(
+                scope.environment, scope.start, scope.end, scope.service, scope.team
+            )
+        ]
+    return [
+        dict(row, deployed_at=row.get("finished_at") or row["started_at"]) for row in ledger.deployments_between(scope)
+    ]
 
 
 # Automation coverage
