@@ -53,6 +53,8 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
 
 class ActionModule(ItsmActionBase):
     argument_spec = ARGUMENT_SPEC
+    # With itsm=true: the backend the incident was opened or resolved on, for the result.
+    _backend_name = ""
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         for name in ("opened_at", "resolved_at", "since"):
@@ -144,6 +146,7 @@ class ActionModule(ItsmActionBase):
             return {"changed": existing is None, "incident": existing or incident, "itsm_incident": None}
         with self.itsm_backend(args, write=True) as backend, self._ledger_of(args, backend) as ledger:
             outcome = incidents.open_incident(backend, ledger, self.actor, incident)
+            self._backend_name = backend.name
         row = outcome.row
         if outcome.changed:
             self.audit(
@@ -163,6 +166,7 @@ class ActionModule(ItsmActionBase):
             return {"changed": existing["status"] != "resolved", "incident": after, "itsm_incident": None}
         with self.itsm_backend(args, write=True) as backend, self._ledger_of(args, backend) as ledger:
             outcome = incidents.resolve_incident(backend, ledger, existing, resolved_at, resolution)
+            self._backend_name = backend.name
         if outcome.changed:
             self.audit(
                 "incident",
@@ -187,6 +191,7 @@ class ActionModule(ItsmActionBase):
             "changed": outcome.changed,
             "incident": outcome.row,
             "itsm_incident": outcome.itsm,
+            "itsm_backend": self._backend_name,
             **self._diff(before, outcome.row),
         }
         if outcome.warnings:

@@ -249,6 +249,10 @@ itsm_incident:
     caused_by: CHG0030002
     correlation_id: relops-release-payments-api@2.4.0/production/0123456789ab
     close_code: Workaround provided
+itsm_backend:
+  description: With O(itsm=true), the ITSM backend the task used, V(local) or V(servicenow).
+  returned: when O(itsm=true), except in check mode
+  type: str
 incidents:
   description: With O(state=list), the incidents, newest first, each with C(deployment_ids).
   returned: when O(state=list)
