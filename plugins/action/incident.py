@@ -143,7 +143,12 @@ class ActionModule(ItsmActionBase):
         incident["external_id"] = args["external_id"]
         if self.check_mode:
             existing = self._existing(args, None)
-            return {"changed": existing is None, "incident": existing or incident, "itsm_incident": None}
+            return {
+                "changed": existing is None,
+                "incident": existing or incident,
+                "itsm_incident": None,
+                **self._diff(None, None if existing else incident),
+            }
         with self.itsm_backend(args, write=True) as backend, self._ledger_of(args, backend) as ledger:
             outcome = incidents.open_incident(backend, ledger, self.actor, incident)
             self._backend_name = backend.name
@@ -163,7 +168,12 @@ class ActionModule(ItsmActionBase):
         resolution = {name: args[name] for name in ("close_code", "close_notes", "root_cause", "component")}
         if self.check_mode:
             after = {**existing, "status": "resolved", "resolved_at": existing.get("resolved_at") or resolved_at}
-            return {"changed": existing["status"] != "resolved", "incident": after, "itsm_incident": None}
+            return {
+                "changed": existing["status"] != "resolved",
+                "incident": after,
+                "itsm_incident": None,
+                **self._diff(existing, after),
+            }
         with self.itsm_backend(args, write=True) as backend, self._ledger_of(args, backend) as ledger:
             outcome = incidents.resolve_incident(backend, ledger, existing, resolved_at, resolution)
             self._backend_name = backend.name
