@@ -4,16 +4,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import (
     format_timestamp,
     parse_timestamp,
     utc_now,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.itsm import incidents
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.action import ITSM_ARGUMENT_SPEC, ItsmActionBase
-from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import Record
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.backend import ItsmBackend, Record
 from ansible_collections.relops.release.plugins.plugin_utils.itsm.local import LocalBackend
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, LedgerError
 from ansible_collections.relops.release.plugins.plugin_utils.ledger.store import INCIDENT_SEVERITIES
@@ -39,12 +41,20 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "query": {"type": "str"},
     "unassigned_service": {"type": "str"},
     "limit": {"type": "int", "default": 100},
+    "itsm": {"type": "bool", "default": False},
+    "correlation_id": {"type": "str"},
+    "caused_by": {"type": "str"},
+    "version": {"type": "str"},
+    "close_code": {"type": "str"},
+    "close_notes": {"type": "str"},
     **ITSM_ARGUMENT_SPEC,
 }
 
 
 class ActionModule(ItsmActionBase):
     argument_spec = ARGUMENT_SPEC
+    # With itsm=true: the backend the incident was opened or resolved on, for the result.
+    _backend_name = ""
 
     def execute(self, args: Dict[str, Any]) -> Dict[str, Any]:
         for name in ("opened_at", "resolved_at", "since"):
@@ -78,11 +88,18 @@ class ActionModule(ItsmActionBase):
         missing = [name for name in ("service", "title") if not args[name]]
         if missing:
             raise LedgerError("state=present needs %s; give the affected service and a title" % " and ".join(missing))
-        if not (args["external_id"] or args["opened_at"]):
+        if args["itsm"] and not args["correlation_id"]:
+            raise LedgerError(
+                "itsm=true needs correlation_id (e.g. relops-release-<release id>), so a rerun finds the incident "
+                "in the ITSM instead of opening another"
+            )
+        if not (args["external_id"] or args["opened_at"] or args["correlation_id"]):
             raise LedgerError(
                 "give external_id or opened_at, so a rerun finds this incident instead of opening another"
             )
         incident = _incident(args)
+        if args["itsm"]:
+            return self._open_in_itsm(args, incident)
         existing = self._existing(args, incident["external_id"])
         if existing is not None or self.check_mode:
             return {"changed": existing is None, "incident": existing or incident, **self._diff(None, existing)}
@@ -93,17 +110,25 @@ class ActionModule(ItsmActionBase):
         return {"changed": created, "incident": row, **self._diff(None, row)}
 
     def _resolve(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        if args["id"] is None and not args["external_id"]:
-            raise LedgerError("state=resolved needs id or external_id (with source) to find the incident")
+        if args["id"] is None and not args["external_id"] and not args["correlation_id"]:
+            raise LedgerError(
+                "state=resolved needs id, correlation_id or external_id (with source) to find the incident"
+            )
         existing = self._existing(args, args["external_id"])
         if existing is None:
             raise LedgerError(
                 "incident %s is not in the ledger; list incidents to find its id"
-                % (args["id"] if args["id"] is not None else "%s/%s" % (args["source"], args["external_id"]))
+                % (
+                    args["id"]
+                    if args["id"] is not None
+                    else args["correlation_id"] or "%s/%s" % (args["source"], args["external_id"])
+                )
             )
+        resolved_at = args["resolved_at"] or format_timestamp(utc_now())
+        if args["itsm"]:
+            return self._resolve_in_itsm(args, existing, resolved_at)
         if existing["status"] == "resolved":
             return {"changed": False, "incident": existing}
-        resolved_at = args["resolved_at"] or format_timestamp(utc_now())
         if self.check_mode:
             after = {**existing, "status": "resolved", "resolved_at": resolved_at}
             return {"changed": True, "incident": after, **self._diff(existing, after)}
@@ -111,6 +136,77 @@ class ActionModule(ItsmActionBase):
             row = ledger.resolve_incident(int(existing["id"]), resolved_at, args["root_cause"], args["component"])
         self.audit("incident", action="resolved", incident=row["id"], root_cause=row.get("root_cause"))
         return {"changed": True, "incident": row, **self._diff(existing, row)}
+
+    def _open_in_itsm(self, args: Dict[str, Any], incident: Dict[str, Any]) -> Dict[str, Any]:
+        """Open the incident in the ITSM backend the task uses, and its ledger row (plugin_utils/itsm/incidents.py)."""
+        # Without an external id, the ITSM's number becomes it (the correlation id when the ITSM is down).
+        incident["external_id"] = args["external_id"]
+        if self.check_mode:
+            existing = self._existing(args, None)
+            return {
+                "changed": existing is None,
+                "incident": existing or incident,
+                "itsm_incident": None,
+                **self._diff(None, None if existing else incident),
+            }
+        with self.itsm_backend(args, write=True) as backend, self._ledger_of(args, backend) as ledger:
+            outcome = incidents.open_incident(backend, ledger, self.actor, incident)
+            self._backend_name = backend.name
+        row = outcome.row
+        if outcome.changed:
+            self.audit(
+                "incident",
+                action="opened",
+                incident=row["id"],
+                service=row["service"],
+                title=row["title"],
+                itsm_incident=(outcome.itsm or {}).get("number"),
+            )
+        return self._itsm_result(outcome, None)
+
+    def _resolve_in_itsm(self, args: Dict[str, Any], existing: Dict[str, Any], resolved_at: str) -> Dict[str, Any]:
+        resolution = {name: args[name] for name in ("close_code", "close_notes", "root_cause", "component")}
+        if self.check_mode:
+            after = {**existing, "status": "resolved", "resolved_at": existing.get("resolved_at") or resolved_at}
+            return {
+                "changed": existing["status"] != "resolved",
+                "incident": after,
+                "itsm_incident": None,
+                **self._diff(existing, after),
+            }
+        with self.itsm_backend(args, write=True) as backend, self._ledger_of(args, backend) as ledger:
+            outcome = incidents.resolve_incident(backend, ledger, existing, resolved_at, resolution)
+            self._backend_name = backend.name
+        if outcome.changed:
+            self.audit(
+                "incident",
+                action="resolved",
+                incident=outcome.row["id"],
+                itsm_incident=(outcome.itsm or {}).get("number"),
+                close_code=args["close_code"],
+            )
+        return self._itsm_result(outcome, existing)
+
+    @contextlib.contextmanager
+    def _ledger_of(self, args: Dict[str, Any], backend: ItsmBackend) -> Iterator[Ledger]:
+        """The local backend's own ledger (its incidents are the ledger's), else the task's ledger."""
+        if isinstance(backend, LocalBackend) and backend.ledger is not None:
+            yield backend.ledger
+            return
+        with self.open_task_ledger(args) as ledger:
+            yield ledger
+
+    def _itsm_result(self, outcome: incidents.IncidentOutcome, before: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+        result: Dict[str, Any] = {
+            "changed": outcome.changed,
+            "incident": outcome.row,
+            "itsm_incident": outcome.itsm,
+            "itsm_backend": self._backend_name,
+            **self._diff(before, outcome.row),
+        }
+        if outcome.warnings:
+            result["warnings"] = outcome.warnings
+        return result
 
     def _import(self, args: Dict[str, Any]) -> Dict[str, Any]:
         """Copy incidents from the ITSM backend (ServiceNow's incident table) into the metrics ledger.
@@ -169,6 +265,9 @@ class ActionModule(ItsmActionBase):
         with ledger:
             if args["id"] is not None:
                 return ledger.get_incident(incident_id=args["id"])
+            if args["correlation_id"] and not external_id:
+                found = ledger.find_incidents(limit=1, correlation_id=args["correlation_id"])
+                return found[0] if found else None
             return ledger.get_incident(source=args["source"], external_id=external_id)
 
     def _check_deployments(self, ledger: Ledger, deployment_ids: List[int]) -> None:
@@ -185,6 +284,7 @@ class ActionModule(ItsmActionBase):
 def _incident(args: Dict[str, Any]) -> Dict[str, Any]:
     key = (
         args["external_id"]
+        or args["correlation_id"]
         or hashlib.sha256(
             "\n".join((args["service"], args["environment"], args["opened_at"], args["title"])).encode()
         ).hexdigest()[:16]
@@ -204,6 +304,9 @@ def _incident(args: Dict[str, Any]) -> Dict[str, Any]:
         "root_cause": args["root_cause"],
         "deployment_ids": args["deployment_ids"],
         "details": args["details"],
+        "correlation_id": args["correlation_id"],
+        "caused_by": args["caused_by"],
+        "version": args["version"],
     }
 
 
@@ -230,6 +333,7 @@ def _from_servicenow(args: Dict[str, Any], record: Record, links: List[int]) -> 
         "root_cause": str(record.get("close_code") or "") or None,
         "deployment_ids": links,
         "details": {"sys_id": record.get("sys_id"), "caused_by": record.get("caused_by") or None},
+        "caused_by": record.get("caused_by") or None,
     }
 
 

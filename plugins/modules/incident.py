@@ -16,8 +16,17 @@ description:
   - V(present) adds an incident. It is found again by O(source) and O(external_id) (or, without an
     external id, by service, environment, O(opened_at) and title), so a rerun changes nothing.
     O(deployment_ids) links it to deployments explicitly, which replaces the time-window rule.
-  - V(resolved) marks an incident (by O(id), or O(source) and O(external_id)) resolved at
+  - V(resolved) marks an incident (by O(id), O(correlation_id), or O(source) and O(external_id)) resolved at
     O(resolved_at) (default now), with an optional O(root_cause) and O(component).
+  - With O(itsm=true), V(present) opens the incident in the ITSM backend the task uses and V(resolved)
+    resolves it there. On ServiceNow that is the C(incident) table - C(cmdb_ci) from O(ci), C(caused_by)
+    from O(caused_by), C(correlation_id) from O(correlation_id), and on resolution state 6 (Resolved) with
+    C(close_code) and C(close_notes) - and the ledger keeps a copy (source V(servicenow), external id the
+    number) that the delivery metrics count, opened at O(opened_at) and resolved at O(resolved_at). On the
+    local backend the ledger row is the ITSM incident (number C(INC) and the row id). A rerun with the same
+    O(correlation_id) finds the incident instead of opening another.
+  - With O(itsm=true), a ServiceNow that cannot be reached is a warning, not a failure - the incident is
+    recorded in the ledger only (its C(details.itsm_error) says why) - so a release's recovery goes on.
   - V(list) returns incidents, newest first, each with its explicit deployment links.
   - V(imported) reads ServiceNow's incident table through the ITSM backend (O(instance)) and adds
     the incidents the ledger does not hold yet (source V(servicenow), external id = the number), or
@@ -108,6 +117,36 @@ options:
     description: How many incidents to list or import at most.
     type: int
     default: 100
+  itsm:
+    description:
+      - With O(state=present) or V(resolved), open or resolve the incident in the ITSM backend the task uses
+        (O(backend), O(instance)) as well as in the ledger; see the description.
+      - Needs O(correlation_id) to open, and O(close_code) and O(close_notes) to resolve.
+    type: bool
+    default: false
+  correlation_id:
+    description:
+      - What the incident is found again by on a rerun, in the ledger and in ServiceNow's C(correlation_id)
+        (for example C(relops-release-) and the release record's id).
+      - With O(state=resolved), finds the incident to resolve.
+    type: str
+  caused_by:
+    description:
+      - The number of the change that caused the incident (ServiceNow's C(caused_by), "Caused by Change").
+      - The change must exist on the backend; the metrics also count the incident against the release made
+        under that change.
+    type: str
+  version:
+    description: The version of the service the incident happened in.
+    type: str
+  close_code:
+    description:
+      - With O(state=resolved) and O(itsm=true), the resolution code (ServiceNow's C(close_code), one of the
+        instance's choices, for example V(Workaround provided) for a rollback).
+    type: str
+  close_notes:
+    description: With O(state=resolved) and O(itsm=true), how service was restored (ServiceNow's C(close_notes)).
+    type: str
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
@@ -144,6 +183,29 @@ EXAMPLES = r"""
     root_cause: connection pool exhausted
     component: database
 
+- name: Open a failed release's incident in the ITSM the release uses (ServiceNow here)
+  relops.release.incident:
+    itsm: true
+    service: payments-api
+    ci: payments-api
+    title: Release 2.4.0 failed at smoke
+    severity: high
+    version: 2.4.0
+    opened_at: "2026-03-02T12:00:00Z"
+    correlation_id: relops-release-payments-api@2.4.0/production/0123456789ab
+    caused_by: CHG0030002
+    source: relops
+  register: release_incident
+
+- name: Resolve it once the rollback restored service
+  relops.release.incident:
+    state: resolved
+    itsm: true
+    id: "{{ release_incident.incident.id }}"
+    resolved_at: "2026-03-02T12:04:10Z"
+    close_code: Workaround provided
+    close_notes: Rolled back to 2.3.1; schema already at 7.
+
 - name: Import ServiceNow's production incidents of the service
   relops.release.incident:
     state: imported
@@ -171,6 +233,26 @@ incident:
     source: pagerduty
     external_id: PD-4711
     opened_at: "2026-03-02T12:00:00.000000Z"
+itsm_incident:
+  description:
+    - With O(itsm=true), the incident as the ITSM holds it (ServiceNow's fields - C(number), C(sys_id),
+      C(state), C(cmdb_ci), C(caused_by), C(correlation_id), C(close_code), C(close_notes), C(opened_at),
+      C(resolved_at) - on both backends), or null when it could not be reached (see C(warnings)) or in
+      check mode.
+  returned: when O(itsm=true)
+  type: dict
+  sample:
+    number: INC0010002
+    sys_id: 9d385017c611228701d22104cc95c371
+    state: resolved
+    cmdb_ci: payments-api
+    caused_by: CHG0030002
+    correlation_id: relops-release-payments-api@2.4.0/production/0123456789ab
+    close_code: Workaround provided
+itsm_backend:
+  description: With O(itsm=true), the ITSM backend the task used, V(local) or V(servicenow).
+  returned: when O(itsm=true), except in check mode
+  type: str
 incidents:
   description: With O(state=list), the incidents, newest first, each with C(deployment_ids).
   returned: when O(state=list)

@@ -146,8 +146,25 @@ def test_a_failed_smoke_test_rolls_back_app_and_schema(demo_site: Site) -> None:
         assert ledger.get_lock("demo-app") is None
     record = record_of(site, summary["release_id"])
     assert (record["outcome"], record["rolled_back_to"]) == ("rolled_back", "1.0.0")
-    assert record["stages"]["rollback"]["failed_stage"] == "smoke"
-    assert record["stages"]["incident"]["id"] == incidents[0]["id"]
+    rollback = record["stages"]["rollback"]
+    assert rollback["failed_stage"] == "smoke"
+    # The incident is the local ITSM's (the ledger row is its record), linked to the change, the service's
+    # CI (as the cmdb task registered it) and the release record; opened at detection, resolved at restore.
+    (incident,) = incidents
+    assert (incident["caused_by"], incident["ci"]) == (summary["change"], "demo-app (local)")
+    assert incident["correlation_id"] == "relops-release-" + summary["release_id"]
+    assert incident["details"]["release_id"] == summary["release_id"]
+    assert (incident["status"], incident["opened_at"], incident["resolved_at"]) == (
+        "resolved",
+        rollback["detected_at"],
+        rollback["restored_at"],
+    )
+    assert incident["details"]["close_code"] == "Workaround provided"
+    assert "Application: rolled back to 1.0.0. Schema: schema 3 -> 1." in incident["details"]["close_notes"]
+    stage = record["stages"]["incident"]
+    assert stage["id"] == incident["id"] and stage["itsm"] == "local"
+    assert stage["number"] == "INC%07d" % (10000 + incident["id"]) and stage["change"] == summary["change"]
+    assert stage["resolved_at"] == rollback["restored_at"]
 
 
 def test_a_failed_migration_keeps_the_previous_schema_and_app(demo_site: Site) -> None:

@@ -179,12 +179,15 @@ def test_on_postgresql_and_servicenow_a_failed_smoke_test_rolls_back_and_opens_a
     change = world.change(number)
     assert change["state"] == "3" and change["close_code"] == "unsuccessful", change
     assert "smoke" in change["close_notes"] and "rolled back to 1.0.0" in change["close_notes"], change
-    # The flow records its incident in the ledger (issue 10: "opens an incident in the ledger"), linked
-    # to the ServiceNow change by number; the stand-in's incident table stays as the CAB sees it.
+    # The flow opens its incident in the ITSM it uses (issue 18): ServiceNow's incident table, caused by the
+    # change and resolved once the rollback restored service; the ledger keeps the copy the metrics count.
     with site.ledger() as ledger:
         incidents = ledger.list_incidents(service="demo-app")
     assert len(incidents) == 1 and incidents[0]["details"]["change"] == number, incidents
-    assert incidents[0]["details"]["version"] == "1.2.0" and incidents[0]["external_id"] == number
+    assert incidents[0]["details"]["version"] == "1.2.0" and incidents[0]["caused_by"] == number
+    (opened,) = world.standin.records("incident", "caused_by=%s" % change["sys_id"])
+    assert (incidents[0]["source"], incidents[0]["external_id"]) == ("servicenow", opened["number"])
+    assert (opened["state"], incidents[0]["status"]) == ("6", "resolved"), opened
 
 
 def ledger_dump(site: Site) -> str:

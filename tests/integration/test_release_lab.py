@@ -26,6 +26,7 @@ from fixtures.routers import Router, start_nginx
 from servicenow.server import ServiceNowStandIn
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
+from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
 from ansible_collections.relops.release.plugins.plugin_utils.release_record.permit import (
     build_permit,
     load_permit_key,
@@ -68,6 +69,34 @@ class LabSite:
         found = self.standin.records("change_request", "number=%s" % number)
         assert len(found) == 1, "change %s in the stand-in: %r" % (number, found)
         return found[0]
+
+    def incident_of(self, change: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+        """The failed release's incident in ServiceNow (the ITSM of this lab), checked against its ledger copy
+        and its release record: linked to the change, the service CI and the record; resolved at restore."""
+        found = self.standin.records("incident", "caused_by=%s" % change["sys_id"])
+        assert len(found) == 1, "one incident caused by %s in the stand-in: %r" % (change["number"], found)
+        incident = found[0]
+        (ci,) = self.standin.records("cmdb_ci_appl", "sys_id=%s" % incident["cmdb_ci"])
+        assert ci["name"] == "demo-app (local)", "the CI the release's cmdb task registered (per environment)"
+        assert incident["correlation_id"] == "relops-release-" + summary["release_id"]
+        assert summary["release_id"] in incident["description"]
+        assert (incident["state"], incident["close_code"]) == ("6", "Workaround provided"), incident
+        assert incident["close_notes"].startswith("Service restored.") and incident["resolved_at"]
+        with self.site.ledger() as ledger:
+            copies = ledger.find_incidents(correlation_id=incident["correlation_id"])
+            record = ReleaseRecordStore(ledger).get_record(summary["release_id"])
+        assert [(c["source"], c["external_id"], c["status"]) for c in copies] == [
+            ("servicenow", incident["number"], "resolved")
+        ]
+        assert record is not None
+        stage, rollback = record["stages"]["incident"], record["stages"]["rollback"]
+        assert (stage["itsm"], stage["number"], stage["sys_id"]) == (
+            "servicenow",
+            incident["number"],
+            incident["sys_id"],
+        )
+        assert (copies[0]["opened_at"], copies[0]["resolved_at"]) == (rollback["detected_at"], rollback["restored_at"])
+        return incident
 
     def last_run(self) -> dict[str, Any]:
         with self.site.ledger() as ledger:
@@ -287,6 +316,8 @@ def test_on_the_lab_a_failed_migration_keeps_every_host_on_the_previous_release(
     change = world.change(summary["change"])
     assert change["state"] == "3" and change["close_code"] == "unsuccessful", change
     assert "1.1.1" not in [version for version, _status in world.deployments()]
+    incident = world.incident_of(change, summary)
+    assert "Schema: schema 2 -> 1." in incident["close_notes"], incident["close_notes"]
 
 
 def test_on_the_lab_kill_9_mid_switch_then_a_rerun_converges_with_no_failed_request(lab_site: LabSite) -> None:
@@ -322,6 +353,8 @@ def test_on_the_lab_a_failed_smoke_test_rolls_every_host_back(lab_site: LabSite)
     change = world.change(summary["change"])
     assert change["state"] == "3" and change["close_code"] == "unsuccessful", change
     assert ("1.2.0", "rolled_back") in world.deployments() and world.deployments()[0] == ("1.1.0", "successful")
+    incident = world.incident_of(change, summary)
+    assert "Application: rolled back to 1.1.0." in incident["close_notes"], incident["close_notes"]
     with site.ledger() as ledger:
         incidents = ledger.list_incidents(service="demo-app")
         assert [incident["details"]["version"] for incident in incidents].count("1.2.0") == 1

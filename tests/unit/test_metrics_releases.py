@@ -223,3 +223,22 @@ def test_an_incident_opened_by_a_failed_release_does_not_blame_the_one_before(le
     # Opened at 12:10, two hours after 1.0.0 finished and before 1.2.0 did: 1.2.0's stage names it.
     one_day = compute(ledger, request(service="payments-api"))["summary"]["change_failure_rate"]
     assert (one_day["deployments"], one_day["failures"], one_day["with_incident"]) == (3, 1, 1)
+
+
+def test_an_incident_caused_by_a_change_counts_against_the_release_made_under_it(ledger: Ledger) -> None:
+    # Opened in ServiceNow on 12-03, days after any payments-api release (outside the 24 h link window):
+    # only its caused_by (1.0.0's change, CHG1) links it, and 1.0.0 becomes a failure.
+    ledger.record_incident(
+        ACTOR,
+        {
+            "service": "payments-api",
+            "environment": "production",
+            "title": "payments slow since 1.0.0",
+            "source": "servicenow",
+            "external_id": "INC0010099",
+            "caused_by": "CHG1",
+            "opened_at": at(3, "12:00"),
+        },
+    )
+    rate = compute(ledger, request(service="payments-api"))["summary"]["change_failure_rate"]
+    assert (rate["deployments"], rate["failures"], rate["with_incident"]) == (3, 2, 2)

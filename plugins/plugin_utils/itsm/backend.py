@@ -142,6 +142,14 @@ class ItsmBackend(abc.ABC):
         ``resolved_at`` (RFC 3339 UTC, empty while unresolved).
         """
 
+    @abc.abstractmethod
+    def resolve_incident(self, incident: Record, close_code: str, close_notes: str, resolved_at: str) -> Record:
+        """Move an open incident to resolved with its resolution code and notes; return it as listed.
+
+        ServiceNow stamps ``resolved_at`` itself when the state becomes Resolved (6); the local backend
+        records the ``resolved_at`` given (when service was restored).
+        """
+
     # CMDB primitives
 
     @abc.abstractmethod
@@ -390,6 +398,26 @@ class ItsmBackend(abc.ABC):
         raise ITSMError(
             "opening incident %s failed %d times; check the instance's health and retry" % (correlation_id, attempts)
         )
+
+    def ensure_incident_resolved(
+        self, number: str, close_code: str, close_notes: str, resolved_at: str
+    ) -> Tuple[Record, bool]:
+        """Resolve the incident ``number`` unless it is resolved (or closed) already; return it and whether
+        this call resolved it, so a rerun after service was restored changes nothing."""
+        if not close_code or not close_notes:
+            raise ITSMError(
+                "resolving incident %s needs close_code and close_notes (ServiceNow's Resolution code and "
+                "Resolution notes are mandatory to resolve); give both" % number
+            )
+        found = self.list_incidents({"number": number}, None, 1)
+        if not found:
+            raise ITSMNotFound(
+                "incident %s does not exist on the %s backend; check the number, or list incidents to find it"
+                % (number, self.name)
+            )
+        if found[0]["state"] in model.INCIDENT_RESOLVED_STATES:
+            return found[0], False
+        return self.resolve_incident(found[0], close_code, close_notes, resolved_at), True
 
     # Shared behaviour: CMDB
 

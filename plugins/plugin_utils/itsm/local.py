@@ -225,6 +225,16 @@ class LocalBackend(ItsmBackend):
         )
         return _incident(row)
 
+    def resolve_incident(self, incident: Record, close_code: str, close_notes: str, resolved_at: str) -> Record:
+        row = self._writable().resolve_incident(
+            int(incident["sys_id"]),
+            resolved_at,
+            None,
+            None,
+            details={"close_code": close_code, "close_notes": close_notes},
+        )
+        return _incident(row)
+
     def list_incidents(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
         if query:
             raise ITSMError(
@@ -344,12 +354,15 @@ def _incident(row: Mapping[str, Any]) -> Record:
         "business_service": row["service"],
         "environment": row["environment"],
         "version": row.get("version") or "",
-        "cmdb_ci": str(details.get("cmdb_ci") or ""),
+        # A row the incident module recorded names its CI in the ci column; one opened through
+        # create_incident keeps it in the details.
+        "cmdb_ci": str(details.get("cmdb_ci") or row.get("ci") or ""),
         "caused_by": row.get("caused_by") or "",
         "correlation_id": row.get("correlation_id") or "",
         "assignment_group": str(details.get("assignment_group") or ""),
         "caller_id": str(details.get("caller") or ""),
         "close_code": str(details.get("close_code") or ""),
+        "close_notes": str(details.get("close_notes") or ""),
         "opened_at": row["opened_at"],
         "resolved_at": row.get("resolved_at") or "",
         "source": row["source"],

@@ -150,6 +150,8 @@ INCIDENT_STATE_VALUES: Dict[str, str] = {
     "canceled": "8",
 }
 INCIDENT_STATE_NAMES: Dict[str, str] = {value: name for name, value in INCIDENT_STATE_VALUES.items()}
+# States in which service is restored: an incident there is not resolved again.
+INCIDENT_RESOLVED_STATES = ("resolved", "closed")
 # The ledger's incident severities are ServiceNow's priority labels (1 - Critical, 2 - High, 3 - Moderate,
 # 4 - Low, 5 - Planning). An instance computes priority from impact and urgency (1 high, 2 medium, 3 low)
 # through its default priority lookup, so a severity is sent as the impact/urgency pair that yields it.

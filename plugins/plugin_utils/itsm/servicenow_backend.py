@@ -94,6 +94,7 @@ INCIDENT_FIELDS = (
     "assignment_group",
     "caller_id",
     "close_code",
+    "close_notes",
     "opened_at",
     "resolved_at",
 )
@@ -387,6 +388,14 @@ class ServiceNowBackend(ItsmBackend):
         created = self.client.create_record("incident", values)
         return self._read_incidents(str(Query().equals("sys_id", created["sys_id"])), 1)[0]
 
+    def resolve_incident(self, incident: Record, close_code: str, close_notes: str, resolved_at: str) -> Record:
+        """PATCH state 6 (Resolved) with the mandatory resolution code and notes; the instance stamps
+        resolved_at and resolved_by, so the ``resolved_at`` given is not sent."""
+        del resolved_at
+        values = {"state": model.incident_state_value("resolved"), "close_code": close_code, "close_notes": close_notes}
+        self.client.update_record("incident", str(incident["sys_id"]), values)
+        return self._read_incidents(str(Query().equals("sys_id", str(incident["sys_id"]))), 1)[0]
+
     def list_incidents(self, filters: Mapping[str, str], query: Optional[str], limit: int) -> List[Record]:
         built = Query()
         for key, value in filters.items():
@@ -591,6 +600,7 @@ def _incident(record: Mapping[str, Any]) -> Record:
         "assignment_group": label("assignment_group"),
         "caller_id": label("caller_id"),
         "close_code": value("close_code"),
+        "close_notes": value("close_notes"),
         "opened_at": glide_to_rfc3339(value("opened_at")),
         "resolved_at": glide_to_rfc3339(value("resolved_at")),
     }

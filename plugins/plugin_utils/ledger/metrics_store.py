@@ -193,8 +193,8 @@ class MetricsStore:
     def _insert_incident(self, cursor: "Cursor", actor: "Actor", incident: Mapping[str, Any], now: str) -> "Row":
         row = cursor.one(
             "INSERT INTO incidents (run_id, service, environment, version, title, severity, status, source,"
-            " opened_at, resolved_at, details, ci, component, root_cause, external_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " opened_at, resolved_at, details, ci, component, root_cause, external_id, correlation_id, caused_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 actor.run_id,
                 incident["service"],
@@ -211,6 +211,8 @@ class MetricsStore:
                 incident.get("component"),
                 incident.get("root_cause"),
                 incident.get("external_id"),
+                incident.get("correlation_id") or None,
+                incident.get("caused_by") or None,
             ),
         )
         if row is None:
@@ -269,17 +271,31 @@ class MetricsStore:
         return len(incidents)
 
     def resolve_incident(
-        self, incident_id: int, resolved_at: str, root_cause: Optional[str], component: Optional[str]
+        self,
+        incident_id: int,
+        resolved_at: str,
+        root_cause: Optional[str],
+        component: Optional[str],
+        details: Optional[Mapping[str, Any]] = None,
     ) -> "Row":
-        """Mark an incident resolved (keeping a root cause or component already recorded when none is given)."""
+        """Mark an incident resolved (keeping a root cause or component already recorded when none is given);
+        ``details`` (a resolution's close code and notes, say) are merged into the incident's details."""
         with self.backend.transaction(write=True) as cursor:
-            changed = cursor.execute(
-                "UPDATE incidents SET status = 'resolved', resolved_at = ?, root_cause = coalesce(?, root_cause),"
-                " component = coalesce(?, component) WHERE id = ?",
-                (resolved_at, root_cause, component, incident_id),
-            )
-            if changed == 0:
+            current = cursor.one("SELECT details FROM incidents WHERE id = ?", (incident_id,))
+            if current is None:
                 raise LedgerError("incident %d is not in the ledger; list incidents to find its id" % incident_id)
+            merged = dict(_decode(current, ("details",)).get("details") or {}, **dict(details or {}))
+            cursor.execute(
+                "UPDATE incidents SET status = 'resolved', resolved_at = ?, root_cause = coalesce(?, root_cause),"
+                " component = coalesce(?, component), details = ? WHERE id = ?",
+                (
+                    resolved_at,
+                    root_cause,
+                    component,
+                    json.dumps(merged, sort_keys=True, separators=(",", ":")),
+                    incident_id,
+                ),
+            )
             row = cursor.one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
         return _decode(_required(row, incident_id), ("details",))
 

@@ -315,7 +315,10 @@ def _incidents_of(
     by_change = {str(r["change_number"]): r["release_id"] for r in releases if r.get("change_number")}
     linked: Dict[str, List[Dict[str, Any]]] = {}
     for incident in store.incidents_opened(scope.environment, scope.start, scope.incident_until):
-        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(str(incident.get("external_id") or ""))
+        # The change an incident names: its caused_by (ServiceNow's "Caused by Change"), or, in incidents
+        # recorded before that column was filled, the external id the release role gave it.
+        change = str(incident.get("caused_by") or incident.get("external_id") or "")
+        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(change)
         if chosen is None:
             chosen = _window_release(incident, releases, scope.link_window_seconds)
         if chosen is not None and chosen in by_id:

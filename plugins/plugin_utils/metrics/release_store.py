@@ -96,7 +96,7 @@ class ReleaseMetricsStore:
         """Incidents opened in [start, until) in an environment, oldest first."""
         with self.backend.transaction(write=False) as cursor:
             return cursor.all(
-                "SELECT id, service, ci, external_id, opened_at, resolved_at FROM incidents"
+                "SELECT id, service, ci, external_id, caused_by, opened_at, resolved_at FROM incidents"
                 " WHERE environment = ? AND opened_at >= ? AND opened_at < ? ORDER BY opened_at, id",
                 (environment, start, until),
             )
