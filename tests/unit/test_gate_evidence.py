@@ -7,9 +7,13 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 import pytest
+from servicenow.server import ServiceNowStandIn
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.governance import gate
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.instance import resolve_instance
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.servicenow import ServiceNowClient
+from ansible_collections.relops.release.plugins.plugin_utils.itsm.servicenow_backend import ServiceNowBackend
 from ansible_collections.relops.release.plugins.plugin_utils.policy import load_policy
 from ansible_collections.relops.release.plugins.plugin_utils.policy.loader import DEFAULT_POLICY_PATH
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordError, refuse_claims
@@ -85,3 +89,28 @@ def test_an_enforced_environment_refuses_what_a_caller_says_about_route_risk_and
     for claim in ({"route": "automatic"}, {"risk": "low"}, {"peer_approver": "bob"}, {"assessment": {"route": "peer"}}):
         with pytest.raises(ReleaseRecordError, match="is enforced by the policy"):
             refuse_claims(dict(claim, release_id="r1"), "production")
+
+
+def test_on_servicenow_the_releaser_approving_their_own_change_is_denied() -> None:
+    """The approver comes from ServiceNow's sysapproval_approver, as the sys_user's user_name (the login id
+    the releaser runs as), not its display name: alice approving her own change is caught."""
+    standin = ServiceNowStandIn().start()
+    try:
+        standin.instance.insert("sys_user", {"user_name": "alice", "name": "Alice Adams", "active": "true"})
+        config = resolve_instance({"host": standin.url, "username": "admin", "password": "admin-secret"}, {})
+        backend = ServiceNowBackend(ServiceNowClient(config))
+        change = backend.create_change("normal", {"short_description": "Release payments-api 2.4.0"}, None)
+        for state in ("assess", "authorize"):
+            change = backend.set_state(change, state, {})
+        standin.instance.decide(standin.instance.find("change_request", change["sys_id"]), "approved", "ok", "alice")
+        assert [(a["approver"], a["approver_name"]) for a in backend.approvals(change)] == [("alice", "Alice Adams")]
+        for route in ("automatic", "peer", "cab"):
+            ctx = _context("production", route)
+            ctx.change, ctx.backend = change, backend
+            own = gate.check_segregation(ctx)
+            assert own.outcome == "deny" and "requester alice approved their own change" in own.reason, own
+        ctx = _context("production", "cab")
+        ctx.change, ctx.backend, ctx.requester = change, backend, "bob"
+        assert gate.check_segregation(ctx).outcome == "pass"
+    finally:
+        standin.stop()

@@ -329,20 +329,33 @@ class ServiceNowBackend(ItsmBackend):
         return self._reread(change["sys_id"])
 
     def approvals(self, change: Record) -> List[Record]:
+        """Who decided the change: ``approver`` is the sys_user's ``user_name`` (the login id, what segregation
+        of duties compares with the releaser's identity), ``approver_name`` its display name."""
         records = self.client.list_records(
             "sysapproval_approver",
             str(Query().equals("sysapproval", change["sys_id"])),
             fields=("approver", "state", "comments"),
             display_value="all",
         )
+        logins = self._user_names([str(r["approver"]["value"]) for r in records if r["approver"]["value"]])
         return [
             {
-                "approver": r["approver"]["display_value"],
+                "approver": logins.get(str(r["approver"]["value"])) or r["approver"]["display_value"],
+                "approver_name": r["approver"]["display_value"],
                 "state": r["state"]["value"],
                 "comments": r["comments"]["value"],
             }
             for r in records
         ]
+
+    def _user_names(self, sys_ids: List[str]) -> Dict[str, str]:
+        """The user_name of each sys_user, by sys_id (one query)."""
+        if not sys_ids:
+            return {}
+        users = self.client.list_records(
+            "sys_user", str(Query().is_in("sys_id", sorted(set(sys_ids)))), fields=("sys_id", "user_name")
+        )
+        return {str(user["sys_id"]): str(user["user_name"]) for user in users if user.get("user_name")}
 
     def conflicts(self, change: Record) -> List[Record]:
         if not self.change_api:
