@@ -96,7 +96,7 @@ sanity:
 	bash tests/sanity/run_sanity.sh
 
 integration: install collections
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=30 tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=50 tests/integration
 
 bench: setup
 	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
