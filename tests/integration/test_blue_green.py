@@ -119,12 +119,26 @@ class Fleet:
             return ledger.list_deployments("bg-app", "staging", 50)
 
 
+@pytest.fixture(scope="module")
+def bg_packages(
+    collections_path: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """bg-app 1.0.0 and 2.0.0, packaged once for the module (once per xdist worker that runs its tests): the tests
+    only read the packages (the role copies them to the hosts), and packaging them for each test cost two
+    ansible-playbook runs a test."""
+    builder = Ansible(collections_path=collections_path, workdir=str(tmp_path_factory.mktemp("bg-packages")))
+    repository = os.path.join(builder.workdir, "repository")
+    return repository, {version: build_package(builder, repository, version) for version in ("1.0.0", "2.0.0")}
+
+
 @pytest.fixture
 def fleet_factory(
-    ansible: Ansible, lab_fleet: Callable[[int], Any], router_factory: RouterFactory, tmp_path: Any
+    ansible: Ansible,
+    lab_fleet: Callable[[int], Any],
+    router_factory: RouterFactory,
+    bg_packages: tuple[str, dict[str, dict[str, Any]]],
 ) -> Callable[[str], Fleet]:
-    repository = str(tmp_path / "repository")
-    packages = {version: build_package(ansible, repository, version) for version in ("1.0.0", "2.0.0")}
+    repository, packages = bg_packages
     started_labs: list[Any] = []
 
     def make(kind: str) -> Fleet:
