@@ -83,8 +83,9 @@ demo-check:
 	XDG_STATE_HOME=$(CURDIR)/build/demo-state $(MAKE) --no-print-directory demo
 	XDG_STATE_HOME=$(CURDIR)/build/demo-state $(MAKE) --no-print-directory demo-stop
 
+# Two workers: the unit tests are CPU-bound and otherwise use one of the machine's two cores.
 unit: source-link
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 tests/unit
 
 lint: source-link
 	$(BIN)/ruff check plugins tests benchmarks
@@ -95,7 +96,7 @@ sanity:
 	bash tests/sanity/run_sanity.sh
 
 integration: install collections
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=30 tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=50 tests/integration
 
 bench: setup
 	@for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

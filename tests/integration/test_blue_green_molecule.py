@@ -29,9 +29,9 @@ def test_molecule_default_scenario_converges_idempotently(ansible: Ansible, shor
             "RELOPS_MOLECULE_BIN": BIN,
             "RELOPS_MOLECULE_PYTHON": sys.executable,
             "MOLECULE_NO_LOG": "false",
-            # Molecule (ansible-compat) installs the role's collection under ~/.ansible/collections;
-            # a stale copy there would later shadow build/collections for ansible-lint. The home is
-            # short: the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
+            # The test's own home, so nothing Ansible writes under ~/.ansible reaches the tester's (the
+            # scenarios have prerun: false, so ansible-compat installs no collection there), and short:
+            # the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
             "HOME": short_home,
             "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
         },

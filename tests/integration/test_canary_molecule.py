@@ -35,9 +35,9 @@ def test_molecule_default_scenario(canary_site, ansible: Ansible, short_home: st
             "CANARY_MOLECULE_VARS": vars_file,
             "MOLECULE_PYTHON": sys.executable,
             "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
-            # Molecule (ansible-compat) installs the role's collection under ~/.ansible/collections;
-            # a stale copy there would later shadow build/collections for ansible-lint. The home is
-            # short: the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
+            # The test's own home, so nothing Ansible writes under ~/.ansible reaches the tester's (the
+            # scenarios have prerun: false, so ansible-compat installs no collection there), and short:
+            # the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
             "HOME": short_home,
         },
         timeout=900,

@@ -233,8 +233,9 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
     port = free_port()
     args = _process_args(tmp_path, "warm", port)
     query = {**args, "state": "query"}
-    # Long enough that no Ansible run below races the timer; the firing is checked with a short one.
-    later = {**args, "state": "stopped", "stop_after": 120}
+    # Long enough that no Ansible run below races the timer, even on a loaded machine (at a load of 20 on two
+    # cores, 120 s ran out before the start that cancels it); the firing is checked with a short one.
+    later = {**args, "state": "stopped", "stop_after": 900}
     timer_file = os.path.join(str(tmp_path), "supervisor", "programs", "warm-stop-timer.conf")
     try:
         code, result, output = run_task(ansible, "relops.release.app_process", args)
@@ -249,7 +250,7 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
         code, result, output = run_task(ansible, "relops.release.app_process", later)
         assert code == 0 and result["changed"] and result["running"] and result["pid"] == pid, output
         deadline = parse_timestamp(result["stop_at"]).timestamp()
-        assert abs(deadline - (time.time() + 120)) < 60, output
+        assert abs(deadline - (time.time() + 900)) < 60, output
         # A pending stop is kept: the same task again changes nothing and reports the same time.
         code, again, output = run_task(ansible, "relops.release.app_process", later)
         assert code == 0 and not again["changed"] and again["stop_at"] == result["stop_at"], output
@@ -276,12 +277,11 @@ def test_app_process_stop_after_stops_on_the_host_and_a_start_cancels_it(ansible
         code, result, output = run_task(ansible, "relops.release.app_process", args)
         assert code == 0 and result["changed"] and result["running"] and not os.path.exists(timer_file), output
 
+        # The module fails with its argument checks' message; the other checks (a negative stop_after, a name
+        # ending in -stop-timer) are unit tests of the same function (tests/unit/test_routers.py), which spares
+        # an ansible-playbook run each.
         code, result, output = run_task(ansible, "relops.release.app_process", {**args, "stop_after": 5})
         assert result.get("failed") and "stop_after only goes with state=stopped" in result["msg"], output
-        code, result, output = run_task(ansible, "relops.release.app_process", {**later, "stop_after": -1})
-        assert result.get("failed") and "stop_after -1 is negative" in result["msg"], output
-        code, result, output = run_task(ansible, "relops.release.app_process", {**args, "name": "warm-stop-timer"})
-        assert result.get("failed") and "names the stop timers" in result["msg"], output
     finally:
         _stop_supervisord(tmp_path)
 

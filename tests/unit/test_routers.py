@@ -27,6 +27,7 @@ from ansible_collections.relops.release.plugins.module_utils.routers import (
     parse_server_states,
     render_nginx_upstream,
 )
+from ansible_collections.relops.release.plugins.modules.app_process import check_params
 
 COLUMNS = (
     "be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight"
@@ -139,6 +140,19 @@ def test_systemd_unit_quotes_arguments() -> None:
 def test_process_names_are_checked() -> None:
     with pytest.raises(ProcessError, match="not valid"):
         check_name("../etc/passwd")
+
+
+def test_app_process_arguments_are_checked() -> None:
+    """app_process's own checks, through the function the module calls before acting; one of them is also run
+    through ansible-playbook in tests/integration/test_traffic_router.py, which shows the module fails with it."""
+    args = {"name": "warm", "state": "stopped", "stop_after": 120}
+    check_params(args)
+    with pytest.raises(ProcessError, match="stop_after -1 is negative"):
+        check_params({**args, "stop_after": -1})
+    with pytest.raises(ProcessError, match="stop_after only goes with state=stopped"):
+        check_params({**args, "state": "started", "stop_after": 5})
+    with pytest.raises(ProcessError, match="names the stop timers"):
+        check_params({**args, "name": "warm-stop-timer"})
 
 
 # No systemd runs here (PID 1 is not systemd), so the systemd timer path is checked against the command
