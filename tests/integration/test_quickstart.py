@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import textwrap
 
-from fixtures.playbooks import BIN, REPO
+from fixtures.playbooks import REPO, user_environment
 
 QUICKSTART = os.path.join(REPO, "docs", "quickstart.md")
 
@@ -31,8 +31,10 @@ NOT_RUN = {
     ),
 }
 
-# Directories of the checkout whose every tracked file the collection needs at run time.
+# Directories of the checkout whose every tracked file the collection needs at run time,
 SHIPPED = ("meta", "plugins", "playbooks", "roles")
+# but for the lab Molecule scenarios, which need the repository's lab harness (galaxy.yml, build_ignore).
+NOT_SHIPPED = ("roles/blue_green/molecule/lab/", "roles/canary/molecule/lab/")
 
 # A fence may be indented (a block inside a list item); its lines carry the same indentation.
 FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
@@ -66,17 +68,6 @@ def section_script(blocks: list[tuple[str, str]]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def outside_environment(home: str) -> dict[str, str]:
-    """A user's shell: none of the repository's or the test run's Ansible settings, a fresh HOME."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("ANSIBLE_", "RELOPS_", "XDG_", "MOLECULE_", "PYTHON"))
-    }
-    env.update(HOME=home, PATH=BIN + os.pathsep + env.get("PATH", ""), ANSIBLE_NOCOLOR="1")
-    return env
-
-
 def tracked_files(directory: str) -> list[str]:
     listing = subprocess.run(
         ["git", "ls-files", "-z", "--", directory], cwd=REPO, check=True, capture_output=True, text=True
@@ -98,7 +89,7 @@ def test_the_quickstart_runs_from_the_installed_tarball_outside_the_repository(t
     done = subprocess.run(
         ["bash", "-c", script],
         cwd=REPO,
-        env=outside_environment(home),
+        env=user_environment(home),
         capture_output=True,
         text=True,
         check=False,
@@ -115,9 +106,13 @@ def test_the_quickstart_runs_from_the_installed_tarball_outside_the_repository(t
         path
         for directory in SHIPPED
         for path in tracked_files(directory)
-        if "__pycache__" not in path and not os.path.exists(os.path.join(installed, path))
+        if "__pycache__" not in path
+        and not path.startswith(NOT_SHIPPED)
+        and not os.path.exists(os.path.join(installed, path))
     ]
     assert not missing, "the tarball does not ship (galaxy.yml build_ignore?): %s" % missing
+    for left_out in NOT_SHIPPED:
+        assert not os.path.exists(os.path.join(installed, left_out))
 
     with open(os.path.join(try_dir, "VERSION"), encoding="utf-8") as handle:
         assert handle.read() == "hello 1.0.0\n"
