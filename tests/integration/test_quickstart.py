@@ -46,7 +46,7 @@ def code_blocks() -> dict[str, list[tuple[str, str]]]:
         page = handle.read()
     sections: dict[str, list[tuple[str, str]]] = {}
     for chunk in re.split(r"^## ", page, flags=re.MULTILINE)[1:]:
-        heading, _, body = chunk.partition("\n")
+        heading, _newline, body = chunk.partition("\n")
         blocks = [(m.group(2), textwrap.dedent(m.group(3))) for m in FENCE.finditer(body)]
         if blocks:
             sections[heading.strip()] = blocks
