@@ -104,8 +104,7 @@ EXAMPLES = r"""
     planned_end: "2026-12-19T02:00"
     calendars:
       - type: ics
-        url: https://calendars.example.com/release-freezes.ics
-        timeout: 10
+        path: calendars/freezes.ics
       - type: yaml
         path: calendars/freezes.yml
       - type: windows
@@ -122,6 +121,18 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: calendar.decision == 'allow'
     fail_msg: "{{ calendar.reasons | join('; ') }}; next allowed start {{ calendar.next_allowed_start }}"
+
+- name: The freezes the change board publishes as an iCalendar feed
+  relops.release.blackout_check:
+    timezone: Europe/Berlin
+    environment: prod
+    planned_start: "2026-12-18T22:00"
+    planned_end: "2026-12-19T02:00"
+    calendars:
+      - type: ics
+        url: https://calendars.example.com/release-freezes.ics
+        timeout: 10
+  run_once: true
 
 - name: Read the ServiceNow year-end blackout schedule
   relops.release.blackout_check:

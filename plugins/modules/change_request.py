@@ -197,6 +197,13 @@ EXAMPLES = r"""
   register: change
   run_once: true
 
+- name: On the local backend, the CAB approves with the module (run as a CAB member; on ServiceNow, in the instance)
+  relops.release.change_request:
+    number: "{{ change.change.number }}"
+    approval: approved
+    approval_comments: CAB 2026-48
+  run_once: true
+
 - name: Wait for the CAB, then start implementing
   relops.release.change_request:
     number: "{{ change.change.number }}"

@@ -86,7 +86,7 @@ EXAMPLES = r"""
     environment: production
     version: 1.4.0
     strategy: blue_green
-    artifact_digest: "sha256:{{ package.sha256 }}"
+    artifact_digest: "{{ built.digest }}"
   run_once: true
   register: deployment
 

@@ -81,9 +81,9 @@ seealso:
 EXAMPLES = r"""
 - name: Package the demo app
   relops.release.package:
-    src: "{{ playbook_dir }}/../examples/demo_app/app"
-    manifest: "{{ playbook_dir }}/../examples/demo_app/manifest.json"
-    dest: "{{ playbook_dir }}/../build/artifacts"
+    src: demo_app/app
+    manifest: demo_app/manifest.json
+    dest: build/artifacts
     format: tar.zst
   run_once: true
   register: built

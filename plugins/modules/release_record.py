@@ -67,8 +67,8 @@ seealso:
 EXAMPLES = r"""
 - name: Verify the package and open its release record
   relops.release.artifact_verify:
-    path: /srv/releases/payments-api-2.4.0.tar.gz
-    checksum: sha256:9f2c0d6c4b4e5f0a8c1b2e3d4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6
+    path: "{{ built.path }}"
+    checksum: "{{ built.digest }}"
     environment: staging
     record: true
   register: verified

@@ -54,7 +54,7 @@ seealso:
 EXAMPLES = r"""
 - name: Read one release's record
   relops.release.release_record_info:
-    release_id: payments-api@2.4.0/production/9f2c0d6c4b4e
+    release_id: "{{ verified.release_id }}"
   register: release
   run_once: true
 

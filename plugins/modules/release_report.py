@@ -146,7 +146,7 @@ seealso:
 EXAMPLES = r"""
 - name: Monthly delivery reports for the last 90 days
   relops.release.release_report:
-    dest: /srv/reports/2026-03
+    dest: "{{ playbook_dir }}/reports/2026-03"
     window: 90d
     granularity: month
   run_once: true
@@ -156,7 +156,7 @@ EXAMPLES = r"""
     dest: "{{ playbook_dir }}/reviews"
     reports: [pir]
     formats: [md]
-    deployment_ids: [4711]
+    deployment_ids: ["{{ deployment.deployment_id }}"]
     audit_path: /var/log/relops/audit.jsonl
   run_once: true
 

@@ -131,7 +131,7 @@ EXAMPLES = r"""
     environment: production
     state: breached
     incident:
-      title: "{{ health.msg }}"
+      title: "payments-api {{ release_version }}: error ratio above 1% during stabilization"
       severity: critical
   run_once: true
 

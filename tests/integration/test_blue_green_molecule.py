@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 import yaml
 from fixtures.lab import lab_harness
-from fixtures.molecule import run_molecule
-from fixtures.playbooks import BIN, REPO, Ansible
+from fixtures.molecule import install_for_user, run_installed_molecule, run_molecule
+from fixtures.playbooks import BIN, Ansible
 from fixtures.routers import free_port
 
 # The two Molecule scenarios run one after the other, in one xdist worker (`--dist loadgroup`):
@@ -18,22 +17,23 @@ from fixtures.routers import free_port
 pytestmark = pytest.mark.xdist_group("molecule")
 
 
-def test_molecule_default_scenario_converges_idempotently(ansible: Ansible, short_home: str) -> None:
-    port_base = free_port()
-    run = run_molecule(
-        ansible,
+def test_molecule_default_scenario_converges_idempotently(collection_tarball: str, short_home: str) -> None:
+    """As someone who installed the collection runs it: the tarball installed into the default
+    ~/.ansible/collections of a fresh HOME, `molecule test` from the role's directory there, with no
+    ansible.cfg of this repository, no ANSIBLE_COLLECTIONS_PATH and the scenario's default target Python."""
+    collection = install_for_user(collection_tarball, short_home)
+    run = run_installed_molecule(
+        collection,
         "blue_green",
         "default",
+        short_home,
         {
-            "RELOPS_MOLECULE_PORT_BASE": str(port_base),
+            "RELOPS_MOLECULE_PORT_BASE": str(free_port()),
+            # supervisord is a Python package of this venv; a user has it on PATH, which BIN is here too.
             "RELOPS_MOLECULE_BIN": BIN,
-            "RELOPS_MOLECULE_PYTHON": sys.executable,
             "MOLECULE_NO_LOG": "false",
-            # The test's own home, so nothing Ansible writes under ~/.ansible reaches the tester's (the
-            # scenarios have prerun: false, so ansible-compat installs no collection there), and short:
-            # the scenario's supervisord socket lives under it, and AF_UNIX paths hold 107 bytes.
-            "HOME": short_home,
-            "XDG_CACHE_HOME": os.path.join(ansible.workdir, "cache"),
+            # The home is short: the scenario's supervisord socket lives under it, and AF_UNIX paths hold
+            # 107 bytes.
         },
         timeout=1200,
     )
@@ -42,7 +42,7 @@ def test_molecule_default_scenario_converges_idempotently(ansible: Ansible, shor
     # Molecule fails the run when the second converge reports a change, so a zero exit with the idempotence
     # step in the sequence is the idempotence check.
     with open(
-        os.path.join(REPO, "roles", "blue_green", "molecule", "default", "molecule.yml"), encoding="utf-8"
+        os.path.join(collection, "roles", "blue_green", "molecule", "default", "molecule.yml"), encoding="utf-8"
     ) as handle:
         sequence = yaml.safe_load(handle)["scenario"]["test_sequence"]
     assert sequence.index("converge") < sequence.index("idempotence") < sequence.index("verify")

@@ -72,3 +72,14 @@ def test_every_module_documents_its_requirements(ansible: Ansible) -> None:
     data = json.loads(docs.stdout)
     missing = [name for name in names if not data[name]["doc"].get("requirements")]
     assert not missing, "modules without requirements: %s" % missing
+
+
+def test_the_shipped_canary_scenario_says_what_it_needs(ansible: Ansible) -> None:
+    """The canary role's Molecule scenario deploys to a site it is given; run without one, its converge
+    stops at once and names the variable and the page that explain it."""
+    collection = os.path.join(ansible.collections_path, "ansible_collections", "relops", "release")
+    converge = os.path.join(collection, "roles", "canary", "molecule", "default", "converge.yml")
+    run = ansible.playbook(converge, env={"CANARY_MOLECULE_VARS": ""})
+    assert run.returncode != 0
+    assert "CANARY_MOLECULE_VARS is not set" in run.output and 'roles/canary/README.md, "Molecule"' in run.output
+    assert "Roll the canary out" not in run.output

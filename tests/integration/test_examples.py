@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import ast
 import os
+import re
+import shutil
+import uuid
 from typing import Any
 
 import yaml
 from fixtures.governance import write_cobertura, write_junit, write_yaml
 from fixtures.playbooks import REPO, Ansible
+from fixtures.signing import write_key_pair
 
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import open_ledger, parse_ledger_url
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor
@@ -35,6 +39,21 @@ COVERED = [
     "feature_flag",
     "change_gate",
     "dora_metrics",
+    # A release's own steps: package, sign, verify and record (package's `built` feeds the later ones).
+    "package",
+    "artifact_sign",
+    "artifact_verify",
+    "deployment_record",
+    "release_record",
+    "release_record_info",
+    # change_request reopens change_gate's change (same correlation id) and closes it, so it runs after.
+    "change_request",
+    "cmdb_deployment",
+    "stabilization",
+    "readiness_check",
+    "release_plan",
+    "release_report",
+    "blackout_check",
 ]
 
 EXTERNAL = {
@@ -54,6 +73,17 @@ EXTERNAL = {
     ("change_gate", "Assess, into the record"): "a signed release package",
     ("change_gate", "Gate the production deployment"): "a signed release package and a permit key",
     ("change_gate", "Every host change below runs under the permit"): "a signed release package and a permit key",
+    ("artifact_sign", "Sign with a key that stays in OpenBao (BAO_ADDR and BAO_TOKEN come from the environment)"): (
+        "OpenBao server"
+    ),
+    ("artifact_verify", "Check the copy on the host against a published SHA256SUMS"): "artifact server",
+    ("blackout_check", "The freezes the change board publishes as an iCalendar feed"): "calendar server",
+    ("blackout_check", "Read the ServiceNow year-end blackout schedule"): "ServiceNow instance",
+    ("change_request", "A standard change from its template, on ServiceNow with OAuth"): "ServiceNow instance",
+    (
+        "stabilization",
+        "Record a breach and open the incident in ServiceNow too, tied to the release's change",
+    ): "ServiceNow instance",
 }
 
 # Variables every example play has, as a release's playbook would.
@@ -89,22 +119,65 @@ END:VEVENT
 END:VCALENDAR
 """
 
+# The same freeze, as a YAML calendar (docs/calendars.md).
+FREEZES_YML = {
+    "timezone": "UTC",
+    "kind": "blackout",
+    "windows": [{"name": "Year-end freeze 2020", "start": "2020-12-21", "end": "2021-01-03"}],
+}
+
 
 def seed_ledger(directory: str) -> None:
-    """The ledger history docs/examples.md states: payments-api 2.4.0's rollback rehearsed in staging."""
+    """The ledger history docs/examples.md states: payments-api 2.4.0's rollback rehearsed in staging,
+    ledger-api 3.1.0 in production, and in the CMDB the database server db01 (docs/planning.md's plan names it)
+    and the host the examples run on, localhost (cmdb_deployment records on the play's hosts)."""
     path = os.path.join(directory, "state", "relops", "ledger.db")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open_ledger(parse_ledger_url("sqlite:///" + path.lstrip("/"))) as ledger:
         actor = current_actor(environ={"RELOPS_RUN_ID": "staging-rehearsal"})
         ledger.record_deployment(actor, "payments-api", "2.4.0", "staging", "rolled_back")
+        ledger.record_deployment(actor, "ledger-api", "3.1.0", "production", "successful")
+        ledger.itsm_save_ci(uuid.uuid4().hex, "cmdb_ci_linux_server", "db01", {}, create=True)
+        ledger.itsm_save_ci(uuid.uuid4().hex, "cmdb_ci_server", "localhost", {}, create=True)
 
 
-def write_fixtures(directory: str) -> None:
-    """What docs/examples.md says the examples may assume, beside the playbook."""
+def documented_plan() -> str:
+    """The plan of docs/planning.md, "The plan": its first YAML block, which the release_plan examples read."""
+    with open(os.path.join(REPO, "docs", "planning.md"), encoding="utf-8") as handle:
+        page = handle.read()
+    found = re.search(r"^```yaml\n(.*?)^```", page, re.MULTILINE | re.DOTALL)
+    assert found, "docs/planning.md has no YAML plan"
+    return found.group(1)
+
+
+def write_signing_fixtures(directory: str) -> dict[str, str]:
+    """keys/release-bot.pem, the security team's key with its passphrase (as the play variables
+    security_signing_key and security_signing_passphrase) and keys/keyring.yml trusting both."""
+    keys = os.path.join(directory, "keys")
+    os.makedirs(keys, exist_ok=True)
+    bot = write_key_pair(keys, "ed25519", "release-bot")
+    security = write_key_pair(keys, "ed25519", "security-team", passphrase="examples-passphrase")
+    keyring = {
+        "keys": [
+            {"name": "release-bot", "public_key": bot.public_pem},
+            {"name": "security-team", "public_key": security.public_pem},
+        ]
+    }
+    write_yaml(os.path.join(keys, "keyring.yml"), keyring)
+    return {"security_signing_key": security.private_pem(), "security_signing_passphrase": "examples-passphrase"}
+
+
+def write_fixtures(directory: str) -> dict[str, str]:
+    """What docs/examples.md says the examples may assume, beside the playbook; returns the play variables."""
     seed_ledger(directory)
+    shutil.copytree(os.path.join(REPO, "examples", "demo_app"), os.path.join(directory, "demo_app"))
+    os.makedirs(os.path.join(directory, "plans"), exist_ok=True)
+    with open(os.path.join(directory, "plans", "2027.yml"), "w", encoding="utf-8") as handle:
+        handle.write(documented_plan())
     os.makedirs(os.path.join(directory, "calendars"), exist_ok=True)
     with open(os.path.join(directory, "calendars", "freezes.ics"), "w", encoding="utf-8") as handle:
         handle.write(FREEZES_ICS.replace("\n", "\r\n"))
+    write_yaml(os.path.join(directory, "calendars", "freezes.yml"), FREEZES_YML)
     for folder in ("reports", "oncall", "flagd"):
         os.makedirs(os.path.join(directory, folder), exist_ok=True)
     write_junit(os.path.join(directory, "reports", "unit.xml"), tests=120, suite="unit")
@@ -119,9 +192,10 @@ def write_fixtures(directory: str) -> None:
         write_yaml(os.path.join(directory, "oncall", service + ".yml"), ROSTER)
     with open(os.path.join(directory, "deploy.yml"), "w", encoding="utf-8") as handle:
         handle.write("- name: Deploy\n  ansible.builtin.debug:\n    msg: deploying\n")
+    return {**FIXTURE_VARS, **write_signing_fixtures(directory)}
 
 
-def examples_playbook(collections_path: str) -> tuple[list[dict[str, Any]], list[str]]:
+def examples_playbook(collections_path: str, play_vars: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
     plays: list[dict[str, Any]] = []
     excluded: list[str] = []
     for module in COVERED:
@@ -136,7 +210,7 @@ def examples_playbook(collections_path: str) -> tuple[list[dict[str, Any]], list
                 "name": "Examples of relops.release.%s" % module,
                 "hosts": "localhost",
                 "gather_facts": False,
-                "vars": FIXTURE_VARS,
+                "vars": play_vars,
                 "tasks": tasks,
             }
         )
@@ -144,8 +218,8 @@ def examples_playbook(collections_path: str) -> tuple[list[dict[str, Any]], list
 
 
 def test_the_examples_run_as_written(ansible: Ansible) -> None:
-    write_fixtures(ansible.workdir)
-    plays, excluded = examples_playbook(ansible.collections_path)
+    play_vars = write_fixtures(ansible.workdir)
+    plays, excluded = examples_playbook(ansible.collections_path, play_vars)
     assert len(excluded) == len(EXTERNAL), "EXTERNAL names an example that no longer exists: %s" % excluded
     playbook = ansible.write_playbook(yaml.safe_dump(plays, sort_keys=False), "examples.yml")
     run = ansible.playbook(playbook)
