@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp
+from ansible_collections.relops.release.plugins.module_utils.timestamps import format_timestamp, utc_now
 from ansible_collections.relops.release.plugins.plugin_utils.ledger import Ledger, open_ledger, parse_ledger_url
 from ansible_collections.relops.release.plugins.plugin_utils.metrics.dora import (
     MetricsRequest,
@@ -24,7 +24,9 @@ from ansible_collections.relops.release.plugins.plugin_utils.metrics.dora import
     resolve_window,
     scope_of,
 )
+from ansible_collections.relops.release.plugins.plugin_utils.metrics.patterns import failure_patterns
 from ansible_collections.relops.release.plugins.plugin_utils.metrics.release_store import ReleaseMetricsStore
+from ansible_collections.relops.release.plugins.plugin_utils.metrics.report import ReportInputs, build
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import store as store_module
 from ansible_collections.relops.release.plugins.plugin_utils.runctx import current_actor
@@ -205,3 +207,117 @@ def test_the_counts_in_sql_equal_the_per_release_facts(ledger: Ledger, clock: Cl
         assert summary["lead_time"]["median_seconds"] == median(leads)
         assert summary["recovery_time"]["median_seconds"] == median(recoveries)
         assert summary["change_failure_rate"]["with_incident"] > 0
+
+
+def assess(risk: str | None, release_class: str, files: int, migrations: int, strategy: str) -> dict[str, Any]:
+    """The stages risk_assess and the release role write: the risk band and facts, the strategy."""
+    stages: dict[str, dict[str, Any]] = {}
+    if risk is not None:
+        facts = {"release_class": release_class, "files_changed": files, "migrations": migrations}
+        stages["risk"] = {"risk": risk, "facts": facts}
+    stages["deployment"] = {"strategy": strategy}
+    return stages
+
+
+def test_change_failure_rate_by_release_attributes(ledger: Ledger, clock: Clock) -> None:
+    """2026-05-04 is a Monday. Deployed: a1.0 ok, a1.1 rolled back, a1.2 ok, b2.0 failed, b2.1 ok (not
+    assessed); b2.2 aborted (not deployed, not counted). Failures: a1.1 and b2.0, both high risk,
+    major, 150 files, with migrations, started at 16:00."""
+    store = ReleaseRecordStore(ledger)
+    rows = [
+        ("a", "1.0.0", "05-04", "10:00", "successful", assess("low", "minor", 5, 0, "blue_green")),
+        ("a", "1.1.0", "05-04", "16:00", "rolled_back", assess("high", "major", 150, 2, "canary")),
+        ("a", "1.2.0", "05-05", "10:00", "successful", assess("low", "minor", 20, 0, "blue_green")),
+        ("b", "2.0.0", "05-05", "16:00", "failed", assess("high", "major", 150, 1, "blue_green")),
+        ("b", "2.1.0", "05-06", "10:00", "successful", assess(None, "", 0, 0, "canary")),
+        ("b", "2.2.0", "05-06", "12:00", "aborted", {"risk": {"risk": "high", "facts": {"migrations": 3}}}),
+    ]
+    for service, version, day, hhmm, outcome, stages in rows:
+        release(store, clock, service, version, at(day, hhmm), at(day, hhmm).replace(":00.", ":30."), outcome, stages)
+    first_day, last_day = resolve_window(None, "2026-05-04", "2026-05-10", "UTC")
+    request = MetricsRequest("production", first_day, last_day, "UTC", "day", HOUR)
+    patterns = failure_patterns(ledger, request)
+
+    def table(name: str) -> list[tuple[str, int, int, float]]:
+        return [(row["value"], row["deployments"], row["failures"], row["rate"]) for row in patterns[name]]
+
+    assert table("risk") == [("high", 2, 2, 1.0), ("low", 2, 0, 0.0), ("(not assessed)", 1, 0, 0.0)]
+    assert table("migrations") == [
+        ("with migrations", 2, 2, 1.0),
+        ("without migrations", 2, 0, 0.0),
+        ("(not assessed)", 1, 0, 0.0),
+    ]
+    assert table("strategy") == [("canary", 2, 1, 0.5), ("blue_green", 3, 1, 0.3333)]
+    assert table("class") == [("major", 2, 2, 1.0), ("minor", 2, 0, 0.0), ("(not assessed)", 1, 0, 0.0)]
+    assert table("size") == [
+        ("100-999 files", 2, 2, 1.0),
+        ("(not assessed)", 1, 0, 0.0),
+        ("1-9 files", 1, 0, 0.0),
+        ("10-99 files", 1, 0, 0.0),
+    ]
+    assert table("day") == [("Mon", 2, 1, 0.5), ("Tue", 2, 1, 0.5), ("Wed", 1, 0, 0.0)]
+    assert table("hour") == [("16:00", 2, 2, 1.0), ("10:00", 3, 0, 0.0)]
+    # The CFR report shows them; its overall rate agrees: 2 failures of 5 deployed releases.
+    report = build(ledger, "cfr", ReportInputs(request))
+    assert report.data["patterns"] == patterns
+    (section,) = [section for section in report.sections if section.heading == "Which kinds of release fail"]
+    assert ["risk", "high", 2, 2, "100.0%"] in section.rows
+    summary = compute(ledger, request)["summary"]["change_failure_rate"]
+    assert (summary["deployments"], summary["failures"]) == (5, 2)
+
+
+def test_calibration_joins_denials_to_their_release_and_counts_failing_rules(ledger: Ledger, clock: Clock) -> None:
+    """Four denials: api (its record, denied then its next attempt deployed), web (subject the change
+    number, as the gate writes it with a change; its next attempt deployed), db (no record, subject
+    service/environment/version, deployed later), cache (never deployed): 3 of 4 denied then deployed.
+    Failing rules: approval twice, quality, freeze, risk; the rules that passed are not counted."""
+    store = ReleaseRecordStore(ledger)
+    soon = [format_timestamp(utc_now() + datetime.timedelta(minutes=minutes)) for minutes in range(1, 20)]
+
+    def denied(service: str, version: str, subject: str, reasons: list[str], digest: str, record: bool) -> None:
+        release_id = None
+        if record:
+            clock.now = soon.pop(0)
+            opened, _new = store.open_release(ACTOR, service, "production", version, "sha256:" + "a" * 64, {})
+            release_id = str(opened["release_id"])
+        decision = ledger.record_decision(ACTOR, "change_gate", subject, "deny", reasons, "policy-1", digest)
+        if release_id is not None:
+            clock.now = soon.pop(0)
+            store.record_stage(ACTOR, release_id, "gate", dict(decision, checks=[]))
+            store.record_stage(ACTOR, release_id, "outcome", {"outcome": "aborted"})
+
+    denied(
+        "api",
+        "2.0.0",
+        "api/production/2.0.0",
+        ["approval deny: no approver", "freeze pass: none", "risk pass: low"],
+        "d1",
+        True,
+    )
+    denied("web", "1.0.0", "CHG100", ["approval deny: no approver", "quality deny: tests failed"], "d2", True)
+    denied("db", "3.0.0", "db/production/3.0.0", ["freeze deny: in the freeze", "approval pass: bob"], "d3", False)
+    denied("cache", "1.0.0", "cache/production/1.0.0", ["risk deny: high risk"], "d4", False)
+    ledger.record_decision(ACTOR, "change_gate", "api/production/2.0.1", "allow", ["approval pass: bob"])
+    for service, version in (("api", "2.0.0"), ("web", "1.0.0")):
+        # The next attempt of the same artifact, allowed and deployed: <release id>#2.
+        release(store, clock, service, version, soon.pop(0), soon.pop(0), "successful", digest="sha256:" + "a" * 64)
+    later = soon.pop(0)
+    deployment = {"service": "db", "version": "3.0.0", "environment": "production", "status": "successful"}
+    ledger.import_deployments(ACTOR, [dict(deployment, started_at=later, finished_at=later)])
+    today = utc_now().date()
+    quarter_start = datetime.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    first_day, last_day = resolve_window(
+        None, quarter_start.isoformat(), (today + datetime.timedelta(days=1)).isoformat(), "UTC"
+    )
+    report = build(
+        ledger, "calibration", ReportInputs(MetricsRequest("production", first_day, last_day, "UTC", "day", HOUR))
+    )
+    (entry,) = report.data["quarters"].values()
+    assert entry["routes"] == {"change_gate: allow": 1, "change_gate: deny": 4}
+    assert entry["denials"] == {
+        "change_gate: approval": 2,
+        "change_gate: quality": 1,
+        "change_gate: freeze": 1,
+        "change_gate: risk": 1,
+    }
+    assert (entry["denied"], entry["later_deployed"]) == (4, 3)

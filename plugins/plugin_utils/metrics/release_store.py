@@ -105,6 +105,58 @@ class ReleaseMetricsStore:
                     }
         return stages
 
+    def release_attributes(self, scope: MetricsScope) -> Dict[str, Row]:
+        """Per deployed release in scope: its strategy, start, and its newest ``risk`` and ``deployment``
+        stages' data (risk band, class, files changed, migrations; the strategy the role used)."""
+        where, params = self._scope_sql(scope, " AND r.outcome IN " + _DEPLOYED_SQL)
+        sql = (
+            "SELECT r.release_id, r.strategy, r.started_at, "
+            + _newest_stage("s.data", "risk", "r")
+            + " AS risk, "
+            + _newest_stage("s.data", "deployment", "r")
+            + " AS deployment FROM releases r"
+            + where
+        )
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(sql, params)
+        return {
+            str(row["release_id"]): {**row, "risk": _decoded(row["risk"]), "deployment": _decoded(row["deployment"])}
+            for row in rows
+        }
+
+    def gated_releases(self, since: str, until: str) -> Dict[str, Row]:
+        """Per decision inputs digest, the release whose ``gate`` stage, written in [since, until),
+        records that decision (the gate writes its decision record, digest included, into the stage)."""
+        with self.backend.transaction(write=False) as cursor:
+            rows = cursor.all(
+                "SELECT r.release_id, r.service, r.environment, r.version, r.digest, s.data FROM release_stages s"
+                " JOIN releases r ON r.release_id = s.release_id WHERE s.stage = 'gate' AND s.recorded_at >= ?"
+                " AND s.recorded_at < ? ORDER BY s.id",
+                (since, until),
+            )
+        found: Dict[str, Row] = {}
+        for row in rows:
+            digest = _decoded(row.pop("data")).get("inputs_digest")
+            if digest:
+                found[str(digest)] = row
+        return found
+
+    def released_after(
+        self, service: str, environment: str, version: str, after: str, digest: Optional[str] = None
+    ) -> Optional[Row]:
+        """The first successful release of a service's version to an environment finished after a time
+        (of the same artifact when ``digest`` is given: a later attempt of the same release)."""
+        sql = (
+            "SELECT release_id, finished_at FROM releases WHERE service = ? AND environment = ? AND version = ?"
+            " AND outcome = 'successful' AND finished_at > ?"
+        )
+        params: List[Any] = [service, environment, version, after]
+        if digest is not None:
+            sql += " AND digest = ?"
+            params.append(digest)
+        with self.backend.transaction(write=False) as cursor:
+            return cursor.one(sql + " ORDER BY finished_at LIMIT 1", params)
+
     def incidents_opened(self, environment: str, start: str, until: str) -> List[Row]:
         """Incidents opened in [start, until) in an environment, oldest first."""
         with self.backend.transaction(write=False) as cursor:

@@ -39,3 +39,6 @@ CREATE INDEX releases_metrics ON releases (environment, finished_at) INCLUDE (ou
 CREATE INDEX releases_outcome ON releases (environment, outcome, finished_at) INCLUDE (service, team, release_id, started_at);
 CREATE INDEX releases_service_finished ON releases (environment, service, finished_at, release_id) INCLUDE (outcome, team);
 CREATE INDEX releases_change ON releases (change_number);
+
+-- Calibration: the gate stages written in a window (each names the decision's inputs digest).
+CREATE INDEX release_stages_stage_recorded ON release_stages (stage, recorded_at);

@@ -35,3 +35,6 @@ CREATE INDEX releases_metrics ON releases (environment, finished_at, outcome, se
 CREATE INDEX releases_outcome ON releases (environment, outcome, finished_at, service, team, release_id, started_at);
 CREATE INDEX releases_service_finished ON releases (environment, service, finished_at, release_id, outcome, team);
 CREATE INDEX releases_change ON releases (change_number);
+
+-- Calibration: the gate stages written in a window (each names the decision's inputs digest).
+CREATE INDEX release_stages_stage_recorded ON release_stages (stage, recorded_at);
