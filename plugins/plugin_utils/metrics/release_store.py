@@ -29,6 +29,24 @@ Row = Dict[str, Any]
 DEPLOYED_OUTCOMES = ("successful", "failed", "rolled_back")
 FINISHED_OUTCOMES = (*DEPLOYED_OUTCOMES, "aborted")
 FAILED_OUTCOMES = ("failed", "rolled_back")
+# A timestamp's whole seconds (strftime('%s') applies any offset; the fraction is cut off first, since
+# SQLite would round it to milliseconds, even up to the next second) and its fraction read from the text.
+_SQLITE_WHOLE = (
+    "CAST(strftime('%s', CASE WHEN substr({0}, 20, 1) = '.'"
+    " THEN substr({0}, 1, 19) || ltrim(substr({0}, 21), '0123456789') ELSE {0} END) AS INTEGER)"
+)
+_SQLITE_FRACTION = "(CASE WHEN substr({0}, 20, 1) = '.' THEN CAST('0' || substr({0}, 20, 10) AS REAL) ELSE 0 END)"
+_SQLITE_SECONDS = (
+    "round(("
+    + _SQLITE_WHOLE.format("{later}")
+    + " - "
+    + _SQLITE_WHOLE.format("{earlier}")
+    + ") + "
+    + _SQLITE_FRACTION.format("{later}")
+    + " - "
+    + _SQLITE_FRACTION.format("{earlier}")
+    + ", 3)"
+)
 _DEPLOYED_SQL = "('successful', 'failed', 'rolled_back')"
 _FINISHED_SQL = "('successful', 'failed', 'rolled_back', 'aborted')"
 
@@ -281,7 +299,7 @@ class ReleaseMetricsStore:
             + " AS period, "
             + _group_sql(group, "m.service", "m.team")
             + " AS grp, CASE WHEN m.restored_at IS NOT NULL THEN "
-            + self.ledger._seconds("m.restored_at", "m.detected_at")
+            + self._seconds("m.restored_at", "m.detected_at")
             + " END AS recovery_seconds, CASE WHEN m.next_deployed IS NOT NULL THEN "
             + next_period
             + " END AS next_period, CASE WHEN m.next_deployed IS NOT NULL THEN "
@@ -450,6 +468,16 @@ class ReleaseMetricsStore:
                 where += " AND r.%s = ?" % column
                 params.append(value)
         return where + condition, params
+
+    def _seconds(self, later: str, earlier: str) -> str:
+        """SQL for the seconds between two RFC 3339 timestamps, to the microsecond as Python computes them.
+
+        SQLite's date functions read only milliseconds, so its whole seconds (``strftime('%s')``, which
+        also applies an offset) and the fractions (read from the text) are taken apart.
+        """
+        if self.dialect == "postgresql":
+            return self.ledger._seconds(later, earlier)
+        return _SQLITE_SECONDS.format(later=later, earlier=earlier)
 
     def _json_text(self, column: str, key: str) -> str:
         """SQL for a JSON object's member as text, NULL when absent or empty."""

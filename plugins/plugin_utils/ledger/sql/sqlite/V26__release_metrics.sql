@@ -4,23 +4,26 @@
 -- Lead time as a column, as V21 did for deployments: the seconds from the manifest's commit time
 -- to the release's finish, computed on write by the triggers (whoever writes the row), so reading
 -- a window's lead times parses no timestamps. NULL without a commit time, before the finish, or
--- when the commit time is not a timestamp SQLite reads.
+-- when the commit time is not a timestamp SQLite reads. Whole seconds from strftime('%s') (the
+-- fraction cut off first) plus the fractions read from the text, not julianday(): SQLite reads
+-- only milliseconds, so julianday() would differ from the timestamps' own difference (what Python
+-- computes) by up to a millisecond. The same expression as ReleaseMetricsStore._seconds.
 ALTER TABLE releases ADD COLUMN lead_seconds REAL;
 
-UPDATE releases SET lead_seconds = round((julianday(finished_at) - julianday(commit_time)) * 86400.0, 3)
+UPDATE releases SET lead_seconds = round((CAST(strftime('%s', CASE WHEN substr(finished_at, 20, 1) = '.' THEN substr(finished_at, 1, 19) || ltrim(substr(finished_at, 21), '0123456789') ELSE finished_at END) AS INTEGER) - CAST(strftime('%s', CASE WHEN substr(commit_time, 20, 1) = '.' THEN substr(commit_time, 1, 19) || ltrim(substr(commit_time, 21), '0123456789') ELSE commit_time END) AS INTEGER)) + (CASE WHEN substr(finished_at, 20, 1) = '.' THEN CAST('0' || substr(finished_at, 20, 10) AS REAL) ELSE 0 END) - (CASE WHEN substr(commit_time, 20, 1) = '.' THEN CAST('0' || substr(commit_time, 20, 10) AS REAL) ELSE 0 END), 3)
 WHERE finished_at IS NOT NULL AND commit_time IS NOT NULL AND commit_time <> '';
 
 CREATE TRIGGER releases_lead_seconds_insert AFTER INSERT ON releases
 WHEN NEW.finished_at IS NOT NULL AND NEW.commit_time IS NOT NULL AND NEW.commit_time <> ''
 BEGIN
-    UPDATE releases SET lead_seconds = round((julianday(NEW.finished_at) - julianday(NEW.commit_time)) * 86400.0, 3)
+    UPDATE releases SET lead_seconds = round((CAST(strftime('%s', CASE WHEN substr(NEW.finished_at, 20, 1) = '.' THEN substr(NEW.finished_at, 1, 19) || ltrim(substr(NEW.finished_at, 21), '0123456789') ELSE NEW.finished_at END) AS INTEGER) - CAST(strftime('%s', CASE WHEN substr(NEW.commit_time, 20, 1) = '.' THEN substr(NEW.commit_time, 1, 19) || ltrim(substr(NEW.commit_time, 21), '0123456789') ELSE NEW.commit_time END) AS INTEGER)) + (CASE WHEN substr(NEW.finished_at, 20, 1) = '.' THEN CAST('0' || substr(NEW.finished_at, 20, 10) AS REAL) ELSE 0 END) - (CASE WHEN substr(NEW.commit_time, 20, 1) = '.' THEN CAST('0' || substr(NEW.commit_time, 20, 10) AS REAL) ELSE 0 END), 3)
     WHERE release_id = NEW.release_id;
 END;
 
 CREATE TRIGGER releases_lead_seconds_update AFTER UPDATE OF commit_time, finished_at ON releases
 BEGIN
     UPDATE releases SET lead_seconds = CASE WHEN NEW.finished_at IS NOT NULL AND NEW.commit_time IS NOT NULL
-        AND NEW.commit_time <> '' THEN round((julianday(NEW.finished_at) - julianday(NEW.commit_time)) * 86400.0, 3) END
+        AND NEW.commit_time <> '' THEN round((CAST(strftime('%s', CASE WHEN substr(NEW.finished_at, 20, 1) = '.' THEN substr(NEW.finished_at, 1, 19) || ltrim(substr(NEW.finished_at, 21), '0123456789') ELSE NEW.finished_at END) AS INTEGER) - CAST(strftime('%s', CASE WHEN substr(NEW.commit_time, 20, 1) = '.' THEN substr(NEW.commit_time, 1, 19) || ltrim(substr(NEW.commit_time, 21), '0123456789') ELSE NEW.commit_time END) AS INTEGER)) + (CASE WHEN substr(NEW.finished_at, 20, 1) = '.' THEN CAST('0' || substr(NEW.finished_at, 20, 10) AS REAL) ELSE 0 END) - (CASE WHEN substr(NEW.commit_time, 20, 1) = '.' THEN CAST('0' || substr(NEW.commit_time, 20, 10) AS REAL) ELSE 0 END), 3) END
     WHERE release_id = NEW.release_id;
 END;
 
