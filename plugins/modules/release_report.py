@@ -15,7 +15,9 @@ description:
     (charts as inline SVG drawn with pygal; no scripts, opens offline), Markdown and JSON into O(dest),
     as C(<report>.<format>).
   - V(dashboard) the four DORA keys plus rework rate, their trends and tiers, per team and service.
-  - V(cfr) change failure rate by team and by application (service), with the trend of each.
+  - V(cfr) change failure rate by team and by application (service), with the trend of each; over release
+    records also which kinds of release fail, the change failure rate with counts by risk band, migrations,
+    strategy, release class, size, weekday and hour.
   - V(pir) a post-implementation review per deployment (O(deployment_ids)) or release (O(release_ids)),
     by default every failed deployment of the window, with the run's timeline from the audit trail, gate
     decisions and their reasons, anomalies (failed, rescued or retried tasks, tasks slower than
@@ -32,8 +34,9 @@ description:
   - V(pipeline) stage (task) durations, and redundant stages, the same test suite run on the same
     artifact digest more than once.
   - V(calibration) policy outcomes per quarter from the ledger's gate decisions (routes taken, denials
-    by rule, denials later followed by a successful deployment of the same C(service@version) subject)
-    and the exemptions used, which are optional input (O(exemptions)).
+    by the rules that denied, denials whose release was deployed later, found through the release
+    record whose gate stage holds the decision, else the C(service/environment/version) or
+    C(service@version) subject) and the exemptions used, which are optional input (O(exemptions)).
   - Files are replaced only when their content changes, so a rerun over the same data reports no change.
 author:
   - relops.release maintainers (@relops)

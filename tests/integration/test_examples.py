@@ -73,6 +73,9 @@ EXTERNAL = {
     ("change_gate", "Assess, into the record"): "a signed release package",
     ("change_gate", "Gate the production deployment"): "a signed release package and a permit key",
     ("change_gate", "Every host change below runs under the permit"): "a signed release package and a permit key",
+    ("change_gate", "Gate the production deployment, permit signed by OpenBao"): (
+        "a signed release package and an OpenBao server"
+    ),
     ("artifact_sign", "Sign with a key that stays in OpenBao (BAO_ADDR and BAO_TOKEN come from the environment)"): (
         "OpenBao server"
     ),

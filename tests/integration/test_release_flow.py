@@ -17,6 +17,10 @@ import pytest
 from fixtures.demo_site import Site
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import parse_timestamp
+from ansible_collections.relops.release.plugins.plugin_utils.metrics.dora import MetricsRequest, resolve_window
+from ansible_collections.relops.release.plugins.plugin_utils.metrics.patterns import failure_patterns
+from ansible_collections.relops.release.plugins.plugin_utils.metrics.release_store import ReleaseMetricsStore
+from ansible_collections.relops.release.plugins.plugin_utils.metrics.report import ReportInputs, build
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
 
 # The tests of this module build on each other (one release after another on one site), so they
@@ -257,6 +261,26 @@ def test_dora_metrics_count_the_releases_as_recorded(demo_site: Site) -> None:
     # 1.1.1 follows the rolled-back 1.2.0 (docs/metrics.md, rework rate).
     assert summary["rework_rate"] == {"deployments": 3, "rework": 1, "rate": 0.3333}
     assert sorted(metrics["groups"]) == ["payments"], "the team is the manifest's"
+    # Which releases fail (no further run): the gate's denial of 1.1.0 is found through its record,
+    # only the checks that denied are counted, and every attribute splits the same 3 deployed, 2 failed.
+    start, end = resolve_window("7d", None, None, "UTC")
+    request = MetricsRequest("local", start, end, "UTC", "day", 86400)
+    with site.ledger() as ledger:
+        denials = [d for d in ledger.decisions_between("2000", "9999") if d["decision"] == "deny"]
+        gated = ReleaseMetricsStore(ledger).gated_releases("2000", "9999")
+        calibration = build(ledger, "calibration", ReportInputs(request)).data["quarters"]
+        patterns = failure_patterns(ledger, request)
+        denied_record = ReleaseRecordStore(ledger).get_record(records["1.1.0"]["release_id"])
+    assert [gated[str(d["inputs_digest"])]["release_id"] for d in denials] == [records["1.1.0"]["release_id"]]
+    assert denied_record is not None
+    failing = {
+        "change_gate: " + c["check"] for c in denied_record["stages"]["gate"]["checks"] if c["outcome"] == "deny"
+    }
+    (quarter,) = calibration.values()
+    assert failing and set(quarter["denials"]) == failing, (quarter["denials"], failing)
+    assert (quarter["denied"], quarter["later_deployed"]) == (1, 0)
+    for name, rows in patterns.items():
+        assert (sum(r["deployments"] for r in rows), sum(r["failures"] for r in rows)) == (3, 2), (name, rows)
 
 
 REVIEW_PLAY = """

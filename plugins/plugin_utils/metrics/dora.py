@@ -11,10 +11,11 @@ reads commit times from git when a repository is given.
 from __future__ import annotations
 
 import datetime
+import functools
 import statistics
 import subprocess
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ansible_collections.relops.release.plugins.module_utils.timestamps import (
@@ -122,25 +123,18 @@ def calendar_periods(
 def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
     """The dora_metrics answer: summary, series per period, optional groups, incident link counts."""
     tz = zone(request.timezone)
-    scope = MetricsScope(
-        environment=request.environment,
-        start=format_timestamp(request.start),
-        end=format_timestamp(request.end),
-        incident_until=format_timestamp(request.end + datetime.timedelta(seconds=request.link_window_seconds)),
-        link_window_seconds=request.link_window_seconds,
-        service=request.service,
-        team=request.team,
-        timezone=request.timezone,
-        offsets=offset_stretches(request.start, request.end, tz),
-    )
+    scope = scope_of(request)
     series_periods = calendar_periods(request.start, request.end, request.granularity, tz)
     days = calendar_periods(request.start, request.end, "day", tz)
     source = choose_source(ledger, request)
     git_leads = None
     if source == "releases":
+        store = ReleaseMetricsStore(ledger)
         counts, group_counts, medians, day_counts = _aggregate_releases(
-            ReleaseMetricsStore(ledger), scope, request.granularity, request.group_by, tz
+            store, scope, request.granularity, request.group_by, tz
         )
+        if request.repository:
+            git_leads = _git_lead_times(store.revision_history(scope), scope, series_periods, request.repository)
     else:
         counts, group_counts, medians = _aggregate(ledger, scope, request.granularity, request.group_by)
         if request.granularity == "day":
@@ -148,7 +142,7 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
         else:
             day_counts = {row["label"]: int(row["deployments"]) for row in ledger.deployment_day_counts(scope)}
         if request.repository:
-            git_leads = _git_lead_times(ledger, scope, series_periods, request.repository)
+            git_leads = _git_lead_times(_revision_history(ledger, scope), scope, series_periods, request.repository)
     if git_leads is not None:
         # Git replaces the series' lead times; each group's stays the recorded commit time's.
         for key in list(medians):
@@ -195,6 +189,21 @@ def compute(ledger: Ledger, request: MetricsRequest) -> Dict[str, Any]:
     return answer
 
 
+def scope_of(request: MetricsRequest) -> MetricsScope:
+    """What the ledger queries cover for a request: environment, window (UTC), filters, calendar."""
+    return MetricsScope(
+        environment=request.environment,
+        start=format_timestamp(request.start),
+        end=format_timestamp(request.end),
+        incident_until=format_timestamp(request.end + datetime.timedelta(seconds=request.link_window_seconds)),
+        link_window_seconds=request.link_window_seconds,
+        service=request.service,
+        team=request.team,
+        timezone=request.timezone,
+        offsets=offset_stretches(request.start, request.end, zone(request.timezone)),
+    )
+
+
 def choose_source(ledger: Ledger, request: MetricsRequest) -> str:
     """The source the figures come from: ``releases`` or ``deployments`` (``auto`` picks, see SOURCES)."""
     if request.source not in SOURCES:
@@ -215,31 +224,184 @@ def _aggregate_releases(
     Dict[Tuple[str, str, str], float],
     Dict[str, int],
 ]:
-    """What :func:`_aggregate` answers, plus successful releases per local day, from release records."""
+    """What :func:`_aggregate` answers, plus successful releases per local day, from release records.
+
+    The database counts (:class:`ReleaseMetricsStore`): releases per period and group, the failed
+    and rolled-back ones with their recovery and the release after each (rework), lead-time
+    histograms. Python adds what incidents change (a window's worth): the releases they belong to
+    (:func:`_incidents_of_releases`) become failures, recover when their incidents are resolved, and
+    make the next release of their service rework; and the rework of each service's first release
+    when the release before the window failed. :func:`release_facts` gives the same figures per release.
+    """
     _check_group(group)
-    facts = release_facts(store, scope)
-    rows: List[Dict[str, Any]] = []
-    samples: Dict[Tuple[str, str, str], List[float]] = {}
-    day_counts: Dict[str, int] = {}
-    for fact in facts:
-        local = parse_timestamp(fact["finished_at"]).astimezone(tz).date()
-        label = _label(local, granularity)
-        grp = _release_group(fact, group)
-        row = {"period": label, "grp": grp, **{name: int(fact.get(name) or 0) for name in _COUNT_COLUMNS}}
-        rows.append(row)
-        if fact["successful"]:
-            day_counts[local.isoformat()] = day_counts.get(local.isoformat(), 0) + 1
-        for metric in ("lead_seconds", "recovery_seconds"):
-            if fact.get(metric) is not None:
-                for key in [(label, ""), (ALL, "")] + ([(ALL, grp)] if group else []):
-                    samples.setdefault((*key, metric), []).append(float(fact[metric]))
-    per_group_rows = _sum_rows(rows)
+    tallies: Dict[Tuple[str, str], Dict[str, int]] = {}
+    counted = store.release_counts(scope, granularity, group)
+    for row in counted:
+        key = (_period_label(row["period"], granularity), row["grp"])
+        tally = tallies.setdefault(key, dict.fromkeys(_COUNT_COLUMNS, 0))
+        for name, column in _RELEASE_COUNTS:
+            tally[name] += int(row[column] or 0)
+    recoveries: Dict[Tuple[str, str], List[float]] = {}
+    owner: Dict[int, str] = {}
+    incidents = store.incidents_opened(scope.environment, scope.start, scope.incident_until)
+    for row in store.failed_releases(scope, granularity, group, incidents=bool(incidents)):
+        if row["recovery_seconds"] is not None:
+            key = (_period_label(row["period"], granularity), row["grp"])
+            recoveries.setdefault(key, []).append(round(float(row["recovery_seconds"]), 3))
+        if row["next_period"] is not None:
+            _count_rework(tallies, _period_label(row["next_period"], granularity), row["next_grp"])
+        if row["incident_id"] not in (None, ""):
+            owner[int(row["incident_id"])] = str(row["release_id"])
+    _count_rework_after_the_window_start(store, scope, granularity, group, tallies)
+    _count_incidents(
+        store, scope, granularity, group, _incidents_of_releases(store, scope, incidents, owner), tallies, recoveries
+    )
+    for key, values in recoveries.items():
+        tallies.setdefault(key, _tally({}))["recovered"] = len(values)
+    for tally in tallies.values():
+        tally["unrecovered"] = tally["failures"] - tally["recovered"]
+    lead_medians, _samples = _lead_medians(
+        _CountedLeads(store, [row for row in counted if row["bucket"] is not None]), scope, granularity, group
+    )
+    medians = {(*key, "lead_seconds"): value for key, value in lead_medians.items()}
+    medians.update(((*key, "recovery_seconds"), median(values)) for key, values in _pool(recoveries, group).items())
+    per_group_rows = [{"period": label, "grp": grp, **tally} for (label, grp), tally in tallies.items()]
     per_period = _with_totals(_sum_over_groups(per_group_rows) if group else per_group_rows)
     per_group = (
         {grp: row for (label, grp), row in _with_totals(per_group_rows).items() if label == ALL} if group else {}
     )
-    medians = {key: median(values) for key, values in samples.items()}
-    return per_period, per_group, medians, day_counts
+    if granularity == "day":
+        day_counts = {label: int(row["successful"]) for (label, _grp), row in per_period.items() if label != ALL}
+    else:
+        day_counts = {str(row["label"]): int(row["successful"]) for row in store.successful_per_day(scope)}
+    return per_period, per_group, medians, {label: count for label, count in day_counts.items() if count}
+
+
+def _count_rework_after_the_window_start(
+    store: ReleaseMetricsStore,
+    scope: MetricsScope,
+    granularity: str,
+    group: Optional[str],
+    tallies: Dict[Tuple[str, str], Dict[str, int]],
+) -> None:
+    """Each service's first deployed release in the window is rework when the one before the window failed."""
+    previous = store.previous_deployed(scope.environment, scope.start, store.services_in_scope(scope))
+    for service, before in sorted(previous.items()):
+        if before["outcome"] not in _FAILED:
+            continue
+        first = store.next_deployed(scope, granularity, group, {"service": service})
+        if first is not None:
+            _count_rework(tallies, _period_label(first["period"], granularity), first["grp"])
+
+
+def _count_incidents(
+    store: ReleaseMetricsStore,
+    scope: MetricsScope,
+    granularity: str,
+    group: Optional[str],
+    linked: Mapping[str, Sequence[Mapping[str, Any]]],
+    tallies: Dict[Tuple[str, str], Dict[str, int]],
+    recoveries: Dict[Tuple[str, str], List[float]],
+) -> None:
+    """What incidents change: the deployed releases they belong to are counted with an incident; a
+    successful one is a failure that recovers when its incidents are resolved, and makes the next
+    release of its service rework (a failed one's next release was counted in SQL)."""
+    for row in _relabel(store.releases_by_id(scope, granularity, group, sorted(linked)), granularity):
+        if row["outcome"] not in DEPLOYED_OUTCOMES:
+            continue
+        key = (row["period"], row["grp"])
+        tally = tallies.setdefault(key, _tally({}))
+        tally["with_incident"] += 1
+        if row["outcome"] != "successful":
+            continue
+        tally["failures"] += 1
+        span = _incident_span(linked[str(row["release_id"])])
+        if span is not None:
+            recoveries.setdefault(key, []).append(span)
+        following = store.next_deployed(scope, granularity, group, row)
+        if following is not None:
+            _count_rework(tallies, _period_label(following["period"], granularity), following["grp"])
+
+
+# release_counts' columns that are tallies as they are (a failed or rolled-back release is a failure).
+_RELEASE_COUNTS = (
+    ("deployments", "deployments"),
+    ("successful", "successful"),
+    ("failures", "failed"),
+    ("rollbacks", "rollbacks"),
+    ("lead_samples", "samples"),
+)
+
+
+class _CountedLeads:
+    """The lead-time histograms :func:`_lead_medians` asks for, from the counts' pass (per period,
+    group and bucket) summed over groups or over periods; the exact values from the store."""
+
+    def __init__(self, store: ReleaseMetricsStore, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.store = store
+        self.rows = rows
+
+    def lead_histogram(
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str] = None
+    ) -> List[Dict[str, Any]]:
+        sums: Dict[Tuple[str, str, int], int] = {}
+        for row in self.rows:
+            key = ("all", str(row["grp"])) if granularity is None else (str(row["period"]), "")
+            bucket = (*key, int(row["bucket"]))
+            sums[bucket] = sums.get(bucket, 0) + int(row["samples"])
+        return [{"period": p, "grp": g, "bucket": b, "samples": n} for (p, g, b), n in sums.items()]
+
+    def lead_values(
+        self, scope: MetricsScope, granularity: Optional[str], group: Optional[str], buckets: Sequence[int]
+    ) -> List[Dict[str, Any]]:
+        return self.store.lead_values(scope, granularity, group, buckets)
+
+
+def _count_rework(tallies: Dict[Tuple[str, str], Dict[str, int]], label: str, grp: str) -> None:
+    key = (label, grp)
+    if key not in tallies:
+        tallies[key] = _tally({})
+    tallies[key]["rework"] += 1
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_label(period: str, granularity: Optional[str]) -> str:
+    """A period's name from its first local day, as :func:`_relabel` names them."""
+    return period if granularity is None or period == ALL else _label(datetime.date.fromisoformat(period), granularity)
+
+
+def _incidents_of_releases(
+    store: ReleaseMetricsStore, scope: MetricsScope, incidents: Sequence[Mapping[str, Any]], owner: Mapping[int, str]
+) -> Dict[str, List[Dict[str, Any]]]:
+    """The incidents each release in scope led to (the rule of :func:`_incidents_of`, one query per
+    incident at most): the release whose ``incident`` stage names it (``owner``), else the one made
+    under its change number, else the newest deployed release of its service at most the link
+    window before it was opened."""
+    by_change = store.releases_by_change(
+        scope, sorted({str(incident["external_id"]) for incident in incidents if incident.get("external_id")})
+    )
+    linked: Dict[str, List[Dict[str, Any]]] = {}
+    for incident in incidents:
+        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(str(incident.get("external_id") or ""))
+        if chosen is None:
+            newest = store.newest_deployed_before(
+                scope, str(incident.get("ci") or incident["service"]), str(incident["opened_at"])
+            )
+            if newest is not None and _seconds_between(str(newest["finished_at"]), str(incident["opened_at"])) <= (
+                scope.link_window_seconds
+            ):
+                chosen = str(newest["release_id"])
+        if chosen is not None:
+            linked.setdefault(chosen, []).append(dict(incident))
+    return linked
+
+
+def _incident_span(incidents: Sequence[Mapping[str, Any]]) -> Optional[float]:
+    """First incident opened to last resolved, or None while any is open."""
+    if any(incident.get("resolved_at") is None for incident in incidents):
+        return None
+    first = min(str(incident["opened_at"]) for incident in incidents)
+    return _seconds_between(first, max(str(incident["resolved_at"]) for incident in incidents))
 
 
 def release_facts(store: ReleaseMetricsStore, scope: MetricsScope) -> List[Dict[str, Any]]:
@@ -355,10 +517,7 @@ def _recovery_seconds(
     """Seconds from the failure's detection to service restored, or None while it is not restored."""
     rollback = stages.get("rollback")
     if release["outcome"] == "successful":
-        if any(incident.get("resolved_at") is None for incident in incidents):
-            return None
-        first = min(str(incident["opened_at"]) for incident in incidents)
-        return _seconds_between(first, max(str(incident["resolved_at"]) for incident in incidents))
+        return _incident_span(incidents)
     detected = _detected_at(release, stages)
     # The role notes when its rollbacks (application, schema) were done; the rollback stage follows.
     restored = ((rollback or {}).get("data") or {}).get("restored_at")
@@ -499,7 +658,7 @@ def _pool(values: Mapping[Tuple[str, str], List[float]], group: Optional[str]) -
 
 
 def _lead_medians(
-    ledger: Ledger, scope: MetricsScope, granularity: str, group: Optional[str]
+    ledger: Union[Ledger, "_CountedLeads"], scope: MetricsScope, granularity: str, group: Optional[str]
 ) -> Tuple[Dict[Tuple[str, str], float], Dict[Tuple[str, str], int]]:
     """Exact lead-time medians and sample counts per (period, ""), (all, "") and (all, group).
 
@@ -683,12 +842,15 @@ def _median_days(days: Sequence[Period], day_counts: Mapping[str, int], granular
 
 
 def _git_lead_times(
-    ledger: Ledger, scope: MetricsScope, periods: Sequence[Period], repository: str
+    history: Sequence[Mapping[str, Any]], scope: MetricsScope, periods: Sequence[Period], repository: str
 ) -> Dict[Tuple[str, str, str], float]:
-    """Median lead time per period over every commit between each deployment's previous release and its own."""
+    """Median lead time per period over every commit between each release's previous release and its own.
+
+    ``history``: oldest first, each service's release before the window, then the window's releases
+    (deployments, or successful release records), with service, source_revision and finished_at.
+    """
     samples: Dict[str, List[float]] = {ALL: []}
     previous: Dict[str, str] = {}
-    history = _revision_history(ledger, scope)
     for deployment in history:
         revision = deployment.get("source_revision")
         if not revision:

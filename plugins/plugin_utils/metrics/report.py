@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
@@ -27,7 +28,8 @@ from ansible_collections.relops.release.plugins.plugin_utils.ledger.metrics_stor
 from ansible_collections.relops.release.plugins.plugin_utils.release_record import ReleaseRecordStore
 from ansible_collections.relops.release.plugins.plugin_utils.review import ReviewStore, check_runbook, with_overdue
 
-from .dora import MetricsRequest, compute
+from .dora import MetricsRequest, choose_source, compute
+from .patterns import failure_patterns
 from .release_store import ReleaseMetricsStore
 
 REPORTS = ("dashboard", "cfr", "pir", "runbook", "automation", "pipeline", "calibration")
@@ -303,6 +305,23 @@ def change_failure(ledger: Ledger, inputs: ReportInputs) -> Report:
             ],
         )
     )
+    if choose_source(ledger, inputs.request) == "releases":
+        data["patterns"] = failure_patterns(ledger, inputs.request)
+        sections.append(
+            Section(
+                "Which kinds of release fail",
+                text=[
+                    "Change failure rate of the deployed releases by what their records say: risk band, "
+                    "migrations, strategy, release class, size (files changed), weekday and hour started."
+                ],
+                columns=["attribute", "value", "deployed releases", "failures", "CFR"],
+                rows=[
+                    [name, row["value"], row["deployments"], row["failures"], _percent(row["rate"])]
+                    for name, rows in data["patterns"].items()
+                    for row in rows
+                ],
+            )
+        )
     return Report("cfr", "Change failure rate by team and application", sections, data)
 
 
@@ -796,6 +815,9 @@ def calibration(ledger: Ledger, inputs: ReportInputs) -> Report:
     scope = _scope(inputs.request)
     decisions = ledger.decisions_between(scope.start, scope.end)
     successes = ledger.successful_deployments_after(scope.start)
+    releases = ReleaseMetricsStore(ledger)
+    # The gate writes its stage just after the decision row: a day's margin past the window's end.
+    gated = releases.gated_releases(scope.start, _day(scope.end, 1))
     quarters: Dict[str, Dict[str, Any]] = {}
     for decision in decisions:
         quarter = _quarter(str(decision["decided_at"]))
@@ -806,10 +828,10 @@ def calibration(ledger: Ledger, inputs: ReportInputs) -> Report:
         entry["routes"][route] = entry["routes"].get(route, 0) + 1
         if decision["decision"] == "deny":
             entry["denied"] += 1
-            for reason in decision["reasons"] or ["(no reason)"]:
-                rule = "%s: %s" % (decision["gate"], reason)
+            for failing in failing_rules(decision["reasons"] or ["(no reason)"]):
+                rule = "%s: %s" % (decision["gate"], failing)
                 entry["denials"][rule] = entry["denials"].get(rule, 0) + 1
-            if _deployed_later(decision, successes):
+            if _deployed_later(decision, successes, releases, gated):
                 entry["later_deployed"] += 1
     for exemption in inputs.exemptions:
         when = str(exemption.get("used_at") or exemption.get("granted_at") or "")
@@ -859,16 +881,64 @@ def calibration(ledger: Ledger, inputs: ReportInputs) -> Report:
     return Report("calibration", "Quarterly policy calibration", sections, {"quarters": quarters})
 
 
-def _deployed_later(decision: Mapping[str, Any], successes: Sequence[Mapping[str, Any]]) -> bool:
-    """A denial whose subject names a service and version (service@version) later deployed successfully."""
+# A gate reason as the change gate writes it: "<check> <outcome>: <why>" (governance.gate.reasons_of).
+_REASON = re.compile(r"^(?P<check>\S+) (?P<outcome>deny|wait|waived|skipped|pass): ")
+
+
+def failing_rules(reasons: Sequence[str]) -> List[str]:
+    """The rules that denied: the checks whose outcome is ``deny``; a reason in no known form counts as it is.
+
+    A decision lists every check, passed ones included, so counting every reason would count rules
+    that passed.
+    """
+    rules: List[str] = []
+    for reason in reasons:
+        matched = _REASON.match(str(reason))
+        if matched is None:
+            rules.append(str(reason))
+        elif matched.group("outcome") == "deny" and matched.group("check") not in rules:
+            rules.append(matched.group("check"))
+    return rules
+
+
+def _deployed_later(
+    decision: Mapping[str, Any],
+    successes: Sequence[Mapping[str, Any]],
+    releases: ReleaseMetricsStore,
+    gated: Mapping[str, Mapping[str, Any]],
+) -> bool:
+    """A denial whose release was deployed successfully afterwards.
+
+    Joined on the release: the release record whose gate stage holds this decision (same inputs
+    digest), then a later successful attempt of the same artifact to the same environment. Without
+    a record, the subject the gate wrote: ``service/environment/version`` (a successful release or
+    deployment of that version there), or ``service@version`` (a successful deployment).
+    """
+    decided = str(decision["decided_at"])
+    release = gated.get(str(decision.get("inputs_digest") or ""))
+    if release is not None:
+        return (
+            releases.released_after(
+                release["service"], release["environment"], release["version"], decided, release["digest"]
+            )
+            is not None
+        )
     subject = str(decision["subject"])
+    parts = subject.split("/")
+    if len(parts) == 3:
+        service, environment, version = parts
+        if releases.released_after(service, environment, version, decided) is not None:
+            return True
+        return any(
+            (row["service"], row["environment"], row["version"]) == (service, environment, version)
+            and str(row["finished_at"]) > decided
+            for row in successes
+        )
     if "@" not in subject:
         return False
     service, version = subject.split("@", 1)
     return any(
-        row["service"] == service
-        and row["version"] == version
-        and str(row["finished_at"]) > str(decision["decided_at"])
+        row["service"] == service and row["version"] == version and str(row["finished_at"]) > decided
         for row in successes
     )
 
