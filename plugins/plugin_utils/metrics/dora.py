@@ -377,12 +377,10 @@ def _incidents_of_releases(
     incident at most): the release whose ``incident`` stage names it (``owner``), else the one made
     under its change number, else the newest deployed release of its service at most the link
     window before it was opened."""
-    by_change = store.releases_by_change(
-        scope, sorted({str(incident["external_id"]) for incident in incidents if incident.get("external_id")})
-    )
+    by_change = store.releases_by_change(scope, sorted({_change_of(incident) for incident in incidents} - {""}))
     linked: Dict[str, List[Dict[str, Any]]] = {}
     for incident in incidents:
-        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(str(incident.get("external_id") or ""))
+        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(_change_of(incident))
         if chosen is None:
             newest = store.newest_deployed_before(
                 scope, str(incident.get("ci") or incident["service"]), str(incident["opened_at"])
@@ -394,6 +392,12 @@ def _incidents_of_releases(
         if chosen is not None:
             linked.setdefault(chosen, []).append(dict(incident))
     return linked
+
+
+def _change_of(incident: Mapping[str, Any]) -> str:
+    """The change an incident names: its caused_by (ServiceNow's "Caused by Change"), or, in incidents
+    recorded before that column was filled, the external id the release role gave it."""
+    return str(incident.get("caused_by") or incident.get("external_id") or "")
 
 
 def _incident_span(incidents: Sequence[Mapping[str, Any]]) -> Optional[float]:
@@ -477,10 +481,7 @@ def _incidents_of(
     by_change = {str(r["change_number"]): r["release_id"] for r in releases if r.get("change_number")}
     linked: Dict[str, List[Dict[str, Any]]] = {}
     for incident in store.incidents_opened(scope.environment, scope.start, scope.incident_until):
-        # The change an incident names: its caused_by (ServiceNow's "Caused by Change"), or, in incidents
-        # recorded before that column was filled, the external id the release role gave it.
-        change = str(incident.get("caused_by") or incident.get("external_id") or "")
-        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(change)
+        chosen: Optional[str] = owner.get(int(incident["id"])) or by_change.get(_change_of(incident))
         if chosen is None:
             chosen = _window_release(incident, releases, scope.link_window_seconds)
         if chosen is not None and chosen in by_id:
