@@ -144,7 +144,7 @@ def open_signer(client: OpenBaoClient, transit: Mapping[str, Any]) -> TransitSig
 
 def parse_key_reference(reference: str) -> Tuple[str, str]:
     """``<mount>/<key>`` (the mount may hold slashes) as (mount, key): how a plain setting names a transit key."""
-    mount, _, name = reference.strip().strip("/").rpartition("/")
+    mount, _slash, name = reference.strip().strip("/").rpartition("/")
     if not mount or not name:
         raise SecretsError(
             "transit key reference %r is not <mount>/<key> (for example transit/audit-checkpoints)" % reference
